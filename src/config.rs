@@ -1,0 +1,178 @@
+//! Limits and switches for a [`Connection`](crate::Connection).
+
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Limits and switches for a [`Connection`](crate::Connection).
+///
+/// Build one from [`Config::default`] with the by-value setters; it is
+/// checked by [`Connection::new`](crate::Connection::new), never here.
+///
+/// ```
+/// use std::time::Duration;
+/// use rfc6455::Config;
+/// let config = Config::default()
+///     .max_message_size(1 << 20)
+///     .max_frame_size(1 << 20)
+///     .keepalive_interval(Some(Duration::from_secs(20)));
+/// assert_eq!(config.max_message_size, 1 << 20);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The largest frame payload accepted, in bytes. Default 16 MiB.
+    ///
+    /// A larger frame fails the connection with 1009 as soon as its header
+    /// arrives, before any of its payload is buffered.
+    pub max_frame_size: usize,
+    /// The largest message accepted (the sum of its frames), in bytes. Default 64 MiB.
+    ///
+    /// A frame that would take its message past this fails the connection
+    /// with 1009 as soon as its header arrives.
+    pub max_message_size: usize,
+    /// Queued output, in bytes, past which [`send`](crate::Connection::send)
+    /// hands the message back as [`SendError::Full`](crate::SendError::Full). Default 8 MiB.
+    ///
+    /// A message is always accepted into an empty queue, so the queue holds at
+    /// most this much or one message. Automatic Pongs and Close frames are
+    /// exempt (there is at most one pending Pong).
+    pub max_write_buffer: usize,
+    /// Split outgoing data messages into frames of at most this many payload
+    /// bytes. Default `None`: one frame per message.
+    pub max_send_frame_size: Option<usize>,
+    /// Queue a Pong for every received Ping. Default `true`.
+    pub auto_pong: bool,
+    /// Send a Ping when nothing has been received for this long. Default `None`.
+    pub keepalive_interval: Option<Duration>,
+    /// Fail with [`ProtocolError::IdleTimeout`](crate::ProtocolError::IdleTimeout)
+    /// (Close 1001) when nothing has been received for this long. Default `None`.
+    pub idle_timeout: Option<Duration>,
+    /// How long to wait for the peer's Close reply, and, as a client, for the
+    /// server to close the transport after the close handshake (§7.1.1).
+    /// Default 5 seconds.
+    pub close_timeout: Option<Duration>,
+    /// Seed for the client's masking keys. Default `None`: seeded from the
+    /// operating system's entropy, as RFC 6455 §10.3 requires.
+    ///
+    /// A fixed seed makes masks predictable to anyone who knows it, which
+    /// defeats the purpose of masking; it exists for reproducible tests.
+    pub dangerous_mask_seed: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_frame_size: 16 << 20,
+            max_message_size: 64 << 20,
+            max_write_buffer: 8 << 20,
+            max_send_frame_size: None,
+            auto_pong: true,
+            keepalive_interval: None,
+            idle_timeout: None,
+            close_timeout: Some(Duration::from_secs(5)),
+            dangerous_mask_seed: None,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl Config {
+            $(
+                $(#[$doc])*
+                #[must_use = "setters return the changed Config"]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`max_frame_size`](Self::max_frame_size).
+    max_frame_size: usize;
+    /// Sets [`max_message_size`](Self::max_message_size).
+    max_message_size: usize;
+    /// Sets [`max_write_buffer`](Self::max_write_buffer).
+    max_write_buffer: usize;
+    /// Sets [`max_send_frame_size`](Self::max_send_frame_size).
+    max_send_frame_size: Option<usize>;
+    /// Sets [`auto_pong`](Self::auto_pong).
+    auto_pong: bool;
+    /// Sets [`keepalive_interval`](Self::keepalive_interval).
+    keepalive_interval: Option<Duration>;
+    /// Sets [`idle_timeout`](Self::idle_timeout).
+    idle_timeout: Option<Duration>;
+    /// Sets [`close_timeout`](Self::close_timeout).
+    close_timeout: Option<Duration>;
+    /// Sets [`dangerous_mask_seed`](Self::dangerous_mask_seed).
+    dangerous_mask_seed: Option<u64>;
+}
+
+impl Config {
+    /// Checks that the configuration can work.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_frame_size == 0 {
+            return Err(ConfigError::ZeroLimit("max_frame_size"));
+        }
+        if self.max_message_size == 0 {
+            return Err(ConfigError::ZeroLimit("max_message_size"));
+        }
+        if self.max_write_buffer == 0 {
+            return Err(ConfigError::ZeroLimit("max_write_buffer"));
+        }
+        if self.max_send_frame_size == Some(0) {
+            return Err(ConfigError::ZeroLimit("max_send_frame_size"));
+        }
+        if self.max_frame_size > self.max_message_size {
+            return Err(ConfigError::FrameLargerThanMessage);
+        }
+        for (name, value) in [
+            ("keepalive_interval", self.keepalive_interval),
+            ("idle_timeout", self.idle_timeout),
+            ("close_timeout", self.close_timeout),
+        ] {
+            if value == Some(Duration::ZERO) {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn rejects_unworkable_values() {
+        let c = Config::default();
+        assert_eq!(
+            c.clone().max_frame_size(0).validate(),
+            Err(ConfigError::ZeroLimit("max_frame_size"))
+        );
+        assert_eq!(
+            c.clone().max_send_frame_size(Some(0)).validate(),
+            Err(ConfigError::ZeroLimit("max_send_frame_size"))
+        );
+        assert_eq!(
+            c.clone()
+                .max_frame_size(2 << 20)
+                .max_message_size(1 << 20)
+                .validate(),
+            Err(ConfigError::FrameLargerThanMessage)
+        );
+        assert_eq!(
+            c.idle_timeout(Some(Duration::ZERO)).validate(),
+            Err(ConfigError::ZeroDuration("idle_timeout"))
+        );
+    }
+}

@@ -1,0 +1,577 @@
+//! The connection: the public, sans-IO API over the frame layer and the
+//! close handshake (RFC 6455 §5–§7).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+mod recv;
+mod send;
+mod state;
+mod timer;
+
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rand::rngs::{StdRng, SysRng};
+use rand::{Rng, SeedableRng};
+
+pub use send::Outgoing;
+pub use state::{Side, State};
+
+use self::recv::{Received, Receiver};
+use self::state::Transition;
+use self::timer::Timers;
+use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
+use crate::config::Config;
+use crate::error::{ConfigError, ProtocolError, SendError};
+use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
+use crate::message::{DataKind, Message, Utf8Bytes};
+use crate::utf8::Utf8Validator;
+
+/// Which end of the connection this is. Clients mask what they send and
+/// require unmasked input; servers the reverse (RFC 6455 §5.1).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The endpoint that sent the opening handshake.
+    Client,
+    /// The endpoint that accepted it.
+    Server,
+}
+
+/// The smallest spare capacity [`Connection::read_buf`] offers.
+const MIN_READ: usize = 16 * 1024;
+/// The most spare capacity [`Connection::read_buf`] reserves at once for a large frame.
+const MAX_READ: usize = 256 * 1024;
+
+/// A WebSocket connection after the opening handshake, with no I/O of its own.
+///
+/// The caller moves every byte: what arrives from the transport goes in, what
+/// the connection queues goes out. Time goes in the same way. Nothing here
+/// blocks, spawns or reads a clock, so the same connection runs over TCP,
+/// TLS, an HTTP/2 stream or an in-memory buffer.
+///
+/// # Methods by group
+///
+/// - **Input**: [`read_buf`](Self::read_buf) (read straight into it),
+///   [`receive`](Self::receive) (copy a slice in), [`receive_eof`](Self::receive_eof),
+///   [`handle_timeout`](Self::handle_timeout).
+/// - **Pull**: [`next_message`](Self::next_message).
+/// - **Commands**: [`send`](Self::send), [`send_fragment`](Self::send_fragment),
+///   [`close`](Self::close).
+/// - **Output**: [`outgoing`](Self::outgoing), [`wants_write`](Self::wants_write),
+///   [`poll_timeout`](Self::poll_timeout).
+/// - **State**: [`state`](Self::state), [`close_frame`](Self::close_frame),
+///   [`wants_read`](Self::wants_read), [`should_close_transport`](Self::should_close_transport),
+///   [`role`](Self::role).
+///
+/// # Call order
+///
+/// 1. After construction, call [`handle_timeout`](Self::handle_timeout) with
+///    the current time once, so the timers have a starting point.
+/// 2. After any input (bytes, EOF, a timeout), call
+///    [`next_message`](Self::next_message) until it returns `Ok(None)`.
+///    Calling [`handle_timeout`](Self::handle_timeout) after each read keeps
+///    the idle and keepalive timers exact.
+/// 3. Drain [`outgoing`](Self::outgoing) to the transport whenever
+///    [`wants_write`](Self::wants_write) is true (after input too: Pongs and
+///    Close echoes are queued automatically).
+/// 4. Re-arm a timer to [`poll_timeout`](Self::poll_timeout).
+/// 5. Close the transport when [`should_close_transport`](Self::should_close_transport) says so.
+///
+/// # Automatic replies
+///
+/// A received Ping is returned as [`Message::Ping`] and its Pong is already
+/// queued (only the newest pending Pong is kept). A received Close is
+/// returned as [`Message::Close`] and its echo is already queued. A protocol
+/// error queues a Close with the error's code.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+    rx: BytesMut,
+    /// Bytes consumed from the front of `rx`, ever.
+    rx_consumed: u64,
+    receiver: Receiver,
+    out: Outgoing,
+    /// A Pong waiting for the queued one to drain (only the newest is kept).
+    pending_pong: Option<Bytes>,
+    /// Where the queued Pong ends, in `out`'s total byte count.
+    queued_pong_end: u64,
+    /// The kind and UTF-8 state of a fragmented message being sent.
+    sending: Option<(DataKind, Utf8Validator)>,
+    sent_close: bool,
+    received_close: bool,
+    /// What the peer sent (1005 for an empty Close, 1006 when none came).
+    peer_close: Option<CloseFrame>,
+    eof: bool,
+    /// The client's wait for the server to close the transport ran out.
+    close_wait_over: bool,
+    failure: Option<ProtocolError>,
+    timers: Timers,
+    /// Masking keys; clients only.
+    rng: Option<StdRng>,
+}
+
+impl Connection {
+    /// A connection in the [`State::Open`] state, with no bytes buffered.
+    ///
+    /// A client's masking keys come from a generator seeded from the
+    /// operating system's entropy (or [`Config::dangerous_mask_seed`]).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if `config` cannot work, or the entropy source failed.
+    pub fn new(role: Role, config: Config) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let rng = match (role, config.dangerous_mask_seed) {
+            (Role::Server, _) => None,
+            (Role::Client, Some(seed)) => Some(StdRng::seed_from_u64(seed)),
+            (Role::Client, None) => {
+                Some(StdRng::try_from_rng(&mut SysRng).map_err(|_| ConfigError::Entropy)?)
+            }
+        };
+        Ok(Self {
+            role,
+            receiver: Receiver::new(
+                role == Role::Server,
+                config.max_frame_size,
+                config.max_message_size,
+            ),
+            config,
+            state: State::Open,
+            rx: BytesMut::new(),
+            rx_consumed: 0,
+            out: Outgoing::default(),
+            pending_pong: None,
+            queued_pong_end: 0,
+            sending: None,
+            sent_close: false,
+            received_close: false,
+            peer_close: None,
+            eof: false,
+            close_wait_over: false,
+            failure: None,
+            timers: Timers::default(),
+            rng,
+        })
+    }
+
+    /// Like [`new`](Self::new), with bytes that arrived after the opening
+    /// handshake already buffered (a peer may send its first frame at once).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_leftover(role: Role, config: Config, leftover: &[u8]) -> Result<Self, ConfigError> {
+        let mut conn = Self::new(role, config)?;
+        conn.receive(leftover);
+        Ok(conn)
+    }
+
+    // ---- Input -------------------------------------------------------------
+
+    /// The input buffer, with spare capacity reserved: read from the
+    /// transport straight into it (e.g. `BufMut`-based reads), then call
+    /// [`next_message`](Self::next_message).
+    ///
+    /// The spare capacity grows with the frame being received (up to 256 KiB
+    /// at a time), never with a length a peer merely announces.
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        let missing = self.receiver.frame_bytes_missing(self.rx.len());
+        let want = missing.clamp(MIN_READ, MAX_READ);
+        if self.rx.capacity() - self.rx.len() < want {
+            self.rx.reserve(want);
+        }
+        &mut self.rx
+    }
+
+    /// Copies `data` into the input buffer; then call
+    /// [`next_message`](Self::next_message).
+    pub fn receive(&mut self, data: &[u8]) {
+        self.rx.extend_from_slice(data);
+    }
+
+    /// The transport reached end of input. Then call
+    /// [`next_message`](Self::next_message): it returns the messages still
+    /// buffered, then [`ProtocolError::AbnormalClosure`] unless the close
+    /// handshake had completed.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// Tells the connection the time, and fires what is due: a keepalive Ping
+    /// is queued, an idle peer fails the connection with
+    /// [`ProtocolError::IdleTimeout`] (returned by the next
+    /// [`next_message`](Self::next_message)), an unanswered Close stops being
+    /// waited for. Then drain [`outgoing`](Self::outgoing) and re-arm
+    /// [`poll_timeout`](Self::poll_timeout).
+    ///
+    /// It may be called at any time; calling it after each read keeps the
+    /// idle and keepalive timers exact (input is credited at the next call).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let rx_total = self.rx_consumed.saturating_add(self.rx.len() as u64);
+        self.timers.advance(
+            now,
+            rx_total,
+            self.config.keepalive_interval,
+            self.config.idle_timeout,
+            self.config.close_timeout,
+        );
+        if self.failure.is_some() || self.state == State::Closed {
+            self.timers.keepalive = None;
+            self.timers.idle = None;
+        }
+        if Timers::take_due(&mut self.timers.idle, now) {
+            self.fail(ProtocolError::IdleTimeout);
+        }
+        if Timers::take_due(&mut self.timers.keepalive, now) && self.state == State::Open {
+            self.queue_frame(OpCode::Ping, true, &Bytes::new());
+            self.timers.keepalive = self
+                .config
+                .keepalive_interval
+                .and_then(|interval| now.checked_add(interval));
+        }
+        if Timers::take_due(&mut self.timers.close, now) {
+            if self.state != State::Closed {
+                self.peer_close
+                    .get_or_insert_with(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
+                self.state = self.state.on(Transition::Ended);
+            }
+            self.close_wait_over = true;
+        }
+    }
+
+    /// Whether the connection can use more input: false once the transport
+    /// ended or the connection is done with it, and while a whole frame's
+    /// worth of input is buffered and not yet pulled.
+    #[must_use]
+    pub fn wants_read(&self) -> bool {
+        !self.eof
+            && !self.should_close_transport()
+            && self.rx.len() < self.config.max_frame_size.saturating_add(MAX_HEADER_LEN)
+    }
+
+    // ---- Pull --------------------------------------------------------------
+
+    /// The next message from the buffered input, or `Ok(None)` when more
+    /// bytes are needed (or the connection is closed).
+    ///
+    /// Call it until `Ok(None)` after every input, then drain
+    /// [`outgoing`](Self::outgoing): a Ping's Pong, a Close's echo or a
+    /// failure's Close may have been queued.
+    ///
+    /// # Errors
+    ///
+    /// A [`ProtocolError`] if the peer broke the protocol, went idle, or the
+    /// transport ended without a close handshake. The error is sticky: every
+    /// later call returns it again, and the Close frame it queued still drains.
+    pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        if let Some(error) = self.failure {
+            return Err(error);
+        }
+        if self.received_close || self.state == State::Closed {
+            // Nothing may follow a Close (§5.5.1); anything that does is ignored.
+            self.discard_input();
+            return Ok(None);
+        }
+        let before = self.rx.len();
+        let polled = self.receiver.poll(&mut self.rx);
+        self.rx_consumed = self
+            .rx_consumed
+            .saturating_add(before.saturating_sub(self.rx.len()) as u64);
+        match polled {
+            Ok(Some(item)) => Ok(Some(self.on_received(item))),
+            Ok(None) if self.eof => Err(self.fail(ProtocolError::AbnormalClosure)),
+            Ok(None) => Ok(None),
+            Err(error) => Err(self.fail(error)),
+        }
+    }
+
+    fn on_received(&mut self, item: Received) -> Message {
+        match item {
+            Received::Data(DataKind::Text, data) => Message::Text(Utf8Bytes::from_validated(data)),
+            Received::Data(DataKind::Binary, data) => Message::Binary(data),
+            Received::Ping(data) => {
+                if self.config.auto_pong && !self.sent_close {
+                    self.pending_pong = Some(data.clone());
+                }
+                Message::Ping(data)
+            }
+            Received::Pong(data) => Message::Pong(data),
+            Received::Close(frame) => {
+                self.received_close = true;
+                self.peer_close = Some(
+                    frame
+                        .clone()
+                        .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
+                );
+                self.state = self.state.on(Transition::ReceivedClose);
+                if !self.sent_close {
+                    // Echo the code (§5.5.1); an empty Close is echoed empty.
+                    let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
+                    self.queue_close(echo.as_ref());
+                }
+                self.discard_input();
+                Message::Close(frame)
+            }
+        }
+    }
+
+    /// Records a failure, queues its Close, and returns it.
+    fn fail(&mut self, error: ProtocolError) -> ProtocolError {
+        self.failure = Some(error);
+        self.sending = None;
+        let code = error.close_code();
+        if code.is_sendable() {
+            if !self.sent_close {
+                self.queue_close(Some(&CloseFrame::new(code, "")));
+            }
+        } else {
+            // 1006: the transport is gone; there is no one to tell.
+            self.peer_close
+                .get_or_insert_with(|| CloseFrame::new(code, ""));
+            self.state = self.state.on(Transition::Ended);
+        }
+        self.discard_input();
+        error
+    }
+
+    fn discard_input(&mut self) {
+        self.rx_consumed = self.rx_consumed.saturating_add(self.rx.len() as u64);
+        self.rx.clear();
+    }
+
+    // ---- Commands ----------------------------------------------------------
+
+    /// Queues a whole message. Then drain [`outgoing`](Self::outgoing).
+    ///
+    /// Data messages are split into frames of
+    /// [`Config::max_send_frame_size`] if set. A client masks each frame with
+    /// a fresh key; a server's large payloads are queued without a copy.
+    /// Sending [`Message::Close`] is [`close`](Self::close).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Full`] hands the message back when queued output is at
+    /// [`Config::max_write_buffer`]; drain and retry. [`SendError::Closed`]
+    /// after a Close was sent or the connection failed. Also the control
+    /// frame and fragmentation rules in [`SendError`]. On error nothing was queued.
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        if self.sent_close || self.failure.is_some() {
+            return Err(SendError::Closed);
+        }
+        match &message {
+            Message::Close(frame) => return self.send_close(frame.as_ref()),
+            Message::Ping(data) | Message::Pong(data) if data.len() > MAX_CONTROL_PAYLOAD => {
+                return Err(SendError::ControlTooLong);
+            }
+            Message::Text(_) | Message::Binary(_) if self.sending.is_some() => {
+                return Err(SendError::FragmentInProgress);
+            }
+            _ => {}
+        }
+        if self.out.len() >= self.config.max_write_buffer {
+            return Err(SendError::Full(message));
+        }
+        match message {
+            Message::Text(text) => self.queue_data(OpCode::Text, &text.into_bytes()),
+            Message::Binary(data) => self.queue_data(OpCode::Binary, &data),
+            Message::Ping(data) => self.queue_frame(OpCode::Ping, true, &data),
+            Message::Pong(data) => self.queue_frame(OpCode::Pong, true, &data),
+            Message::Close(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Queues one fragment of a message being streamed (§5.4). The first
+    /// call starts a message of `kind`; later calls continue it; `fin` ends
+    /// it. Control messages may be sent between fragments.
+    ///
+    /// Text fragments may split a code point; the text as a whole is checked
+    /// as it goes, so invalid UTF-8 is refused before it is sent.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::FragmentKindMismatch`] if `kind` differs from the message
+    /// in progress, [`SendError::InvalidUtf8`] for text that cannot be UTF-8,
+    /// [`SendError::FullFragment`] (handing the bytes back) and
+    /// [`SendError::Closed`] as for [`send`](Self::send). On error nothing
+    /// was queued and the message in progress is unchanged.
+    pub fn send_fragment(
+        &mut self,
+        kind: DataKind,
+        data: Bytes,
+        fin: bool,
+    ) -> Result<(), SendError> {
+        if self.sent_close || self.failure.is_some() {
+            return Err(SendError::Closed);
+        }
+        let (opcode, mut utf8) = match &self.sending {
+            None => (kind.opcode(), Utf8Validator::default()),
+            Some((current, utf8)) if *current == kind => (OpCode::Continuation, utf8.clone()),
+            Some(_) => return Err(SendError::FragmentKindMismatch),
+        };
+        if kind == DataKind::Text {
+            utf8.feed(&data).map_err(|_| SendError::InvalidUtf8)?;
+            if fin {
+                utf8.finish().map_err(|_| SendError::InvalidUtf8)?;
+            }
+        }
+        if self.out.len() >= self.config.max_write_buffer {
+            return Err(SendError::FullFragment(data));
+        }
+        self.queue_frame(opcode, fin, &data);
+        self.sending = if fin { None } else { Some((kind, utf8)) };
+        Ok(())
+    }
+
+    /// Starts the close handshake (§7.1.2): queues a Close frame with `code`
+    /// and `reason`. Messages keep arriving until the peer's Close, which
+    /// [`next_message`](Self::next_message) returns; then the state is
+    /// [`State::Closed`]. Then drain [`outgoing`](Self::outgoing).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::InvalidCloseCode`] for a code that may not be sent,
+    /// [`SendError::ReasonTooLong`] past 123 bytes, [`SendError::Closed`] if
+    /// a Close was already sent.
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        if self.sent_close || self.failure.is_some() {
+            return Err(SendError::Closed);
+        }
+        self.send_close(Some(&CloseFrame::new(code, reason)))
+    }
+
+    fn send_close(&mut self, frame: Option<&CloseFrame>) -> Result<(), SendError> {
+        if let Some(frame) = frame {
+            if !frame.code.is_sendable() {
+                return Err(SendError::InvalidCloseCode(frame.code.0));
+            }
+            if frame.reason.len() > MAX_REASON_LEN {
+                return Err(SendError::ReasonTooLong);
+            }
+        }
+        self.queue_close(frame);
+        Ok(())
+    }
+
+    fn queue_data(&mut self, opcode: OpCode, payload: &Bytes) {
+        let step = self.config.max_send_frame_size.unwrap_or(usize::MAX);
+        if payload.len() <= step {
+            return self.queue_frame(opcode, true, payload);
+        }
+        let mut opcode = opcode;
+        let mut rest = payload.clone();
+        while !rest.is_empty() {
+            let piece = rest.split_to(step.min(rest.len()));
+            self.queue_frame(opcode, rest.is_empty(), &piece);
+            opcode = OpCode::Continuation;
+        }
+    }
+
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &Bytes) {
+        let mut header = FrameHeader::new(opcode, payload.len() as u64);
+        header.fin = fin;
+        header.mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
+        self.out.push_frame(&header, payload);
+    }
+
+    /// Queues a Close (after any pending Pong) and moves the state on.
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        if let Some(pong) = self.pending_pong.take() {
+            self.queue_frame(OpCode::Pong, true, &pong);
+        }
+        let payload = frame.map_or_else(Bytes::new, CloseFrame::to_payload);
+        self.queue_frame(OpCode::Close, true, &payload);
+        self.sent_close = true;
+        self.sending = None;
+        self.state = self.state.on(Transition::SentClose);
+        if self.config.close_timeout.is_some() {
+            self.timers.close_pending = true;
+        }
+    }
+
+    // ---- Output ------------------------------------------------------------
+
+    /// The bytes to write to the transport, as a [`bytes::Buf`]: write
+    /// [`chunk`](Buf::chunk) or [`chunks_vectored`](Buf::chunks_vectored),
+    /// then [`advance`](Buf::advance) by what was written.
+    ///
+    /// A pending automatic Pong joins the queue here, once the previous one
+    /// has been written.
+    pub fn outgoing(&mut self) -> &mut Outgoing {
+        if self.out.written_total() >= self.queued_pong_end
+            && let Some(pong) = self.pending_pong.take()
+        {
+            self.queue_frame(OpCode::Pong, true, &pong);
+            self.queued_pong_end = self.out.queued_total();
+        }
+        &mut self.out
+    }
+
+    /// Whether there are bytes to write (see [`outgoing`](Self::outgoing)).
+    #[must_use]
+    pub fn wants_write(&self) -> bool {
+        self.out.has_remaining() || self.pending_pong.is_some()
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) has work
+    /// to do, or `None` when no timer is armed. A time already past means
+    /// "call it now".
+    #[must_use = "re-arm the timer to this deadline"]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.earliest()
+    }
+
+    // ---- State -------------------------------------------------------------
+
+    /// Where the connection is in its lifetime.
+    #[must_use]
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The Close the peer sent: its code and reason, 1005 if it was empty,
+    /// or 1006 if the transport ended (or the wait timed out) without one.
+    /// `None` while no Close has been received.
+    #[must_use]
+    pub fn close_frame(&self) -> Option<&CloseFrame> {
+        self.peer_close.as_ref()
+    }
+
+    /// Whether to close the transport now: all output is written, and the
+    /// connection failed, the transport ended, or the close handshake is
+    /// over. The server closes first (§7.1.1); a client waits for the
+    /// server to do so, up to [`Config::close_timeout`].
+    #[must_use]
+    pub fn should_close_transport(&self) -> bool {
+        if self.wants_write() {
+            return false;
+        }
+        self.failure.is_some()
+            || self.eof
+            || (self.state == State::Closed && (self.role == Role::Server || self.close_wait_over))
+    }
+
+    /// Whether this is the client or the server end.
+    #[must_use]
+    pub fn role(&self) -> Role {
+        self.role
+    }
+}
+
+impl DataKind {
+    fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::Text,
+            Self::Binary => OpCode::Binary,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Keepalive, idle and close-handshake deadlines.
+//!
+//! Time is an input: the connection learns it only from
+//! [`Connection::handle_timeout`](crate::Connection::handle_timeout), and
+//! answers [`Connection::poll_timeout`](crate::Connection::poll_timeout) with
+//! the earliest armed deadline.
+
+use std::time::{Duration, Instant};
+
+/// The deadlines, and what the connection knew at the last `handle_timeout`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Timers {
+    /// The latest time seen.
+    pub(crate) now: Option<Instant>,
+    /// Bytes received (in total) when the timers were last re-armed.
+    rx_seen: u64,
+    /// When to send a keepalive Ping.
+    pub(crate) keepalive: Option<Instant>,
+    /// When to give up on a silent peer.
+    pub(crate) idle: Option<Instant>,
+    /// When to stop waiting in the close handshake.
+    pub(crate) close: Option<Instant>,
+    /// A close wait started since the last `handle_timeout`; its deadline is
+    /// armed from the next `now`.
+    pub(crate) close_pending: bool,
+}
+
+fn after(now: Instant, interval: Option<Duration>) -> Option<Instant> {
+    interval.and_then(|d| now.checked_add(d))
+}
+
+impl Timers {
+    /// Records `now` and re-arms the input deadlines if bytes arrived since
+    /// the last call (or this is the first call).
+    pub(crate) fn advance(
+        &mut self,
+        now: Instant,
+        rx_total: u64,
+        keepalive: Option<Duration>,
+        idle: Option<Duration>,
+        close: Option<Duration>,
+    ) {
+        if self.now.is_none() || rx_total != self.rx_seen {
+            self.rx_seen = rx_total;
+            self.keepalive = after(now, keepalive);
+            self.idle = after(now, idle);
+        }
+        if self.close_pending {
+            self.close_pending = false;
+            self.close = after(now, close);
+        }
+        self.now = Some(now);
+    }
+
+    /// Takes the deadline in `slot` if it is due at `now`.
+    pub(crate) fn take_due(slot: &mut Option<Instant>, now: Instant) -> bool {
+        if slot.is_some_and(|t| t <= now) {
+            *slot = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The earliest deadline; a close wait that started since the last call
+    /// reports the last known time, so the driver calls back at once to arm it.
+    pub(crate) fn earliest(&self) -> Option<Instant> {
+        let pending = if self.close_pending { self.now } else { None };
+        [self.keepalive, self.idle, self.close, pending]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}

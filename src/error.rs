@@ -1,0 +1,164 @@
+//! The error families.
+//!
+//! - [`ProtocolError`]: the peer broke RFC 6455. It carries the close code the
+//!   connection sends for it, and once one occurs it is sticky.
+//! - [`SendError`]: the caller asked for something the connection cannot do.
+//!   The connection is unchanged and nothing was queued.
+//! - [`ConfigError`]: a [`Config`](crate::Config) that cannot work, found by
+//!   [`Connection::new`](crate::Connection::new).
+
+use crate::close::CloseCode;
+use crate::message::Message;
+
+/// The peer's fault: a frame or message that breaks RFC 6455, or a peer that
+/// went silent or away.
+///
+/// When [`Connection::next_message`](crate::Connection::next_message) returns
+/// one, the connection has already queued a Close frame with
+/// [`close_code`](Self::close_code) (unless the code is local-only, like
+/// 1006), moved to [`State::Closing`](crate::State::Closing), and returns the
+/// same error from every later call. The queued output still drains, so the
+/// Close frame reaches the peer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// RSV1, RSV2 or RSV3 was set, and no negotiated extension defines it (§5.2).
+    #[error("reserved bits set in frame header without a negotiated extension")]
+    ReservedBits,
+    /// The opcode is one of the reserved values 3–7 or 11–15 (§5.2).
+    #[error("reserved opcode {0:#x}")]
+    ReservedOpcode(u8),
+    /// A client sent a frame without a mask (§5.1).
+    #[error("unmasked frame from client")]
+    UnmaskedFrame,
+    /// A server sent a masked frame (§5.1).
+    #[error("masked frame from server")]
+    MaskedFrame,
+    /// A control frame had FIN clear (§5.5).
+    #[error("fragmented control frame")]
+    FragmentedControl,
+    /// A control frame's payload was longer than 125 bytes (§5.5).
+    #[error("control frame payload longer than 125 bytes")]
+    ControlTooLong,
+    /// A payload length used more bytes than needed (§5.2: "the minimal number
+    /// of bytes MUST be used").
+    #[error("payload length not minimally encoded")]
+    NonMinimalLength,
+    /// A 64-bit payload length had its most significant bit set (§5.2).
+    #[error("64-bit payload length with the most significant bit set")]
+    LengthOverflow,
+    /// A continuation frame arrived with no fragmented message to continue (§5.4).
+    #[error("continuation frame without a message to continue")]
+    UnexpectedContinuation,
+    /// A new Text or Binary frame arrived inside a fragmented message (§5.4).
+    #[error("new data frame while a fragmented message is unfinished")]
+    ExpectedContinuation,
+    /// Text (or a close reason) was not valid UTF-8 (§8.1).
+    #[error("invalid UTF-8 in text")]
+    InvalidUtf8,
+    /// A Close frame payload was a single byte (§5.5.1).
+    #[error("close frame payload of one byte")]
+    BadClosePayload,
+    /// A Close frame carried a code that may not be sent (§7.4).
+    #[error("invalid close code {0}")]
+    InvalidCloseCode(u16),
+    /// A frame's payload was larger than [`Config::max_frame_size`](crate::Config::max_frame_size).
+    #[error("frame larger than the configured limit")]
+    FrameTooBig,
+    /// A message was larger than [`Config::max_message_size`](crate::Config::max_message_size).
+    #[error("message larger than the configured limit")]
+    MessageTooBig,
+    /// The transport ended without a completed close handshake (§7.1.5: 1006).
+    #[error("connection closed without a close handshake")]
+    AbnormalClosure,
+    /// Nothing arrived for [`Config::idle_timeout`](crate::Config::idle_timeout).
+    #[error("no data received within the idle timeout")]
+    IdleTimeout,
+}
+
+impl ProtocolError {
+    /// The close code this error stands for (RFC 6455 §7.4.1).
+    ///
+    /// 1002 for framing errors, 1007 for bad UTF-8, 1009 for limits, 1001 for
+    /// an idle peer, and 1006 for a transport that ended without a close
+    /// handshake. 1006 is reported locally and never sent.
+    #[must_use]
+    pub fn close_code(self) -> CloseCode {
+        match self {
+            Self::ReservedBits
+            | Self::ReservedOpcode(_)
+            | Self::UnmaskedFrame
+            | Self::MaskedFrame
+            | Self::FragmentedControl
+            | Self::ControlTooLong
+            | Self::NonMinimalLength
+            | Self::LengthOverflow
+            | Self::UnexpectedContinuation
+            | Self::ExpectedContinuation
+            | Self::BadClosePayload
+            | Self::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
+            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::FrameTooBig | Self::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
+            Self::IdleTimeout => CloseCode::GOING_AWAY,
+            Self::AbnormalClosure => CloseCode::ABNORMAL,
+        }
+    }
+}
+
+/// The caller's fault: a send the connection refused. The connection is
+/// unchanged and nothing was queued.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// A Close frame was already sent, or the connection failed; no frame may follow (§5.5.1).
+    #[error("the connection is closing or closed")]
+    Closed,
+    /// Queued output is at [`Config::max_write_buffer`](crate::Config::max_write_buffer).
+    /// The message is handed back; drain [`Connection::outgoing`](crate::Connection::outgoing) and retry.
+    #[error("outgoing buffer is full")]
+    Full(Message),
+    /// A Ping, Pong or Close payload was longer than 125 bytes (§5.5).
+    #[error("control frame payload longer than 125 bytes")]
+    ControlTooLong,
+    /// A close reason was longer than 123 bytes (§5.5.1).
+    #[error("close reason longer than 123 bytes")]
+    ReasonTooLong,
+    /// The close code may not be sent (1005, 1006, 1015, unassigned or out of range; §7.4).
+    #[error("close code {0} may not be sent")]
+    InvalidCloseCode(u16),
+    /// A whole Text or Binary message was sent, or a new fragmented message
+    /// started, while a fragmented message is unfinished (§5.4).
+    #[error("a fragmented message is in progress")]
+    FragmentInProgress,
+    /// Queued output is at [`Config::max_write_buffer`](crate::Config::max_write_buffer)
+    /// when [`Connection::send_fragment`](crate::Connection::send_fragment) was
+    /// called. The fragment's bytes are handed back; drain and retry.
+    #[error("outgoing buffer is full")]
+    FullFragment(bytes::Bytes),
+    /// Text sent with [`Connection::send_fragment`](crate::Connection::send_fragment)
+    /// is not UTF-8, or ends inside a code point (§8.1).
+    #[error("text fragment is not valid UTF-8")]
+    InvalidUtf8,
+    /// [`Connection::send_fragment`](crate::Connection::send_fragment) continued
+    /// a message of the other kind than the one in progress.
+    #[error("fragment kind does not match the message in progress")]
+    FragmentKindMismatch,
+}
+
+/// A [`Config`](crate::Config) that cannot work.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A size limit was zero.
+    #[error("{0} must be greater than zero")]
+    ZeroLimit(&'static str),
+    /// `max_frame_size` was larger than `max_message_size`, so the frame limit could never apply.
+    #[error("max_frame_size is larger than max_message_size")]
+    FrameLargerThanMessage,
+    /// A duration was zero.
+    #[error("{0} must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// The operating system's entropy source failed, so no masking key generator could be seeded.
+    #[error("the operating system's entropy source failed")]
+    Entropy,
+}

@@ -1,0 +1,82 @@
+//! A sans-IO implementation of the WebSocket protocol (RFC 6455).
+//!
+//! The protocol lives in [`Connection`], which owns no socket, clock or
+//! thread. Bytes from the transport go in, messages come out; messages go in,
+//! bytes for the transport come out:
+//!
+//! ```text
+//!            transport side                          application side
+//!   read ─▶ read_buf() / receive() ─┐          ┌─▶ next_message() ─▶ Message
+//!   EOF  ─▶ receive_eof() ──────────┤          │
+//!   time ─▶ handle_timeout(now) ────┼─▶ Connection
+//!                                   │          │
+//!  write ◀─ outgoing(): impl Buf ◀──┘          └─◀ send(Message) / close(code, reason)
+//!  timer ◀─ poll_timeout()
+//! ```
+//!
+//! Pongs, the echo of a received Close and the Close that reports a protocol
+//! error are queued by the connection itself; the caller only moves bytes.
+//! Because nothing here does I/O, the same connection runs over TCP, TLS,
+//! an HTTP/2 stream or, as below, two in-memory buffers.
+//!
+//! ```
+//! use bytes::Buf;
+//! use rfc6455::{CloseCode, Config, Connection, Message, Role, State};
+//!
+//! let mut client = Connection::new(Role::Client, Config::default())?;
+//! let mut server = Connection::new(Role::Server, Config::default())?;
+//!
+//! // Move every queued byte from one connection to the other.
+//! fn pump(from: &mut Connection, to: &mut Connection) {
+//!     let out = from.outgoing();
+//!     while out.has_remaining() {
+//!         let n = out.chunk().len();
+//!         to.receive(out.chunk());
+//!         out.advance(n);
+//!     }
+//! }
+//!
+//! client.send(Message::text("hello"))?;
+//! pump(&mut client, &mut server);
+//! assert_eq!(server.next_message()?, Some(Message::text("hello")));
+//! assert_eq!(server.next_message()?, None); // need more bytes
+//!
+//! // The server starts the close handshake; the client's echo is automatic.
+//! server.close(CloseCode::NORMAL, "bye")?;
+//! pump(&mut server, &mut client);
+//! let Some(Message::Close(Some(frame))) = client.next_message()? else { panic!() };
+//! assert_eq!((frame.code, frame.reason.as_str()), (CloseCode::NORMAL, "bye"));
+//! pump(&mut client, &mut server);
+//! assert!(matches!(server.next_message()?, Some(Message::Close(_))));
+//! assert_eq!(server.state(), State::Closed);
+//! assert!(server.should_close_transport()); // the server closes TCP first (§7.1.1)
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Modules
+//!
+//! - [`frame`]: the stateless wire format (§5.2, §5.3), for tools and fuzzers.
+//! - The crate root: [`Connection`] and the types it speaks in.
+//!
+//! # Limits
+//!
+//! Every size a peer controls is bounded by [`Config`] and checked from the
+//! frame header, before its payload is buffered. Nothing a peer sends can
+//! make the connection panic; it fails with a [`ProtocolError`] and the
+//! matching close code instead.
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod close;
+mod config;
+mod conn;
+mod error;
+pub mod frame;
+mod message;
+mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use config::Config;
+pub use conn::{Connection, Outgoing, Role, Side, State};
+pub use error::{ConfigError, ProtocolError, SendError};
+pub use message::{DataKind, Message, Utf8Bytes};
