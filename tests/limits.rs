@@ -1,0 +1,141 @@
+//! Limits from `Config`: checked from the frame header, before any payload is
+//! buffered (RFC 6455 §10.4: "implementations SHOULD impose implementation-specific
+//! limits on frame size and total message size"); 1009 on violation (§7.4.1).
+
+mod support;
+
+use bytes::{Buf, Bytes};
+use rfc6455::frame::OpCode;
+use rfc6455::{
+    CloseCode, Config, ConfigError, Connection, Message, ProtocolError, Role, SendError,
+};
+use support::*;
+
+// §10.4 and §7.4.1: a frame larger than max_frame_size fails from its header alone.
+#[test]
+fn frame_over_limit_fails_1009_from_header() {
+    let mut c = client(Config::default().max_frame_size(1000));
+    // 1001 bytes announced; only the 4-byte header arrives.
+    assert_fails(
+        &mut c,
+        &[0x82, 126, 0x03, 0xe9],
+        ProtocolError::FrameTooBig,
+        CloseCode::MESSAGE_TOO_BIG,
+    );
+    let mut c = client(Config::default().max_frame_size(1000));
+    c.receive(&frame(OpCode::Binary, true, &[7; 1000], None));
+    assert_eq!(pull(&mut c).0.len(), 1, "exactly at the limit is fine");
+}
+
+// §5.2 with §10.4: the largest length the header can express (2^63 - 1).
+#[test]
+fn huge_announced_length_fails_without_allocating() {
+    let mut s = server(Config::default());
+    let mut wire = vec![0x82, 0xff];
+    wire.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+    wire.extend_from_slice(&[1, 2, 3, 4]);
+    assert_fails(
+        &mut s,
+        &wire,
+        ProtocolError::FrameTooBig,
+        CloseCode::MESSAGE_TOO_BIG,
+    );
+}
+
+// §10.4: a message over max_message_size fails at the header of the frame that
+// would cross the limit, before that frame's payload arrives.
+#[test]
+fn message_over_limit_fails_1009_at_crossing_fragment() {
+    let mut c = client(Config::default().max_frame_size(8).max_message_size(10));
+    c.receive(&frame(OpCode::Text, false, b"123456", None));
+    assert_eq!(pull(&mut c), (vec![], None));
+    assert_fails(
+        &mut c,
+        &[0x00, 6],
+        ProtocolError::MessageTooBig,
+        CloseCode::MESSAGE_TOO_BIG,
+    );
+}
+
+// Many tiny fragments count toward the message limit too.
+#[test]
+fn tiny_fragments_count_toward_message_limit() {
+    let mut c = client(Config::default().max_frame_size(16).max_message_size(100));
+    c.receive(&frame(OpCode::Binary, false, b"x", None));
+    let mut count = 1;
+    let error = loop {
+        c.receive(&frame(OpCode::Continuation, false, b"x", None));
+        count += 1;
+        if let (_, Some(error)) = pull(&mut c) {
+            break error;
+        }
+        assert!(count <= 101);
+    };
+    assert_eq!((error, count), (ProtocolError::MessageTooBig, 101));
+}
+
+// The input buffer grows with the frame's actual bytes, not the announced length.
+#[test]
+fn read_buffer_does_not_trust_announced_length() {
+    let mut s = server(Config::default());
+    let mut wire = vec![0x82, 0xff];
+    wire.extend_from_slice(&(16u64 << 20).to_be_bytes());
+    wire.extend_from_slice(&[1, 2, 3, 4]);
+    s.receive(&wire);
+    assert_eq!(s.next_message(), Ok(None));
+    assert!(s.read_buf().capacity() <= 512 * 1024);
+}
+
+// max_write_buffer: past it, send hands the message back instead of growing.
+#[test]
+fn full_write_buffer_returns_the_message() {
+    let mut s = server(Config::default().max_write_buffer(100));
+    let big = Message::binary(Bytes::from(vec![1; 300]));
+    s.send(big.clone()).unwrap(); // an empty queue always takes one message
+    let next = Message::text("next");
+    assert_eq!(s.send(next.clone()), Err(SendError::Full(next.clone())));
+    assert_eq!(s.outgoing().remaining(), 304, "nothing was added");
+    // Drain part of it: still over the mark. Drain the rest: accepted.
+    s.outgoing().advance(150);
+    assert_eq!(s.send(next.clone()), Err(SendError::Full(next.clone())));
+    s.outgoing().advance(154);
+    s.send(next).unwrap();
+    // Control replies are exempt: a Ping is still answered.
+    s.send(big).unwrap();
+    s.receive(&client_frame(OpCode::Ping, true, b"p"));
+    pull(&mut s);
+    let frames = parse_frames(&take_output(&mut s));
+    assert_eq!(frames.last().unwrap().0.opcode, OpCode::Pong);
+}
+
+// Config is validated by Connection::new; nothing panics.
+#[test]
+fn invalid_config_is_an_error() {
+    let err = |c: Config| Connection::new(Role::Server, c).unwrap_err();
+    assert_eq!(
+        err(Config::default().max_message_size(0)),
+        ConfigError::ZeroLimit("max_message_size")
+    );
+    assert_eq!(
+        err(Config::default().max_write_buffer(0)),
+        ConfigError::ZeroLimit("max_write_buffer")
+    );
+    assert_eq!(
+        err(Config::default().max_frame_size(100).max_message_size(10)),
+        ConfigError::FrameLargerThanMessage
+    );
+    assert_eq!(
+        err(Config::default().keepalive_interval(Some(std::time::Duration::ZERO))),
+        ConfigError::ZeroDuration("keepalive_interval")
+    );
+}
+
+// §10.4: a configured limit just applies; a connection far under it is unaffected.
+#[test]
+fn large_messages_under_the_limit_pass() {
+    let mut pair = Pair::new();
+    let payload = Bytes::from((0..3_000_000u32).map(|i| i as u8).collect::<Vec<_>>());
+    pair.client.send(Message::binary(payload.clone())).unwrap();
+    pair.chunk = 65536;
+    assert_eq!(pair.to_server(), (vec![Message::binary(payload)], None));
+}

@@ -1,0 +1,119 @@
+//! Ping and Pong, RFC 6455 §5.5.2 and §5.5.3.
+
+mod support;
+
+use bytes::{Buf, Bytes};
+use rfc6455::frame::OpCode;
+use rfc6455::{Config, Message, SendError};
+use support::*;
+
+// §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+// response" with "identical Application data" (§5.5.3).
+#[test]
+fn ping_is_answered_automatically() {
+    let mut pair = Pair::new();
+    pair.client
+        .send(Message::Ping(Bytes::from_static(b"are you there")))
+        .unwrap();
+    let (got, _) = pair.to_server();
+    assert_eq!(
+        got,
+        vec![Message::Ping(Bytes::from_static(b"are you there"))]
+    );
+    assert!(pair.server.wants_write());
+    let (got, _) = pair.to_client();
+    assert_eq!(
+        got,
+        vec![Message::Pong(Bytes::from_static(b"are you there"))]
+    );
+}
+
+// The automatic Pong can be switched off; the application then answers itself.
+#[test]
+fn auto_pong_can_be_disabled() {
+    let mut s = server(Config::default().auto_pong(false));
+    s.receive(&client_frame(OpCode::Ping, true, b"x"));
+    assert_eq!(
+        pull(&mut s),
+        (vec![Message::Ping(Bytes::from_static(b"x"))], None)
+    );
+    assert!(!s.wants_write());
+    s.send(Message::Pong(Bytes::from_static(b"x"))).unwrap();
+    assert_eq!(take_output(&mut s), [0x8a, 0x01, b'x']);
+}
+
+// §5.5.3: "If an endpoint receives a Ping frame and has not yet sent Pong
+// frame(s) in response to previous Ping frame(s), the endpoint MAY elect to
+// send a Pong frame for only the most recently processed Ping frame." A ping
+// flood against a peer that never drains output cannot grow memory.
+#[test]
+fn ping_flood_keeps_only_the_newest_pong() {
+    let mut s = server(Config::default());
+    let mut first_len = None;
+    for i in 0u32..100_000 {
+        s.receive(&client_frame(OpCode::Ping, true, &i.to_be_bytes()));
+        let (got, error) = pull(&mut s);
+        assert_eq!((got.len(), error), (1, None));
+        // The driver looks at the output but the transport takes nothing.
+        let out = s.outgoing();
+        let queued = out.remaining();
+        assert!(queued <= 6, "at most one Pong queued, got {queued} bytes");
+        first_len.get_or_insert(queued);
+    }
+    // The first Pong is still queued; the newest waits behind it.
+    let wire = take_output(&mut s);
+    let pongs: Vec<_> = parse_frames(&wire).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(pongs, vec![Bytes::copy_from_slice(&0u32.to_be_bytes())]);
+    let pongs: Vec<_> = parse_frames(&take_output(&mut s))
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(
+        pongs,
+        vec![Bytes::copy_from_slice(&99_999u32.to_be_bytes())]
+    );
+    assert!(!s.wants_write());
+}
+
+// §5.5.3: "A Pong frame MAY be sent unsolicited ... A response to an
+// unsolicited Pong frame is not expected." It is delivered and not answered.
+#[test]
+fn unsolicited_pong_is_delivered_and_ignored() {
+    let mut c = client(Config::default());
+    c.receive(&frame(OpCode::Pong, true, b"heartbeat", None));
+    assert_eq!(
+        pull(&mut c),
+        (vec![Message::Pong(Bytes::from_static(b"heartbeat"))], None)
+    );
+    assert!(!c.wants_write());
+}
+
+// §5.5: control frames carry at most 125 bytes; the sender refuses more.
+#[test]
+fn control_payload_limit_on_send() {
+    let mut c = client(Config::default());
+    assert_eq!(
+        c.send(Message::Ping(Bytes::from(vec![0; 126]))),
+        Err(SendError::ControlTooLong)
+    );
+    assert_eq!(
+        c.send(Message::Pong(Bytes::from(vec![0; 126]))),
+        Err(SendError::ControlTooLong)
+    );
+    c.send(Message::Ping(Bytes::from(vec![0; 125]))).unwrap();
+    assert_eq!(parse_frames(&take_output(&mut c))[0].1.len(), 125);
+}
+
+// §5.5.2 with §5.5.1: a Pong still pending when a Close is queued goes first.
+#[test]
+fn pending_pong_goes_out_before_close() {
+    let mut s = server(Config::default());
+    s.receive(&client_frame(OpCode::Ping, true, b"a"));
+    pull(&mut s);
+    s.close(rfc6455::CloseCode::NORMAL, "").unwrap();
+    let opcodes: Vec<_> = parse_frames(&take_output(&mut s))
+        .into_iter()
+        .map(|(h, _)| h.opcode)
+        .collect();
+    assert_eq!(opcodes, [OpCode::Pong, OpCode::Close]);
+}

@@ -1,0 +1,109 @@
+//! Time as an input: keepalive, idle and close-handshake timeouts.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use rfc6455::frame::OpCode;
+use rfc6455::{CloseCode, Config, Message, ProtocolError, Side, State};
+use support::*;
+
+const SEC: Duration = Duration::from_secs(1);
+
+#[test]
+fn no_timer_armed_by_default() {
+    let mut s = server(Config::default());
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(Instant::now());
+    assert_eq!(
+        s.poll_timeout(),
+        None,
+        "only the close timeout is on by default, and no close is under way"
+    );
+}
+
+// §5.5.2: "A Ping frame MAY serve ... as a keepalive".
+#[test]
+fn keepalive_ping_after_silence() {
+    let t0 = Instant::now();
+    let mut c = client(Config::default().keepalive_interval(Some(10 * SEC)));
+    c.handle_timeout(t0);
+    assert_eq!(c.poll_timeout(), Some(t0 + 10 * SEC));
+    c.handle_timeout(t0 + 9 * SEC);
+    assert!(!c.wants_write());
+    c.handle_timeout(t0 + 10 * SEC);
+    let frames = parse_frames(&take_output(&mut c));
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].0.opcode, OpCode::Ping);
+    assert_eq!(c.poll_timeout(), Some(t0 + 20 * SEC));
+    // Input pushes the next keepalive back.
+    c.receive(&frame(OpCode::Pong, true, b"", None));
+    c.handle_timeout(t0 + 15 * SEC);
+    assert_eq!(c.poll_timeout(), Some(t0 + 25 * SEC));
+}
+
+// An idle peer fails the connection with 1001 Going Away.
+#[test]
+fn idle_timeout_fails_with_1001() {
+    let t0 = Instant::now();
+    let mut s = server(Config::default().idle_timeout(Some(30 * SEC)));
+    s.handle_timeout(t0);
+    s.receive(&client_frame(OpCode::Text, true, b"hi"));
+    s.handle_timeout(t0 + 20 * SEC);
+    assert_eq!(pull(&mut s), (vec![Message::text("hi")], None));
+    assert_eq!(s.poll_timeout(), Some(t0 + 50 * SEC));
+    s.handle_timeout(t0 + 50 * SEC);
+    assert_eq!(s.next_message(), Err(ProtocolError::IdleTimeout));
+    let frames = parse_frames(&take_output(&mut s));
+    assert_eq!(frames[0].0.opcode, OpCode::Close);
+    assert_eq!(&frames[0].1[..], &1001u16.to_be_bytes());
+    assert!(s.should_close_transport());
+}
+
+// §7.1.1, §7.1.7: the wait for the peer's Close is bounded; the missing Close is 1006.
+#[test]
+fn unanswered_close_times_out() {
+    let t0 = Instant::now();
+    let mut c = client(Config::default().close_timeout(Some(5 * SEC)));
+    c.handle_timeout(t0);
+    c.close(CloseCode::NORMAL, "").unwrap();
+    assert_eq!(
+        c.state(),
+        State::Closing {
+            initiated_by: Side::Local
+        }
+    );
+    // The wait starts at the next handle_timeout; poll_timeout asks for one now.
+    assert_eq!(c.poll_timeout(), Some(t0));
+    take_output(&mut c);
+    c.handle_timeout(t0 + SEC);
+    assert_eq!(c.poll_timeout(), Some(t0 + 6 * SEC));
+    c.handle_timeout(t0 + 6 * SEC);
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.close_frame().map(|f| f.code), Some(CloseCode::ABNORMAL));
+    assert!(c.should_close_transport());
+}
+
+// §7.1.1: the client waits for the server to close TCP, but not forever.
+#[test]
+fn client_stops_waiting_for_server_eof() {
+    let t0 = Instant::now();
+    let mut pair = Pair::with_configs(
+        Config::default().close_timeout(Some(2 * SEC)),
+        Config::default(),
+    );
+    pair.client.handle_timeout(t0);
+    pair.server.close(CloseCode::NORMAL, "").unwrap();
+    pair.to_client();
+    take_output(&mut pair.client);
+    assert_eq!(pair.client.state(), State::Closed);
+    assert!(!pair.client.should_close_transport());
+    pair.client.handle_timeout(t0 + SEC);
+    pair.client.handle_timeout(t0 + 3 * SEC);
+    assert!(pair.client.should_close_transport());
+    assert_eq!(
+        pair.client.close_frame().map(|f| f.code),
+        Some(CloseCode::NORMAL),
+        "the real Close is kept"
+    );
+}
