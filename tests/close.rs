@@ -122,7 +122,7 @@ fn client_initiated_handshake() {
             initiated_by: Side::Local
         }
     );
-    let (got, error) = pair.to_server();
+    let (got, error) = pair.deliver_to_server();
     assert_eq!(
         (got, error),
         (
@@ -138,7 +138,7 @@ fn client_initiated_handshake() {
         !pair.server.should_close_transport(),
         "echo not yet written"
     );
-    let (got, error) = pair.to_client();
+    let (got, error) = pair.deliver_to_client();
     assert_eq!(
         (got, error),
         (
@@ -183,11 +183,11 @@ fn nothing_is_sent_after_close() {
     );
     // Data still arrives until the peer's Close (§7.1.2: CLOSING).
     pair.client.send(Message::text("in flight")).unwrap();
-    let (got, _) = pair.to_server();
+    let (got, _) = pair.deliver_to_server();
     assert_eq!(got, vec![Message::text("in flight")]);
     // A Ping received while closing is not answered: that would follow our Close.
     pair.client.send(Message::Ping(Default::default())).unwrap();
-    pair.to_server();
+    pair.deliver_to_server();
     let wire = take_output(&mut pair.server);
     assert_eq!(
         parse_frames(&wire)

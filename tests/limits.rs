@@ -137,5 +137,8 @@ fn large_messages_under_the_limit_pass() {
     let payload = Bytes::from((0..3_000_000u32).map(|i| i as u8).collect::<Vec<_>>());
     pair.client.send(Message::binary(payload.clone())).unwrap();
     pair.chunk = 65536;
-    assert_eq!(pair.to_server(), (vec![Message::binary(payload)], None));
+    assert_eq!(
+        pair.deliver_to_server(),
+        (vec![Message::binary(payload)], None)
+    );
 }

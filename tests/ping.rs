@@ -15,13 +15,13 @@ fn ping_is_answered_automatically() {
     pair.client
         .send(Message::Ping(Bytes::from_static(b"are you there")))
         .unwrap();
-    let (got, _) = pair.to_server();
+    let (got, _) = pair.deliver_to_server();
     assert_eq!(
         got,
         vec![Message::Ping(Bytes::from_static(b"are you there"))]
     );
     assert!(pair.server.wants_write());
-    let (got, _) = pair.to_client();
+    let (got, _) = pair.deliver_to_client();
     assert_eq!(
         got,
         vec![Message::Pong(Bytes::from_static(b"are you there"))]

@@ -65,9 +65,9 @@ proptest! {
             pair.client.send(m.clone()).unwrap();
             pair.server.send(m.clone()).unwrap();
         }
-        prop_assert_eq!(pair.to_server(), (messages.clone(), None));
+        prop_assert_eq!(pair.deliver_to_server(), (messages.clone(), None));
         // The client's automatic Pongs to the server's Pings follow the messages.
-        prop_assert_eq!(pair.to_client().0[..messages.len()].to_vec(), messages);
+        prop_assert_eq!(pair.deliver_to_client().0[..messages.len()].to_vec(), messages);
     }
 
     // Any split of the byte stream into chunks gives the same messages.
@@ -104,7 +104,7 @@ proptest! {
         let mut whole = data.clone();
         apply_mask(&mut whole, key, 0);
         let cut = cut % (data.len() + 1);
-        let mut pieces = data.clone();
+        let mut pieces = data;
         let (a, b) = pieces.split_at_mut(cut);
         apply_mask(a, key, 0);
         apply_mask(b, key, cut);

@@ -94,7 +94,7 @@ fn client_stops_waiting_for_server_eof() {
     );
     pair.client.handle_timeout(t0);
     pair.server.close(CloseCode::NORMAL, "").unwrap();
-    pair.to_client();
+    pair.deliver_to_client();
     take_output(&mut pair.client);
     assert_eq!(pair.client.state(), State::Closed);
     assert!(!pair.client.should_close_transport());

@@ -124,13 +124,13 @@ impl Pair {
     }
 
     /// Moves the client's output to the server and pulls there.
-    pub fn to_server(&mut self) -> (Vec<Message>, Option<ProtocolError>) {
+    pub fn deliver_to_server(&mut self) -> (Vec<Message>, Option<ProtocolError>) {
         let wire = take_output(&mut self.client);
         feed_chunked(&mut self.server, &wire, self.chunk)
     }
 
     /// Moves the server's output to the client and pulls there.
-    pub fn to_client(&mut self) -> (Vec<Message>, Option<ProtocolError>) {
+    pub fn deliver_to_client(&mut self) -> (Vec<Message>, Option<ProtocolError>) {
         let wire = take_output(&mut self.server);
         feed_chunked(&mut self.client, &wire, self.chunk)
     }
