@@ -80,3 +80,8 @@ pub use config::Config;
 pub use conn::{Connection, Outgoing, Role, Side, State};
 pub use error::{ConfigError, ProtocolError, SendError};
 pub use message::{DataKind, Message, Utf8Bytes};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -121,10 +121,6 @@ impl Buf for Outgoing {
             cnt -= front.len();
             self.queue.pop_front();
         }
-        if self.len == 0 && self.tail.is_empty() {
-            // Reuse the buffer from its start.
-            self.tail.clear();
-        }
     }
 }
 
