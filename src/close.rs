@@ -3,15 +3,6 @@
 //! Every named code, its text and whether it may appear on the wire come
 //! from one table, so the constants, `Display` and the validity rule cannot
 //! drift apart.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 use std::fmt;
 
@@ -181,7 +172,7 @@ impl CloseFrame {
 
     /// Length of the encoded payload.
     pub(crate) fn encoded_len(&self) -> usize {
-        2 + self.reason.len()
+        self.reason.len().saturating_add(2)
     }
 
     /// Writes code and reason into `dst`.

@@ -65,6 +65,18 @@
 //! make the connection panic; it fails with a [`ProtocolError`] and the
 //! matching close code instead.
 #![doc(test(attr(deny(warnings))))]
+// No byte from a peer may reach a panic: no indexing, unwrapping or panicking
+// in library code (tests may).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::arithmetic_side_effects
+    )
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod close;

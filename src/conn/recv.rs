@@ -5,15 +5,6 @@
 //! unmask (and, for text, validate) the payload in place as it arrives, and
 //! split it off the input as `Bytes` once whole. Fragmented messages are
 //! assembled here; control frames between fragments are returned at once.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 use bytes::{Buf, Bytes, BytesMut};
 

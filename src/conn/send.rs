@@ -4,22 +4,13 @@
 //! frames leaves as one write. A large unmasked payload (a server's) is queued
 //! as its own chunk after the buffered bytes, without a copy; the whole queue
 //! is a [`bytes::Buf`], with vectored access for `writev`.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::frame::{FrameHeader, extend_masked};
+use crate::frame::{FrameHeader, MAX_HEADER_LEN, extend_masked};
 
 /// Payloads up to this size are copied next to their header; larger ones are
 /// queued as their own chunk.
@@ -61,9 +52,10 @@ impl Outgoing {
     /// Queues one frame. The header's mask, if any, is applied to the payload
     /// as it is copied.
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: &Bytes) {
-        self.len += header.encoded_len() + payload.len();
+        let frame_len = header.encoded_len().saturating_add(payload.len());
+        self.len = self.len.saturating_add(frame_len);
         self.tail
-            .reserve(header.encoded_len() + payload.len().min(INLINE_PAYLOAD));
+            .reserve(frame_len.min(INLINE_PAYLOAD.saturating_add(MAX_HEADER_LEN)));
         header.encode_into(&mut self.tail);
         match header.mask {
             Some(key) => extend_masked(&mut self.tail, payload, key),
@@ -95,10 +87,10 @@ impl Buf for Outgoing {
             .map(|chunk| &chunk[..])
             .chain(std::iter::once(&self.tail[..]))
             .filter(|chunk| !chunk.is_empty());
-        let mut filled = 0;
+        let mut filled: usize = 0;
         for (slot, chunk) in dst.iter_mut().zip(sources) {
             *slot = IoSlice::new(chunk);
-            filled += 1;
+            filled = filled.saturating_add(1);
         }
         filled
     }
@@ -107,7 +99,7 @@ impl Buf for Outgoing {
     /// not panic).
     fn advance(&mut self, mut cnt: usize) {
         cnt = cnt.min(self.len);
-        self.len -= cnt;
+        self.len = self.len.saturating_sub(cnt);
         self.written = self.written.saturating_add(cnt as u64);
         while cnt > 0 {
             let Some(front) = self.queue.front_mut() else {
@@ -118,7 +110,7 @@ impl Buf for Outgoing {
                 front.advance(cnt);
                 break;
             }
-            cnt -= front.len();
+            cnt = cnt.saturating_sub(front.len());
             self.queue.pop_front();
         }
     }

@@ -14,15 +14,6 @@
 //! |                               |Masking-key, if MASK set to 1  |
 //! +-------------------------------+-------------------------------+
 //! ```
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 use bytes::BufMut;
 
@@ -165,12 +156,13 @@ impl FrameHeader {
     /// The encoded length of this header (2 to 14 bytes).
     #[must_use]
     pub fn encoded_len(&self) -> usize {
-        let len = match self.payload_len {
+        let len: usize = match self.payload_len {
             0..=125 => 2,
             126..=0xffff => 4,
             _ => 10,
         };
-        if self.mask.is_some() { len + 4 } else { len }
+        let mask_len = if self.mask.is_some() { 4 } else { 0 };
+        len.saturating_add(mask_len)
     }
 
     /// Writes the header with the minimal length encoding.

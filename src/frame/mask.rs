@@ -3,15 +3,6 @@
 //! Masking XORs byte `i` of the payload with byte `i % 4` of the key. Both
 //! functions XOR whole 8-byte words against the key repeated twice, a loop
 //! the compiler turns into SIMD XORs; there is no `unsafe` here.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::indexing_slicing,
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic
-    )
-)]
 
 use bytes::BytesMut;
 
