@@ -39,6 +39,9 @@ pub enum Role {
 const MIN_READ: usize = 16 * 1024;
 /// The most spare capacity [`Connection::read_buf`] reserves at once for a large frame.
 const MAX_READ: usize = 256 * 1024;
+/// Every Ping gets its own Pong while less than this much output is waiting;
+/// past it, only the newest pending Pong is kept (RFC 6455 §5.5.3).
+const PONG_BACKLOG: usize = 4096;
 
 /// A WebSocket connection after the opening handshake, with no I/O of its own.
 ///
@@ -78,7 +81,8 @@ const MAX_READ: usize = 256 * 1024;
 /// # Automatic replies
 ///
 /// A received Ping is returned as [`Message::Ping`] and its Pong is already
-/// queued (only the newest pending Pong is kept). A received Close is
+/// queued. While more than 4 KiB of output waits to be written, only the
+/// newest pending Pong is kept, so a Ping flood cannot grow memory. A received Close is
 /// returned as [`Message::Close`] and its echo is already queued. A protocol
 /// error queues a Close with the error's code.
 #[derive(Debug)]
@@ -91,10 +95,8 @@ pub struct Connection {
     rx_consumed: u64,
     receiver: Receiver,
     out: Outgoing,
-    /// A Pong waiting for the queued one to drain (only the newest is kept).
+    /// A Pong waiting for the output backlog to drain (only the newest is kept).
     pending_pong: Option<Bytes>,
-    /// Where the queued Pong ends, in `out`'s total byte count.
-    queued_pong_end: u64,
     /// The kind and UTF-8 state of a fragmented message being sent.
     sending: Option<(DataKind, Utf8Validator)>,
     sent_close: bool,
@@ -141,7 +143,6 @@ impl Connection {
             rx_consumed: 0,
             out: Outgoing::default(),
             pending_pong: None,
-            queued_pong_end: 0,
             sending: None,
             sent_close: false,
             received_close: false,
@@ -292,6 +293,7 @@ impl Connection {
             Received::Ping(data) => {
                 if self.config.auto_pong && !self.sent_close {
                     self.pending_pong = Some(data.clone());
+                    self.queue_pending_pong();
                 }
                 Message::Ping(data)
             }
@@ -495,16 +497,20 @@ impl Connection {
     /// [`chunk`](Buf::chunk) or [`chunks_vectored`](Buf::chunks_vectored),
     /// then [`advance`](Buf::advance) by what was written.
     ///
-    /// A pending automatic Pong joins the queue here, once the previous one
-    /// has been written.
+    /// A pending automatic Pong joins the queue here once the backlog has
+    /// drained.
     pub fn outgoing(&mut self) -> &mut Outgoing {
-        if self.out.written_total() >= self.queued_pong_end
+        self.queue_pending_pong();
+        &mut self.out
+    }
+
+    /// Queues the pending Pong unless too much output is already waiting.
+    fn queue_pending_pong(&mut self) {
+        if self.out.len() < PONG_BACKLOG
             && let Some(pong) = self.pending_pong.take()
         {
             self.queue_frame(OpCode::Pong, true, &pong);
-            self.queued_pong_end = self.out.queued_total();
         }
-        &mut self.out
     }
 
     /// Whether there are bytes to write (see [`outgoing`](Self::outgoing)).

@@ -29,21 +29,9 @@ pub struct Outgoing {
     tail: BytesMut,
     /// Bytes in `queue` and `tail`.
     len: usize,
-    /// Bytes ever handed to `advance`.
-    written: u64,
 }
 
 impl Outgoing {
-    /// Total bytes ever queued (written plus waiting).
-    pub(crate) fn queued_total(&self) -> u64 {
-        self.written.saturating_add(self.len as u64)
-    }
-
-    /// Total bytes ever taken by the transport.
-    pub(crate) fn written_total(&self) -> u64 {
-        self.written
-    }
-
     /// Bytes waiting.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -100,7 +88,6 @@ impl Buf for Outgoing {
     fn advance(&mut self, mut cnt: usize) {
         cnt = cnt.min(self.len);
         self.len = self.len.saturating_sub(cnt);
-        self.written = self.written.saturating_add(cnt as u64);
         while cnt > 0 {
             let Some(front) = self.queue.front_mut() else {
                 self.tail.advance(cnt.min(self.tail.len()));
@@ -152,7 +139,6 @@ mod tests {
         assert_eq!(wire.len(), 10_012);
         assert_eq!(&wire[..8], b"\x81\x02hi\x81\x02hi");
         assert_eq!(&wire[8..12], &[0x82, 126, 0x27, 0x10]);
-        assert_eq!(out.written_total(), 10_012);
     }
 
     #[test]
