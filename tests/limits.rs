@@ -142,3 +142,24 @@ fn large_messages_under_the_limit_pass() {
         (vec![Message::binary(payload)], None)
     );
 }
+
+// Input that arrives after a failure or a Close is dropped, not buffered.
+#[test]
+fn input_after_the_end_is_not_buffered() {
+    let mut c = client(Config::default());
+    assert_fails(
+        &mut c,
+        &[0x83, 0],
+        ProtocolError::ReservedOpcode(3),
+        CloseCode::PROTOCOL_ERROR,
+    );
+    c.receive(&vec![0u8; 1 << 20]);
+    c.read_buf().extend_from_slice(&[0u8; 1000]);
+    assert_eq!(c.next_message(), Err(ProtocolError::ReservedOpcode(3)));
+    assert_eq!(c.read_buf().len(), 0);
+    let mut c = client(Config::default());
+    c.receive(&frame(OpCode::Close, true, b"", None));
+    assert_eq!(c.next_message(), Ok(Some(Message::Close(None))));
+    c.receive(&vec![0u8; 1 << 20]);
+    assert_eq!(c.read_buf().len(), 0);
+}

@@ -186,8 +186,21 @@ impl Connection {
 
     /// Copies `data` into the input buffer; then call
     /// [`next_message`](Self::next_message).
+    ///
+    /// Once the connection is done reading (a Close arrived, it failed, or
+    /// it closed) input is dropped, so a transport that keeps delivering
+    /// cannot grow memory.
     pub fn receive(&mut self, data: &[u8]) {
-        self.rx.extend_from_slice(data);
+        if self.is_done_reading() {
+            self.rx_consumed = self.rx_consumed.saturating_add(data.len() as u64);
+        } else {
+            self.rx.extend_from_slice(data);
+        }
+    }
+
+    /// No more frames will be read: a Close arrived, the connection failed or closed.
+    fn is_done_reading(&self) -> bool {
+        self.failure.is_some() || self.received_close || self.state == State::Closed
     }
 
     /// The transport reached end of input. Then call
@@ -265,13 +278,10 @@ impl Connection {
     /// transport ended without a close handshake. The error is sticky: every
     /// later call returns it again, and the Close frame it queued still drains.
     pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
-        if let Some(error) = self.failure {
-            return Err(error);
-        }
-        if self.received_close || self.state == State::Closed {
-            // Nothing may follow a Close (§5.5.1); anything that does is ignored.
+        if self.is_done_reading() {
+            // Nothing may follow a Close (§5.5.1) or a failure; anything that does is dropped.
             self.discard_input();
-            return Ok(None);
+            return self.failure.map_or(Ok(None), Err);
         }
         let before = self.rx.len();
         let polled = self.receiver.poll(&mut self.rx);
