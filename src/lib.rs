@@ -56,6 +56,7 @@
 //! # Modules
 //!
 //! - [`frame`]: the stateless wire format (§5.2, §5.3), for tools and fuzzers.
+//! - [`handshake`]: the opening handshake (§4) for both roles, sans-IO too.
 //! - The crate root: [`Connection`] and the types it speaks in.
 //!
 //! # Limits
@@ -84,6 +85,7 @@ mod config;
 mod conn;
 mod error;
 pub mod frame;
+pub mod handshake;
 mod message;
 mod utf8;
 
@@ -91,6 +93,7 @@ pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use conn::{Connection, Outgoing, Role, Side, State};
 pub use error::{ConfigError, ProtocolError, SendError};
+pub use handshake::HandshakeError;
 pub use message::{DataKind, Message, Utf8Bytes};
 
 /// The README's examples, compiled and run as doctests.

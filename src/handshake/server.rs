@@ -1,0 +1,370 @@
+//! The server's side of the opening handshake (RFC 6455 §4.2).
+
+use bytes::Bytes;
+
+use super::header::{self, Extension};
+use super::{BuildError, HandshakeError, HandshakeLimits, HeadScanner, Headers, Status};
+
+/// Reads an upgrade request, incrementally, within [`HandshakeLimits`].
+///
+/// Feed it everything received so far (the same buffer, grown) until it
+/// returns [`Status::Complete`]. The head is scanned once however it is split,
+/// and a head past [`HandshakeLimits::max_head_bytes`] fails with 431 as soon
+/// as the limit is crossed.
+#[derive(Clone, Debug, Default)]
+pub struct ServerHandshake {
+    scanner: HeadScanner,
+}
+
+impl ServerHandshake {
+    /// A reader with the default limits (16 KiB, 64 headers).
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A reader with the given limits.
+    #[must_use]
+    pub fn with_limits(limits: HandshakeLimits) -> Self {
+        Self {
+            scanner: HeadScanner { limits, scanned: 0 },
+        }
+    }
+
+    /// Parses and validates the request in `buf` (§4.2.1).
+    ///
+    /// On [`Status::Complete`] the view borrows `buf`, and the `usize` is the
+    /// length of the request: bytes after it are the client's first frames,
+    /// for [`Connection::with_leftover`](crate::Connection::with_leftover).
+    ///
+    /// # Errors
+    ///
+    /// A [`HandshakeError`] whose [`status`](HandshakeError::status) is the
+    /// response to send ([`reject_for`] builds it).
+    pub fn parse<'b>(
+        &mut self,
+        buf: &'b [u8],
+    ) -> Result<Status<(RequestView<'b>, usize)>, HandshakeError> {
+        let Some(end) = self.scanner.scan(buf)? else {
+            return Ok(Status::Partial);
+        };
+        let head = buf.get(..end).unwrap_or_default();
+        let mut storage = vec![httparse::EMPTY_HEADER; self.scanner.limits.max_headers];
+        let mut request = httparse::Request::new(&mut storage);
+        let len = match request.parse(head).map_err(super::malformed)? {
+            httparse::Status::Complete(len) => len,
+            httparse::Status::Partial => return Err(HandshakeError::Malformed("incomplete head")),
+        };
+        let view = RequestView {
+            method: request.method.unwrap_or_default(),
+            target: request.path.unwrap_or_default(),
+            http11: request.version == Some(1),
+            headers: Headers::from_httparse(request.headers),
+        };
+        view.validate()?;
+        Ok(Status::Complete((view, len)))
+    }
+}
+
+/// A validated upgrade request, borrowed from the bytes it was parsed from.
+///
+/// Everything an application checks before accepting: the path and query
+/// (tokens in the query), Host, Origin, cookies, `Authorization`, offered
+/// subprotocols and extensions, and any header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestView<'b> {
+    method: &'b str,
+    target: &'b str,
+    http11: bool,
+    headers: Headers<'b>,
+}
+
+impl<'b> RequestView<'b> {
+    /// Builds a view from parts an HTTP stack already parsed (feature `http`).
+    #[cfg(feature = "http")]
+    pub(crate) fn from_parts(
+        method: &'b str,
+        target: &'b str,
+        http11: bool,
+        headers: Vec<(&'b str, &'b [u8])>,
+    ) -> Self {
+        Self {
+            method,
+            target,
+            http11,
+            headers: Headers(headers),
+        }
+    }
+
+    /// The rules of §4.2.1, in the order the RFC lists them.
+    pub(crate) fn validate(&self) -> Result<(), HandshakeError> {
+        if self.method != "GET" {
+            return Err(HandshakeError::MethodNotAllowed);
+        }
+        if !self.http11 {
+            return Err(HandshakeError::HttpVersion);
+        }
+        if self.headers.single("host").is_none_or(str::is_empty) {
+            return Err(HandshakeError::MissingHost);
+        }
+        if !self.headers.list_contains("upgrade", "websocket") {
+            return Err(HandshakeError::NotWebSocketUpgrade);
+        }
+        if !self.headers.list_contains("connection", "upgrade") {
+            return Err(HandshakeError::MissingConnectionUpgrade);
+        }
+        if !self
+            .headers
+            .single("sec-websocket-key")
+            .is_some_and(header::is_valid_key)
+        {
+            return Err(HandshakeError::InvalidKey);
+        }
+        self.validate_websocket_headers()
+    }
+
+    /// The checks shared with RFC 8441: version 13 and well-formed extensions.
+    pub(crate) fn validate_websocket_headers(&self) -> Result<(), HandshakeError> {
+        if self.headers.single("sec-websocket-version") != Some("13") {
+            return Err(HandshakeError::UnsupportedVersion);
+        }
+        for value in self.headers.all("sec-websocket-extensions") {
+            header::parse_extensions(value).ok_or(HandshakeError::MalformedExtensions)?;
+        }
+        Ok(())
+    }
+
+    /// The request target as sent: path and query.
+    #[must_use]
+    pub fn target(&self) -> &'b str {
+        self.target
+    }
+
+    /// The path, without the query.
+    #[must_use]
+    pub fn path(&self) -> &'b str {
+        self.target
+            .split_once('?')
+            .map_or(self.target, |(path, _)| path)
+    }
+
+    /// The query, without the `?`, if there is one.
+    #[must_use]
+    pub fn query(&self) -> Option<&'b str> {
+        self.target.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The raw (not percent-decoded) value of the first `name=value` pair in
+    /// the query: `Some("")` for `?name` or `?name=`.
+    #[must_use]
+    pub fn query_param(&self, name: &str) -> Option<&'b str> {
+        self.query()?.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (key == name).then_some(value)
+        })
+    }
+
+    /// The `Host` header.
+    #[must_use]
+    pub fn host(&self) -> Option<&'b str> {
+        self.headers.single("host")
+    }
+
+    /// The `Origin` header, sent by browsers (§4.2.1 item 7, §10.2).
+    #[must_use]
+    pub fn origin(&self) -> Option<&'b str> {
+        self.headers.single("origin")
+    }
+
+    /// The `Authorization` header.
+    #[must_use]
+    pub fn authorization(&self) -> Option<&'b str> {
+        self.headers.single("authorization")
+    }
+
+    /// The token of an `Authorization: Bearer <token>` header.
+    #[must_use]
+    pub fn bearer_token(&self) -> Option<&'b str> {
+        let value = self.authorization()?;
+        let (scheme, token) = value.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    }
+
+    /// The value of cookie `name` from the `Cookie` header(s).
+    #[must_use]
+    pub fn cookie(&self, name: &str) -> Option<&'b str> {
+        self.headers.all("cookie").find_map(|line| {
+            line.split(';').find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                (key == name).then_some(value)
+            })
+        })
+    }
+
+    /// The first value of header `name` (case-insensitive), as sent.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&'b [u8]> {
+        self.headers
+            .0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    /// Every header field in order, as (name, value).
+    pub fn headers(&self) -> impl Iterator<Item = (&'b str, &'b [u8])> + '_ {
+        self.headers.0.iter().copied()
+    }
+
+    /// The subprotocols the client offered, in its order of preference (§4.1, §11.3.4).
+    pub fn protocols(&self) -> impl Iterator<Item = &'b str> + '_ {
+        self.headers
+            .all("sec-websocket-protocol")
+            .flat_map(header::comma_list)
+    }
+
+    /// The extensions the client offered, in order (§9.1). Validation has
+    /// already checked the grammar.
+    #[must_use]
+    pub fn extensions(&self) -> Vec<Extension<'b>> {
+        self.headers
+            .all("sec-websocket-extensions")
+            .filter_map(header::parse_extensions)
+            .flatten()
+            .collect()
+    }
+
+    /// The `Sec-WebSocket-Key` (present and valid in a parsed HTTP/1.1 request).
+    #[must_use]
+    pub fn key(&self) -> Option<&'b str> {
+        self.headers.single("sec-websocket-key")
+    }
+}
+
+/// What the server's 101 response says besides the required headers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AcceptOptions {
+    protocol: Option<String>,
+    extensions: Option<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl AcceptOptions {
+    /// Nothing but the required headers.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The chosen subprotocol; it must be one the client offered (§4.2.2).
+    #[must_use = "options are built by value"]
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocol = Some(protocol.into());
+        self
+    }
+
+    /// The `Sec-WebSocket-Extensions` response value, as an extension's
+    /// negotiation produced it.
+    #[must_use = "options are built by value"]
+    pub fn extensions(mut self, value: impl Into<String>) -> Self {
+        self.extensions = Some(value.into());
+        self
+    }
+
+    /// An extra header, e.g. `Set-Cookie`.
+    #[must_use = "options are built by value"]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The headers of a successful response besides the handshake's own:
+    /// subprotocol, extensions and extras, checked.
+    pub(crate) fn response_headers(
+        &self,
+        view: &RequestView<'_>,
+    ) -> Result<Vec<(&str, &str)>, BuildError> {
+        let mut headers = Vec::new();
+        if let Some(protocol) = &self.protocol {
+            if !view.protocols().any(|offered| offered == protocol) {
+                return Err(BuildError::ProtocolNotOffered(protocol.clone()));
+            }
+            headers.push(("Sec-WebSocket-Protocol", protocol.as_str()));
+        }
+        if let Some(extensions) = &self.extensions {
+            headers.push(("Sec-WebSocket-Extensions", extensions.as_str()));
+        }
+        headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        for (name, value) in &headers {
+            if !header::is_token(name) || !header::is_header_value(value) {
+                return Err(BuildError::InvalidHeader((*name).to_owned()));
+            }
+        }
+        Ok(headers)
+    }
+}
+
+/// The `101 Switching Protocols` response for a validated request (§4.2.2).
+///
+/// # Errors
+///
+/// [`BuildError::ProtocolNotOffered`] if the chosen subprotocol was not
+/// offered, [`BuildError::InvalidHeader`] for a header that could inject
+/// lines. Nothing is produced on error.
+pub fn accept(view: &RequestView<'_>, options: &AcceptOptions) -> Result<Bytes, BuildError> {
+    let key = view
+        .key()
+        .ok_or_else(|| BuildError::InvalidHeader("Sec-WebSocket-Key".into()))?;
+    let mut out = String::with_capacity(160);
+    out.push_str(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
+    super::write_header(&mut out, "Sec-WebSocket-Accept", &header::accept_key(key))?;
+    for (name, value) in options.response_headers(view)? {
+        super::write_header(&mut out, name, value)?;
+    }
+    out.push_str("\r\n");
+    Ok(Bytes::from(out))
+}
+
+/// A response refusing the handshake: any status from 200 to 599, headers
+/// and a body (e.g. 401 with `WWW-Authenticate`, 403, 429 with `Retry-After`).
+/// It carries `Content-Length` and `Connection: close`.
+///
+/// ```
+/// use rfc6455::handshake::reject;
+/// let response = reject(401, &[("WWW-Authenticate", "Bearer")], b"token required")?;
+/// assert!(response.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+/// assert!(response.ends_with(b"\r\n\r\ntoken required"));
+/// # Ok::<(), rfc6455::handshake::BuildError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`BuildError::InvalidStatus`] outside 200–599, [`BuildError::InvalidHeader`]
+/// for a header that could inject lines.
+pub fn reject(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<Bytes, BuildError> {
+    if !(200..=599).contains(&status) {
+        return Err(BuildError::InvalidStatus(status));
+    }
+    let mut out = format!("HTTP/1.1 {status} {}\r\n", super::Reason(status));
+    for (name, value) in headers {
+        super::write_header(&mut out, name, value)?;
+    }
+    super::write_header(&mut out, "Content-Length", &body.len().to_string())?;
+    out.push_str("Connection: close\r\n\r\n");
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    Ok(Bytes::from(bytes))
+}
+
+/// The response for a request that failed validation: its
+/// [`status`](HandshakeError::status) and
+/// [`response_headers`](HandshakeError::response_headers), with the error
+/// as a short text body.
+#[must_use]
+pub fn reject_for(error: &HandshakeError) -> Bytes {
+    let status = error.status().unwrap_or(400);
+    let body = error.to_string();
+    reject(status, error.response_headers(), body.as_bytes()).unwrap_or_default()
+}
