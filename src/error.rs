@@ -162,3 +162,61 @@ pub enum ConfigError {
     #[error("the operating system's entropy source failed")]
     Entropy,
 }
+
+/// What the blocking and tokio adapters report: the core's errors plus the
+/// transport's.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The transport failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer broke the protocol; the Close frame reporting it was sent if the transport allowed.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// The peer's opening handshake was not acceptable (a server has already answered it).
+    #[error("handshake failed: {0}")]
+    Handshake(#[from] crate::handshake::HandshakeError),
+    /// The handshake could not be built from what the caller gave (URI, headers).
+    #[error("invalid handshake request: {0}")]
+    Build(#[from] crate::handshake::BuildError),
+    /// The [`Config`](crate::Config) cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The connection refused a send (see [`SendError`]).
+    #[error("send refused: {0}")]
+    Send(#[from] SendError),
+    /// The application's handshake callback refused the request, and the
+    /// rejection (with this status) was sent.
+    #[error("handshake rejected by the application with status {0}")]
+    Rejected(u16),
+    /// A `wss://` URL needs a TLS stream: connect one and use the `client` function instead.
+    #[error("wss:// needs a TLS stream; wrap the socket and use client()/client_async()")]
+    TlsRequired,
+    /// The connection is closed: the close handshake finished (or timed out)
+    /// and the transport was shut down. Not a failure.
+    #[error("connection closed")]
+    ConnectionClosed,
+}
+
+impl From<Error> for std::io::Error {
+    /// Maps each kind onto the closest `io::ErrorKind`, keeping the original as the source.
+    fn from(error: Error) -> Self {
+        use std::io::ErrorKind;
+        let kind = match &error {
+            Error::Io(e) => e.kind(),
+            Error::Protocol(ProtocolError::AbnormalClosure) => ErrorKind::UnexpectedEof,
+            Error::Protocol(ProtocolError::IdleTimeout) => ErrorKind::TimedOut,
+            Error::Protocol(_) | Error::Handshake(_) => ErrorKind::InvalidData,
+            Error::Build(_) | Error::Config(_) | Error::Send(_) | Error::TlsRequired => {
+                ErrorKind::InvalidInput
+            }
+            Error::Rejected(_) => ErrorKind::ConnectionRefused,
+            Error::ConnectionClosed => ErrorKind::NotConnected,
+        };
+        match error {
+            Error::Io(e) => e,
+            other => Self::new(kind, other),
+        }
+    }
+}

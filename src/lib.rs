@@ -57,6 +57,7 @@
 //!
 //! - [`frame`]: the stateless wire format (§5.2, §5.3), for tools and fuzzers.
 //! - [`handshake`]: the opening handshake (§4) for both roles, sans-IO too.
+//! - [`blocking`]: the adapter over `std::io::Read + Write` streams.
 //! - The crate root: [`Connection`] and the types it speaks in.
 //!
 //! # Limits
@@ -80,6 +81,7 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod blocking;
 mod close;
 mod config;
 mod conn;
@@ -92,7 +94,7 @@ mod utf8;
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use conn::{Connection, Outgoing, Role, Side, State};
-pub use error::{ConfigError, ProtocolError, SendError};
+pub use error::{ConfigError, Error, ProtocolError, SendError};
 pub use handshake::HandshakeError;
 pub use message::{DataKind, Message, Utf8Bytes};
 

@@ -49,7 +49,10 @@ use std::fmt;
 
 pub use client::{Accepted, ClientHandshake, ClientRequest, RejectedResponse};
 pub use header::{Extension, accept_key};
-pub use server::{AcceptOptions, RequestView, ServerHandshake, accept, reject, reject_for};
+pub use server::{
+    AcceptOptions, Rejection, RequestView, ServerHandshake, accept, reject, reject_for,
+};
+pub(crate) use server::{Answer, answer_request};
 
 /// The result of feeding a partial handshake: like `httparse::Status`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

@@ -368,3 +368,122 @@ pub fn reject_for(error: &HandshakeError) -> Bytes {
     let body = error.to_string();
     reject(status, error.response_headers(), body.as_bytes()).unwrap_or_default()
 }
+
+/// An application's refusal of a handshake: a status from 200 to 599,
+/// headers and a body. Returned from the callback of the adapters'
+/// `accept_with` functions.
+///
+/// ```
+/// use rfc6455::handshake::Rejection;
+/// let no = Rejection::new(401).header("WWW-Authenticate", "Bearer").body("token required");
+/// assert!(no.to_bytes()?.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
+/// # Ok::<(), rfc6455::handshake::BuildError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+}
+
+impl Rejection {
+    /// A rejection with `status` and no body.
+    #[must_use]
+    pub fn new(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// Adds a header.
+    #[must_use = "rejections are built by value"]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    #[must_use = "rejections are built by value"]
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The status.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The response bytes, as [`reject`] builds them.
+    ///
+    /// # Errors
+    ///
+    /// As [`reject`].
+    pub fn to_bytes(&self) -> Result<Bytes, BuildError> {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        reject(self.status, &headers, &self.body)
+    }
+}
+
+/// What a server adapter writes back once a request is complete.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// Write the 101; frames start at `used` in the buffer.
+    Accept { response: Bytes, used: usize },
+    /// Write the response, then fail with `error`.
+    Refuse {
+        response: Bytes,
+        error: crate::Error,
+    },
+}
+
+/// The server side of a handshake over whatever bytes have arrived: `None`
+/// until the request is complete, then the answer. `callback` decides on a
+/// valid request (it is taken when called).
+pub(crate) fn answer_request<F>(
+    parser: &mut ServerHandshake,
+    buf: &[u8],
+    callback: &mut Option<F>,
+) -> Option<Answer>
+where
+    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    let (view, used) = match parser.parse(buf) {
+        Ok(Status::Partial) => return None,
+        Ok(Status::Complete(done)) => done,
+        Err(error) => {
+            return Some(Answer::Refuse {
+                response: reject_for(&error),
+                error: error.into(),
+            });
+        }
+    };
+    let decision = callback
+        .take()
+        .map_or_else(|| Ok(AcceptOptions::new()), |decide| decide(&view));
+    let refused = |rejection: Rejection| {
+        let response = rejection
+            .to_bytes()
+            .or_else(|_| reject(500, &[], b""))
+            .unwrap_or_default();
+        Answer::Refuse {
+            response,
+            error: crate::Error::Rejected(rejection.status),
+        }
+    };
+    Some(match decision.map(|options| accept(&view, &options)) {
+        Ok(Ok(response)) => Answer::Accept { response, used },
+        Ok(Err(build)) => Answer::Refuse {
+            response: reject(500, &[], b"").unwrap_or_default(),
+            error: build.into(),
+        },
+        Err(rejection) => refused(rejection),
+    })
+}

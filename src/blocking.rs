@@ -1,0 +1,396 @@
+//! The blocking adapter: a [`Connection`] over any `std::io::Read + Write`
+//! stream (a `TcpStream`, a rustls `StreamOwned` for `wss://`, an in-memory
+//! pipe).
+//!
+//! It only moves bytes: every protocol decision (Pongs, Close echoes, when to
+//! close the transport) is the [`Connection`]'s.
+//!
+//! ```no_run
+//! use rfc6455::Message;
+//! use rfc6455::blocking;
+//!
+//! let (mut ws, _response) = blocking::connect("ws://127.0.0.1:9001/")?;
+//! ws.send(Message::text("hello"))?;
+//! let reply = ws.read()?;
+//! ws.close(rfc6455::CloseCode::NORMAL, "done")?;
+//! # Ok::<(), rfc6455::Error>(())
+//! ```
+//!
+//! # Timers
+//!
+//! A blocking read cannot be interrupted by a timer, so keepalive Pings,
+//! the idle timeout and the close timeout advance only when the adapter gets
+//! control: after every read, and when a read fails with `WouldBlock` or
+//! `TimedOut`. Set a read timeout on the socket (for example the keepalive
+//! interval) to drive them; the error is returned, and calling again resumes.
+//!
+//! # Non-blocking streams
+//!
+//! `WouldBlock` passes through unchanged from every method after the
+//! handshake. Nothing queued is lost: call the method again when the socket
+//! is ready. The handshake functions need a blocking stream.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use bytes::Buf;
+
+use crate::handshake::{
+    AcceptOptions, Accepted, Answer, ClientHandshake, ClientRequest, Rejection, RequestView,
+    ServerHandshake, Status, answer_request,
+};
+use crate::{CloseCode, Config, Connection, Error, Message, Role, SendError};
+
+/// How many buffers one vectored write passes.
+const MAX_IOVECS: usize = 64;
+/// How much a handshake read asks for at a time.
+const HANDSHAKE_READ: usize = 4096;
+
+/// A WebSocket over a blocking stream.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    conn: Connection,
+    stream: S,
+}
+
+impl<S: Read + Write> WebSocket<S> {
+    /// Wraps a stream whose opening handshake is done, and the connection for it.
+    #[must_use]
+    pub fn new(stream: S, conn: Connection) -> Self {
+        Self { conn, stream }
+    }
+
+    /// The next message. Queued output (Pongs, a Close echo, earlier
+    /// [`write`](Self::write)s) is written before blocking on input.
+    ///
+    /// A received Close is returned as [`Message::Close`]; after it,
+    /// [`Error::ConnectionClosed`] says the close handshake is over and the
+    /// stream should be dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] if the peer broke the protocol (the Close frame
+    /// reporting it has been written, if the stream took it),
+    /// [`Error::ConnectionClosed`] after the close handshake, [`Error::Io`]
+    /// for the stream's errors, including `WouldBlock`.
+    pub fn read(&mut self) -> Result<Message, Error> {
+        loop {
+            match self.conn.next_message() {
+                Ok(Some(message)) => return Ok(message),
+                Ok(None) => {}
+                Err(error) => {
+                    // Best effort: the Close that reports the error.
+                    let _ = self.write_out();
+                    return Err(error.into());
+                }
+            }
+            self.write_out()?;
+            if self.conn.should_close_transport() {
+                return Err(Error::ConnectionClosed);
+            }
+            self.fill()?;
+        }
+    }
+
+    /// Queues a message without writing it, unless the queue is past
+    /// [`Config::max_write_buffer`]: then queued bytes are written first.
+    /// Call [`flush`](Self::flush) (or [`read`](Self::read)) to send.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Send`] if the connection refuses the message (closed, control
+    /// payload too long), [`Error::Io`] from writing out a full queue.
+    pub fn write(&mut self, message: Message) -> Result<(), Error> {
+        match self.conn.send(message) {
+            Err(SendError::Full(message)) => {
+                self.write_out()?;
+                Ok(self.conn.send(message)?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// Queues a message and writes everything queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write) and [`flush`](Self::flush).
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.write(message)?;
+        self.flush()
+    }
+
+    /// Writes everything queued and flushes the stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] from the stream, including `WouldBlock` (what was not
+    /// written stays queued).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        Ok(self.write_out()?)
+    }
+
+    /// Runs the close handshake: sends a Close with `code` and `reason`,
+    /// then reads until the peer's Close and the end of the transport (a
+    /// server returns once its Close is answered; a client waits for the
+    /// server to close TCP, §7.1.1). Messages that arrive meanwhile are
+    /// discarded: [`read`](Self::read) until [`Message::Close`] to see them.
+    ///
+    /// Calling it again after the Close was sent (for example after
+    /// `WouldBlock`) resumes the wait.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Send`] for a code that may not be sent or a reason over 123
+    /// bytes, [`Error::Io`] and [`Error::Protocol`] as for [`read`](Self::read).
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        match self.conn.close(code, reason) {
+            Ok(()) | Err(SendError::Closed) => {}
+            Err(error) => return Err(error.into()),
+        }
+        loop {
+            match self.read() {
+                Ok(_) => {}
+                Err(Error::ConnectionClosed) => return Ok(()),
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// The protocol state (for its getters: state, close frame, role).
+    #[must_use]
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The stream.
+    #[must_use]
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The stream, mutably (e.g. to set timeouts). Reading or writing it
+    /// directly corrupts the connection.
+    #[must_use]
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// The connection and the stream.
+    #[must_use]
+    pub fn into_parts(self) -> (Connection, S) {
+        (self.conn, self.stream)
+    }
+
+    /// Reads once into the connection's input buffer.
+    fn fill(&mut self) -> io::Result<()> {
+        let buf = self.conn.read_buf();
+        let len = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let result = loop {
+            match self.stream.read(buf.get_mut(len..).unwrap_or_default()) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        let read = *result.as_ref().unwrap_or(&0);
+        buf.truncate(len.saturating_add(read));
+        match result {
+            // A TLS stream reports a peer that closed TCP without close_notify
+            // as UnexpectedEof; the close handshake already guards against
+            // truncation, so it is the end of input like any other.
+            Ok(0) => self.conn.receive_eof(),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.conn.receive_eof(),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                self.conn.handle_timeout(Instant::now());
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        }
+        self.conn.handle_timeout(Instant::now());
+        Ok(())
+    }
+
+    /// Writes everything queued, then flushes the stream.
+    fn write_out(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            let out = self.conn.outgoing();
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let count = out.chunks_vectored(&mut slices);
+            let slices = slices.get(..count).unwrap_or_default();
+            match self.stream.write_vectored(slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(written) => out.advance(written),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.stream.flush()
+    }
+}
+
+/// Connects to a `ws://` URL over TCP (with `TCP_NODELAY`) and runs the
+/// client handshake. For `wss://`, connect a TLS stream and use [`client`].
+///
+/// # Errors
+///
+/// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`,
+/// [`Error::Io`] from connecting, [`Error::Handshake`] if the server refused.
+pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Accepted), Error> {
+    connect_with(&ClientRequest::new(url)?, Config::default())
+}
+
+/// [`connect`] with a prepared request (subprotocols, headers) and a [`Config`].
+///
+/// # Errors
+///
+/// As [`connect`].
+pub fn connect_with(
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocket<TcpStream>, Accepted), Error> {
+    if request.is_secure() {
+        return Err(Error::TlsRequired);
+    }
+    let stream = TcpStream::connect((request.host(), request.port()))?;
+    stream.set_nodelay(true)?;
+    client_with(stream, request, config)
+}
+
+/// Runs the client handshake over a connected stream (TCP, TLS, anything).
+///
+/// # Errors
+///
+/// [`Error::Build`] for an invalid request, [`Error::Io`] from the stream,
+/// [`Error::Handshake`] if the response is not an acceptable 101 (a refusal
+/// is [`HandshakeError::Rejected`](crate::HandshakeError::Rejected) with its
+/// status, headers and body).
+pub fn client<S: Read + Write>(
+    stream: S,
+    request: &ClientRequest,
+) -> Result<(WebSocket<S>, Accepted), Error> {
+    client_with(stream, request, Config::default())
+}
+
+/// [`client`] with a [`Config`].
+///
+/// # Errors
+///
+/// As [`client`].
+pub fn client_with<S: Read + Write>(
+    mut stream: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocket<S>, Accepted), Error> {
+    let mut conn = Connection::new(Role::Client, config)?;
+    let (mut handshake, bytes) = ClientHandshake::new(request)?;
+    stream.write_all(&bytes)?;
+    stream.flush()?;
+    let mut buf = Vec::new();
+    loop {
+        if let Status::Complete((accepted, used)) = handshake.receive(&buf)? {
+            conn.receive(buf.get(used..).unwrap_or_default());
+            return Ok((WebSocket::new(stream, conn), accepted));
+        }
+        read_more(&mut stream, &mut buf)?;
+    }
+}
+
+/// Runs the server handshake, accepting any valid request with default
+/// options, and answering an invalid one with the right status.
+///
+/// # Errors
+///
+/// [`Error::Handshake`] for an invalid request (after the error response was
+/// written), [`Error::Io`] from the stream.
+pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
+    accept_with(stream, |_| Ok(AcceptOptions::new()))
+}
+
+/// Runs the server handshake, letting `callback` inspect a valid request
+/// and accept it (with a subprotocol, extensions, extra headers) or reject it.
+///
+/// ```no_run
+/// use rfc6455::blocking;
+/// use rfc6455::handshake::{AcceptOptions, Rejection};
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let (stream, _) = listener.accept()?;
+/// let ws = blocking::accept_with(stream, |request| match request.bearer_token() {
+///     Some("s3cret") => Ok(AcceptOptions::new()),
+///     _ => Err(Rejection::new(401).header("WWW-Authenticate", "Bearer")),
+/// });
+/// # Ok::<(), std::io::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`accept`], and [`Error::Rejected`] when `callback` rejected (after
+/// the rejection was written).
+pub fn accept_with<S, F>(stream: S, callback: F) -> Result<WebSocket<S>, Error>
+where
+    S: Read + Write,
+    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    accept_with_config(stream, Config::default(), ServerHandshake::new(), callback)
+}
+
+/// [`accept_with`] with a [`Config`] for the connection and a
+/// [`ServerHandshake`] carrying the header limits.
+///
+/// # Errors
+///
+/// As [`accept_with`].
+pub fn accept_with_config<S, F>(
+    mut stream: S,
+    config: Config,
+    mut parser: ServerHandshake,
+    callback: F,
+) -> Result<WebSocket<S>, Error>
+where
+    S: Read + Write,
+    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    let mut conn = Connection::new(Role::Server, config)?;
+    let mut callback = Some(callback);
+    let mut buf = Vec::new();
+    loop {
+        match answer_request(&mut parser, &buf, &mut callback) {
+            None => read_more(&mut stream, &mut buf)?,
+            Some(Answer::Accept { response, used }) => {
+                stream.write_all(&response)?;
+                stream.flush()?;
+                conn.receive(buf.get(used..).unwrap_or_default());
+                return Ok(WebSocket::new(stream, conn));
+            }
+            Some(Answer::Refuse { response, error }) => {
+                stream.write_all(&response)?;
+                stream.flush()?;
+                return Err(error);
+            }
+        }
+    }
+}
+
+/// Reads a handshake chunk; EOF mid-handshake is an error.
+fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> io::Result<()> {
+    let len = buf.len();
+    buf.resize(len.saturating_add(HANDSHAKE_READ), 0);
+    let result = stream.read(buf.get_mut(len..).unwrap_or_default());
+    let read = *result.as_ref().unwrap_or(&0);
+    buf.truncate(len.saturating_add(read));
+    match result? {
+        0 => Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "connection closed during the handshake",
+        )),
+        _ => Ok(()),
+    }
+}

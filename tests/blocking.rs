@@ -1,0 +1,329 @@
+//! The blocking adapter over loopback TCP, socket pairs, TLS and a 1-byte stream.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::thread;
+
+use bytes::Bytes;
+use rfc6455::blocking::{self, WebSocket};
+use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
+use rfc6455::{CloseCode, CloseFrame, Config, Error, HandshakeError, Message, State};
+
+/// Echoes data messages until the close handshake is over; returns the peer's Close.
+fn echo<S: Read + Write>(mut ws: WebSocket<S>) -> Option<CloseFrame> {
+    loop {
+        match ws.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => ws.send(m).unwrap(),
+            Ok(_) => {}
+            Err(Error::ConnectionClosed) => return ws.connection().close_frame().cloned(),
+            Err(e) => panic!("server: {e}"),
+        }
+    }
+}
+
+fn tcp_echo_server(config: Config) -> (String, thread::JoinHandle<Option<CloseFrame>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let handle = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        echo(
+            blocking::accept_with_config(stream, config, Default::default(), |_| {
+                Ok(AcceptOptions::new())
+            })
+            .unwrap(),
+        )
+    });
+    (url, handle)
+}
+
+fn messages() -> Vec<Message> {
+    vec![
+        Message::text("hello"),
+        Message::text("κόσμε 𝄞"),
+        Message::binary(vec![0u8, 255, 1]),
+        Message::text(""),
+        Message::binary(Bytes::new()),
+        Message::binary((0..1_000_000u32).map(|i| i as u8).collect::<Vec<_>>()),
+    ]
+}
+
+// Echo of text, binary, empty and large messages over TCP; close code and reason.
+#[test]
+fn tcp_echo_and_close() {
+    let (url, server) = tcp_echo_server(Config::default());
+    let (mut ws, _) = blocking::connect(&url).unwrap();
+    for m in messages() {
+        ws.send(m.clone()).unwrap();
+        assert_eq!(ws.read().unwrap(), m);
+    }
+    ws.close(CloseCode(4000), "client done").unwrap();
+    assert_eq!(ws.connection().state(), State::Closed);
+    assert_eq!(
+        ws.connection().close_frame(),
+        Some(&CloseFrame::new(CloseCode(4000), "")),
+        "server echoed the code"
+    );
+    assert_eq!(
+        server.join().unwrap(),
+        Some(CloseFrame::new(CloseCode(4000), "client done"))
+    );
+}
+
+// The server starts the close; the client sees code and reason, echoes, and sees EOF.
+#[test]
+fn server_initiated_close() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut ws = blocking::accept(stream).unwrap();
+        ws.close(CloseCode::GOING_AWAY, "restarting").unwrap();
+        ws.connection().close_frame().cloned()
+    });
+    let (mut ws, _) = blocking::connect(&url).unwrap();
+    assert_eq!(
+        ws.read().unwrap(),
+        Message::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restarting")))
+    );
+    assert!(
+        matches!(ws.read(), Err(Error::ConnectionClosed)),
+        "after the server closes TCP"
+    );
+    assert_eq!(
+        server.join().unwrap(),
+        Some(CloseFrame::new(CloseCode::GOING_AWAY, ""))
+    );
+}
+
+// Fragmented input (the client splits every message into 1000-byte frames) and ping/pong.
+#[test]
+fn fragmented_input_and_ping() {
+    let (url, server) = tcp_echo_server(Config::default());
+    let request = ClientRequest::new(&url).unwrap();
+    let (mut ws, _) =
+        blocking::connect_with(&request, Config::default().max_send_frame_size(Some(1000)))
+            .unwrap();
+    let big = Message::text("é".repeat(5000));
+    ws.send(big.clone()).unwrap();
+    assert_eq!(ws.read().unwrap(), big);
+    ws.send(Message::Ping(Bytes::from_static(b"ping!")))
+        .unwrap();
+    assert_eq!(
+        ws.read().unwrap(),
+        Message::Pong(Bytes::from_static(b"ping!"))
+    );
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    server.join().unwrap();
+}
+
+/// A stream that moves at most one byte per read and per write.
+struct OneByte<S>(S);
+
+impl<S: Read> Read for OneByte<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(1);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+impl<S: Write> Write for OneByte<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = buf.len().min(1);
+        self.0.write(&buf[..n])
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+// 1-byte reads and writes on both sides (over a socket pair) give the same results.
+#[test]
+fn one_byte_reads_and_writes() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let server = thread::spawn(move || echo(blocking::accept(OneByte(a)).unwrap()));
+    let request = ClientRequest::new("ws://localhost/").unwrap();
+    let (mut ws, _) = blocking::client(OneByte(b), &request).unwrap();
+    for m in messages().into_iter().take(5) {
+        ws.send(m.clone()).unwrap();
+        assert_eq!(ws.read().unwrap(), m);
+    }
+    ws.close(CloseCode::NORMAL, "bye").unwrap();
+    assert_eq!(
+        server.join().unwrap(),
+        Some(CloseFrame::new(CloseCode::NORMAL, "bye"))
+    );
+}
+
+// WouldBlock from a non-blocking stream passes through; calling again resumes.
+#[test]
+fn would_block_passes_through_and_resumes() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let server = thread::spawn(move || blocking::accept(a).unwrap());
+    let (mut client, _) = blocking::client(b, &ClientRequest::new("ws://h/").unwrap()).unwrap();
+    let mut server = server.join().unwrap();
+    client.get_mut().set_nonblocking(true).unwrap();
+    match client.read() {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+        other => panic!("{other:?}"),
+    }
+    server.send(Message::text("later")).unwrap();
+    let message = loop {
+        match client.read() {
+            Ok(m) => break m,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(message, Message::text("later"));
+    // Fill the pipe: writes stop with WouldBlock, nothing is lost.
+    let chunk = Message::binary(vec![7u8; 64 * 1024]);
+    let mut queued = 0;
+    loop {
+        match client.send(chunk.clone()) {
+            Ok(()) => queued += 1,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                queued += 1;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        assert!(queued < 1000, "the pipe never filled");
+    }
+    let reader = thread::spawn(move || {
+        for _ in 0..queued {
+            assert_eq!(
+                server.read().unwrap(),
+                Message::binary(vec![7u8; 64 * 1024])
+            );
+        }
+        server
+    });
+    loop {
+        match client.flush() {
+            Ok(()) => break,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    reader.join().unwrap();
+}
+
+// accept_with: the application inspects the request and rejects it; the client sees the 401.
+#[test]
+fn callback_rejects_with_401() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        blocking::accept_with(stream, |req| match req.query_param("token") {
+            Some("good") => Ok(AcceptOptions::new()),
+            _ => Err(Rejection::new(401)
+                .header("WWW-Authenticate", "Bearer")
+                .body("no token")),
+        })
+        .map(|_| ())
+    });
+    let err = blocking::connect(&format!("ws://{addr}/?token=bad")).unwrap_err();
+    let Error::Handshake(HandshakeError::Rejected(rejected)) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (rejected.status, &rejected.body[..]),
+        (401, &b"no token"[..])
+    );
+    assert!(matches!(server.join().unwrap(), Err(Error::Rejected(401))));
+}
+
+// An invalid request gets its error status; a good subprotocol is chosen.
+#[test]
+fn invalid_request_gets_status_and_subprotocol_is_negotiated() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (bad, _) = listener.accept().unwrap();
+        let first = blocking::accept(bad).map(|_| ());
+        let (good, _) = listener.accept().unwrap();
+        let ws = blocking::accept_with(good, |req| {
+            let chosen = req
+                .protocols()
+                .find(|p| *p == "v2")
+                .unwrap_or("v1")
+                .to_owned();
+            Ok(AcceptOptions::new().protocol(chosen))
+        });
+        (first, ws.map(|_| ()))
+    });
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n\r\n").unwrap();
+    let mut response = String::new();
+    raw.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+    assert!(response.contains("Sec-WebSocket-Version: 13"));
+    let request = ClientRequest::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .protocol("v1")
+        .protocol("v2");
+    let (_ws, accepted) = blocking::connect_with(&request, Config::default()).unwrap();
+    assert_eq!(accepted.protocol(), Some("v2"));
+    let (first, second) = server.join().unwrap();
+    assert!(matches!(
+        first,
+        Err(Error::Handshake(HandshakeError::UnsupportedVersion))
+    ));
+    second.unwrap();
+}
+
+#[test]
+fn wss_url_needs_a_tls_stream() {
+    assert!(matches!(
+        blocking::connect("wss://127.0.0.1:1/"),
+        Err(Error::TlsRequired)
+    ));
+}
+
+// wss: the same adapter over rustls StreamOwned on both ends.
+#[test]
+fn over_rustls() {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert_der = cert.cert.der().clone();
+    let key_der =
+        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert_der.clone()], key_der)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert_der).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        let tls = rustls::StreamOwned::new(
+            rustls::ServerConnection::new(Arc::new(server_config)).unwrap(),
+            tcp,
+        );
+        echo(blocking::accept(tls).unwrap())
+    });
+    let request = ClientRequest::new(&format!("wss://localhost:{port}/")).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = rustls::StreamOwned::new(
+        rustls::ClientConnection::new(Arc::new(client_config), name).unwrap(),
+        tcp,
+    );
+    let (mut ws, _) = blocking::client(tls, &request).unwrap();
+    ws.send(Message::text("secret")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("secret"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    assert!(server.join().unwrap().is_some());
+}
