@@ -11,7 +11,7 @@
 //!
 //! let (mut ws, _response) = blocking::connect("ws://127.0.0.1:9001/")?;
 //! ws.send(Message::text("hello"))?;
-//! let reply = ws.read()?;
+//! let _reply = ws.read()?;
 //! ws.close(rfc6455::CloseCode::NORMAL, "done")?;
 //! # Ok::<(), rfc6455::Error>(())
 //! ```
@@ -323,7 +323,7 @@ pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
 ///
 /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
 /// let (stream, _) = listener.accept()?;
-/// let ws = blocking::accept_with(stream, |request| match request.bearer_token() {
+/// let _ws = blocking::accept_with(stream, |request| match request.bearer_token() {
 ///     Some("s3cret") => Ok(AcceptOptions::new()),
 ///     _ => Err(Rejection::new(401).header("WWW-Authenticate", "Bearer")),
 /// });
