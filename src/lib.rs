@@ -58,6 +58,8 @@
 //! - [`frame`]: the stateless wire format (§5.2, §5.3), for tools and fuzzers.
 //! - [`handshake`]: the opening handshake (§4) for both roles, sans-IO too.
 //! - [`blocking`]: the adapter over `std::io::Read + Write` streams.
+//! - `tokio` (feature `tokio`): the async adapter, a `Stream` + `Sink` over
+//!   `AsyncRead + AsyncWrite`.
 //! - The crate root: [`Connection`] and the types it speaks in.
 //!
 //! # Limits
@@ -89,6 +91,9 @@ mod error;
 pub mod frame;
 pub mod handshake;
 mod message;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

@@ -58,6 +58,8 @@ fn idle_timeout_fails_with_1001() {
     assert_eq!(frames[0].0.opcode, OpCode::Close);
     assert_eq!(&frames[0].1[..], &1001u16.to_be_bytes());
     assert!(s.should_close_transport());
+    // The Close it queued is waited for from that moment: no "call me now" left behind.
+    assert_eq!(s.poll_timeout(), Some(t0 + 55 * SEC));
 }
 
 // §7.1.1, §7.1.7: the wait for the peer's Close is bounded; the missing Close is 1006.

@@ -251,6 +251,8 @@ impl Connection {
             }
             self.close_wait_over = true;
         }
+        // A Close queued just now (by an idle failure) is waited for from now.
+        self.timers.arm_close(now, self.config.close_timeout);
     }
 
     /// Whether the connection can use more input: false once the transport
@@ -380,7 +382,7 @@ impl Connection {
             }
             _ => {}
         }
-        if self.out.len() >= self.config.max_write_buffer {
+        if self.is_write_buffer_full() {
             return Err(SendError::Full(message));
         }
         match message {
@@ -427,7 +429,7 @@ impl Connection {
                 utf8.finish().map_err(|_| SendError::InvalidUtf8)?;
             }
         }
-        if self.out.len() >= self.config.max_write_buffer {
+        if self.is_write_buffer_full() {
             return Err(SendError::FullFragment(data));
         }
         self.queue_frame(opcode, fin, &data);
@@ -565,6 +567,20 @@ impl Connection {
         self.failure.is_some()
             || self.eof
             || (self.state == State::Closed && (self.role == Role::Server || self.close_wait_over))
+    }
+
+    /// The configuration this connection runs with.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether queued output has reached [`Config::max_write_buffer`]:
+    /// [`send`](Self::send) would hand a data message back. Drain
+    /// [`outgoing`](Self::outgoing) first.
+    #[must_use]
+    pub fn is_write_buffer_full(&self) -> bool {
+        self.out.len() >= self.config.max_write_buffer
     }
 
     /// Whether this is the client or the server end.

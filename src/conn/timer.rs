@@ -45,11 +45,16 @@ impl Timers {
             self.keepalive = after(now, keepalive);
             self.idle = after(now, idle);
         }
+        self.arm_close(now, close);
+        self.now = Some(now);
+    }
+
+    /// Arms the close deadline from `now` if a close wait started since it was last armed.
+    pub(crate) fn arm_close(&mut self, now: Instant, close: Option<Duration>) {
         if self.close_pending {
             self.close_pending = false;
             self.close = after(now, close);
         }
-        self.now = Some(now);
     }
 
     /// Takes the deadline in `slot` if it is due at `now`.

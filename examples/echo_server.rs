@@ -1,0 +1,45 @@
+//! An echo server: every text and binary message comes back with its type.
+//!
+//! ```text
+//! cargo run --release --example echo_server            # ws://127.0.0.1:9001
+//! cargo run --release --example echo_server -- 0.0.0.0:9002
+//! ```
+//!
+//! Each connection runs `next` + `feed`: every message already read is
+//! answered, and the answers leave in one vectored write before the next read.
+//! This is the Autobahn and benchmark target; nothing is logged per message.
+
+use rfc6455::tokio::accept_async;
+use rfc6455::{Error, Message};
+use tokio::net::{TcpListener, TcpStream};
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    let listener = TcpListener::bind(&addr).await?;
+    eprintln!("echo_server: listening on ws://{}", listener.local_addr()?);
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        tokio::spawn(async move {
+            if let Err(error) = echo(tcp).await
+                && !matches!(error, Error::ConnectionClosed)
+            {
+                eprintln!("echo_server: connection ended: {error}");
+            }
+        });
+    }
+}
+
+async fn echo(tcp: TcpStream) -> Result<(), Error> {
+    tcp.set_nodelay(true)?;
+    let mut ws = accept_async(tcp).await?;
+    while let Some(message) = ws.next().await {
+        // Pongs and Close echoes are the connection's job; echo the data.
+        if let message @ (Message::Text(_) | Message::Binary(_)) = message? {
+            ws.feed(message).await?;
+        }
+    }
+    Ok(())
+}

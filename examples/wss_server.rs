@@ -1,0 +1,66 @@
+//! The echo server over TLS (rustls). A self-signed certificate for
+//! `localhost` and `127.0.0.1` is made at start and written next to the
+//! system's temporary files, so the `client` example can trust it.
+//!
+//! ```text
+//! cargo run --example wss_server                      # wss://localhost:9443
+//! cargo run --example client -- wss://localhost:9443/ --ca /tmp/rfc6455-wss-cert.pem
+//! ```
+
+use std::sync::Arc;
+
+use rfc6455::tokio::accept_async;
+use rfc6455::{Error, Message};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9443".to_owned());
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let cert_path = std::env::temp_dir().join("rfc6455-wss-cert.pem");
+    std::fs::write(&cert_path, cert.cert.pem())?;
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)?;
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind(&addr).await?;
+    let port = listener.local_addr()?.port();
+    eprintln!(
+        "wss_server: listening on wss://localhost:{port}/ (certificate: {})",
+        cert_path.display()
+    );
+    eprintln!(
+        "try: cargo run --example client -- wss://localhost:{port}/ --ca {}",
+        cert_path.display()
+    );
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let result: Result<(), Error> = async {
+                tcp.set_nodelay(true)?;
+                let tls = acceptor.accept(tcp).await?;
+                let mut ws = accept_async(tls).await?;
+                while let Some(message) = ws.next().await {
+                    if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
+                        ws.feed(m).await?;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(error) = result {
+                eprintln!("wss_server: connection ended: {error}");
+            }
+        });
+    }
+}

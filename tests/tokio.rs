@@ -1,0 +1,437 @@
+//! The tokio adapter over loopback TCP and tokio::io::duplex.
+#![cfg(feature = "tokio")]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
+use rfc6455::tokio::{
+    WebSocketStream, accept_async, accept_hdr_async, client_async, client_async_with, connect_async,
+};
+use rfc6455::{
+    CloseCode, CloseFrame, Config, Error, HandshakeError, Message, ProtocolError, State,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, duplex};
+use tokio::net::TcpListener;
+
+/// Echoes data messages with next + feed until the stream ends; returns the peer's Close.
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut ws: WebSocketStream<S>) -> Option<CloseFrame> {
+    while let Some(message) = ws.next().await {
+        match message {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => ws.feed(m).await.unwrap(),
+            Ok(_) => {}
+            Err(e) => panic!("server: {e}"),
+        }
+    }
+    ws.connection().close_frame().cloned()
+}
+
+async fn tcp_server() -> (String, tokio::task::JoinHandle<Option<CloseFrame>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let handle = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        echo(accept_async(tcp).await.unwrap()).await
+    });
+    (url, handle)
+}
+
+fn messages() -> Vec<Message> {
+    vec![
+        Message::text("hello"),
+        Message::text("κόσμε 𝄞"),
+        Message::binary(vec![0u8, 255, 1]),
+        Message::text(""),
+        Message::binary(Bytes::new()),
+        Message::binary((0..2_000_000u32).map(|i| i as u8).collect::<Vec<_>>()),
+    ]
+}
+
+/// An in-memory connection: handshake over a duplex pipe of `capacity` bytes.
+async fn duplex_pair(
+    capacity: usize,
+    client: Config,
+    server: Config,
+) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
+    let (a, b) = duplex(capacity);
+    let server = tokio::spawn(async move {
+        rfc6455::tokio::accept_hdr_async_with(b, server, Default::default(), |_| {
+            Ok(AcceptOptions::new())
+        })
+        .await
+        .unwrap()
+    });
+    let request = ClientRequest::new("ws://localhost/").unwrap();
+    let (client, _) = client_async_with(a, &request, client).await.unwrap();
+    (client, server.await.unwrap())
+}
+
+// Echo of text, binary, empty and large messages over TCP; close code and reason.
+#[tokio::test]
+async fn tcp_echo_and_close() {
+    let (url, server) = tcp_server().await;
+    let (mut ws, _) = connect_async(&url).await.unwrap();
+    for m in messages() {
+        ws.send(m.clone()).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), m);
+    }
+    ws.close(CloseCode(4001), "bye now").await.unwrap();
+    assert_eq!(ws.connection().state(), State::Closed);
+    assert_eq!(
+        server.await.unwrap(),
+        Some(CloseFrame::new(CloseCode(4001), "bye now"))
+    );
+    assert!(ws.next().await.is_none());
+}
+
+// Many messages fed at once come back in order (batched writes).
+#[tokio::test]
+async fn pipelined_messages() {
+    let (url, server) = tcp_server().await;
+    let (mut ws, _) = connect_async(&url).await.unwrap();
+    for i in 0..5000u32 {
+        ws.feed(Message::binary(i.to_be_bytes().to_vec()))
+            .await
+            .unwrap();
+    }
+    ws.flush().await.unwrap();
+    for i in 0..5000u32 {
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::binary(i.to_be_bytes().to_vec())
+        );
+    }
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    server.await.unwrap();
+}
+
+// Fragmented input, ping/pong, and the server closing with a code and reason.
+#[tokio::test]
+async fn fragments_ping_and_server_close() {
+    let (mut client, mut server) = duplex_pair(
+        4096,
+        Config::default().max_send_frame_size(Some(100)),
+        Config::default(),
+    )
+    .await;
+    let server = tokio::spawn(async move {
+        let got = server.next().await.unwrap().unwrap();
+        // Reading the Ping queues its Pong, which goes out before the Close.
+        let ping = server.next().await.unwrap().unwrap();
+        assert_eq!(ping, Message::Ping(Bytes::from_static(b"p")));
+        server
+            .close(CloseCode::GOING_AWAY, "maintenance")
+            .await
+            .unwrap();
+        got
+    });
+    let big = Message::text("é".repeat(3000));
+    client.send(big.clone()).await.unwrap();
+    client
+        .send(Message::Ping(Bytes::from_static(b"p")))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.next().await.unwrap().unwrap(),
+        Message::Pong(Bytes::from_static(b"p"))
+    );
+    assert_eq!(
+        client.next().await.unwrap().unwrap(),
+        Message::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "maintenance")))
+    );
+    assert!(
+        client.next().await.is_none(),
+        "the server closes the transport"
+    );
+    assert_eq!(server.await.unwrap(), big);
+}
+
+/// A duplex end that moves one byte per read and per write.
+struct OneByte(DuplexStream);
+
+impl AsyncRead for OneByte {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let mut one = [0u8; 1];
+        let mut small = tokio::io::ReadBuf::new(&mut one[..buf.remaining().min(1)]);
+        let poll = std::pin::Pin::new(&mut self.0).poll_read(cx, &mut small);
+        buf.put_slice(small.filled());
+        poll
+    }
+}
+
+impl AsyncWrite for OneByte {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let n = buf.len().min(1);
+        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+// 1-byte reads and writes on both ends give the same results.
+#[tokio::test]
+async fn one_byte_io() {
+    let (a, b) = duplex(64);
+    let server = tokio::spawn(async move { echo(accept_async(OneByte(b)).await.unwrap()).await });
+    let (mut ws, _) = client_async(OneByte(a), &ClientRequest::new("ws://h/").unwrap())
+        .await
+        .unwrap();
+    for m in messages().into_iter().take(5) {
+        ws.send(m.clone()).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), m);
+    }
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    assert_eq!(
+        server.await.unwrap(),
+        Some(CloseFrame::new(CloseCode::NORMAL, "done"))
+    );
+}
+
+// A reader that never reads: the sender's writes stop at the write buffer
+// limit (bounded memory), and resume when the reader catches up.
+#[tokio::test]
+async fn slow_reader_back_pressure() {
+    let config = Config::default().max_write_buffer(64 * 1024);
+    let (mut client, mut server) = duplex_pair(16 * 1024, config.clone(), config).await;
+    let chunk = Message::binary(vec![1u8; 8 * 1024]);
+    let mut fed = 0;
+    let stalled = loop {
+        match tokio::time::timeout(Duration::from_millis(200), client.feed(chunk.clone())).await {
+            Ok(result) => {
+                result.unwrap();
+                fed += 1;
+                assert!(fed < 1000, "never pushed back");
+            }
+            Err(_) => break fed,
+        }
+    };
+    // Queued output stays bounded by the configured buffer plus one message.
+    assert!(
+        stalled * 8 * 1024 <= 64 * 1024 + 16 * 1024 + 8 * 1024 + 1024,
+        "fed {stalled} before back-pressure"
+    );
+    let reader = tokio::spawn(async move {
+        let mut count = 0;
+        while let Some(Ok(Message::Binary(_))) = server.next().await {
+            count += 1;
+            if count == stalled + 10 {
+                break;
+            }
+        }
+        count
+    });
+    for _ in 0..10 {
+        client.feed(chunk.clone()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    assert_eq!(reader.await.unwrap(), stalled + 10);
+}
+
+// split(): reading and writing from different tasks.
+#[tokio::test]
+async fn split_halves_in_two_tasks() {
+    let (url, server) = tcp_server().await;
+    let (ws, _) = connect_async(&url).await.unwrap();
+    let (mut reader, mut writer) = ws.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..1000u32 {
+            writer.send(Message::text(i.to_string())).await.unwrap();
+        }
+        writer.close(CloseCode::NORMAL, "").await.unwrap();
+    });
+    let mut received = 0u32;
+    while let Some(message) = reader.next().await {
+        match message.unwrap() {
+            Message::Text(text) => {
+                assert_eq!(text.as_str(), received.to_string());
+                received += 1;
+            }
+            Message::Close(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    sender.await.unwrap();
+    assert_eq!(received, 1000);
+    server.await.unwrap();
+}
+
+// Keepalive pings are sent by the adapter's own timer.
+#[tokio::test(start_paused = true)]
+async fn keepalive_pings_are_sent() {
+    let client_config = Config::default().keepalive_interval(Some(Duration::from_secs(5)));
+    let (mut client, mut server) = duplex_pair(4096, client_config, Config::default()).await;
+    let client_task = tokio::spawn(async move {
+        // Keep polling: the client's timer fires inside next().
+        let pong = client.next().await;
+        (pong, client)
+    });
+    let started = tokio::time::Instant::now();
+    assert_eq!(
+        server.next().await.unwrap().unwrap(),
+        Message::Ping(Bytes::new())
+    );
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    // The Pong was queued when the Ping was read; it leaves with the next write.
+    server.flush().await.unwrap();
+    let (pong, _client) = client_task.await.unwrap();
+    assert_eq!(pong.unwrap().unwrap(), Message::Pong(Bytes::new()));
+}
+
+// A silent peer fails the connection after the idle timeout, with Close 1001.
+#[tokio::test(start_paused = true)]
+async fn idle_timeout_closes_a_silent_peer() {
+    let server_config = Config::default().idle_timeout(Some(Duration::from_secs(60)));
+    let (mut quiet, mut server) = duplex_pair(4096, Config::default(), server_config).await;
+    let started = tokio::time::Instant::now();
+    let result = server.next().await;
+    assert!(
+        matches!(
+            result,
+            Some(Err(Error::Protocol(ProtocolError::IdleTimeout)))
+        ),
+        "{result:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(60));
+    assert!(
+        server.next().await.is_none(),
+        "after the error: flush the Close, shut down"
+    );
+    let close = quiet.next().await.unwrap().unwrap();
+    assert_eq!(
+        close,
+        Message::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "")))
+    );
+}
+
+// The close timeout bounds the wait for a peer that never answers a Close.
+#[tokio::test(start_paused = true)]
+async fn close_timeout_bounds_the_wait() {
+    let config = Config::default().close_timeout(Some(Duration::from_secs(3)));
+    let (mut client, _silent_server) = duplex_pair(4096, config, Config::default()).await;
+    let started = tokio::time::Instant::now();
+    client.close(CloseCode::NORMAL, "").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(client.connection().state(), State::Closed);
+    assert_eq!(
+        client.connection().close_frame().map(|f| f.code),
+        Some(CloseCode::ABNORMAL)
+    );
+}
+
+// accept_hdr_async: the callback rejects; the client sees the status and body.
+#[tokio::test]
+async fn callback_rejection() {
+    let (a, b) = duplex(4096);
+    let server = tokio::spawn(async move {
+        accept_hdr_async(b, |req| match req.header("x-api-key") {
+            Some(b"k") => Ok(AcceptOptions::new()),
+            _ => Err(Rejection::new(403).body("forbidden")),
+        })
+        .await
+        .map(|_| ())
+    });
+    let err = client_async(a, &ClientRequest::new("ws://h/").unwrap())
+        .await
+        .unwrap_err();
+    let Error::Handshake(HandshakeError::Rejected(rejected)) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (rejected.status, &rejected.body[..]),
+        (403, &b"forbidden"[..])
+    );
+    assert!(matches!(server.await.unwrap(), Err(Error::Rejected(403))));
+}
+
+// A peer that half-closes mid-message: an error, not a hang.
+#[tokio::test]
+async fn eof_mid_message_is_abnormal() {
+    let (a, mut b) = duplex(4096);
+    let client =
+        tokio::spawn(async move { client_async(a, &ClientRequest::new("ws://h/").unwrap()).await });
+    let mut request = vec![0u8; 1024];
+    let n = b.read(&mut request).await.unwrap();
+    let key = std::str::from_utf8(&request[..n])
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))
+        .unwrap()
+        .to_owned();
+    use tokio::io::AsyncWriteExt;
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        rfc6455::handshake::accept_key(&key)
+    );
+    b.write_all(response.as_bytes()).await.unwrap();
+    b.write_all(&[0x82, 10, 1, 2, 3]).await.unwrap();
+    b.shutdown().await.unwrap();
+    let (mut ws, _) = client.await.unwrap().unwrap();
+    let result = ws.next().await;
+    assert!(
+        matches!(
+            result,
+            Some(Err(Error::Protocol(ProtocolError::AbnormalClosure)))
+        ),
+        "{result:?}"
+    );
+}
+
+// 1000 concurrent connections against one server, all open at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_connections() {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(2048).unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move { echo(accept_async(tcp).await.unwrap()).await });
+        }
+    });
+    // Connect in waves so the listen queue never overflows; every connection stays open.
+    let connecting = std::sync::Arc::new(tokio::sync::Semaphore::new(100));
+    let mut clients = Vec::new();
+    for i in 0..1000u32 {
+        let url = url.clone();
+        let connecting = std::sync::Arc::clone(&connecting);
+        clients.push(tokio::spawn(async move {
+            let permit = connecting.acquire().await.unwrap();
+            let (mut ws, _) = connect_async(&url).await.unwrap();
+            drop(permit);
+            ws.send(Message::text(format!("client {i}"))).await.unwrap();
+            let reply = ws.next().await.unwrap().unwrap();
+            assert_eq!(reply, Message::text(format!("client {i}")));
+            ws
+        }));
+    }
+    let mut open = Vec::new();
+    for c in clients {
+        open.push(c.await.unwrap());
+    }
+    assert_eq!(open.len(), 1000, "all connected at once");
+    for ws in &open {
+        assert_eq!(ws.connection().state(), State::Open);
+    }
+    for mut ws in open {
+        ws.close(CloseCode::NORMAL, "").await.unwrap();
+    }
+}
