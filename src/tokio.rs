@@ -187,6 +187,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     Ok(None) => {}
                     Err(error) => {
                         self.failed = true;
+                        // Best effort now, so what was queued before the error
+                        // and the Close reporting it go out even if the caller
+                        // stops polling; the next poll finishes the job.
+                        if self.poll_write_out(cx).is_ready() {
+                            let _ = Pin::new(&mut self.stream).poll_flush(cx);
+                        }
                         return Poll::Ready(Some(Err(error.into())));
                     }
                 }

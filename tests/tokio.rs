@@ -435,3 +435,40 @@ async fn thousand_connections() {
         ws.close(CloseCode::NORMAL, "").await.unwrap();
     }
 }
+
+// Autobahn 3.2 and friends: a message echoed just before the peer breaks the
+// protocol still goes out, with the Close 1002, even if the application
+// stops polling at the error.
+#[tokio::test]
+async fn queued_output_goes_out_at_an_error() {
+    let (a, mut b) = duplex(4096);
+    let server = tokio::spawn(async move {
+        let mut ws = accept_async(a).await.unwrap();
+        while let Some(message) = ws.next().await {
+            match message {
+                Ok(m @ Message::Text(_)) => ws.feed(m).await.unwrap(),
+                Ok(_) => {}
+                Err(error) => return error, // and drop the stream
+            }
+        }
+        panic!("no error");
+    });
+    use tokio::io::AsyncWriteExt;
+    b.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    // A valid masked "hi", then a frame with RSV2 set, in one write.
+    b.write_all(&[0x81, 0x82, 0, 0, 0, 0, b'h', b'i', 0xa1, 0x80, 0, 0, 0, 0])
+        .await
+        .unwrap();
+    let error = server.await.unwrap();
+    assert!(matches!(
+        error,
+        Error::Protocol(ProtocolError::ReservedBits)
+    ));
+    let mut wire = Vec::new();
+    b.read_to_end(&mut wire).await.unwrap();
+    let head_end = wire.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    assert_eq!(
+        &wire[head_end..],
+        &[0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xea]
+    );
+}

@@ -1,0 +1,63 @@
+//! The client role under the Autobahn TestSuite: connects to a fuzzing
+//! server (`kosoku -m fuzzingserver`), runs every case by echoing each
+//! message, then asks the server to write its reports.
+//!
+//! ```text
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001
+//! ```
+//!
+//! `autobahn/run.sh client` runs it; see README "Conformance".
+
+use rfc6455::handshake::ClientRequest;
+use rfc6455::tokio::connect_async_with;
+use rfc6455::{Config, Error, Message};
+
+const AGENT: &str = "rfc6455";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let base = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
+    let count: u32 = {
+        let (mut ws, _) = connect_async_with(
+            &ClientRequest::new(&format!("{base}/getCaseCount"))?,
+            config(),
+        )
+        .await?;
+        let Some(Ok(Message::Text(count))) = ws.next().await else {
+            return Err("no case count".into());
+        };
+        count.as_str().trim().parse()?
+    };
+    eprintln!("autobahn_client: {count} cases");
+    for case in 1..=count {
+        let url = format!("{base}/runCase?case={case}&agent={AGENT}");
+        if let Err(error) = echo(&url).await {
+            // Many cases end in a protocol error on purpose; the report judges them.
+            if !matches!(error, Error::Protocol(_) | Error::ConnectionClosed) {
+                eprintln!("autobahn_client: case {case}: {error}");
+            }
+        }
+    }
+    // The server writes the reports and drops this connection without a Close.
+    let url = format!("{base}/updateReports?agent={AGENT}");
+    if let Ok((mut ws, _)) = connect_async_with(&ClientRequest::new(&url)?, config()).await {
+        while let Some(Ok(_)) = ws.next().await {}
+    }
+    Ok(())
+}
+
+fn config() -> Config {
+    Config::default()
+}
+
+async fn echo(url: &str) -> Result<(), Error> {
+    let (mut ws, _) = connect_async_with(&ClientRequest::new(url)?, config()).await?;
+    while let Some(message) = ws.next().await {
+        if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
+            ws.feed(m).await?;
+        }
+    }
+    Ok(())
+}
