@@ -8,6 +8,7 @@
 //!
 //! `autobahn/run.sh client` runs it; see README "Conformance".
 
+use rfc6455::extensions::deflate::DeflateConfig;
 use rfc6455::handshake::ClientRequest;
 use rfc6455::tokio::connect_async_with;
 use rfc6455::{Config, Error, Message};
@@ -48,8 +49,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// permessage-deflate offered with `client_no_context_takeover` and
+/// `client_max_window_bits`, which every case of section 13 needs to run.
+/// An echo answers in kind, so every message is compressed (threshold 0).
 fn config() -> Config {
-    Config::default()
+    let deflate = DeflateConfig::default()
+        .client_no_context_takeover(true)
+        .threshold(0);
+    Config::default().deflate(Some(deflate))
 }
 
 async fn echo(url: &str) -> Result<(), Error> {

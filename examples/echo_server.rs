@@ -7,10 +7,13 @@
 //!
 //! Each connection runs `next` + `feed`: every message already read is
 //! answered, and the answers leave in one vectored write before the next read.
-//! This is the Autobahn and benchmark target; nothing is logged per message.
+//! permessage-deflate is accepted when offered. This is the Autobahn and
+//! benchmark target; nothing is logged per message.
 
-use rfc6455::tokio::accept_async;
-use rfc6455::{Error, Message};
+use rfc6455::extensions::deflate::DeflateConfig;
+use rfc6455::handshake::{AcceptOptions, ServerHandshake};
+use rfc6455::tokio::accept_hdr_async_with;
+use rfc6455::{Config, Error, Message};
 use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::main]
@@ -34,7 +37,13 @@ async fn main() -> std::io::Result<()> {
 
 async fn echo(tcp: TcpStream) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    let mut ws = accept_async(tcp).await?;
+    // permessage-deflate is accepted when the client offers it; an echo
+    // answers in kind, so every message is compressed (threshold 0).
+    let config = Config::default().deflate(Some(DeflateConfig::default().threshold(0)));
+    let mut ws = accept_hdr_async_with(tcp, config, ServerHandshake::new(), |_| {
+        Ok(AcceptOptions::new())
+    })
+    .await?;
     while let Some(message) = ws.next().await {
         // Pongs and Close echoes are the connection's job; echo the data.
         if let message @ (Message::Text(_) | Message::Binary(_)) = message? {

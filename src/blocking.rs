@@ -290,12 +290,15 @@ pub fn client_with<S: Read + Write>(
     config: Config,
 ) -> Result<(WebSocket<S>, Accepted), Error> {
     let mut conn = Connection::new(Role::Client, config)?;
-    let (mut handshake, bytes) = ClientHandshake::new(request)?;
+    let request = crate::extensions::client_offer(conn.config(), request);
+    let (mut handshake, bytes) = ClientHandshake::new(&request)?;
     stream.write_all(&bytes)?;
     stream.flush()?;
     let mut buf = Vec::new();
     loop {
         if let Status::Complete((accepted, used)) = handshake.receive(&buf)? {
+            let negotiated = crate::extensions::client_accept(conn.config(), &accepted)?;
+            crate::extensions::apply(&mut conn, negotiated);
             conn.receive(buf.get(used..).unwrap_or_default());
             return Ok((WebSocket::new(stream, conn), accepted));
         }
@@ -362,11 +365,16 @@ where
     let mut callback = Some(callback);
     let mut buf = Vec::new();
     loop {
-        match answer_request(&mut parser, &buf, &mut callback) {
+        match answer_request(&mut parser, &buf, &mut callback, conn.config()) {
             None => read_more(&mut stream, &mut buf)?,
-            Some(Answer::Accept { response, used }) => {
+            Some(Answer::Accept {
+                response,
+                used,
+                negotiated,
+            }) => {
                 stream.write_all(&response)?;
                 stream.flush()?;
+                crate::extensions::apply(&mut conn, negotiated);
                 conn.receive(buf.get(used..).unwrap_or_default());
                 return Ok(WebSocket::new(stream, conn));
             }

@@ -58,6 +58,10 @@ pub struct Config {
     /// A fixed seed makes masks predictable to anyone who knows it, which
     /// defeats the purpose of masking; it exists for reproducible tests.
     pub dangerous_mask_seed: Option<u64>,
+    /// permessage-deflate (RFC 7692): what to offer (client) or accept
+    /// (server) in the adapters' handshakes. Default `None`: no compression.
+    #[cfg(feature = "deflate")]
+    pub deflate: Option<crate::extensions::deflate::DeflateConfig>,
 }
 
 impl Default for Config {
@@ -72,6 +76,8 @@ impl Default for Config {
             idle_timeout: None,
             close_timeout: Some(Duration::from_secs(5)),
             dangerous_mask_seed: None,
+            #[cfg(feature = "deflate")]
+            deflate: None,
         }
     }
 }
@@ -110,6 +116,16 @@ setters! {
     close_timeout: Option<Duration>;
     /// Sets [`dangerous_mask_seed`](Self::dangerous_mask_seed).
     dangerous_mask_seed: Option<u64>;
+}
+
+#[cfg(feature = "deflate")]
+impl Config {
+    /// Sets [`deflate`](Self::deflate).
+    #[must_use = "setters return the changed Config"]
+    pub fn deflate(mut self, value: Option<crate::extensions::deflate::DeflateConfig>) -> Self {
+        self.deflate = value;
+        self
+    }
 }
 
 impl Config {

@@ -68,6 +68,9 @@ pub enum ProtocolError {
     /// A message was larger than [`Config::max_message_size`](crate::Config::max_message_size).
     #[error("message larger than the configured limit")]
     MessageTooBig,
+    /// A compressed message (permessage-deflate, RFC 7692) was not valid DEFLATE data.
+    #[error("invalid compressed data")]
+    InvalidCompressedData,
     /// The transport ended without a completed close handshake (§7.1.5: 1006).
     #[error("connection closed without a close handshake")]
     AbnormalClosure,
@@ -97,7 +100,7 @@ impl ProtocolError {
             | Self::ExpectedContinuation
             | Self::BadClosePayload
             | Self::InvalidCloseCode(_) => CloseCode::PROTOCOL_ERROR,
-            Self::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooBig | Self::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
             Self::IdleTimeout => CloseCode::GOING_AWAY,
             Self::AbnormalClosure => CloseCode::ABNORMAL,

@@ -88,6 +88,7 @@ mod close;
 mod config;
 mod conn;
 mod error;
+pub mod extensions;
 pub mod frame;
 pub mod handshake;
 mod message;

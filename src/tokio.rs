@@ -613,12 +613,15 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut conn = Connection::new(Role::Client, config)?;
-    let (mut handshake, bytes) = ClientHandshake::new(request)?;
+    let request = crate::extensions::client_offer(conn.config(), request);
+    let (mut handshake, bytes) = ClientHandshake::new(&request)?;
     stream.write_all(&bytes).await?;
     stream.flush().await?;
     let mut buf = BytesMut::new();
     loop {
         if let Status::Complete((accepted, used)) = handshake.receive(&buf)? {
+            let negotiated = crate::extensions::client_accept(conn.config(), &accepted)?;
+            crate::extensions::apply(&mut conn, negotiated);
             conn.receive(buf.get(used..).unwrap_or_default());
             return Ok((WebSocketStream::new(stream, conn), accepted));
         }
@@ -674,11 +677,16 @@ where
     let mut callback = Some(callback);
     let mut buf = BytesMut::new();
     loop {
-        match answer_request(&mut parser, &buf, &mut callback) {
+        match answer_request(&mut parser, &buf, &mut callback, conn.config()) {
             None => read_more(&mut stream, &mut buf).await?,
-            Some(Answer::Accept { response, used }) => {
+            Some(Answer::Accept {
+                response,
+                used,
+                negotiated,
+            }) => {
                 stream.write_all(&response).await?;
                 stream.flush().await?;
+                crate::extensions::apply(&mut conn, negotiated);
                 conn.receive(buf.get(used..).unwrap_or_default());
                 return Ok(WebSocketStream::new(stream, conn));
             }

@@ -1,6 +1,6 @@
 //! Our tokio client against an independent server (the Python `websockets`
 //! library), started by `tests/interop/run.sh`, which sets `INTEROP_URL`.
-#![cfg(feature = "tokio")]
+#![cfg(all(feature = "tokio", feature = "deflate"))]
 
 use bytes::Bytes;
 use rfc6455::handshake::ClientRequest;
@@ -11,8 +11,11 @@ use rfc6455::{CloseCode, Config, Message};
 #[ignore = "needs the Python peer: run tests/interop/run.sh"]
 async fn against_python_websockets_server() {
     let url = std::env::var("INTEROP_URL").expect("INTEROP_URL");
-    // Frames of at most 64 KiB, so the 1 MiB message arrives fragmented.
-    let config = Config::default().max_send_frame_size(Some(64 * 1024));
+    // Frames of at most 64 KiB, so the 1 MiB message arrives fragmented;
+    // permessage-deflate offered (websockets accepts it by default).
+    let config = Config::default()
+        .max_send_frame_size(Some(64 * 1024))
+        .deflate(Some(rfc6455::extensions::deflate::DeflateConfig::default()));
     let (mut ws, _) = connect_async_with(&ClientRequest::new(&url).unwrap(), config)
         .await
         .unwrap();

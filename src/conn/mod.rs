@@ -110,6 +110,9 @@ pub struct Connection {
     timers: Timers,
     /// Masking keys; clients only.
     rng: Option<StdRng>,
+    /// permessage-deflate's compressor, once negotiated.
+    #[cfg(feature = "deflate")]
+    deflater: Option<crate::extensions::deflate::Deflater>,
 }
 
 impl Connection {
@@ -152,6 +155,8 @@ impl Connection {
             failure: None,
             timers: Timers::default(),
             rng,
+            #[cfg(feature = "deflate")]
+            deflater: None,
         })
     }
 
@@ -165,6 +170,52 @@ impl Connection {
         let mut conn = Self::new(role, config)?;
         conn.receive(leftover);
         Ok(conn)
+    }
+
+    /// Turns on permessage-deflate with the parameters both ends agreed on
+    /// in the handshake ([`DeflateConfig::negotiate`] or
+    /// [`DeflateConfig::accept`]). Call it right after construction, before
+    /// any input or output: from then on RSV1 marks compressed messages, and
+    /// data messages of at least the configured threshold are sent compressed.
+    /// The level and threshold come from [`Config::deflate`] (or the defaults).
+    ///
+    /// [`DeflateConfig::negotiate`]: crate::extensions::deflate::DeflateConfig::negotiate
+    /// [`DeflateConfig::accept`]: crate::extensions::deflate::DeflateConfig::accept
+    #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
+    pub fn set_deflate(&mut self, params: crate::extensions::deflate::DeflateParams) {
+        use crate::extensions::deflate::{Deflater, Inflater};
+        let settings = self.config.deflate.clone().unwrap_or_default();
+        let (ours, theirs) = match self.role {
+            Role::Server => (
+                (
+                    params.server_max_window_bits,
+                    params.server_no_context_takeover,
+                ),
+                (
+                    params.client_max_window_bits,
+                    params.client_no_context_takeover,
+                ),
+            ),
+            Role::Client => (
+                (
+                    params.client_max_window_bits,
+                    params.client_no_context_takeover,
+                ),
+                (
+                    params.server_max_window_bits,
+                    params.server_no_context_takeover,
+                ),
+            ),
+        };
+        self.deflater = Some(Deflater::new(
+            settings.level,
+            ours.0,
+            ours.1,
+            settings.threshold,
+        ));
+        self.receiver
+            .set_inflater(Inflater::new(theirs.0, theirs.1));
     }
 
     // ---- Input -------------------------------------------------------------
@@ -369,6 +420,10 @@ impl Connection {
     /// after a Close was sent or the connection failed. Also the control
     /// frame and fragmentation rules in [`SendError`]. On error nothing was queued.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        self.send_message(message, true)
+    }
+
+    fn send_message(&mut self, message: Message, may_compress: bool) -> Result<(), SendError> {
         if self.sent_close || self.failure.is_some() {
             return Err(SendError::Closed);
         }
@@ -386,8 +441,8 @@ impl Connection {
             return Err(SendError::Full(message));
         }
         match message {
-            Message::Text(text) => self.queue_data(OpCode::Text, &text.into_bytes()),
-            Message::Binary(data) => self.queue_data(OpCode::Binary, &data),
+            Message::Text(text) => self.queue_data(OpCode::Text, &text.into_bytes(), may_compress),
+            Message::Binary(data) => self.queue_data(OpCode::Binary, &data, may_compress),
             Message::Ping(data) => self.queue_frame(OpCode::Ping, true, &data),
             Message::Pong(data) => self.queue_frame(OpCode::Pong, true, &data),
             Message::Close(_) => {}
@@ -395,7 +450,18 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues one fragment of a message being streamed (§5.4). The first
+    /// Like [`send`](Self::send), but a data message is never compressed,
+    /// even with permessage-deflate on (e.g. data that is already compressed).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn send_uncompressed(&mut self, message: Message) -> Result<(), SendError> {
+        self.send_message(message, false)
+    }
+
+    /// Queues one fragment of a message being streamed (§5.4). Fragments
+    /// are never compressed. The first
     /// call starts a message of `kind`; later calls continue it; `fin` ends
     /// it. Control messages may be sent between fragments.
     ///
@@ -467,23 +533,48 @@ impl Connection {
         Ok(())
     }
 
-    fn queue_data(&mut self, opcode: OpCode, payload: &Bytes) {
+    /// Queues a data message: compressed if permessage-deflate is on, it
+    /// may be, and it is long enough; split into frames of
+    /// `max_send_frame_size` if set. Only the first frame carries RSV1.
+    fn queue_data(&mut self, opcode: OpCode, payload: &Bytes, may_compress: bool) {
+        let (payload, mut rsv1) = self.maybe_compress(payload, may_compress);
         let step = self.config.max_send_frame_size.unwrap_or(usize::MAX);
         if payload.len() <= step {
-            return self.queue_frame(opcode, true, payload);
+            return self.queue_frame_rsv1(opcode, true, &payload, rsv1);
         }
         let mut opcode = opcode;
-        let mut rest = payload.clone();
+        let mut rest = payload;
         while !rest.is_empty() {
             let piece = rest.split_to(step.min(rest.len()));
-            self.queue_frame(opcode, rest.is_empty(), &piece);
+            self.queue_frame_rsv1(opcode, rest.is_empty(), &piece, rsv1);
             opcode = OpCode::Continuation;
+            rsv1 = false;
         }
     }
 
+    #[cfg(feature = "deflate")]
+    fn maybe_compress(&mut self, payload: &Bytes, may_compress: bool) -> (Bytes, bool) {
+        match self.deflater.as_mut() {
+            Some(deflater) if may_compress && payload.len() >= deflater.threshold => {
+                (Bytes::from(deflater.compress(payload)), true)
+            }
+            _ => (payload.clone(), false),
+        }
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn maybe_compress(&self, payload: &Bytes, _: bool) -> (Bytes, bool) {
+        (payload.clone(), false)
+    }
+
     fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &Bytes) {
+        self.queue_frame_rsv1(opcode, fin, payload, false);
+    }
+
+    fn queue_frame_rsv1(&mut self, opcode: OpCode, fin: bool, payload: &Bytes, rsv1: bool) {
         let mut header = FrameHeader::new(opcode, payload.len() as u64);
         header.fin = fin;
+        header.rsv1 = rsv1;
         header.mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
         self.out.push_frame(&header, payload);
     }

@@ -14,6 +14,10 @@ use crate::frame::{FrameHeader, OpCode, apply_mask};
 use crate::message::DataKind;
 use crate::utf8::Utf8Validator;
 
+/// RSV1 in [`FrameHeader::rsv_bits`] terms.
+#[cfg(feature = "deflate")]
+const RSV1: u8 = 0b100;
+
 /// What the receiver hands to the connection.
 #[derive(Debug)]
 pub(crate) enum Received {
@@ -39,7 +43,10 @@ struct InFrame {
 #[derive(Debug)]
 struct Fragmented {
     kind: DataKind,
-    data: BytesMut,
+    /// permessage-deflate: the frames carry compressed data (RSV1 on the first).
+    compressed: bool,
+    /// The message so far (inflated, if compressed).
+    data: Vec<u8>,
 }
 
 /// Deframer state. Knows the rules; owns no input.
@@ -49,6 +56,9 @@ pub(crate) struct Receiver {
     expect_masked: bool,
     /// RSV bits a negotiated extension has claimed (RSV1 = 0b100).
     allowed_rsv: u8,
+    /// permessage-deflate's decompressor, once negotiated (it claims RSV1).
+    #[cfg(feature = "deflate")]
+    inflater: Option<crate::extensions::deflate::Inflater>,
     max_frame_size: u64,
     max_message_size: u64,
     current: Option<InFrame>,
@@ -61,12 +71,21 @@ impl Receiver {
         Self {
             expect_masked,
             allowed_rsv: 0,
+            #[cfg(feature = "deflate")]
+            inflater: None,
             max_frame_size: max_frame_size as u64,
             max_message_size: max_message_size as u64,
             current: None,
             fragmented: None,
             utf8: Utf8Validator::default(),
         }
+    }
+
+    /// Installs permessage-deflate's decompressor: RSV1 now marks compressed messages.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn set_inflater(&mut self, inflater: crate::extensions::deflate::Inflater) {
+        self.allowed_rsv |= RSV1;
+        self.inflater = Some(inflater);
     }
 
     /// Payload bytes the current frame still needs, or 0 between frames.
@@ -80,6 +99,10 @@ impl Receiver {
     /// any of its payload is buffered.
     fn check(&self, header: &FrameHeader) -> Result<(), ProtocolError> {
         if header.rsv_bits() & !self.allowed_rsv != 0 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        // RSV1 (compression) belongs on the first frame of a data message only (RFC 7692 §6).
+        if header.rsv1 && !matches!(header.opcode, OpCode::Text | OpCode::Binary) {
             return Err(ProtocolError::ReservedBits);
         }
         match (header.mask.is_some(), self.expect_masked) {
@@ -116,12 +139,13 @@ impl Receiver {
                     };
                     self.check(&header)?;
                     rx.advance(header_len);
+                    // Compressed text is checked after inflating, not here.
                     let text = match header.opcode {
-                        OpCode::Text => true,
+                        OpCode::Text => !header.rsv1,
                         OpCode::Continuation => self
                             .fragmented
                             .as_ref()
-                            .is_some_and(|f| f.kind == DataKind::Text),
+                            .is_some_and(|f| f.kind == DataKind::Text && !f.compressed),
                         _ => false,
                     };
                     // `check` bounded the length by `max_frame_size`, a usize.
@@ -174,27 +198,74 @@ impl Receiver {
             OpCode::Text => DataKind::Text,
             OpCode::Binary => DataKind::Binary,
             OpCode::Continuation => {
-                let Some(fragmented) = &mut self.fragmented else {
+                let Some(mut fragmented) = self.fragmented.take() else {
                     return Err(ProtocolError::UnexpectedContinuation);
                 };
-                fragmented.data.extend_from_slice(&payload);
+                if fragmented.compressed {
+                    self.inflate(&payload, header.fin, &mut fragmented)?;
+                } else {
+                    fragmented.data.extend_from_slice(&payload);
+                }
                 if !header.fin {
+                    self.fragmented = Some(fragmented);
                     return Ok(None);
                 }
-                let kind = fragmented.kind;
-                let data = std::mem::take(&mut fragmented.data);
-                self.fragmented = None;
-                return self.finish(kind, data.freeze()).map(Some);
+                return self
+                    .finish(fragmented.kind, fragmented.data.into())
+                    .map(Some);
             }
         };
+        if header.rsv1 {
+            let mut fragmented = Fragmented {
+                kind,
+                compressed: true,
+                data: Vec::new(),
+            };
+            self.inflate(&payload, header.fin, &mut fragmented)?;
+            if header.fin {
+                return self.finish(kind, fragmented.data.into()).map(Some);
+            }
+            self.fragmented = Some(fragmented);
+            return Ok(None);
+        }
         if header.fin {
             return self.finish(kind, payload.freeze()).map(Some);
         }
         self.fragmented = Some(Fragmented {
             kind,
-            data: payload,
+            compressed: false,
+            data: payload.to_vec(),
         });
         Ok(None)
+    }
+
+    /// Inflates a compressed frame onto its message and checks new text.
+    #[cfg(feature = "deflate")]
+    fn inflate(
+        &mut self,
+        payload: &[u8],
+        fin: bool,
+        fragmented: &mut Fragmented,
+    ) -> Result<(), ProtocolError> {
+        let limit = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);
+        let Some(inflater) = self.inflater.as_mut() else {
+            return Err(ProtocolError::ReservedBits);
+        };
+        let start = fragmented.data.len();
+        inflater.inflate(payload, fin, &mut fragmented.data, limit)?;
+        if fragmented.kind == DataKind::Text {
+            let fresh = fragmented.data.get(start..).unwrap_or_default();
+            self.utf8
+                .feed(fresh)
+                .map_err(|_| ProtocolError::InvalidUtf8)?;
+        }
+        Ok(())
+    }
+
+    /// Without the `deflate` feature nothing claims RSV1, so no frame gets here.
+    #[cfg(not(feature = "deflate"))]
+    fn inflate(&self, _: &[u8], _: bool, _: &mut Fragmented) -> Result<(), ProtocolError> {
+        Err(ProtocolError::ReservedBits)
     }
 
     fn finish(&mut self, kind: DataKind, data: Bytes) -> Result<Received, ProtocolError> {

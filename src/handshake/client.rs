@@ -131,6 +131,16 @@ impl ClientRequest {
         self
     }
 
+    /// Whether an extension called `name` is offered.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn offers(&self, name: &str) -> bool {
+        self.extensions
+            .iter()
+            .filter_map(|e| header::parse_extensions(e))
+            .flatten()
+            .any(|e| e.name.eq_ignore_ascii_case(name))
+    }
+
     /// Whether the URI was `wss://` (TLS is the caller's transport).
     #[must_use]
     pub fn is_secure(&self) -> bool {

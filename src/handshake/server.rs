@@ -278,6 +278,12 @@ impl AcceptOptions {
         self
     }
 
+    /// Whether an extensions answer was set.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub(crate) fn has_extensions(&self) -> bool {
+        self.extensions.is_some()
+    }
+
     /// The headers of a successful response besides the handshake's own:
     /// subprotocol, extensions and extras, checked.
     pub(crate) fn response_headers(
@@ -435,8 +441,12 @@ impl Rejection {
 /// What a server adapter writes back once a request is complete.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// Write the 101; frames start at `used` in the buffer.
-    Accept { response: Bytes, used: usize },
+    /// Write the 101; frames start at `used` in the buffer; apply `negotiated`.
+    Accept {
+        response: Bytes,
+        used: usize,
+        negotiated: crate::extensions::Negotiated,
+    },
     /// Write the response, then fail with `error`.
     Refuse {
         response: Bytes,
@@ -451,6 +461,7 @@ pub(crate) fn answer_request<F>(
     parser: &mut ServerHandshake,
     buf: &[u8],
     callback: &mut Option<F>,
+    config: &crate::Config,
 ) -> Option<Answer>
 where
     F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
@@ -478,12 +489,20 @@ where
             error: crate::Error::Rejected(rejection.status),
         }
     };
-    Some(match decision.map(|options| accept(&view, &options)) {
-        Ok(Ok(response)) => Answer::Accept { response, used },
-        Ok(Err(build)) => Answer::Refuse {
-            response: reject(500, &[], b"").unwrap_or_default(),
-            error: build.into(),
+    let decision =
+        decision.map(|options| crate::extensions::server_negotiate(config, &view, options));
+    Some(
+        match decision.map(|(options, negotiated)| (accept(&view, &options), negotiated)) {
+            Ok((Ok(response), negotiated)) => Answer::Accept {
+                response,
+                used,
+                negotiated,
+            },
+            Ok((Err(build), _)) => Answer::Refuse {
+                response: reject(500, &[], b"").unwrap_or_default(),
+                error: build.into(),
+            },
+            Err(rejection) => refused(rejection),
         },
-        Err(rejection) => refused(rejection),
-    })
+    )
 }

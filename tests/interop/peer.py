@@ -23,7 +23,9 @@ MESSAGES = [
 
 
 async def client(url: str) -> None:
-    async with connect(url, max_size=None) as ws:
+    async with connect(url, max_size=None) as ws:  # offers permessage-deflate
+        assert ws.response.headers.get("Sec-WebSocket-Extensions", "").startswith("permessage-deflate"), \
+            "compression not negotiated"
         for message in MESSAGES:
             await ws.send(message)
             reply = await ws.recv()

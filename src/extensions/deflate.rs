@@ -1,0 +1,568 @@
+//! permessage-deflate (RFC 7692), feature `deflate`.
+//!
+//! Negotiation happens in the opening handshake: a client sends
+//! [`DeflateConfig::offer`], a server answers with
+//! [`DeflateConfig::negotiate`], and the client checks the answer with
+//! [`DeflateConfig::accept`]. Both sides then hand the agreed
+//! [`DeflateParams`] to [`Connection::set_deflate`](crate::Connection::set_deflate).
+//! The adapters do all of this when [`Config::deflate`](crate::Config::deflate) is set.
+//!
+//! On the wire (§7.2): the first frame of a compressed message has RSV1 set;
+//! the payload is raw DEFLATE with the trailing `00 00 ff ff` of a sync flush
+//! removed. Control frames are never compressed. Received messages are
+//! inflated in bounded steps and count against
+//! [`Config::max_message_size`](crate::Config::max_message_size) as they grow,
+//! so a small frame that would inflate to gigabytes fails with 1009 at the
+//! limit.
+
+use std::fmt;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use crate::error::ProtocolError;
+use crate::handshake::{Extension, HandshakeError};
+
+/// The extension's registered name.
+pub const NAME: &str = "permessage-deflate";
+
+/// The bytes a sync flush ends with, removed on send and restored on receive (§7.2.1, §7.2.2).
+const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// The smallest growth of the inflate buffer.
+const INFLATE_STEP: usize = 32 * 1024;
+
+/// The smallest window zlib's raw deflate supports; RFC 7692 allows 8.
+const MIN_ZLIB_WINDOW: u8 = 9;
+
+/// What this endpoint asks for and accepts.
+///
+/// Window bits are 9–15 (zlib cannot compress with a window of 8; an offer
+/// or answer that needs this endpoint to compress with 8 is declined).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeflateConfig {
+    /// Compression level, 0–9. Default 6.
+    pub level: u32,
+    /// Messages shorter than this are sent uncompressed. Default 64 bytes.
+    pub threshold: usize,
+    /// The client's window bits to ask for (client offer) or to impose
+    /// (server answer). Default 15.
+    pub client_max_window_bits: u8,
+    /// The server's window bits to ask for (client) or to use at most (server). Default 15.
+    pub server_max_window_bits: u8,
+    /// Ask for (client) or impose (server) a fresh client context per message. Default false.
+    pub client_no_context_takeover: bool,
+    /// Ask for (client) or use (server) a fresh server context per message. Default false.
+    pub server_no_context_takeover: bool,
+}
+
+impl Default for DeflateConfig {
+    fn default() -> Self {
+        Self {
+            level: 6,
+            threshold: 64,
+            client_max_window_bits: 15,
+            server_max_window_bits: 15,
+            client_no_context_takeover: false,
+            server_no_context_takeover: false,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
+        impl DeflateConfig {
+            $(
+                $(#[$doc])*
+                #[must_use = "setters return the changed config"]
+                pub fn $name(mut self, value: $ty) -> Self {
+                    self.$name = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`level`](Self::level).
+    level: u32;
+    /// Sets [`threshold`](Self::threshold).
+    threshold: usize;
+    /// Sets [`client_max_window_bits`](Self::client_max_window_bits).
+    client_max_window_bits: u8;
+    /// Sets [`server_max_window_bits`](Self::server_max_window_bits).
+    server_max_window_bits: u8;
+    /// Sets [`client_no_context_takeover`](Self::client_no_context_takeover).
+    client_no_context_takeover: bool;
+    /// Sets [`server_no_context_takeover`](Self::server_no_context_takeover).
+    server_no_context_takeover: bool;
+}
+
+/// What both ends agreed on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct DeflateParams {
+    /// The server starts each message with a fresh context.
+    pub server_no_context_takeover: bool,
+    /// The client starts each message with a fresh context.
+    pub client_no_context_takeover: bool,
+    /// The server compresses with at most this window (8–15).
+    pub server_max_window_bits: u8,
+    /// The client compresses with at most this window (8–15).
+    pub client_max_window_bits: u8,
+}
+
+impl fmt::Display for DeflateParams {
+    /// The `Sec-WebSocket-Extensions` value a server answers with.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(NAME)?;
+        if self.server_no_context_takeover {
+            f.write_str("; server_no_context_takeover")?;
+        }
+        if self.client_no_context_takeover {
+            f.write_str("; client_no_context_takeover")?;
+        }
+        if self.server_max_window_bits < 15 {
+            write!(
+                f,
+                "; server_max_window_bits={}",
+                self.server_max_window_bits
+            )?;
+        }
+        if self.client_max_window_bits < 15 {
+            write!(
+                f,
+                "; client_max_window_bits={}",
+                self.client_max_window_bits
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The parameters of one offer or answer, checked: known names, no
+/// duplicates, window bits 8–15 (§7.1). `client_max_window_bits` may come
+/// without a value in an offer (`Some(None)`).
+#[derive(Default)]
+struct Parsed {
+    server_no_context_takeover: bool,
+    client_no_context_takeover: bool,
+    server_max_window_bits: Option<u8>,
+    client_max_window_bits: Option<Option<u8>>,
+}
+
+fn window_bits(value: Option<&str>) -> Option<u8> {
+    let value = value?;
+    if value.len() > 2 || value.starts_with('0') {
+        return None;
+    }
+    value
+        .parse::<u8>()
+        .ok()
+        .filter(|bits| (8..=15).contains(bits))
+}
+
+fn parse(extension: &Extension<'_>) -> Option<Parsed> {
+    let mut parsed = Parsed::default();
+    for (name, value) in &extension.params {
+        let value = value.as_deref();
+        match name.to_ascii_lowercase().as_str() {
+            "server_no_context_takeover"
+                if !parsed.server_no_context_takeover && value.is_none() =>
+            {
+                parsed.server_no_context_takeover = true;
+            }
+            "client_no_context_takeover"
+                if !parsed.client_no_context_takeover && value.is_none() =>
+            {
+                parsed.client_no_context_takeover = true;
+            }
+            "server_max_window_bits" if parsed.server_max_window_bits.is_none() => {
+                parsed.server_max_window_bits = Some(window_bits(value)?);
+            }
+            "client_max_window_bits" if parsed.client_max_window_bits.is_none() => {
+                parsed.client_max_window_bits = Some(match value {
+                    None => None,
+                    Some(_) => Some(window_bits(value)?),
+                });
+            }
+            _ => return None,
+        }
+    }
+    Some(parsed)
+}
+
+impl DeflateConfig {
+    /// The client's `Sec-WebSocket-Extensions` offer (§7.1).
+    #[must_use]
+    pub fn offer(&self) -> String {
+        let mut offer = NAME.to_owned();
+        if self.server_no_context_takeover {
+            offer.push_str("; server_no_context_takeover");
+        }
+        if self.client_no_context_takeover {
+            offer.push_str("; client_no_context_takeover");
+        }
+        if self.server_max_window_bits < 15 {
+            offer.push_str(&format!(
+                "; server_max_window_bits={}",
+                self.server_max_window_bits.max(MIN_ZLIB_WINDOW)
+            ));
+        }
+        if self.client_max_window_bits < 15 {
+            offer.push_str(&format!(
+                "; client_max_window_bits={}",
+                self.client_max_window_bits.max(MIN_ZLIB_WINDOW)
+            ));
+        } else {
+            // Tells the server it may limit our window (§7.1.2.2).
+            offer.push_str("; client_max_window_bits");
+        }
+        offer
+    }
+
+    /// A server's choice among the client's offers (§7.1): the first
+    /// acceptable `permessage-deflate` offer, with the response value to send.
+    /// Offers with unknown or repeated parameters, or values out of range,
+    /// are declined; so is an offer that limits the server's window to 8,
+    /// which zlib cannot produce. `None` means no compression.
+    #[must_use]
+    pub fn negotiate(&self, offers: &[Extension<'_>]) -> Option<(String, DeflateParams)> {
+        offers
+            .iter()
+            .filter(|e| e.name.eq_ignore_ascii_case(NAME))
+            .find_map(|offer| {
+                let parsed = parse(offer)?;
+                let server_bits = parsed
+                    .server_max_window_bits
+                    .unwrap_or(15)
+                    .min(self.server_max_window_bits.clamp(MIN_ZLIB_WINDOW, 15));
+                if server_bits < MIN_ZLIB_WINDOW {
+                    return None;
+                }
+                let client_bits = match parsed.client_max_window_bits {
+                    // The client cannot take a limit: only 15 works.
+                    None => 15,
+                    Some(offered) => offered
+                        .unwrap_or(15)
+                        .min(self.client_max_window_bits.clamp(8, 15)),
+                };
+                if parsed.client_max_window_bits.is_none() && self.client_max_window_bits < 15 {
+                    // We would want a smaller client window, but may not ask; go on with 15.
+                }
+                let params = DeflateParams {
+                    server_no_context_takeover: parsed.server_no_context_takeover
+                        || self.server_no_context_takeover,
+                    client_no_context_takeover: parsed.client_no_context_takeover
+                        || self.client_no_context_takeover,
+                    server_max_window_bits: server_bits,
+                    client_max_window_bits: client_bits,
+                };
+                Some((params.to_string(), params))
+            })
+    }
+
+    /// A client's check of the server's answer (§7.1): `Ok(None)` if the
+    /// server did not accept permessage-deflate, the agreed parameters if it
+    /// did, and an error if the answer is not one the offer allowed.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::ExtensionNotOffered`] for an answer with unknown,
+    /// repeated or out-of-range parameters, a client window the offer did not
+    /// allow, one zlib cannot compress with (8), or a second
+    /// `permessage-deflate`.
+    pub fn accept(
+        &self,
+        accepted: &[Extension<'_>],
+    ) -> Result<Option<DeflateParams>, HandshakeError> {
+        let mut answers = accepted
+            .iter()
+            .filter(|e| e.name.eq_ignore_ascii_case(NAME));
+        let Some(answer) = answers.next() else {
+            return Ok(None);
+        };
+        let bad = HandshakeError::ExtensionNotOffered;
+        if answers.next().is_some() {
+            return Err(bad);
+        }
+        let parsed = parse(answer).ok_or_else(|| bad.clone())?;
+        let client_bits = match parsed.client_max_window_bits {
+            None => 15,
+            // A value is required in an answer (§7.1.2.2).
+            Some(None) => return Err(bad),
+            Some(Some(bits))
+                if bits < MIN_ZLIB_WINDOW
+                    || bits > self.client_max_window_bits.max(MIN_ZLIB_WINDOW) =>
+            {
+                return Err(bad);
+            }
+            Some(Some(bits)) => bits,
+        };
+        let server_bits = parsed.server_max_window_bits.unwrap_or(15);
+        if server_bits > self.server_max_window_bits.max(MIN_ZLIB_WINDOW)
+            && self.server_max_window_bits < 15
+        {
+            return Err(bad);
+        }
+        if self.server_no_context_takeover && !parsed.server_no_context_takeover {
+            return Err(bad);
+        }
+        Ok(Some(DeflateParams {
+            server_no_context_takeover: parsed.server_no_context_takeover,
+            client_no_context_takeover: parsed.client_no_context_takeover
+                || self.client_no_context_takeover,
+            server_max_window_bits: server_bits,
+            client_max_window_bits: client_bits,
+        }))
+    }
+}
+
+/// One direction's compressor.
+pub(crate) struct Deflater {
+    compress: Compress,
+    fresh_each_message: bool,
+    pub(crate) threshold: usize,
+}
+
+impl fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deflater")
+            .field("fresh_each_message", &self.fresh_each_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deflater {
+    pub(crate) fn new(
+        level: u32,
+        window_bits: u8,
+        fresh_each_message: bool,
+        threshold: usize,
+    ) -> Self {
+        Self {
+            compress: Compress::new_with_window_bits(
+                Compression::new(level.min(9)),
+                false,
+                window_bits.clamp(MIN_ZLIB_WINDOW, 15),
+            ),
+            fresh_each_message,
+            threshold,
+        }
+    }
+
+    /// Compresses one message's payload (§7.2.1): a sync flush with its
+    /// trailing `00 00 ff ff` removed.
+    pub(crate) fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity((payload.len() / 2).saturating_add(64));
+        let mut consumed = 0usize;
+        loop {
+            out.reserve((payload.len().saturating_sub(consumed) / 2).saturating_add(64));
+            let before = self.compress.total_in();
+            // Compressing into spare room never fails on a stream we produce.
+            let _ = self.compress.compress_vec(
+                payload.get(consumed..).unwrap_or_default(),
+                &mut out,
+                FlushCompress::Sync,
+            );
+            let taken = usize::try_from(self.compress.total_in().saturating_sub(before))
+                .unwrap_or(usize::MAX);
+            consumed = consumed.saturating_add(taken);
+            // The flush is complete once all input is in and room was left over.
+            if consumed >= payload.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out.ends_with(&TRAILER) {
+            out.truncate(out.len().saturating_sub(TRAILER.len()));
+        }
+        if out.is_empty() {
+            // An empty message is sent as one empty byte (§7.2.3.6).
+            out.push(0x00);
+        }
+        if self.fresh_each_message {
+            self.compress.reset();
+        }
+        out
+    }
+}
+
+/// One direction's decompressor.
+pub(crate) struct Inflater {
+    decompress: Decompress,
+    fresh_each_message: bool,
+    /// The sender ended the DEFLATE stream (a block with BFINAL) in this message.
+    ended: bool,
+}
+
+impl fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inflater")
+            .field("fresh_each_message", &self.fresh_each_message)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    pub(crate) fn new(window_bits: u8, fresh_each_message: bool) -> Self {
+        Self {
+            decompress: Decompress::new_with_window_bits(
+                false,
+                window_bits.clamp(MIN_ZLIB_WINDOW, 15),
+            ),
+            fresh_each_message,
+            ended: false,
+        }
+    }
+
+    /// Inflates `input` onto `out`, growing it geometrically but never past
+    /// `limit + 1` bytes, and fails with 1009 as soon as `out` passes `limit`. At the end of a message
+    /// (`fin`) the removed trailer is fed too (§7.2.2).
+    pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        self.feed(input, out, limit)?;
+        if fin {
+            self.feed(&TRAILER, out, limit)?;
+            if self.fresh_each_message || self.ended {
+                self.decompress.reset(false);
+                self.ended = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
+        let mut consumed = 0usize;
+        while !self.ended {
+            if out.len() == out.capacity() {
+                // Grow geometrically, but never past one byte over the limit
+                // (enough to see it crossed): memory stays within the limit.
+                let target = out
+                    .len()
+                    .saturating_mul(2)
+                    .max(out.len().saturating_add(INFLATE_STEP))
+                    .min(limit.saturating_add(1))
+                    .max(out.len().saturating_add(1));
+                out.reserve_exact(target.saturating_sub(out.len()));
+            }
+            let (before_in, before_out) = (self.decompress.total_in(), out.len());
+            let status = self
+                .decompress
+                .decompress_vec(
+                    input.get(consumed..).unwrap_or_default(),
+                    out,
+                    FlushDecompress::Sync,
+                )
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+            let taken = usize::try_from(self.decompress.total_in().saturating_sub(before_in))
+                .unwrap_or(usize::MAX);
+            consumed = consumed.saturating_add(taken);
+            if out.len() > limit {
+                return Err(ProtocolError::MessageTooBig);
+            }
+            if status == Status::StreamEnd {
+                self.ended = true;
+            } else if consumed >= input.len() && out.len() < out.capacity() {
+                break;
+            } else if taken == 0 && out.len() == before_out && out.len() < out.capacity() {
+                // No progress with input left and room to write: corrupt data.
+                return Err(ProtocolError::InvalidCompressedData);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7692 §7.2.3.1: "Hello" compressed is f2 48 cd c9 c9 07 00.
+    #[test]
+    fn rfc_hello() {
+        let mut deflater = Deflater::new(6, 15, false, 0);
+        assert_eq!(
+            deflater.compress(b"Hello"),
+            [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        );
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        inflater
+            .inflate(
+                &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                true,
+                &mut out,
+                100,
+            )
+            .unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    // §7.2.3.2: with context takeover the second "Hello" refers back to the first.
+    #[test]
+    fn rfc_context_takeover_second_message() {
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        inflater
+            .inflate(
+                &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                true,
+                &mut out,
+                100,
+            )
+            .unwrap();
+        out.clear();
+        inflater
+            .inflate(&[0xf2, 0x00, 0x11, 0x00, 0x00], true, &mut out, 100)
+            .unwrap();
+        assert_eq!(out, b"Hello");
+        let mut deflater = Deflater::new(6, 15, false, 0);
+        deflater.compress(b"Hello");
+        let second = deflater.compress(b"Hello");
+        assert!(
+            second.len() < 7,
+            "the second message uses the shared context: {second:x?}"
+        );
+    }
+
+    // §7.2.3.3: a stored (uncompressed) block is valid input.
+    #[test]
+    fn rfc_stored_block() {
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        inflater
+            .inflate(
+                &[
+                    0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00,
+                ],
+                true,
+                &mut out,
+                100,
+            )
+            .unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn bomb_stops_at_the_limit() {
+        let mut deflater = Deflater::new(9, 15, false, 0);
+        let bomb = deflater.compress(&vec![0u8; 10 << 20]);
+        assert!(bomb.len() < 20_000);
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        assert_eq!(
+            inflater.inflate(&bomb, true, &mut out, 1 << 20),
+            Err(ProtocolError::MessageTooBig)
+        );
+        assert!(
+            out.capacity() <= (1 << 20) + 1,
+            "capacity {}",
+            out.capacity()
+        );
+    }
+}
