@@ -144,5 +144,128 @@ fn utf8(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, header_parse, mask_vs_memcpy, encode, receive, utf8);
+/// Text-like (repetitive, compressible) and random (incompressible) payloads.
+fn payloads(size: usize) -> [(&'static str, Vec<u8>); 2] {
+    let text: Vec<u8> =
+        "{\"id\": 12345, \"name\": \"permessage-deflate\", \"tags\": [\"a\", \"b\"]}\n"
+            .bytes()
+            .cycle()
+            .take(size)
+            .collect();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let random = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    [("text", text), ("random", random)]
+}
+
+fn deflate_pair() -> (Connection, Connection) {
+    use rfc6455::extensions::deflate::{DeflateConfig, DeflateParams};
+    let params = DeflateParams {
+        server_no_context_takeover: false,
+        client_no_context_takeover: false,
+        server_max_window_bits: 15,
+        client_max_window_bits: 15,
+    };
+    let config = Config::default().deflate(Some(DeflateConfig::default().threshold(0)));
+    let mut client =
+        Connection::new(Role::Client, config.clone().dangerous_mask_seed(Some(1))).unwrap();
+    let mut server = Connection::new(Role::Server, config).unwrap();
+    client.set_deflate(params);
+    server.set_deflate(params);
+    (client, server)
+}
+
+fn take(conn: &mut Connection) -> Vec<u8> {
+    let out = conn.outgoing();
+    let mut wire = Vec::with_capacity(out.remaining());
+    while out.has_remaining() {
+        let n = out.chunk().len();
+        wire.extend_from_slice(out.chunk());
+        out.advance(n);
+    }
+    wire
+}
+
+fn deflate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("deflate");
+    for size in [1024, 64 * 1024, 1024 * 1024] {
+        group.throughput(Throughput::Bytes(size as u64));
+        for (kind, payload) in payloads(size) {
+            let payload = Bytes::from(payload);
+            // Compress: a server sends (no masking on top).
+            let (_, mut server) = deflate_pair();
+            group.bench_function(BenchmarkId::new(format!("compress/{kind}"), size), |b| {
+                b.iter(|| {
+                    server.send(Message::Binary(payload.clone())).unwrap();
+                    drain(&mut server)
+                })
+            });
+            // Decompress: the same compressed message received again and again
+            // (a fresh pair each batch keeps the contexts in step).
+            group.bench_function(BenchmarkId::new(format!("decompress/{kind}"), size), |b| {
+                b.iter_batched(
+                    || {
+                        let (mut client, server) = deflate_pair();
+                        client.send(Message::Binary(payload.clone())).unwrap();
+                        (take(&mut client), server)
+                    },
+                    |(wire, mut server)| receive_all(&mut server, &wire),
+                    criterion::BatchSize::LargeInput,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
+/// A whole echo round (client send, server receive and send back, client
+/// receive) through two connections, with and without permessage-deflate.
+fn echo_round(c: &mut Criterion) {
+    let mut group = c.benchmark_group("echo_round");
+    for size in [1024, 64 * 1024] {
+        group.throughput(Throughput::Bytes(size as u64));
+        let message = Message::binary(payloads(size)[0].1.clone());
+        for compressed in [false, true] {
+            let (mut client, mut server) = if compressed {
+                deflate_pair()
+            } else {
+                (
+                    Connection::new(Role::Client, Config::default().dangerous_mask_seed(Some(1)))
+                        .unwrap(),
+                    Connection::new(Role::Server, Config::default()).unwrap(),
+                )
+            };
+            let name = if compressed { "deflate" } else { "plain" };
+            group.bench_function(BenchmarkId::new(name, size), |b| {
+                b.iter(|| {
+                    client.send(message.clone()).unwrap();
+                    server.receive(&take(&mut client));
+                    while let Some(m) = server.next_message().unwrap() {
+                        server.send(m).unwrap();
+                    }
+                    client.receive(&take(&mut server));
+                    client.next_message().unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    header_parse,
+    mask_vs_memcpy,
+    encode,
+    receive,
+    utf8,
+    deflate,
+    echo_round
+);
 criterion_main!(benches);

@@ -68,6 +68,7 @@
 //! frame header, before its payload is buffered. Nothing a peer sends can
 //! make the connection panic; it fails with a [`ProtocolError`] and the
 //! matching close code instead.
+#![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
 // No byte from a peer may reach a panic: no indexing, unwrapping or panicking
 // in library code (tests may).
