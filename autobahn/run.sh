@@ -17,22 +17,10 @@ case "$role" in
   *) echo "usage: autobahn/run.sh server|client" >&2; exit 2 ;;
 esac
 
-KOSOKU_VERSION=0.1.0
+. .ci/lib.sh
 VENV=target/autobahn-venv
-if [ ! -x "$VENV/bin/kosoku" ] || [ "$("$VENV/bin/pip" show kosoku 2>/dev/null | sed -n 's/^Version: //p')" != "$KOSOKU_VERSION" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "kosoku==$KOSOKU_VERSION"
-fi
+ensure_venv "$VENV" kosoku 0.1.0
 PY="$VENV/bin/python"
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listening on port $1" >&2
-  return 1
-}
 
 reports="autobahn/reports/$role"
 rm -rf "$reports"

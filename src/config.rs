@@ -82,40 +82,27 @@ impl Default for Config {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        impl Config {
-            $(
-                $(#[$doc])*
-                #[must_use = "setters return the changed Config"]
-                pub fn $name(mut self, value: $ty) -> Self {
-                    self.$name = value;
-                    self
-                }
-            )*
-        }
-    };
-}
-
-setters! {
-    /// Sets [`max_frame_size`](Self::max_frame_size).
-    max_frame_size: usize;
-    /// Sets [`max_message_size`](Self::max_message_size).
-    max_message_size: usize;
-    /// Sets [`max_write_buffer`](Self::max_write_buffer).
-    max_write_buffer: usize;
-    /// Sets [`max_send_frame_size`](Self::max_send_frame_size).
-    max_send_frame_size: Option<usize>;
-    /// Sets [`auto_pong`](Self::auto_pong).
-    auto_pong: bool;
-    /// Sets [`keepalive_interval`](Self::keepalive_interval).
-    keepalive_interval: Option<Duration>;
-    /// Sets [`idle_timeout`](Self::idle_timeout).
-    idle_timeout: Option<Duration>;
-    /// Sets [`close_timeout`](Self::close_timeout).
-    close_timeout: Option<Duration>;
-    /// Sets [`dangerous_mask_seed`](Self::dangerous_mask_seed).
-    dangerous_mask_seed: Option<u64>;
+by_value_setters! {
+    Config {
+        /// Sets [`max_frame_size`](Self::max_frame_size).
+        max_frame_size: usize;
+        /// Sets [`max_message_size`](Self::max_message_size).
+        max_message_size: usize;
+        /// Sets [`max_write_buffer`](Self::max_write_buffer).
+        max_write_buffer: usize;
+        /// Sets [`max_send_frame_size`](Self::max_send_frame_size).
+        max_send_frame_size: Option<usize>;
+        /// Sets [`auto_pong`](Self::auto_pong).
+        auto_pong: bool;
+        /// Sets [`keepalive_interval`](Self::keepalive_interval).
+        keepalive_interval: Option<Duration>;
+        /// Sets [`idle_timeout`](Self::idle_timeout).
+        idle_timeout: Option<Duration>;
+        /// Sets [`close_timeout`](Self::close_timeout).
+        close_timeout: Option<Duration>;
+        /// Sets [`dangerous_mask_seed`](Self::dangerous_mask_seed).
+        dangerous_mask_seed: Option<u64>;
+    }
 }
 
 #[cfg(feature = "deflate")]

@@ -84,6 +84,9 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[macro_use]
+mod macros;
+
 pub mod blocking;
 mod close;
 mod config;

@@ -69,34 +69,21 @@ impl Default for DeflateConfig {
     }
 }
 
-macro_rules! setters {
-    ($($(#[$doc:meta])* $name:ident: $ty:ty;)*) => {
-        impl DeflateConfig {
-            $(
-                $(#[$doc])*
-                #[must_use = "setters return the changed config"]
-                pub fn $name(mut self, value: $ty) -> Self {
-                    self.$name = value;
-                    self
-                }
-            )*
-        }
-    };
-}
-
-setters! {
-    /// Sets [`level`](Self::level).
-    level: u32;
-    /// Sets [`threshold`](Self::threshold).
-    threshold: usize;
-    /// Sets [`client_max_window_bits`](Self::client_max_window_bits).
-    client_max_window_bits: u8;
-    /// Sets [`server_max_window_bits`](Self::server_max_window_bits).
-    server_max_window_bits: u8;
-    /// Sets [`client_no_context_takeover`](Self::client_no_context_takeover).
-    client_no_context_takeover: bool;
-    /// Sets [`server_no_context_takeover`](Self::server_no_context_takeover).
-    server_no_context_takeover: bool;
+by_value_setters! {
+    DeflateConfig {
+        /// Sets [`level`](Self::level).
+        level: u32;
+        /// Sets [`threshold`](Self::threshold).
+        threshold: usize;
+        /// Sets [`client_max_window_bits`](Self::client_max_window_bits).
+        client_max_window_bits: u8;
+        /// Sets [`server_max_window_bits`](Self::server_max_window_bits).
+        server_max_window_bits: u8;
+        /// Sets [`client_no_context_takeover`](Self::client_no_context_takeover).
+        client_no_context_takeover: bool;
+        /// Sets [`server_no_context_takeover`](Self::server_no_context_takeover).
+        server_no_context_takeover: bool;
+    }
 }
 
 /// What both ends agreed on.

@@ -5,22 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-WEBSOCKETS_VERSION=17.4
+. .ci/lib.sh
 VENV=target/interop-venv
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$WEBSOCKETS_VERSION')" 2>/dev/null; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "websockets==$WEBSOCKETS_VERSION"
-fi
+ensure_venv "$VENV" websockets 17.4
 PY="$VENV/bin/python"
-free_port() { "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listening on port $1" >&2
-  return 1
-}
 
 cargo build --quiet --example echo_server
 cargo test --quiet --test interop --no-run
