@@ -228,15 +228,12 @@ impl DeflateConfig {
                     return None;
                 }
                 let client_bits = match parsed.client_max_window_bits {
-                    // The client cannot take a limit: only 15 works.
+                    // The client did not offer to take a limit: 15, whatever we would prefer.
                     None => 15,
                     Some(offered) => offered
                         .unwrap_or(15)
                         .min(self.client_max_window_bits.clamp(8, 15)),
                 };
-                if parsed.client_max_window_bits.is_none() && self.client_max_window_bits < 15 {
-                    // We would want a smaller client window, but may not ask; go on with 15.
-                }
                 let params = DeflateParams {
                     server_no_context_takeover: parsed.server_no_context_takeover
                         || self.server_no_context_takeover,
