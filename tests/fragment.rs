@@ -188,6 +188,38 @@ fn automatic_fragmentation() {
     );
 }
 
+// Found by the connection_client fuzz target: streamed fragments longer than
+// max_send_frame_size went out as one frame. They are split like messages.
+#[test]
+fn streamed_fragments_respect_max_send_frame_size() {
+    let config = Config::default().max_send_frame_size(Some(4));
+    let mut pair = Pair::with_configs(config.clone(), config);
+    pair.client
+        .send_fragment(DataKind::Text, Bytes::from_static(b"hello "), false)
+        .unwrap();
+    pair.client
+        .send_fragment(DataKind::Text, Bytes::from_static(b"world"), true)
+        .unwrap();
+    let wire = take_output(&mut pair.client);
+    let shape: Vec<_> = parse_frames(&wire)
+        .iter()
+        .map(|(h, p)| (h.opcode, h.fin, p.len()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (OpCode::Text, false, 4),
+            (OpCode::Continuation, false, 2),
+            (OpCode::Continuation, false, 4),
+            (OpCode::Continuation, true, 1),
+        ]
+    );
+    assert_eq!(
+        feed_chunked(&mut pair.server, &wire, 3),
+        (vec![Message::text("hello world")], None)
+    );
+}
+
 // §5.4: "An intermediary MUST NOT change the fragmentation" — and a receiver
 // must accept any fragmentation, including empty fragments and empty messages.
 #[test]

@@ -460,7 +460,8 @@ impl Connection {
         self.send_message(message, false)
     }
 
-    /// Queues one fragment of a message being streamed (§5.4). Fragments
+    /// Queues one fragment of a message being streamed (§5.4), itself split
+    /// into frames of [`Config::max_send_frame_size`] if set. Fragments
     /// are never compressed. The first
     /// call starts a message of `kind`; later calls continue it; `fin` ends
     /// it. Control messages may be sent between fragments.
@@ -498,7 +499,7 @@ impl Connection {
         if self.is_write_buffer_full() {
             return Err(SendError::FullFragment(data));
         }
-        self.queue_frame(opcode, fin, &data);
+        self.queue_split(opcode, fin, data, false);
         self.sending = if fin { None } else { Some((kind, utf8)) };
         Ok(())
     }
@@ -537,16 +538,22 @@ impl Connection {
     /// may be, and it is long enough; split into frames of
     /// `max_send_frame_size` if set. Only the first frame carries RSV1.
     fn queue_data(&mut self, opcode: OpCode, payload: &Bytes, may_compress: bool) {
-        let (payload, mut rsv1) = self.maybe_compress(payload, may_compress);
+        let (payload, rsv1) = self.maybe_compress(payload, may_compress);
+        self.queue_split(opcode, true, payload, rsv1);
+    }
+
+    /// Queues `payload` as frames of at most `max_send_frame_size` bytes:
+    /// the first with `opcode` and `rsv1`, the rest continuations; only the
+    /// last carries `fin`.
+    fn queue_split(&mut self, opcode: OpCode, fin: bool, payload: Bytes, rsv1: bool) {
         let step = self.config.max_send_frame_size.unwrap_or(usize::MAX);
         if payload.len() <= step {
-            return self.queue_frame_rsv1(opcode, true, &payload, rsv1);
+            return self.queue_frame_rsv1(opcode, fin, &payload, rsv1);
         }
-        let mut opcode = opcode;
-        let mut rest = payload;
+        let (mut opcode, mut rsv1, mut rest) = (opcode, rsv1, payload);
         while !rest.is_empty() {
             let piece = rest.split_to(step.min(rest.len()));
-            self.queue_frame_rsv1(opcode, rest.is_empty(), &piece, rsv1);
+            self.queue_frame_rsv1(opcode, fin && rest.is_empty(), &piece, rsv1);
             opcode = OpCode::Continuation;
             rsv1 = false;
         }
