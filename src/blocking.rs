@@ -24,6 +24,13 @@
 //! `TimedOut`. Set a read timeout on the socket (for example the keepalive
 //! interval) to drive them; the error is returned, and calling again resumes.
 //!
+//! The opening handshake has a deadline too,
+//! [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout)
+//! (10 seconds by default), checked after every read: a peer that trickles
+//! its request fails with [`Error::HandshakeTimeout`] once it passes. To
+//! bound a peer that sends nothing at all, give the socket a read timeout
+//! before [`accept`] ([`connect`] sets one itself).
+//!
 //! # Non-blocking streams
 //!
 //! `WouldBlock` passes through unchanged from every method after the
@@ -32,7 +39,7 @@
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 
@@ -261,7 +268,11 @@ pub fn connect_with(
     }
     let stream = TcpStream::connect((request.host(), request.port()))?;
     stream.set_nodelay(true)?;
-    client_with(stream, request, config)
+    // A read timeout lets the handshake deadline fire even if the server says nothing.
+    stream.set_read_timeout(request.handshake_limits().timeout)?;
+    let (ws, accepted) = client_with(stream, request, config)?;
+    ws.get_ref().set_read_timeout(None)?;
+    Ok((ws, accepted))
 }
 
 /// Runs the client handshake over a connected stream (TCP, TLS, anything).
@@ -289,6 +300,7 @@ pub fn client_with<S: Read + Write>(
     request: &ClientRequest,
     config: Config,
 ) -> Result<(WebSocket<S>, Accepted), Error> {
+    let deadline = Deadline::start(request.handshake_limits().timeout);
     let mut conn = Connection::new(Role::Client, config)?;
     let request = crate::extensions::client_offer(conn.config(), request);
     let (mut handshake, bytes) = ClientHandshake::new(&request)?;
@@ -302,7 +314,7 @@ pub fn client_with<S: Read + Write>(
             conn.receive(buf.get(used..).unwrap_or_default());
             return Ok((WebSocket::new(stream, conn), accepted));
         }
-        read_more(&mut stream, &mut buf)?;
+        read_more(&mut stream, &mut buf, deadline)?;
     }
 }
 
@@ -361,12 +373,13 @@ where
     S: Read + Write,
     F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
+    let deadline = Deadline::start(parser.limits().timeout);
     let mut conn = Connection::new(Role::Server, config)?;
     let mut callback = Some(callback);
     let mut buf = Vec::new();
     loop {
         match answer_request(&mut parser, &buf, &mut callback, conn.config()) {
-            None => read_more(&mut stream, &mut buf)?,
+            None => read_more(&mut stream, &mut buf, deadline)?,
             Some(Answer::Accept {
                 response,
                 used,
@@ -387,18 +400,51 @@ where
     }
 }
 
-/// Reads a handshake chunk; EOF mid-handshake is an error.
-fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>) -> io::Result<()> {
+/// The end of the time a handshake may take.
+#[derive(Copy, Clone)]
+struct Deadline(Option<(Instant, Duration)>);
+
+impl Deadline {
+    fn start(timeout: Option<Duration>) -> Self {
+        Self(timeout.and_then(|limit| Some((Instant::now().checked_add(limit)?, limit))))
+    }
+
+    fn check(self) -> Result<(), Error> {
+        match self.0 {
+            Some((end, limit)) if Instant::now() >= end => Err(Error::HandshakeTimeout(limit)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Reads a handshake chunk; EOF mid-handshake is an error, and so is the
+/// deadline passing. It is checked after every read; a read that times out
+/// (a socket read timeout) before the deadline is retried, so such a timeout
+/// only sets how often the deadline is checked, even for a silent peer.
+fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>, deadline: Deadline) -> Result<(), Error> {
     let len = buf.len();
     buf.resize(len.saturating_add(HANDSHAKE_READ), 0);
-    let result = stream.read(buf.get_mut(len..).unwrap_or_default());
+    let result = loop {
+        deadline.check().inspect_err(|_| buf.truncate(len))?;
+        match stream.read(buf.get_mut(len..).unwrap_or_default()) {
+            Err(e)
+                if deadline.0.is_some()
+                    && matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => break other,
+        }
+    };
     let read = *result.as_ref().unwrap_or(&0);
     buf.truncate(len.saturating_add(read));
     match result? {
         0 => Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             "connection closed during the handshake",
-        )),
+        )
+        .into()),
         _ => Ok(()),
     }
 }

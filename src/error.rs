@@ -193,6 +193,11 @@ pub enum Error {
     /// rejection (with this status) was sent.
     #[error("handshake rejected by the application with status {0}")]
     Rejected(u16),
+    /// The opening handshake did not finish within
+    /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout);
+    /// the transport was dropped.
+    #[error("the opening handshake did not finish within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
     /// A `wss://` URL needs a TLS stream: connect one and use the `client` function instead.
     #[error("wss:// needs a TLS stream; wrap the socket and use client()/client_async()")]
     TlsRequired,
@@ -209,7 +214,9 @@ impl From<Error> for std::io::Error {
         let kind = match &error {
             Error::Io(e) => e.kind(),
             Error::Protocol(ProtocolError::AbnormalClosure) => ErrorKind::UnexpectedEof,
-            Error::Protocol(ProtocolError::IdleTimeout) => ErrorKind::TimedOut,
+            Error::Protocol(ProtocolError::IdleTimeout) | Error::HandshakeTimeout(_) => {
+                ErrorKind::TimedOut
+            }
             Error::Protocol(_) | Error::Handshake(_) => ErrorKind::InvalidData,
             Error::Build(_) | Error::Config(_) | Error::Send(_) | Error::TlsRequired => {
                 ErrorKind::InvalidInput

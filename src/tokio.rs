@@ -53,7 +53,7 @@ use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use futures_core::Stream;
@@ -588,7 +588,9 @@ pub async fn connect_async_with(
 /// # Errors
 ///
 /// [`Error::Build`] for an invalid request, [`Error::Io`] from the stream,
-/// [`Error::Handshake`] if the response is not an acceptable 101.
+/// [`Error::Handshake`] if the response is not an acceptable 101,
+/// [`Error::HandshakeTimeout`] past the request's
+/// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
 pub async fn client_async<S>(
     stream: S,
     request: &ClientRequest,
@@ -605,6 +607,18 @@ where
 ///
 /// As [`client_async`].
 pub async fn client_async_with<S>(
+    stream: S,
+    request: &ClientRequest,
+    config: Config,
+) -> Result<(WebSocketStream<S>, Accepted), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let timeout = request.handshake_limits().timeout;
+    within(timeout, client_handshake(stream, request, config)).await
+}
+
+async fn client_handshake<S>(
     mut stream: S,
     request: &ClientRequest,
     config: Config,
@@ -635,7 +649,10 @@ where
 /// # Errors
 ///
 /// [`Error::Handshake`] for an invalid request (after the error response was
-/// written), [`Error::Io`] from the stream.
+/// written), [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] when
+/// the request did not arrive within
+/// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout)
+/// (10 seconds unless the [`ServerHandshake`] says otherwise).
 pub async fn accept_async<S>(stream: S) -> Result<WebSocketStream<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -664,6 +681,20 @@ where
 ///
 /// As [`accept_hdr_async`].
 pub async fn accept_hdr_async_with<S, F>(
+    stream: S,
+    config: Config,
+    parser: ServerHandshake,
+    callback: F,
+) -> Result<WebSocketStream<S>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    let timeout = parser.limits().timeout;
+    within(timeout, server_handshake(stream, config, parser, callback)).await
+}
+
+async fn server_handshake<S, F>(
     mut stream: S,
     config: Config,
     mut parser: ServerHandshake,
@@ -697,6 +728,20 @@ where
                 return Err(error);
             }
         }
+    }
+}
+
+/// Runs a handshake under [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout);
+/// when it runs out the handshake (and the stream it owns) is dropped.
+async fn within<T>(
+    timeout: Option<Duration>,
+    handshake: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, handshake)
+            .await
+            .unwrap_or(Err(Error::HandshakeTimeout(limit))),
+        None => handshake.await,
     }
 }
 

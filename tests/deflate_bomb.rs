@@ -2,40 +2,17 @@
 //! by max_message_size, however far the data would inflate (RFC 7692 §8.1
 //! with RFC 6455 §10.4).
 #![cfg(feature = "deflate")]
-// A global allocator cannot be written without unsafe; the library itself forbids it.
-#![allow(unsafe_code)]
 
+#[path = "support/alloc.rs"]
+mod alloc;
 mod support;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
+
+use alloc::{LIVE, PEAK};
 
 use rfc6455::extensions::deflate::{DeflateConfig, DeflateParams};
 use rfc6455::{Config, Connection, Message, ProtocolError, Role};
-
-/// Tracks live heap bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-        PEAK.fetch_max(live, Ordering::SeqCst);
-        // SAFETY: same layout contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-        // SAFETY: `ptr` came from `alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
 
 const PARAMS: DeflateParams = DeflateParams {
     server_no_context_takeover: false,

@@ -131,6 +131,12 @@ impl ClientRequest {
         self
     }
 
+    /// The limits on the response (set with [`limits`](Self::limits)).
+    #[must_use]
+    pub fn handshake_limits(&self) -> HandshakeLimits {
+        self.limits
+    }
+
     /// Whether an extension called `name` is offered.
     #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(crate) fn offers(&self, name: &str) -> bool {

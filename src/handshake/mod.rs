@@ -46,6 +46,7 @@ mod http;
 mod server;
 
 use std::fmt;
+use std::time::Duration;
 
 pub use client::{Accepted, ClientHandshake, ClientRequest, RejectedResponse};
 pub use header::{Extension, accept_key};
@@ -64,7 +65,8 @@ pub enum Status<T> {
     Complete(T),
 }
 
-/// Limits on the size of a handshake a peer may send.
+/// Limits on the handshake a peer may send: its size, and (for the
+/// adapters, which own a clock) how long it may take.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct HandshakeLimits {
@@ -72,6 +74,13 @@ pub struct HandshakeLimits {
     pub max_head_bytes: usize,
     /// The most header fields. Default 64.
     pub max_headers: usize,
+    /// How long the blocking and tokio adapters wait for the whole opening
+    /// handshake before giving up with
+    /// [`Error::HandshakeTimeout`](crate::Error::HandshakeTimeout), so a
+    /// peer that trickles its headers (slowloris) cannot hold a connection.
+    /// Default 10 seconds; `None` waits forever. The sans-IO parsers never
+    /// read it: a driver with its own clock applies its own deadline.
+    pub timeout: Option<Duration>,
 }
 
 impl Default for HandshakeLimits {
@@ -79,23 +88,19 @@ impl Default for HandshakeLimits {
         Self {
             max_head_bytes: 16 * 1024,
             max_headers: 64,
+            timeout: Some(Duration::from_secs(10)),
         }
     }
 }
 
-impl HandshakeLimits {
-    /// Sets [`max_head_bytes`](Self::max_head_bytes).
-    #[must_use = "setters return the changed limits"]
-    pub fn max_head_bytes(mut self, value: usize) -> Self {
-        self.max_head_bytes = value;
-        self
-    }
-
-    /// Sets [`max_headers`](Self::max_headers).
-    #[must_use = "setters return the changed limits"]
-    pub fn max_headers(mut self, value: usize) -> Self {
-        self.max_headers = value;
-        self
+by_value_setters! {
+    HandshakeLimits {
+        /// Sets [`max_head_bytes`](Self::max_head_bytes).
+        max_head_bytes: usize;
+        /// Sets [`max_headers`](Self::max_headers).
+        max_headers: usize;
+        /// Sets [`timeout`](Self::timeout).
+        timeout: Option<Duration>;
     }
 }
 

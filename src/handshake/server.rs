@@ -31,6 +31,12 @@ impl ServerHandshake {
         }
     }
 
+    /// The limits this reader applies.
+    #[must_use]
+    pub fn limits(&self) -> HandshakeLimits {
+        self.scanner.limits
+    }
+
     /// Parses and validates the request in `buf` (§4.2.1).
     ///
     /// On [`Status::Complete`] the view borrows `buf`, and the `usize` is the
