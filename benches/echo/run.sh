@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The echo comparison: every server against the same neutral load generator,
+# server pinned to CPU 0 and load generator to CPU 1, servers interleaved
+# cell by cell in one run.
+#
+#   bash benches/echo/run.sh quick   # 4 cells, 1.5 s each (under 2 minutes)
+#   bash benches/echo/run.sh full    # payload {16 B, 1 KiB, 64 KiB, 1 MiB} x
+#                                    # connections {1, 64, 512} x depth {1, 16}, 3 s each
+#
+# Prints a table of messages/s per server, with ours against the best peer
+# and against the raw TCP ceiling; raw rows go to target/echo-bench/MODE.tsv.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(cd ../.. && pwd)
+mode=${1:-quick}
+out="$root/target/echo-bench"
+mkdir -p "$out"
+tsv="$out/$mode.tsv"
+
+cargo build --release --quiet --bins
+(cd "$root" && cargo build --release --quiet --example echo_server)
+peer=target/release/peer
+loadgen=target/release/loadgen
+ours="$root/target/release/examples/echo_server"
+
+servers=(raw rfc6455 tungstenite tungstenite-forward fastwebsockets tokio-websockets)
+case "$mode" in
+  quick)
+    secs=1.5 warmup=0.5
+    cells=("16 1 1" "16 64 16" "1024 512 16" "65536 64 16")
+    ;;
+  full)
+    secs=3 warmup=1
+    cells=()
+    for size in 16 1024 65536 1048576; do
+      for conns in 1 64 512; do
+        for depth in 1 16; do
+          cells+=("$size $conns $depth")
+        done
+      done
+    done
+    ;;
+  *)
+    sed -n '2,12p' "$0"
+    exit 2
+    ;;
+esac
+
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  on_server=(taskset -c 0) on_loadgen=(taskset -c 1)
+else
+  on_server=() on_loadgen=()
+fi
+
+port=$((20000 + RANDOM % 20000))
+start_server() {
+  local kind=$1
+  if [ "$kind" = rfc6455 ]; then
+    "${on_server[@]}" "$ours" "127.0.0.1:$port" 2>/dev/null &
+  else
+    "${on_server[@]}" "$peer" "$kind" "127.0.0.1:$port" &
+  fi
+  server_pid=$!
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "server $kind did not start" >&2
+  return 1
+}
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
+printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadgen_cpu\n' >>"$tsv"
+rotation=0
+for cell in "${cells[@]}"; do
+  read -r size conns depth <<<"$cell"
+  # Rotate the order per cell, so no server always runs first (or last).
+  order=("${servers[@]:rotation}" "${servers[@]:0:rotation}")
+  rotation=$(((rotation + 1) % ${#servers[@]}))
+  for kind in "${order[@]}"; do
+    port=$((port + 1))
+    start_server "$kind"
+    line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0")
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    eval "$line"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$conns" "$depth" "$kind" \
+      "$msgs_per_s" "$mb_per_s" "$p50_us" "$p99_us" "$cpu" >>"$tsv"
+  done
+done
+
+python3 table.py "$tsv"

@@ -1,0 +1,54 @@
+"""Prints the echo comparison table from run.sh's TSV."""
+import csv
+import sys
+
+PEERS = ["tungstenite", "tungstenite-forward", "fastwebsockets", "tokio-websockets"]
+COLUMNS = ["raw", "rfc6455"] + PEERS
+
+
+def size_name(size):
+    size = int(size)
+    for unit, name in ((1 << 20, "MiB"), (1 << 10, "KiB")):
+        if size >= unit:
+            return f"{size // unit} {name}"
+    return f"{size} B"
+
+
+def rate(value):
+    value = float(value)
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M"
+    if value >= 1e3:
+        return f"{value / 1e3:.1f} k"
+    return f"{value:.0f}"
+
+
+def main(path):
+    with open(path) as f:
+        header = f.readline().strip()
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    cells = {}
+    for row in rows:
+        key = (int(row["size"]), int(row["conns"]), int(row["depth"]))
+        cells.setdefault(key, {})[row["server"]] = row
+    print(header)
+    print()
+    print("| payload | conns | depth | " + " | ".join(COLUMNS) + " | ours / best peer | ours / raw | p50 / p99 µs (ours, depth 1) | load-gen CPU (ours) |")
+    print("|" + " --- |" * (len(COLUMNS) + 7))
+    for key in sorted(cells):
+        got = cells[key]
+        msgs = {name: float(got[name]["msgs_per_s"]) for name in COLUMNS if name in got}
+        best_peer = max((msgs.get(p, 0.0) for p in PEERS), default=0.0)
+        ours = msgs.get("rfc6455", 0.0)
+        ratio = f"{ours / best_peer:.2f}×" if best_peer else "–"
+        ceiling = f"{ours / msgs['raw']:.2f}×" if msgs.get("raw") else "–"
+        latency = "–"
+        if key[2] == 1 and "rfc6455" in got:
+            latency = f"{got['rfc6455']['p50_us']} / {got['rfc6455']['p99_us']}"
+        cpu = got.get("rfc6455", {}).get("loadgen_cpu", "–")
+        values = " | ".join(rate(msgs[name]) if name in msgs else "–" for name in COLUMNS)
+        print(f"| {size_name(key[0])} | {key[1]} | {key[2]} | {values} | {ratio} | {ceiling} | {latency} | {cpu} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
