@@ -133,6 +133,14 @@ fn utf8(c: &mut Criterion) {
     let mut group = c.benchmark_group("utf8");
     let text = "κόσμε ascii and more ascii 𝄞 ".repeat(64 * 1024 / 36);
     group.throughput(Throughput::Bytes(text.len() as u64));
+    // The validators alone, on the same mixed text: the standard library's
+    // and simdutf8's (which the connection uses).
+    group.bench_function("std::str::from_utf8", |b| {
+        b.iter(|| std::str::from_utf8(black_box(text.as_bytes())).is_ok())
+    });
+    group.bench_function("simdutf8::basic::from_utf8", |b| {
+        b.iter(|| simdutf8::basic::from_utf8(black_box(text.as_bytes())).is_ok())
+    });
     for (name, message) in [
         ("text", Message::text(text.clone())),
         ("binary (no check)", Message::binary(text.into_bytes())),

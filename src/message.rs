@@ -40,8 +40,8 @@ impl Utf8Bytes {
     /// The text as `&str`.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // The constructors guarantee validity, so the error arm is unreachable.
-        std::str::from_utf8(&self.0).unwrap_or_default()
+        // The constructors guarantee validity, so the `None` arm is unreachable.
+        crate::utf8::as_str(&self.0).unwrap_or_default()
     }
 
     /// The UTF-8 bytes.
@@ -74,7 +74,10 @@ impl TryFrom<Bytes> for Utf8Bytes {
 
     /// Checks the bytes and wraps them without copying.
     fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        std::str::from_utf8(&bytes)?;
+        if crate::utf8::as_str(&bytes).is_none() {
+            // Only invalid input pays for the standard library's error.
+            std::str::from_utf8(&bytes)?;
+        }
         Ok(Self(bytes))
     }
 }

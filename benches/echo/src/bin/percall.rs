@@ -1,0 +1,70 @@
+//! Drives the core's receive or send path N times, for instruction counts
+//! under `valgrind --tool=callgrind` (see `benches/callgrind.sh`): the
+//! difference between two runs of different N, divided by the difference in
+//! N, is the cost of one message with setup taken out.
+//!
+//! ```text
+//! percall receive|send|echo binary|text SIZE N
+//! ```
+
+use bytes::Buf;
+use rfc6455::{Config, Connection, Message, Role};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args.get(1).map_or("receive", String::as_str);
+    let text = args.get(2).is_some_and(|k| k == "text");
+    let size: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let n: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let message = if text {
+        Message::text("a".repeat(size))
+    } else {
+        Message::binary(vec![0x5a; size])
+    };
+    // The client's frame, encoded once and repeated, so setup stays small
+    // next to the path measured.
+    let mut client = Connection::new(Role::Client, Config::default().dangerous_mask_seed(Some(1)))
+        .expect("config");
+    client.send(message.clone()).expect("send");
+    let wire = drain(&mut client).repeat(if path == "send" { 1 } else { n });
+    let mut server = Connection::new(Role::Server, Config::default()).expect("config");
+    let mut checksum = 0usize;
+    match path {
+        "receive" => {
+            for chunk in wire.chunks(64 * 1024) {
+                server.read_buf().extend_from_slice(chunk);
+                while let Some(m) = server.next_message().expect("valid") {
+                    checksum += m.payload().len();
+                }
+            }
+        }
+        "send" => {
+            for _ in 0..n {
+                server.send(message.clone()).expect("send");
+                let out = server.outgoing();
+                checksum += out.remaining();
+                let len = out.remaining();
+                out.advance(len);
+            }
+        }
+        "echo" => {
+            for chunk in wire.chunks(64 * 1024) {
+                server.read_buf().extend_from_slice(chunk);
+                while let Some(m) = server.next_message().expect("valid") {
+                    server.send(m).expect("send");
+                }
+                let out = server.outgoing();
+                checksum += out.remaining();
+                let len = out.remaining();
+                out.advance(len);
+            }
+        }
+        other => panic!("unknown path {other}"),
+    }
+    println!("{checksum}");
+}
+
+fn drain(conn: &mut Connection) -> Vec<u8> {
+    let out = conn.outgoing();
+    out.copy_to_bytes(out.remaining()).to_vec()
+}
