@@ -1,20 +1,34 @@
 //! The outgoing byte queue.
 //!
-//! Frames are encoded into a contiguous write buffer, so a burst of small
+//! Frames are encoded into one contiguous write buffer, so a burst of small
 //! frames leaves as one write. A large unmasked payload (a server's) is queued
-//! as its own chunk after the buffered bytes, without a copy; the whole queue
-//! is a [`bytes::Buf`], with vectored access for `writev`.
+//! as its own chunk between buffered bytes, without a copy; the whole queue is
+//! a [`bytes::Buf`], with vectored access for `writev`.
+//!
+//! The write buffer is never split: segments only record how many of its
+//! bytes come before each queued payload. Written bytes are consumed from its
+//! front, so once the queue drains its memory is reused, and steady-state
+//! sending allocates nothing.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::frame::{FrameHeader, MAX_HEADER_LEN, extend_masked};
+use crate::frame::{FrameHeader, extend_masked};
 
 /// Payloads up to this size are copied next to their header; larger ones are
 /// queued as their own chunk.
 const INLINE_PAYLOAD: usize = 4096;
+
+/// A run of the queue that precedes the open end of the write buffer.
+#[derive(Debug)]
+enum Segment {
+    /// The next this many bytes of the write buffer.
+    Buffered(usize),
+    /// A payload queued without a copy.
+    Payload(Bytes),
+}
 
 /// Bytes waiting to be written to the transport, in order.
 ///
@@ -23,11 +37,14 @@ const INLINE_PAYLOAD: usize = 4096;
 /// transport and [`advance`](Buf::advance) by what it accepted.
 #[derive(Debug, Default)]
 pub struct Outgoing {
-    /// Frozen chunks, older than everything in `tail`.
-    queue: VecDeque<Bytes>,
-    /// The open write buffer, after every chunk in `queue`.
-    tail: BytesMut,
-    /// Bytes in `queue` and `tail`.
+    /// Segments older than the open bytes at the end of `buf`.
+    queue: VecDeque<Segment>,
+    /// The write buffer: the `Buffered` segments' bytes, in order, then the
+    /// open bytes that follow every segment.
+    buf: BytesMut,
+    /// Bytes at the end of `buf` not yet in a segment.
+    open: usize,
+    /// Bytes in `queue` and `buf`.
     len: usize,
 }
 
@@ -40,19 +57,25 @@ impl Outgoing {
     /// Queues one frame. The header's mask, if any, is applied to the payload
     /// as it is copied.
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: &Bytes) {
-        let frame_len = header.encoded_len().saturating_add(payload.len());
+        let header_len = header.encoded_len();
+        let frame_len = header_len.saturating_add(payload.len());
         self.len = self.len.saturating_add(frame_len);
-        self.tail
-            .reserve(frame_len.min(INLINE_PAYLOAD.saturating_add(MAX_HEADER_LEN)));
-        header.encode_into(&mut self.tail);
+        let copied = header.mask.is_some() || payload.len() <= INLINE_PAYLOAD;
+        self.buf
+            .reserve(if copied { frame_len } else { header_len });
+        header.encode_into(&mut self.buf);
         match header.mask {
-            Some(key) => extend_masked(&mut self.tail, payload, key),
-            None if payload.len() <= INLINE_PAYLOAD => self.tail.extend_from_slice(payload),
+            Some(key) => extend_masked(&mut self.buf, payload, key),
+            None if copied => self.buf.extend_from_slice(payload),
             None => {
-                self.queue.push_back(self.tail.split().freeze());
-                self.queue.push_back(payload.clone());
+                let buffered = self.open.saturating_add(header_len);
+                self.queue.push_back(Segment::Buffered(buffered));
+                self.queue.push_back(Segment::Payload(payload.clone()));
+                self.open = 0;
+                return;
             }
         }
+        self.open = self.open.saturating_add(frame_len);
     }
 }
 
@@ -63,21 +86,36 @@ impl Buf for Outgoing {
 
     fn chunk(&self) -> &[u8] {
         match self.queue.front() {
-            Some(chunk) => chunk,
-            None => &self.tail,
+            Some(Segment::Buffered(n)) => self.buf.get(..*n).unwrap_or_default(),
+            Some(Segment::Payload(payload)) => payload,
+            None => &self.buf,
         }
     }
 
     fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let sources = self
-            .queue
-            .iter()
-            .map(|chunk| &chunk[..])
-            .chain(std::iter::once(&self.tail[..]))
-            .filter(|chunk| !chunk.is_empty());
+        let mut buffered: &[u8] = &self.buf;
         let mut filled: usize = 0;
-        for (slot, chunk) in dst.iter_mut().zip(sources) {
+        let mut slots = dst.iter_mut();
+        for segment in &self.queue {
+            let chunk: &[u8] = match segment {
+                Segment::Buffered(n) => {
+                    let (head, rest) = buffered.split_at((*n).min(buffered.len()));
+                    buffered = rest;
+                    head
+                }
+                Segment::Payload(payload) => payload,
+            };
+            if chunk.is_empty() {
+                continue;
+            }
+            let Some(slot) = slots.next() else {
+                return filled;
+            };
             *slot = IoSlice::new(chunk);
+            filled = filled.saturating_add(1);
+        }
+        if let (false, Some(slot)) = (buffered.is_empty(), slots.next()) {
+            *slot = IoSlice::new(buffered);
             filled = filled.saturating_add(1);
         }
         filled
@@ -89,16 +127,37 @@ impl Buf for Outgoing {
         cnt = cnt.min(self.len);
         self.len = self.len.saturating_sub(cnt);
         while cnt > 0 {
-            let Some(front) = self.queue.front_mut() else {
-                self.tail.advance(cnt.min(self.tail.len()));
-                break;
+            let (taken, done) = match self.queue.front_mut() {
+                None => {
+                    let taken = cnt.min(self.buf.len());
+                    self.buf.advance(taken);
+                    self.open = self.open.saturating_sub(taken);
+                    break;
+                }
+                Some(Segment::Buffered(n)) => {
+                    let taken = cnt.min(*n).min(self.buf.len());
+                    self.buf.advance(taken);
+                    *n = n.saturating_sub(taken);
+                    (taken, *n == 0)
+                }
+                Some(Segment::Payload(payload)) => {
+                    let taken = cnt.min(payload.len());
+                    payload.advance(taken);
+                    (taken, payload.is_empty())
+                }
             };
-            if cnt < front.len() {
-                front.advance(cnt);
+            if done {
+                self.queue.pop_front();
+            }
+            if taken == 0 && !done {
                 break;
             }
-            cnt = cnt.saturating_sub(front.len());
-            self.queue.pop_front();
+            cnt = cnt.saturating_sub(taken);
+        }
+        if self.len == 0 {
+            self.queue.clear();
+            self.buf.clear();
+            self.open = 0;
         }
     }
 }
@@ -139,6 +198,81 @@ mod tests {
         assert_eq!(wire.len(), 10_012);
         assert_eq!(&wire[..8], b"\x81\x02hi\x81\x02hi");
         assert_eq!(&wire[8..12], &[0x82, 126, 0x27, 0x10]);
+    }
+
+    /// Writes through `chunks_vectored` as a transport accepting at most
+    /// `step` bytes per write would.
+    fn drain_vectored(out: &mut Outgoing, step: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        while out.has_remaining() {
+            let written = drain_vectored_once(out, step);
+            assert!(!written.is_empty(), "bytes remain, so a slice is offered");
+            wire.extend(written);
+        }
+        wire
+    }
+
+    #[test]
+    fn interleaved_frames_come_out_in_order_at_any_write_size() {
+        let small = Bytes::from_static(b"abc");
+        let large = Bytes::from((0..=255u8).cycle().take(5000).collect::<Vec<_>>());
+        let headers = [
+            FrameHeader::new(OpCode::Text, 3),
+            FrameHeader::new(OpCode::Binary, 5000),
+            FrameHeader::new(OpCode::Binary, 5000),
+            FrameHeader::new(OpCode::Text, 3),
+            FrameHeader::new(OpCode::Binary, 5000),
+        ];
+        let payloads = [&small, &large, &large, &small, &large];
+        let mut expected = BytesMut::new();
+        for (header, payload) in headers.iter().zip(payloads) {
+            header.encode_into(&mut expected);
+            expected.extend_from_slice(payload);
+        }
+        for step in [1, 2, 7, 4096, 5006, usize::MAX] {
+            let mut out = Outgoing::default();
+            // Twice over, so the second round reuses a drained buffer.
+            for _ in 0..2 {
+                for (header, payload) in headers.iter().zip(payloads) {
+                    out.push_frame(header, payload);
+                }
+                assert_eq!(out.remaining(), expected.len());
+                assert_eq!(drain_vectored(&mut out, step), expected, "step {step}");
+            }
+        }
+        // Frames queued while earlier ones are partly written.
+        for written in [0, 1, 3, 5, 9, 5009, 10_000, 10_015] {
+            let mut out = Outgoing::default();
+            for (header, payload) in headers.iter().zip(payloads).take(3) {
+                out.push_frame(header, payload);
+            }
+            let mut wire = drain_vectored_at_most(&mut out, written);
+            for (header, payload) in headers.iter().zip(payloads).skip(3) {
+                out.push_frame(header, payload);
+            }
+            wire.extend(drain_vectored(&mut out, 4000));
+            assert_eq!(wire, expected, "{written} bytes written first");
+        }
+    }
+
+    fn drain_vectored_at_most(out: &mut Outgoing, limit: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        while wire.len() < limit && out.has_remaining() {
+            wire.extend(drain_vectored_once(out, limit - wire.len()));
+        }
+        wire
+    }
+
+    fn drain_vectored_once(out: &mut Outgoing, step: usize) -> Vec<u8> {
+        let mut wire = Vec::new();
+        let mut slices = [IoSlice::new(&[]); 4];
+        let count = out.chunks_vectored(&mut slices);
+        for slice in &slices[..count] {
+            let n = slice.len().min(step - wire.len());
+            wire.extend_from_slice(&slice[..n]);
+        }
+        out.advance(wire.len());
+        wire
     }
 
     #[test]

@@ -3,6 +3,7 @@
 #![allow(unsafe_code, dead_code, unreachable_pub)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -11,12 +12,26 @@ pub static LIVE: AtomicUsize = AtomicUsize::new(0);
 /// The most live heap bytes since the last reset.
 pub static PEAK: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Allocations made on this thread (calls to `alloc`, including those
+    /// behind `realloc`). Per thread, so the test harness's own allocations
+    /// on other threads do not count.
+    static THREAD_ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Allocations made so far on the calling thread.
+pub fn thread_allocations() -> usize {
+    THREAD_ALLOCS.with(Cell::get)
+}
+
 /// Tracks live heap bytes and their peak.
 struct Counting;
 
 // SAFETY: forwards to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // `try_with`: the thread's slot may be gone while it exits.
+        let _ = THREAD_ALLOCS.try_with(|n| n.set(n.get().wrapping_add(1)));
         let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
         PEAK.fetch_max(live, Ordering::SeqCst);
         // SAFETY: same layout contract as the caller's.

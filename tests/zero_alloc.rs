@@ -1,0 +1,212 @@
+//! Steady state through the tokio adapter allocates nothing per message:
+//! counted with a counting global allocator, not timed.
+//!
+//! Each case warms up (buffers reach their working size), then counts every
+//! allocation in the process (both endpoints, the runtime) over thousands of
+//! echoed messages on the runtime's one thread. The raw peers on that
+//! thread allocate nothing themselves, so any count is ours.
+#![cfg(feature = "tokio")]
+
+#[path = "support/alloc.rs"]
+mod alloc;
+mod support;
+
+use std::time::Duration;
+
+use alloc::{Meter, thread_allocations};
+use bytes::Bytes;
+use rfc6455::frame::OpCode;
+use rfc6455::handshake::{AcceptOptions, ClientRequest, RequestView, ServerHandshake, accept_key};
+use rfc6455::tokio::{accept_hdr_async_with, client_async_with};
+use rfc6455::{Config, Message};
+use support::client_frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+
+/// Frames in flight: the peer writes this many before reading the echoes.
+const DEPTH: usize = 16;
+/// Batches of `DEPTH` messages before counting starts.
+const WARM_UP: usize = 100;
+/// Batches counted.
+const COUNTED: usize = 400;
+
+/// The sizes and kinds every case runs: unfragmented messages, small to large.
+const CASES: [(OpCode, usize); 6] = [
+    (OpCode::Binary, 16),
+    (OpCode::Text, 16),
+    (OpCode::Binary, 1024),
+    (OpCode::Text, 1024),
+    (OpCode::Binary, 64 * 1024),
+    (OpCode::Text, 64 * 1024),
+];
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn payload(opcode: OpCode, size: usize) -> Message {
+    let bytes = Bytes::from(vec![b'a'; size]);
+    match opcode {
+        OpCode::Text => Message::text(String::from_utf8(bytes.to_vec()).unwrap()),
+        _ => Message::Binary(bytes),
+    }
+}
+
+/// An unmasked frame, as a server sends it.
+fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    let mut frame = client_frame(opcode, true, payload);
+    // Drop the MASK bit and the key; unmask the payload back.
+    let header = frame.len() - payload.len() - 4;
+    frame[1] &= 0x7f;
+    frame.drain(header..header + 4);
+    frame[header..].copy_from_slice(payload);
+    frame
+}
+
+/// Counts allocations while a raw client pipelines `frame` at our server
+/// (`next` + `feed`, as examples/echo_server does) and reads the echoes.
+async fn server_echo(config: Config, frame: Vec<u8>, echo: Vec<u8>) -> usize {
+    let (client_io, server_io) = duplex(1 << 20);
+    let server = tokio::spawn(async move {
+        let accept = |_: &RequestView<'_>| Ok(AcceptOptions::new());
+        let mut ws = accept_hdr_async_with(server_io, config, ServerHandshake::new(), accept)
+            .await
+            .unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if let message @ (Message::Text(_) | Message::Binary(_)) = message {
+                ws.feed(message).await.unwrap();
+            }
+        }
+    });
+    let mut stream = raw_upgrade(client_io).await;
+    let burst = frame.repeat(DEPTH);
+    let expected = echo.repeat(DEPTH);
+    let mut echoes = vec![0u8; expected.len()];
+    let mut before = 0;
+    for batch in 0..WARM_UP + COUNTED {
+        if batch == WARM_UP {
+            before = thread_allocations();
+        }
+        stream.write_all(&burst).await.unwrap();
+        stream.read_exact(&mut echoes).await.unwrap();
+    }
+    let allocations = thread_allocations() - before;
+    assert!(echoes == expected, "the echoes are the messages sent");
+    drop(stream);
+    server.await.unwrap();
+    allocations
+}
+
+/// Upgrades `io` as a client, by hand, so the client side allocates nothing
+/// afterwards.
+async fn raw_upgrade(mut io: DuplexStream) -> DuplexStream {
+    io.write_all(
+        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(io.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "upgrade refused");
+    io
+}
+
+/// Counts allocations while our client sends `message` `DEPTH` at a time
+/// (`feed`, then `flush`) and reads the echoes a raw server writes back.
+async fn client_echo(message: Message, request_frame_len: usize, echo: Vec<u8>) -> usize {
+    let (client_io, mut server_io) = duplex(1 << 20);
+    let server = tokio::spawn(async move {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(server_io.read_u8().await.unwrap());
+        }
+        let head = String::from_utf8(head).unwrap();
+        let key = head
+            .lines()
+            .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+            .expect("a key");
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            accept_key(key)
+        );
+        server_io.write_all(response.as_bytes()).await.unwrap();
+        let mut requests = vec![0u8; request_frame_len * DEPTH];
+        let replies = echo.repeat(DEPTH);
+        while server_io.read_exact(&mut requests).await.is_ok() {
+            server_io.write_all(&replies).await.unwrap();
+        }
+    });
+    let request = ClientRequest::new("ws://h/").unwrap();
+    let (mut ws, _) = client_async_with(client_io, &request, Config::default())
+        .await
+        .unwrap();
+    let mut before = 0;
+    for batch in 0..WARM_UP + COUNTED {
+        if batch == WARM_UP {
+            before = thread_allocations();
+        }
+        for _ in 0..DEPTH {
+            ws.feed(message.clone()).await.unwrap();
+        }
+        ws.flush().await.unwrap();
+        for _ in 0..DEPTH {
+            let echoed = ws.next().await.unwrap().unwrap();
+            assert_eq!(echoed.payload().len(), message.payload().len());
+        }
+    }
+    let allocations = thread_allocations() - before;
+    drop(ws);
+    server.await.unwrap();
+    allocations
+}
+
+fn assert_no_allocations(what: &str, allocations: usize) {
+    let messages = COUNTED * DEPTH;
+    eprintln!("{what}: {allocations} allocations over {messages} messages");
+    assert_eq!(allocations, 0, "{what}: allocations in steady state");
+}
+
+#[test]
+fn server_echo_allocates_nothing_per_message() {
+    let _serial = Meter::start();
+    for (opcode, size) in CASES {
+        let payload = vec![b'a'; size];
+        let frame = client_frame(opcode, true, &payload);
+        let echo = server_frame(opcode, &payload);
+        let allocations = runtime().block_on(server_echo(Config::default(), frame, echo));
+        assert_no_allocations(&format!("server {opcode:?} {size} B"), allocations);
+    }
+}
+
+/// Keepalive and idle timers move with every message; re-arming them must
+/// not allocate either.
+#[test]
+fn server_echo_with_timers_allocates_nothing_per_message() {
+    let _serial = Meter::start();
+    let config = Config::default()
+        .keepalive_interval(Some(Duration::from_secs(30)))
+        .idle_timeout(Some(Duration::from_secs(60)));
+    let payload = b"0123456789abcdef";
+    let frame = client_frame(OpCode::Binary, true, payload);
+    let echo = server_frame(OpCode::Binary, payload);
+    let allocations = runtime().block_on(server_echo(config, frame, echo));
+    assert_no_allocations("server with keepalive and idle timers", allocations);
+}
+
+#[test]
+fn client_echo_allocates_nothing_per_message() {
+    let _serial = Meter::start();
+    for (opcode, size) in CASES {
+        let message = payload(opcode, size);
+        let request_frame_len = client_frame(opcode, true, &vec![b'a'; size]).len();
+        let echo = server_frame(opcode, &vec![b'a'; size]);
+        let allocations = runtime().block_on(client_echo(message, request_frame_len, echo));
+        assert_no_allocations(&format!("client {opcode:?} {size} B"), allocations);
+    }
+}
