@@ -441,8 +441,8 @@ impl Connection {
             return Err(SendError::Full(message));
         }
         match message {
-            Message::Text(text) => self.queue_data(OpCode::Text, &text.into_bytes(), may_compress),
-            Message::Binary(data) => self.queue_data(OpCode::Binary, &data, may_compress),
+            Message::Text(text) => self.queue_data(OpCode::Text, text.into_bytes(), may_compress),
+            Message::Binary(data) => self.queue_data(OpCode::Binary, data, may_compress),
             Message::Ping(data) => self.queue_frame(OpCode::Ping, true, &data),
             Message::Pong(data) => self.queue_frame(OpCode::Pong, true, &data),
             Message::Close(_) => {}
@@ -537,7 +537,7 @@ impl Connection {
     /// Queues a data message: compressed if permessage-deflate is on, it
     /// may be, and it is long enough; split into frames of
     /// `max_send_frame_size` if set. Only the first frame carries RSV1.
-    fn queue_data(&mut self, opcode: OpCode, payload: &Bytes, may_compress: bool) {
+    fn queue_data(&mut self, opcode: OpCode, payload: Bytes, may_compress: bool) {
         let (payload, rsv1) = self.maybe_compress(payload, may_compress);
         self.queue_split(opcode, true, payload, rsv1);
     }
@@ -560,18 +560,18 @@ impl Connection {
     }
 
     #[cfg(feature = "deflate")]
-    fn maybe_compress(&mut self, payload: &Bytes, may_compress: bool) -> (Bytes, bool) {
+    fn maybe_compress(&mut self, payload: Bytes, may_compress: bool) -> (Bytes, bool) {
         match self.deflater.as_mut() {
             Some(deflater) if may_compress && payload.len() >= deflater.threshold => {
-                (Bytes::from(deflater.compress(payload)), true)
+                (Bytes::from(deflater.compress(&payload)), true)
             }
-            _ => (payload.clone(), false),
+            _ => (payload, false),
         }
     }
 
     #[cfg(not(feature = "deflate"))]
-    fn maybe_compress(&self, payload: &Bytes, _: bool) -> (Bytes, bool) {
-        (payload.clone(), false)
+    fn maybe_compress(&self, payload: Bytes, _: bool) -> (Bytes, bool) {
+        (payload, false)
     }
 
     fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &Bytes) {

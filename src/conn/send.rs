@@ -21,6 +21,9 @@ use crate::frame::{FrameHeader, extend_masked};
 /// queued as their own chunk.
 const INLINE_PAYLOAD: usize = 4096;
 
+/// The size the write buffer is given when it runs out of room.
+const MIN_WRITE_BUFFER: usize = 8 * 1024;
+
 /// A run of the queue that precedes the open end of the write buffer.
 #[derive(Debug)]
 enum Segment {
@@ -61,8 +64,15 @@ impl Outgoing {
         let frame_len = header_len.saturating_add(payload.len());
         self.len = self.len.saturating_add(frame_len);
         let copied = header.mask.is_some() || payload.len() <= INLINE_PAYLOAD;
-        self.buf
-            .reserve(if copied { frame_len } else { header_len });
+        let needed = if copied { frame_len } else { header_len };
+        if self.buf.capacity().saturating_sub(self.buf.len()) < needed {
+            // Room for many small frames at once (reserving exactly what one
+            // frame needs would reclaim the buffer on nearly every push),
+            // counting what is pending, so a buffer of that size is reused
+            // rather than grown.
+            let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
+            self.buf.reserve(needed.max(room));
+        }
         header.encode_into(&mut self.buf);
         match header.mask {
             Some(key) => extend_masked(&mut self.buf, payload, key),

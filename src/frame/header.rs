@@ -127,13 +127,13 @@ impl FrameHeader {
             }
             len => (u64::from(len), rest),
         };
-        let mask = if masked {
-            let Some((key, _)) = rest.split_first_chunk::<4>() else {
+        let (mask, rest) = if masked {
+            let Some((key, rest)) = rest.split_first_chunk::<4>() else {
                 return Ok(None);
             };
-            Some(*key)
+            (Some(*key), rest)
         } else {
-            None
+            (None, rest)
         };
         let header = Self {
             fin,
@@ -144,7 +144,7 @@ impl FrameHeader {
             mask,
             payload_len,
         };
-        Ok(Some((header, header.encoded_len())))
+        Ok(Some((header, buf.len().saturating_sub(rest.len()))))
     }
 
     /// The RSV bits as the high nibble's three low bits: RSV1 = 0b100, RSV2 = 0b010, RSV3 = 0b001.

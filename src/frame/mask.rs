@@ -10,21 +10,36 @@ const BLOCK: usize = 64;
 
 /// The key, started at key byte `offset % 4`, repeated over one machine word.
 fn key_word(key: [u8; 4], offset: usize) -> u64 {
-    let mut key = key;
-    key.rotate_left(offset % 4);
-    let [a, b, c, d] = key;
+    // Little-endian numbering makes byte i of the key bits 8i..8i+8, so a
+    // right rotation by whole bytes starts the key at byte `offset % 4`.
+    let shift = u32::try_from(offset % 4).unwrap_or(0).wrapping_mul(8);
+    let [a, b, c, d] = u32::from_le_bytes(key).rotate_right(shift).to_le_bytes();
     u64::from_ne_bytes([a, b, c, d, a, b, c, d])
 }
 
-/// XORs every whole word of `buf` with `word`, then the tail byte by byte.
-/// The word loop is what the compiler vectorises.
+/// XORs `buf` with `word` repeated: 64-byte blocks of eight words (which
+/// the compiler turns into vector XORs), then whole words, then the tail
+/// byte by byte.
 fn xor_words(buf: &mut [u8], word: u64) {
-    let (words, tail) = buf.as_chunks_mut::<8>();
+    let (blocks, rest) = buf.as_chunks_mut::<BLOCK>();
+    for block in blocks {
+        xor_block(block, word);
+    }
+    let (words, tail) = rest.as_chunks_mut::<8>();
     for w in words {
         *w = (u64::from_ne_bytes(*w) ^ word).to_ne_bytes();
     }
     for (byte, k) in tail.iter_mut().zip(word.to_ne_bytes()) {
         *byte ^= k;
+    }
+}
+
+/// XORs one block with `word` repeated; fixed-size, so fully unrolled.
+#[inline(always)]
+fn xor_block(block: &mut [u8; BLOCK], word: u64) {
+    let (words, _) = block.as_chunks_mut::<8>();
+    for w in words {
+        *w = (u64::from_ne_bytes(*w) ^ word).to_ne_bytes();
     }
 }
 
@@ -57,7 +72,7 @@ pub fn extend_masked(dst: &mut BytesMut, src: &[u8], key: [u8; 4]) {
     let (blocks, tail) = src.as_chunks::<BLOCK>();
     for block in blocks {
         let mut out = *block;
-        xor_words(&mut out, word);
+        xor_block(&mut out, word);
         dst.extend_from_slice(&out);
     }
     let mut out = [0u8; BLOCK];
