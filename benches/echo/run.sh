@@ -70,7 +70,7 @@ start_server() {
 }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
-printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadgen_cpu\n' >>"$tsv"
+printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadgen_cpu\tserver_cpu\n' >>"$tsv"
 rotation=0
 for cell in "${cells[@]}"; do
   read -r size conns depth <<<"$cell"
@@ -80,12 +80,12 @@ for cell in "${cells[@]}"; do
   for kind in "${order[@]}"; do
     port=$((port + 1))
     start_server "$kind"
-    line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0")
+    line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     eval "$line"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$conns" "$depth" "$kind" \
-      "$msgs_per_s" "$mb_per_s" "$p50_us" "$p99_us" "$cpu" >>"$tsv"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$conns" "$depth" "$kind" \
+      "$msgs_per_s" "$mb_per_s" "$p50_us" "$p99_us" "$cpu" "$server_cpu" >>"$tsv"
   done
 done
 

@@ -33,8 +33,8 @@ def main(path):
         cells.setdefault(key, {})[row["server"]] = row
     print(header)
     print()
-    print("| payload | conns | depth | " + " | ".join(COLUMNS) + " | ours / best peer | ours / raw | p50 / p99 µs (ours, depth 1) | load-gen CPU (ours) |")
-    print("|" + " --- |" * (len(COLUMNS) + 7))
+    print("| payload | conns | depth | " + " | ".join(COLUMNS) + " | ours / best peer | ours / raw | p50 / p99 µs (ours, depth 1) | load-gen CPU (raw / ours) | server CPU (ours) |")
+    print("|" + " --- |" * (len(COLUMNS) + 8))
     for key in sorted(cells):
         got = cells[key]
         msgs = {name: float(got[name]["msgs_per_s"]) for name in COLUMNS if name in got}
@@ -45,9 +45,10 @@ def main(path):
         latency = "–"
         if key[2] == 1 and "rfc6455" in got:
             latency = f"{got['rfc6455']['p50_us']} / {got['rfc6455']['p99_us']}"
-        cpu = got.get("rfc6455", {}).get("loadgen_cpu", "–")
+        loadgen = " / ".join(got.get(name, {}).get("loadgen_cpu", "–") for name in ("raw", "rfc6455"))
+        server = got.get("rfc6455", {}).get("server_cpu", "–")
         values = " | ".join(rate(msgs[name]) if name in msgs else "–" for name in COLUMNS)
-        print(f"| {size_name(key[0])} | {key[1]} | {key[2]} | {values} | {ratio} | {ceiling} | {latency} | {cpu} |")
+        print(f"| {size_name(key[0])} | {key[1]} | {key[2]} | {values} | {ratio} | {ceiling} | {latency} | {loadgen} | {server} |")
 
 
 if __name__ == "__main__":

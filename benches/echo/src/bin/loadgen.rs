@@ -5,10 +5,11 @@
 //! for T seconds after a warm-up. Echoes are counted by parsing frame headers
 //! only. Prints one line of `key=value`: msgs_per_s, mb_per_s, p50_us and
 //! p99_us (round trips, meaningful at depth 1), cpu (this process's CPU time
-//! over wall time: 1.0 is one saturated core).
+//! over wall time: 1.0 is one saturated core) and, given the server's process
+//! id, server_cpu (the same for the server, over the same window).
 //!
 //! ```text
-//! loadgen ADDR CONNECTIONS SIZE DEPTH SECONDS [WARMUP_SECONDS]
+//! loadgen ADDR CONNECTIONS SIZE DEPTH SECONDS [WARMUP_SECONDS [SERVER_PID]]
 //! ```
 
 use std::net::SocketAddr;
@@ -16,9 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 const REQUEST: &str = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\
 Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
@@ -35,7 +35,9 @@ struct Shared {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 6 {
-        eprintln!("usage: loadgen ADDR CONNECTIONS SIZE DEPTH SECONDS [WARMUP_SECONDS]");
+        eprintln!(
+            "usage: loadgen ADDR CONNECTIONS SIZE DEPTH SECONDS [WARMUP_SECONDS [SERVER_PID]]"
+        );
         std::process::exit(2);
     }
     let addr: SocketAddr = args[1].parse().expect("ADDR");
@@ -46,12 +48,13 @@ fn main() {
     let warmup: f64 = args
         .get(6)
         .map_or(1.0, |w| w.parse().expect("WARMUP_SECONDS"));
+    let server = args.get(7).map(|p| p.parse::<u32>().expect("SERVER_PID"));
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(run(addr, conns, size, depth, secs, warmup));
+    runtime.block_on(run(addr, conns, size, depth, secs, warmup, server));
 }
 
 /// One masked binary frame of `size` bytes, repeated `depth` times.
@@ -75,7 +78,15 @@ fn burst(size: usize, depth: usize) -> (Vec<u8>, usize) {
     (frame.repeat(depth), len)
 }
 
-async fn run(addr: SocketAddr, conns: usize, size: usize, depth: usize, secs: f64, warmup: f64) {
+async fn run(
+    addr: SocketAddr,
+    conns: usize,
+    size: usize,
+    depth: usize,
+    secs: f64,
+    warmup: f64,
+    server: Option<u32>,
+) {
     let shared = Arc::new(Shared {
         echoes: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -99,24 +110,13 @@ async fn run(addr: SocketAddr, conns: usize, size: usize, depth: usize, secs: f6
 
     let mut latency_tasks = Vec::new();
     for stream in streams {
-        let (read, write) = stream.into_split();
-        let (credit_tx, credit_rx) = mpsc::unbounded_channel();
-        let sent_at = Arc::new(AtomicU64::new(0));
-        tokio::spawn(writer(
-            write,
-            credit_rx,
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        tokio::spawn(drive(
+            stream,
             burst.clone(),
             frame_len,
             depth,
             shared.clone(),
-            sent_at.clone(),
-        ));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        tokio::spawn(reader(
-            read,
-            credit_tx,
-            shared.clone(),
-            sent_at,
             samples.clone(),
         ));
         latency_tasks.push(samples);
@@ -124,14 +124,20 @@ async fn run(addr: SocketAddr, conns: usize, size: usize, depth: usize, secs: f6
 
     tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
     let start_count = shared.echoes.load(Ordering::Relaxed);
-    let start_cpu = cpu_seconds();
+    let start_cpu = cpu_seconds("self");
+    let server_stat = server.map(|pid| pid.to_string());
+    let start_server_cpu = server_stat.as_deref().map(cpu_seconds);
     let start = Instant::now();
     shared.record.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     shared.record.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let count = shared.echoes.load(Ordering::Relaxed) - start_count;
-    let cpu = (cpu_seconds() - start_cpu) / elapsed;
+    let cpu = (cpu_seconds("self") - start_cpu) / elapsed;
+    let server_cpu = server_stat
+        .as_deref()
+        .zip(start_server_cpu)
+        .map_or(f64::NAN, |(pid, start)| (cpu_seconds(pid) - start) / elapsed);
     shared.stop.store(true, Ordering::Relaxed);
 
     let mut samples = Vec::new();
@@ -148,12 +154,13 @@ async fn run(addr: SocketAddr, conns: usize, size: usize, depth: usize, secs: f6
     };
     let rate = count as f64 / elapsed;
     println!(
-        "msgs_per_s={:.0} mb_per_s={:.1} p50_us={:.1} p99_us={:.1} cpu={:.2}",
+        "msgs_per_s={:.0} mb_per_s={:.1} p50_us={:.1} p99_us={:.1} cpu={:.2} server_cpu={:.2}",
         rate,
         rate * size as f64 / 1e6,
         pct(0.50),
         pct(0.99),
-        cpu
+        cpu,
+        server_cpu
     );
 }
 
@@ -176,111 +183,133 @@ async fn upgrade(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Keeps `depth` frames in flight: the first burst, then one frame per echo.
-async fn writer(
-    mut write: tokio::net::tcp::OwnedWriteHalf,
-    mut credits: mpsc::UnboundedReceiver<usize>,
+/// Keeps `depth` frames in flight on one connection: the first burst, then
+/// one frame per echo. One task per connection, woken by readiness: every
+/// echo already received is counted and every frame owed is written in one
+/// `write`, so the load generator spends as few syscalls per message as a
+/// raw echo server does.
+async fn drive(
+    stream: TcpStream,
     burst: Arc<[u8]>,
     frame_len: usize,
     depth: usize,
     shared: Arc<Shared>,
-    sent_at: Arc<AtomicU64>,
+    samples: Arc<Mutex<Vec<u64>>>,
 ) {
-    let mut owed = depth;
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut echoes = EchoCounter::default();
+    // Bytes owed to the server, and where in a frame the next write starts.
+    let mut unsent = depth * frame_len;
+    let mut offset = 0usize;
+    let mut sent_at = 0u64;
     loop {
         if shared.stop.load(Ordering::Relaxed) {
             return;
         }
-        sent_at.store(shared.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        if write.write_all(&burst[..owed * frame_len]).await.is_err() {
-            return;
-        }
-        owed = match credits.recv().await {
-            Some(n) => n,
-            None => return,
+        let interest = if unsent > 0 {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
         };
-        // Take every credit already waiting: one write for all of them.
-        while let Ok(more) = credits.try_recv() {
-            owed += more;
+        let Ok(ready) = stream.ready(interest).await else {
+            return;
+        };
+        if ready.is_writable() && unsent > 0 {
+            // `burst` repeats the frame, so any window from `offset` is the
+            // byte stream to send.
+            let end = burst.len().min(offset + unsent);
+            match stream.try_write(&burst[offset..end]) {
+                Ok(n) => {
+                    if offset == 0 {
+                        sent_at = shared.base.elapsed().as_nanos() as u64;
+                    }
+                    unsent -= n;
+                    offset = (offset + n) % frame_len;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+        if ready.is_readable() {
+            let done = match stream.try_read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => echoes.count(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            };
+            if done > 0 {
+                if shared.record.load(Ordering::Relaxed) {
+                    let now = shared.base.elapsed().as_nanos() as u64;
+                    samples.lock().unwrap().push(now.saturating_sub(sent_at));
+                }
+                shared.echoes.fetch_add(done as u64, Ordering::Relaxed);
+                unsent += done * frame_len;
+            }
         }
     }
 }
 
-/// Counts echoed frames by their headers; keeps round-trip samples (ns).
-async fn reader(
-    mut read: tokio::net::tcp::OwnedReadHalf,
-    credits: mpsc::UnboundedSender<usize>,
-    shared: Arc<Shared>,
-    sent_at: Arc<AtomicU64>,
-    samples: Arc<Mutex<Vec<u64>>>,
-) {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut header = [0u8; 14];
-    let mut have = 0usize; // header bytes gathered
-    let mut skip = 0u64; // payload bytes still to pass over
-    loop {
-        let n = match read.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
+/// Counts echoed frames by their headers, across reads.
+#[derive(Default)]
+struct EchoCounter {
+    header: [u8; 14],
+    /// Header bytes gathered.
+    have: usize,
+    /// Payload bytes still to pass over.
+    skip: u64,
+}
+
+impl EchoCounter {
+    /// Frames completed by `data`.
+    fn count(&mut self, data: &[u8]) -> usize {
         let mut done = 0usize;
         let mut pos = 0usize;
-        while pos < n {
-            if skip > 0 {
-                let take = (skip.min((n - pos) as u64)) as usize;
+        while pos < data.len() {
+            if self.skip > 0 {
+                let take = self.skip.min((data.len() - pos) as u64) as usize;
                 pos += take;
-                skip -= take as u64;
-                if skip == 0 {
+                self.skip -= take as u64;
+                if self.skip == 0 {
                     done += 1;
                 }
                 continue;
             }
-            header[have] = buf[pos];
-            have += 1;
+            self.header[self.have] = data[pos];
+            self.have += 1;
             pos += 1;
-            if have < 2 {
+            if self.have < 2 {
                 continue;
             }
-            let masked = header[1] & 0x80 != 0;
-            let len7 = header[1] & 0x7f;
-            let need =
-                2 + match len7 {
-                    126 => 2,
-                    127 => 8,
-                    _ => 0,
-                } + if masked { 4 } else { 0 };
-            if have < need {
+            let masked = self.header[1] & 0x80 != 0;
+            let len7 = self.header[1] & 0x7f;
+            let extended = match len7 {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            if self.have < 2 + extended + if masked { 4 } else { 0 } {
                 continue;
             }
             let len = match len7 {
-                126 => u64::from(u16::from_be_bytes([header[2], header[3]])),
-                127 => u64::from_be_bytes(header[2..10].try_into().unwrap()),
+                126 => u64::from(u16::from_be_bytes([self.header[2], self.header[3]])),
+                127 => u64::from_be_bytes(self.header[2..10].try_into().unwrap()),
                 l => u64::from(l),
             };
-            have = 0;
+            self.have = 0;
             if len == 0 {
                 done += 1;
             } else {
-                skip = len;
+                self.skip = len;
             }
         }
-        if done > 0 {
-            if shared.record.load(Ordering::Relaxed) {
-                let now = shared.base.elapsed().as_nanos() as u64;
-                let rtt = now.saturating_sub(sent_at.load(Ordering::Relaxed));
-                samples.lock().unwrap().push(rtt);
-            }
-            shared.echoes.fetch_add(done as u64, Ordering::Relaxed);
-            if credits.send(done).is_err() {
-                return;
-            }
-        }
+        done
     }
 }
 
-/// This process's user + system CPU time, in seconds (from /proc, in clock ticks of 10 ms).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+/// A process's user + system CPU time, in seconds (from /proc/PROCESS/stat,
+/// in clock ticks of 10 ms; PROCESS is a pid or `self`).
+fn cpu_seconds(process: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).unwrap_or_default();
     // The fields after the command name, which is in parentheses.
     let fields: Vec<&str> = stat
         .rsplit_once(')')

@@ -69,9 +69,16 @@ async fn hand_upgrade(tcp: &mut TcpStream) -> std::io::Result<()> {
 /// The ceiling: upgrade, then copy bytes back with no WebSocket parsing.
 async fn raw(mut tcp: TcpStream) -> Result {
     hand_upgrade(&mut tcp).await?;
-    let (mut read, mut write) = tcp.split();
-    tokio::io::copy(&mut read, &mut write).await?;
-    Ok(())
+    // What one read returns goes back in one write; 256 KiB at a time, the
+    // most any WebSocket server here reads at once.
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        tcp.write_all(&buf[..n]).await?;
+    }
 }
 
 /// tokio-tungstenite, a read/send loop as in its examples.
