@@ -86,6 +86,45 @@ fn read_buffer_does_not_trust_announced_length() {
     assert!(s.read_buf().capacity() <= 512 * 1024);
 }
 
+// Between frames, the room offered for a read starts small and doubles only
+// while reads fill all of it (a peer pipelining many small frames), up to
+// 256 KiB; reads that leave room do not grow it.
+#[test]
+fn read_room_grows_only_while_reads_fill_it() {
+    let spare = |s: &mut Connection| {
+        let buf = s.read_buf();
+        buf.capacity() - buf.len()
+    };
+    let frame = support::client_frame(OpCode::Binary, true, &[7; 100]);
+    let mut s = server(Config::default());
+    let first = spare(&mut s);
+    assert!(
+        (16 * 1024..32 * 1024).contains(&first),
+        "starts at 16 KiB: {first}"
+    );
+    // Partial reads: the room stays as it is.
+    for _ in 0..10 {
+        s.read_buf().extend_from_slice(&frame);
+        assert!(matches!(s.next_message(), Ok(Some(_))));
+        assert!(spare(&mut s) < 32 * 1024);
+    }
+    // Reads that fill the room: it doubles each time, to 256 KiB.
+    let mut offered = vec![spare(&mut s)];
+    for _ in 0..8 {
+        let room = *offered.last().unwrap();
+        let frames = frame.repeat(room / frame.len() + 1);
+        s.read_buf().extend_from_slice(&frames[..room]);
+        while let Ok(Some(_)) = s.next_message() {}
+        offered.push(spare(&mut s));
+    }
+    assert!(
+        offered.windows(2).take(4).all(|w| w[1] >= 2 * w[0] - 1024),
+        "{offered:?}"
+    );
+    assert!(offered.iter().all(|&o| o <= 512 * 1024), "{offered:?}");
+    assert!(*offered.last().unwrap() >= 256 * 1024, "{offered:?}");
+}
+
 // max_write_buffer: past it, send hands the message back instead of growing.
 #[test]
 fn full_write_buffer_returns_the_message() {

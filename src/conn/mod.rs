@@ -93,6 +93,11 @@ pub struct Connection {
     rx: BytesMut,
     /// Bytes consumed from the front of `rx`, ever.
     rx_consumed: u64,
+    /// The spare room [`read_buf`](Self::read_buf) offers between frames:
+    /// doubles (up to [`MAX_READ`]) each time a read fills all it was offered.
+    read_hint: usize,
+    /// Bytes received in total, and the room offered, at the last `read_buf`.
+    last_offer: (u64, usize),
     receiver: Receiver,
     out: Outgoing,
     /// A Pong waiting for the output backlog to drain (only the newest is kept).
@@ -144,6 +149,8 @@ impl Connection {
             state: State::Open,
             rx: BytesMut::new(),
             rx_consumed: 0,
+            read_hint: MIN_READ,
+            last_offer: (0, 0),
             out: Outgoing::default(),
             pending_pong: None,
             sending: None,
@@ -225,13 +232,22 @@ impl Connection {
     /// [`next_message`](Self::next_message).
     ///
     /// The spare capacity grows with the frame being received (up to 256 KiB
-    /// at a time), never with a length a peer merely announces.
+    /// at a time), never with a length a peer merely announces. Between
+    /// frames it starts at 16 KiB and doubles (up to 256 KiB) whenever a read
+    /// filled all of it, so a peer that pipelines many frames is read in few
+    /// system calls while an idle connection keeps a small buffer.
     pub fn read_buf(&mut self) -> &mut BytesMut {
+        let received = self.rx_consumed.saturating_add(self.rx.len() as u64);
+        let (offered_at, offered) = self.last_offer;
+        if offered > 0 && received.saturating_sub(offered_at) >= offered as u64 {
+            self.read_hint = self.read_hint.saturating_mul(2).min(MAX_READ);
+        }
         let missing = self.receiver.frame_bytes_missing(self.rx.len());
-        let want = missing.clamp(MIN_READ, MAX_READ);
+        let want = missing.clamp(self.read_hint, MAX_READ);
         if self.rx.capacity().saturating_sub(self.rx.len()) < want {
             self.rx.reserve(want);
         }
+        self.last_offer = (received, self.rx.capacity().saturating_sub(self.rx.len()));
         &mut self.rx
     }
 
