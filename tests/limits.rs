@@ -95,7 +95,7 @@ fn read_room_grows_only_while_reads_fill_it() {
         let buf = s.read_buf();
         buf.capacity() - buf.len()
     };
-    let frame = support::client_frame(OpCode::Binary, true, &[7; 100]);
+    let frame = client_frame(OpCode::Binary, true, &[7; 100]);
     let mut s = server(Config::default());
     let first = spare(&mut s);
     assert!(
