@@ -137,7 +137,9 @@ async fn run(
     let server_cpu = server_stat
         .as_deref()
         .zip(start_server_cpu)
-        .map_or(f64::NAN, |(pid, start)| (cpu_seconds(pid) - start) / elapsed);
+        .map_or(f64::NAN, |(pid, start)| {
+            (cpu_seconds(pid) - start) / elapsed
+        });
     shared.stop.store(true, Ordering::Relaxed);
 
     let mut samples = Vec::new();
