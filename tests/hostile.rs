@@ -6,6 +6,8 @@
 
 #[path = "support/alloc.rs"]
 mod alloc;
+#[path = "support/io.rs"]
+mod io;
 mod support;
 
 use std::net::SocketAddr;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use alloc::Meter;
 use bytes::Buf;
+use io::{OneByte, REQUEST, raw_upgrade};
 use rfc6455::frame::{FrameHeader, OpCode};
 use rfc6455::handshake::{ClientRequest, HandshakeError, HandshakeLimits, ServerHandshake};
 use rfc6455::tokio::{WebSocketStream, accept_hdr_async_with, client_async};
@@ -111,22 +114,9 @@ where
     outcome
 }
 
-const REQUEST: &[u8] =
-    b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
 /// A hand-written client: connects, upgrades, and returns the socket.
 async fn raw_client(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(REQUEST).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).await.unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
-    stream
+    raw_upgrade(TcpStream::connect(addr).await.unwrap()).await
 }
 
 /// Everything the peer sends until it closes (errors end it too).
@@ -618,44 +608,23 @@ async fn half_close_mid_message() {
 
 // ---- 1-byte I/O ------------------------------------------------------------
 
-/// A TCP stream that reads and writes at most one byte per call.
-struct Trickle(TcpStream);
-
-impl tokio::io::AsyncRead for Trickle {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let mut one = [0u8; 1];
-        let mut small = tokio::io::ReadBuf::new(&mut one[..buf.remaining().min(1)]);
-        let poll = std::pin::Pin::new(&mut self.0).poll_read(cx, &mut small);
-        buf.put_slice(small.filled());
-        poll
-    }
-}
-
-impl tokio::io::AsyncWrite for Trickle {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let n = buf.len().min(1);
-        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
+/// The server side of the script: what it received, its Pings, the Close.
+async fn serve_script<S>(stream: S) -> (Vec<Message>, usize, Option<CloseFrame>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let accept =
+        |_: &rfc6455::handshake::RequestView<'_>| Ok(rfc6455::handshake::AcceptOptions::new());
+    let mut ws = accept_hdr_async_with(stream, Config::default(), ServerHandshake::new(), accept)
+        .await
+        .unwrap();
+    let outcome = drain_messages(&mut ws).await;
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    (
+        outcome.messages,
+        outcome.pings,
+        ws.connection().close_frame().cloned(),
+    )
 }
 
 /// A raw client's script: fragments, a Ping between them, text, binary,
@@ -665,37 +634,10 @@ async fn scripted_exchange(trickle: bool) -> (Vec<Message>, usize, Option<CloseF
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
-        let request = rfc6455::handshake::AcceptOptions::new();
         if trickle {
-            let mut ws = accept_hdr_async_with(
-                Trickle(stream),
-                Config::default(),
-                ServerHandshake::new(),
-                |_| Ok(request),
-            )
-            .await
-            .unwrap();
-            let outcome = drain_messages(&mut ws).await;
-            assert!(outcome.error.is_none(), "{:?}", outcome.error);
-            (
-                outcome.messages,
-                outcome.pings,
-                ws.connection().close_frame().cloned(),
-            )
+            serve_script(OneByte(stream)).await
         } else {
-            let mut ws =
-                accept_hdr_async_with(stream, Config::default(), ServerHandshake::new(), |_| {
-                    Ok(request)
-                })
-                .await
-                .unwrap();
-            let outcome = drain_messages(&mut ws).await;
-            assert!(outcome.error.is_none(), "{:?}", outcome.error);
-            (
-                outcome.messages,
-                outcome.pings,
-                ws.connection().close_frame().cloned(),
-            )
+            serve_script(stream).await
         }
     });
     let mut client = raw_client(addr).await;

@@ -1,9 +1,13 @@
 //! The tokio adapter over loopback TCP and tokio::io::duplex.
 #![cfg(feature = "tokio")]
 
+#[path = "support/io.rs"]
+mod io;
+
 use std::time::Duration;
 
 use bytes::Bytes;
+use io::OneByte;
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
 use rfc6455::tokio::{
     WebSocketStream, accept_async, accept_hdr_async, client_async, client_async_with, connect_async,
@@ -144,46 +148,6 @@ async fn fragments_ping_and_server_close() {
         "the server closes the transport"
     );
     assert_eq!(server.await.unwrap(), big);
-}
-
-/// A duplex end that moves one byte per read and per write.
-struct OneByte(DuplexStream);
-
-impl AsyncRead for OneByte {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let mut one = [0u8; 1];
-        let mut small = tokio::io::ReadBuf::new(&mut one[..buf.remaining().min(1)]);
-        let poll = std::pin::Pin::new(&mut self.0).poll_read(cx, &mut small);
-        buf.put_slice(small.filled());
-        poll
-    }
-}
-
-impl AsyncWrite for OneByte {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let n = buf.len().min(1);
-        std::pin::Pin::new(&mut self.0).poll_write(cx, &buf[..n])
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
-    }
 }
 
 // 1-byte reads and writes on both ends give the same results.

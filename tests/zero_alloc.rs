@@ -9,18 +9,21 @@
 
 #[path = "support/alloc.rs"]
 mod alloc;
+#[path = "support/io.rs"]
+mod io;
 mod support;
 
 use std::time::Duration;
 
 use alloc::{Meter, thread_allocations};
 use bytes::Bytes;
+use io::{raw_upgrade, read_head};
 use rfc6455::frame::OpCode;
 use rfc6455::handshake::{AcceptOptions, ClientRequest, RequestView, ServerHandshake, accept_key};
 use rfc6455::tokio::{accept_hdr_async_with, client_async_with};
 use rfc6455::{Config, Message};
-use support::client_frame;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream, duplex};
+use support::{client_frame, frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
 /// Frames in flight: the peer writes this many before reading the echoes.
 const DEPTH: usize = 16;
@@ -52,17 +55,6 @@ fn payload(opcode: OpCode, size: usize) -> Message {
         OpCode::Text => Message::text(String::from_utf8(bytes.to_vec()).unwrap()),
         _ => Message::Binary(bytes),
     }
-}
-
-/// An unmasked frame, as a server sends it.
-fn server_frame(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
-    let mut frame = client_frame(opcode, true, payload);
-    // Drop the MASK bit and the key; unmask the payload back.
-    let header = frame.len() - payload.len() - 4;
-    frame[1] &= 0x7f;
-    frame.drain(header..header + 4);
-    frame[header..].copy_from_slice(payload);
-    frame
 }
 
 /// Counts allocations while a raw client pipelines `frame` at our server
@@ -99,33 +91,12 @@ async fn server_echo(config: Config, frame: Vec<u8>, echo: Vec<u8>) -> usize {
     allocations
 }
 
-/// Upgrades `io` as a client, by hand, so the client side allocates nothing
-/// afterwards.
-async fn raw_upgrade(mut io: DuplexStream) -> DuplexStream {
-    io.write_all(
-        b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-    )
-    .await
-    .unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(io.read_u8().await.unwrap());
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "upgrade refused");
-    io
-}
-
 /// Counts allocations while our client sends `message` `DEPTH` at a time
 /// (`feed`, then `flush`) and reads the echoes a raw server writes back.
 async fn client_echo(message: Message, request_frame_len: usize, echo: Vec<u8>) -> usize {
     let (client_io, mut server_io) = duplex(1 << 20);
     let server = tokio::spawn(async move {
-        let mut head = Vec::new();
-        while !head.ends_with(b"\r\n\r\n") {
-            head.push(server_io.read_u8().await.unwrap());
-        }
-        let head = String::from_utf8(head).unwrap();
+        let head = String::from_utf8(read_head(&mut server_io).await).unwrap();
         let key = head
             .lines()
             .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
@@ -177,9 +148,9 @@ fn server_echo_allocates_nothing_per_message() {
     let _serial = Meter::start();
     for (opcode, size) in CASES {
         let payload = vec![b'a'; size];
-        let frame = client_frame(opcode, true, &payload);
-        let echo = server_frame(opcode, &payload);
-        let allocations = runtime().block_on(server_echo(Config::default(), frame, echo));
+        let request = client_frame(opcode, true, &payload);
+        let echo = frame(opcode, true, &payload, None);
+        let allocations = runtime().block_on(server_echo(Config::default(), request, echo));
         assert_no_allocations(&format!("server {opcode:?} {size} B"), allocations);
     }
 }
@@ -193,9 +164,9 @@ fn server_echo_with_timers_allocates_nothing_per_message() {
         .keepalive_interval(Some(Duration::from_secs(30)))
         .idle_timeout(Some(Duration::from_secs(60)));
     let payload = b"0123456789abcdef";
-    let frame = client_frame(OpCode::Binary, true, payload);
-    let echo = server_frame(OpCode::Binary, payload);
-    let allocations = runtime().block_on(server_echo(config, frame, echo));
+    let request = client_frame(OpCode::Binary, true, payload);
+    let echo = frame(OpCode::Binary, true, payload, None);
+    let allocations = runtime().block_on(server_echo(config, request, echo));
     assert_no_allocations("server with keepalive and idle timers", allocations);
 }
 
@@ -205,7 +176,7 @@ fn client_echo_allocates_nothing_per_message() {
     for (opcode, size) in CASES {
         let message = payload(opcode, size);
         let request_frame_len = client_frame(opcode, true, &vec![b'a'; size]).len();
-        let echo = server_frame(opcode, &vec![b'a'; size]);
+        let echo = frame(opcode, true, &vec![b'a'; size], None);
         let allocations = runtime().block_on(client_echo(message, request_frame_len, echo));
         assert_no_allocations(&format!("client {opcode:?} {size} B"), allocations);
     }
