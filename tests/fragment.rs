@@ -165,13 +165,8 @@ fn automatic_fragmentation() {
         .unwrap();
     pair.server.send(Message::text("abcd")).unwrap();
     let wire = take_output(&mut pair.server);
-    let frames = parse_frames(&wire);
-    let shape: Vec<_> = frames
-        .iter()
-        .map(|(h, p)| (h.opcode, h.fin, p.len()))
-        .collect();
     assert_eq!(
-        shape,
+        frame_shapes(&wire),
         [
             (OpCode::Binary, false, 4),
             (OpCode::Continuation, false, 4),
@@ -201,12 +196,8 @@ fn streamed_fragments_respect_max_send_frame_size() {
         .send_fragment(DataKind::Text, Bytes::from_static(b"world"), true)
         .unwrap();
     let wire = take_output(&mut pair.client);
-    let shape: Vec<_> = parse_frames(&wire)
-        .iter()
-        .map(|(h, p)| (h.opcode, h.fin, p.len()))
-        .collect();
     assert_eq!(
-        shape,
+        frame_shapes(&wire),
         [
             (OpCode::Text, false, 4),
             (OpCode::Continuation, false, 2),

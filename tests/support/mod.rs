@@ -102,6 +102,14 @@ pub fn parse_frames(mut wire: &[u8]) -> Vec<(FrameHeader, Bytes)> {
     frames
 }
 
+/// The (opcode, FIN, payload length) of each frame in `wire`.
+pub fn frame_shapes(wire: &[u8]) -> Vec<(OpCode, bool, usize)> {
+    parse_frames(wire)
+        .iter()
+        .map(|(h, p)| (h.opcode, h.fin, p.len()))
+        .collect()
+}
+
 /// A client and a server connected in memory.
 pub struct Pair {
     pub client: Connection,
