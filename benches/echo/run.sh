@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd ../.. && pwd)
+. "$root/.ci/lib.sh"
 mode=${1:-quick}
 out="$root/target/echo-bench"
 mkdir -p "$out"
@@ -52,21 +53,17 @@ else
   on_server=() on_loadgen=()
 fi
 
-port=$((20000 + RANDOM % 20000))
+# start_server KIND: starts KIND on a free port (sets port and server_pid).
 start_server() {
   local kind=$1
+  port=$(free_port)
   if [ "$kind" = rfc6455 ]; then
     "${on_server[@]}" "$ours" "127.0.0.1:$port" 2>/dev/null &
   else
     "${on_server[@]}" "$peer" "$kind" "127.0.0.1:$port" &
   fi
   server_pid=$!
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "server $kind did not start" >&2
-  return 1
+  wait_port "$port" || { echo "server $kind did not start" >&2; return 1; }
 }
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
@@ -78,7 +75,6 @@ for cell in "${cells[@]}"; do
   order=("${servers[@]:rotation}" "${servers[@]:0:rotation}")
   rotation=$(((rotation + 1) % ${#servers[@]}))
   for kind in "${order[@]}"; do
-    port=$((port + 1))
     start_server "$kind"
     line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
     kill "$server_pid" 2>/dev/null || true

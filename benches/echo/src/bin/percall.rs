@@ -22,11 +22,9 @@ fn main() {
         Message::binary(vec![0x5a; size])
     };
     // The client's frame, encoded once. Input arrives as blocks of whole
-    // frames (about 64 KiB); each frame is copied into the read buffer on
-    // its own, as a socket read would copy it. That copy is part of the
-    // figure (frame by frame, so glibc takes its vector path, not the
-    // `rep movsb` that callgrind counts byte by byte), and nothing else in
-    // the setup grows with N.
+    // frames (about 64 KiB), copied into one `read_buf` each, as a socket
+    // read would copy them: that copy is part of the figure, and nothing
+    // else in the setup grows with N.
     let mut client = Connection::new(Role::Client, Config::default().dangerous_mask_seed(Some(1)))
         .expect("config");
     client.send(message.clone()).expect("send");
@@ -38,10 +36,7 @@ fn main() {
     match path {
         "receive" => {
             for frames in blocks {
-                let buf = server.read_buf();
-                for _ in 0..frames {
-                    buf.extend_from_slice(&frame);
-                }
+                read(&mut server, &frame, frames);
                 while let Some(m) = server.next_message().expect("valid") {
                     checksum += m.payload().len();
                 }
@@ -50,30 +45,37 @@ fn main() {
         "send" => {
             for _ in 0..n {
                 server.send(message.clone()).expect("send");
-                let out = server.outgoing();
-                checksum += out.remaining();
-                let len = out.remaining();
-                out.advance(len);
+                checksum += write_all(&mut server);
             }
         }
         "echo" => {
             for frames in blocks {
-                let buf = server.read_buf();
-                for _ in 0..frames {
-                    buf.extend_from_slice(&frame);
-                }
+                read(&mut server, &frame, frames);
                 while let Some(m) = server.next_message().expect("valid") {
                     server.send(m).expect("send");
                 }
-                let out = server.outgoing();
-                checksum += out.remaining();
-                let len = out.remaining();
-                out.advance(len);
+                checksum += write_all(&mut server);
             }
         }
         other => panic!("unknown path {other}"),
     }
     println!("{checksum}");
+}
+
+/// Copies `frames` copies of `frame` into one read buffer, as one socket read.
+fn read(conn: &mut Connection, frame: &[u8], frames: usize) {
+    let buf = conn.read_buf();
+    for _ in 0..frames {
+        buf.extend_from_slice(frame);
+    }
+}
+
+/// Consumes everything queued, as one complete write; returns its length.
+fn write_all(conn: &mut Connection) -> usize {
+    let out = conn.outgoing();
+    let len = out.remaining();
+    out.advance(len);
+    len
 }
 
 fn drain(conn: &mut Connection) -> Vec<u8> {
