@@ -101,7 +101,7 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Queues a message without writing it, unless the queue is past
-    /// [`Config::max_write_buffer`]: then queued bytes are written first.
+    /// [`Config::write_high_water`]: then queued bytes are written first.
     /// Call [`flush`](Self::flush) (or [`read`](Self::read)) to send.
     ///
     /// # Errors
@@ -109,13 +109,10 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Error::Send`] if the connection refuses the message (closed, control
     /// payload too long), [`Error::Io`] from writing out a full queue.
     pub fn write(&mut self, message: Message) -> Result<(), Error> {
-        match self.conn.send(message) {
-            Err(SendError::Full(message)) => {
-                self.write_out()?;
-                Ok(self.conn.send(message)?)
-            }
-            other => Ok(other?),
+        if self.conn.is_write_backlogged() {
+            self.write_out()?;
         }
+        Ok(self.conn.send(message)?)
     }
 
     /// Queues a message and writes everything queued.

@@ -38,6 +38,16 @@ pub struct Config {
     /// most this much or one message. Automatic Pongs and Close frames are
     /// exempt (there is at most one pending Pong).
     pub max_write_buffer: usize,
+    /// Queued output, in bytes, past which the adapters write before they
+    /// accept another message (the async `feed`/`Sink::poll_ready` wait, the
+    /// blocking `write` writes first). Default 256 KiB.
+    ///
+    /// This is the backpressure mark: a task that answers each message it
+    /// reads stops reading while its answers are not leaving, instead of
+    /// queueing up to [`max_write_buffer`](Self::max_write_buffer) per
+    /// connection. Small messages still leave together in one vectored
+    /// write. `0` writes everything out before each message.
+    pub write_high_water: usize,
     /// Split outgoing data messages into frames of at most this many payload
     /// bytes. Default `None`: one frame per message.
     pub max_send_frame_size: Option<usize>,
@@ -70,6 +80,7 @@ impl Default for Config {
             max_frame_size: 16 << 20,
             max_message_size: 64 << 20,
             max_write_buffer: 8 << 20,
+            write_high_water: 256 << 10,
             max_send_frame_size: None,
             auto_pong: true,
             keepalive_interval: None,
@@ -90,6 +101,8 @@ by_value_setters! {
         max_message_size: usize;
         /// Sets [`max_write_buffer`](Self::max_write_buffer).
         max_write_buffer: usize;
+        /// Sets [`write_high_water`](Self::write_high_water).
+        write_high_water: usize;
         /// Sets [`max_send_frame_size`](Self::max_send_frame_size).
         max_send_frame_size: Option<usize>;
         /// Sets [`auto_pong`](Self::auto_pong).

@@ -228,8 +228,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while self.conn.is_write_buffer_full() {
-            ready!(self.poll_write_out(cx))?;
+        // Write what the transport takes; wait only while still past the mark.
+        if self.conn.is_write_backlogged()
+            && self.poll_write_out(cx)?.is_pending()
+            && self.conn.is_write_backlogged()
+        {
+            return Poll::Pending;
         }
         Poll::Ready(Ok(()))
     }
@@ -298,14 +302,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         poll_fn(|cx| self.driver.poll_next(cx)).await
     }
 
-    /// Queues a message, waiting for room if the write buffer is full. It
-    /// is written by the next [`flush`](Self::flush), [`send`](Self::send)
-    /// or [`next`](Self::next).
+    /// Queues a message. While more than [`Config::write_high_water`] bytes
+    /// are queued, it first writes them out, waiting for the transport
+    /// (backpressure). What it queues is written by the next
+    /// [`flush`](Self::flush), [`send`](Self::send) or [`next`](Self::next).
     ///
     /// # Errors
     ///
     /// [`Error::Send`] if the connection refuses it, [`Error::Io`] from
-    /// writing out a full buffer.
+    /// writing out the backlog.
     pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
         poll_fn(|cx| self.driver.poll_ready(cx)).await?;
         self.driver.start_send(message)

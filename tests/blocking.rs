@@ -327,3 +327,48 @@ fn over_rustls() {
     ws.close(CloseCode::NORMAL, "").unwrap();
     assert!(server.join().unwrap().is_some());
 }
+
+/// A stream that takes every write and has nothing to read.
+#[derive(Default)]
+struct Sink(Vec<u8>);
+
+impl Read for Sink {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::ErrorKind::WouldBlock.into())
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// write only queues until the backlog passes write_high_water; the next write
+// sends the backlog first.
+#[test]
+fn write_sends_the_backlog_past_the_high_water_mark() {
+    let config = Config::default().write_high_water(32 * 1024);
+    let conn = rfc6455::Connection::new(rfc6455::Role::Server, config).unwrap();
+    let mut ws = WebSocket::new(Sink::default(), conn);
+    ws.write(Message::binary(vec![1u8; 64 * 1024])).unwrap();
+    assert_eq!(ws.get_ref().0.len(), 0, "queued, not written");
+    ws.write(Message::binary(vec![2u8; 100])).unwrap();
+    assert_eq!(
+        ws.get_ref().0.len(),
+        10 + 64 * 1024,
+        "the backlog went first"
+    );
+    ws.write(Message::binary(vec![3u8; 100])).unwrap();
+    assert_eq!(
+        ws.get_ref().0.len(),
+        10 + 64 * 1024,
+        "below the mark: queued"
+    );
+    ws.flush().unwrap();
+    assert_eq!(ws.get_ref().0.len(), 10 + 64 * 1024 + 2 * (2 + 100));
+}

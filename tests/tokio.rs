@@ -209,6 +209,45 @@ async fn slow_reader_back_pressure() {
     assert_eq!(reader.await.unwrap(), stalled + 10);
 }
 
+/// Polls `future` once, without a task to wake.
+fn poll_once<F: Future>(future: F) -> std::task::Poll<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    std::pin::pin!(future).poll(&mut cx)
+}
+
+// write_high_water: past it, feed writes the backlog out before queueing more,
+// and waits while the transport does not take it; below it, feed only queues.
+#[tokio::test]
+async fn feed_waits_past_the_high_water_mark() {
+    let big = Message::binary(vec![7u8; 64 * 1024]);
+    let small = Message::binary(vec![9u8; 100]);
+
+    let config = Config::default().write_high_water(32 * 1024);
+    let (mut client, mut server) = duplex_pair(16 * 1024, config, Config::default()).await;
+    assert!(
+        poll_once(client.feed(big.clone())).is_ready(),
+        "an empty queue takes it"
+    );
+    // 64 KiB queued, the pipe holds 16 KiB, nobody reads: feed must wait.
+    assert!(poll_once(client.feed(small.clone())).is_pending());
+    assert!(poll_once(client.feed(small.clone())).is_pending());
+    let reader = tokio::spawn(async move {
+        let first = server.next().await.unwrap().unwrap();
+        let second = server.next().await.unwrap().unwrap();
+        (first, second)
+    });
+    client.feed(small.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    assert_eq!(reader.await.unwrap(), (big.clone(), small.clone()));
+
+    // With the default mark (256 KiB) the same backlog only queues.
+    let (mut client, _server) = duplex_pair(16 * 1024, Config::default(), Config::default()).await;
+    assert!(poll_once(client.feed(big)).is_ready());
+    for _ in 0..10 {
+        assert!(poll_once(client.feed(small.clone())).is_ready());
+    }
+}
+
 // split(): reading and writing from different tasks.
 #[tokio::test]
 async fn split_halves_in_two_tasks() {

@@ -697,6 +697,15 @@ impl Connection {
         self.out.len() >= self.config.max_write_buffer
     }
 
+    /// Whether queued output is past [`Config::write_high_water`] (or the
+    /// queue is full): write it out before queueing another message. The
+    /// adapters wait on this; [`send`](Self::send) itself only refuses at
+    /// [`Config::max_write_buffer`].
+    #[must_use]
+    pub fn is_write_backlogged(&self) -> bool {
+        self.out.len() > self.config.write_high_water || self.is_write_buffer_full()
+    }
+
     /// Whether this is the client or the server end.
     #[must_use]
     pub fn role(&self) -> Role {
