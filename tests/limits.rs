@@ -74,7 +74,8 @@ fn tiny_fragments_count_toward_message_limit() {
     assert_eq!((error, count), (ProtocolError::MessageTooBig, 101));
 }
 
-// The input buffer grows with the frame's actual bytes, not the announced length.
+// The input buffer grows with the frame's actual bytes, not the announced
+// length: at most 1 MiB ahead of what has arrived.
 #[test]
 fn read_buffer_does_not_trust_announced_length() {
     let mut s = server(Config::default());
@@ -83,7 +84,56 @@ fn read_buffer_does_not_trust_announced_length() {
     wire.extend_from_slice(&[1, 2, 3, 4]);
     s.receive(&wire);
     assert_eq!(s.next_message(), Ok(None));
-    assert!(s.read_buf().capacity() <= 512 * 1024);
+    let capacity = s.read_buf().capacity();
+    assert!(capacity <= (1 << 20) + 64 * 1024, "{capacity}");
+    // As bytes arrive the room grows with them: at most 1 MiB, or as much
+    // again as is buffered, ahead of them.
+    let mut reads = 0;
+    let message = loop {
+        let buf = s.read_buf();
+        let (room, len) = (buf.capacity() - buf.len(), buf.len());
+        assert!(
+            room <= len.max(1 << 20) + 64 * 1024,
+            "room {room} for {len} buffered"
+        );
+        buf.resize(buf.capacity().min(len + (16 << 20)), 1);
+        reads += 1;
+        match s.next_message() {
+            Ok(None) => {}
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(&message, Ok(Some(Message::Binary(p))) if p.len() == 16 << 20),
+        "the 16 MiB message"
+    );
+    assert!(reads >= 5, "grew in steps: {reads} reads");
+}
+
+// A frame of up to 1 MiB gets room for all of it once its header is in, so
+// its payload is read into one buffer instead of one regrown (and copied)
+// 256 KiB at a time.
+#[test]
+fn read_buffer_makes_room_for_a_whole_frame_up_to_1_mib() {
+    for len in [300 * 1024, 1 << 20] {
+        let mut s = server(Config::default());
+        let mut wire = vec![0x82, 0xff];
+        wire.extend_from_slice(&(len as u64).to_be_bytes());
+        wire.extend_from_slice(&[0; 4]);
+        s.receive(&wire);
+        assert_eq!(s.next_message(), Ok(None));
+        let buf = s.read_buf();
+        let room = buf.capacity() - buf.len();
+        assert!(room >= len, "room {room} for a {len}-byte payload");
+        let room_at = buf.as_ptr() as usize + buf.len();
+        buf.resize(buf.len() + len, 0);
+        let Ok(Some(Message::Binary(payload))) = s.next_message() else {
+            panic!("one message");
+        };
+        assert_eq!(payload.len(), len);
+        let at = payload.as_ptr() as usize;
+        assert!((room_at - 14..=room_at).contains(&at), "payload was copied");
+    }
 }
 
 // Between frames, the room offered for a read starts small and doubles only

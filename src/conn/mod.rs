@@ -37,8 +37,11 @@ pub enum Role {
 
 /// The smallest spare capacity [`Connection::read_buf`] offers.
 const MIN_READ: usize = 16 * 1024;
-/// The most spare capacity [`Connection::read_buf`] reserves at once for a large frame.
+/// The most spare capacity [`Connection::read_buf`] offers between frames.
 const MAX_READ: usize = 256 * 1024;
+/// The most [`Connection::read_buf`] reserves for a frame beyond the bytes
+/// that have arrived (a frame this size or smaller gets one allocation).
+const RESERVE_AHEAD: usize = 1024 * 1024;
 /// Every Ping gets its own Pong while less than this much output is waiting;
 /// past it, only the newest pending Pong is kept (RFC 6455 §5.5.3).
 const PONG_BACKLOG: usize = 4096;
@@ -231,11 +234,14 @@ impl Connection {
     /// transport straight into it (e.g. `BufMut`-based reads), then call
     /// [`next_message`](Self::next_message).
     ///
-    /// The spare capacity grows with the frame being received (up to 256 KiB
-    /// at a time), never with a length a peer merely announces. Between
-    /// frames it starts at 16 KiB and doubles (up to 256 KiB) whenever a read
-    /// filled all of it, so a peer that pipelines many frames is read in few
-    /// system calls while an idle connection keeps a small buffer.
+    /// Within a frame, the spare capacity is the rest of the frame, so the
+    /// rest of a payload of up to 1 MiB arrives in one allocation and is
+    /// handed out without a copy; past that it grows with the bytes that have arrived
+    /// (at most 1 MiB, or as much again as is buffered, ahead of them),
+    /// never with a length a peer merely announces. Between frames it starts
+    /// at 16 KiB and doubles (up to 256 KiB) whenever a read filled all of
+    /// it, so a peer that pipelines many frames is read in few system calls
+    /// while an idle connection keeps a small buffer.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let received = self.rx_consumed.saturating_add(self.rx.len() as u64);
         let (offered_at, offered) = self.last_offer;
@@ -243,7 +249,21 @@ impl Connection {
             self.read_hint = self.read_hint.saturating_mul(2).min(MAX_READ);
         }
         let missing = self.receiver.frame_bytes_missing(self.rx.len());
-        let want = missing.clamp(self.read_hint, MAX_READ);
+        let want = if missing > 0 {
+            // A large frame is read in two steps (header, then the rest), so
+            // little of it lands in a buffer that must be regrown and copied.
+            if missing > MAX_READ {
+                self.read_hint = MIN_READ;
+            }
+            // Room for the rest of the frame in one allocation, but never
+            // more than RESERVE_AHEAD (or as much again as has arrived) on
+            // the strength of an announced length alone.
+            missing
+                .min(RESERVE_AHEAD.max(self.rx.len()))
+                .max(self.read_hint)
+        } else {
+            self.read_hint
+        };
         if self.rx.capacity().saturating_sub(self.rx.len()) < want {
             self.rx.reserve(want);
         }
