@@ -168,6 +168,11 @@ impl Buf for Outgoing {
             self.queue.clear();
             self.buf.clear();
             self.open = 0;
+            // Start the next burst at the front of the allocation (free now
+            // that nothing is pending), not where this one ended: a burst
+            // that ran out of room part-way would have to copy its frames
+            // forward.
+            let _ = self.buf.try_reclaim(self.buf.capacity().saturating_add(1));
         }
     }
 }
@@ -208,6 +213,29 @@ mod tests {
         assert_eq!(wire.len(), 10_012);
         assert_eq!(&wire[..8], b"\x81\x02hi\x81\x02hi");
         assert_eq!(&wire[8..12], &[0x82, 126, 0x27, 0x10]);
+    }
+
+    // Once everything is written, the next burst starts at the front of the
+    // same allocation: it neither grows the buffer nor copies frames forward.
+    #[test]
+    fn a_drained_queue_starts_the_next_burst_at_the_front() {
+        let payload = Bytes::from(vec![5u8; 1000]);
+        let header = FrameHeader::new(OpCode::Binary, 1000);
+        let mut out = Outgoing::default();
+        out.push_frame(&header, &payload);
+        let start = out.chunk().as_ptr();
+        let fits = out.buf.capacity() / 1004;
+        assert!(fits >= 4, "room for a burst: {fits} frames");
+        for burst in [fits / 2, fits, 1, fits] {
+            // Written in two steps, the second leaving nothing pending.
+            out.advance(1004);
+            out.advance(out.remaining());
+            for _ in 0..burst {
+                out.push_frame(&header, &payload);
+                assert_eq!(out.chunk().as_ptr(), start, "the burst starts at the front");
+            }
+            assert!(out.buf.capacity() >= burst * 1004);
+        }
     }
 
     /// Writes through `chunks_vectored` as a transport accepting at most
