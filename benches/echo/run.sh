@@ -3,11 +3,14 @@
 # server pinned to CPU 0 and load generator to CPU 1, servers interleaved
 # cell by cell in one run.
 #
-#   bash benches/echo/run.sh quick   # 4 cells, 1.5 s each (under 2 minutes)
+#   bash benches/echo/run.sh quick   # 4 cells, 2 rounds of 1 s (under 2 minutes)
 #   bash benches/echo/run.sh full    # payload {16 B, 1 KiB, 64 KiB, 1 MiB} x
-#                                    # connections {1, 64, 512} x depth {1, 16}, 3 s each
+#                                    # connections {1, 64, 512} x depth {1, 16},
+#                                    # 3 rounds of 1 s (under 15 minutes)
 #
-# Prints a table of messages/s per server, with ours against the best peer
+# Every round runs every server once, in an order rotated per round and per
+# cell, so a slow spell of the machine does not land on one server. Prints a
+# table of each server's median messages/s, with ours against the best peer
 # and against the raw TCP ceiling; raw rows go to target/echo-bench/MODE.tsv.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -27,11 +30,11 @@ ours="$root/target/release/examples/echo_server"
 servers=(raw rfc6455 tungstenite tungstenite-forward fastwebsockets tokio-websockets)
 case "$mode" in
   quick)
-    secs=1.5 warmup=0.5
+    secs=1 warmup=0.5 rounds=2
     cells=("16 1 1" "16 64 16" "1024 512 16" "65536 64 16")
     ;;
   full)
-    secs=3 warmup=1
+    secs=1 warmup=0.5 rounds=3
     cells=()
     for size in 16 1024 65536 1048576; do
       for conns in 1 64 512; do
@@ -42,7 +45,7 @@ case "$mode" in
     done
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,15p' "$0"
     exit 2
     ;;
 esac
@@ -71,17 +74,19 @@ printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadge
 rotation=0
 for cell in "${cells[@]}"; do
   read -r size conns depth <<<"$cell"
-  # Rotate the order per cell, so no server always runs first (or last).
-  order=("${servers[@]:rotation}" "${servers[@]:0:rotation}")
-  rotation=$(((rotation + 1) % ${#servers[@]}))
-  for kind in "${order[@]}"; do
-    start_server "$kind"
-    line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    eval "$line"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$conns" "$depth" "$kind" \
-      "$msgs_per_s" "$mb_per_s" "$p50_us" "$p99_us" "$cpu" "$server_cpu" >>"$tsv"
+  for _ in $(seq "$rounds"); do
+    # Rotate the order per round, so no server always runs first (or last).
+    order=("${servers[@]:rotation}" "${servers[@]:0:rotation}")
+    rotation=$(((rotation + 1) % ${#servers[@]}))
+    for kind in "${order[@]}"; do
+      start_server "$kind"
+      line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
+      kill "$server_pid" 2>/dev/null || true
+      wait "$server_pid" 2>/dev/null || true
+      eval "$line"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$conns" "$depth" "$kind" \
+        "$msgs_per_s" "$mb_per_s" "$p50_us" "$p99_us" "$cpu" "$server_cpu" >>"$tsv"
+    done
   done
 done
 

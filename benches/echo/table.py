@@ -1,4 +1,8 @@
-"""Prints the echo comparison table from run.sh's TSV."""
+"""Prints the echo comparison table from run.sh's TSV.
+
+A cell measured in several rounds shows, for each server, the round with the
+median messages/s (its latency and CPU columns come from that round too).
+"""
 import csv
 import sys
 
@@ -23,14 +27,24 @@ def rate(value):
     return f"{value:.0f}"
 
 
+def median_row(runs):
+    """The run with the median messages/s (the lower middle of an even count)."""
+    ordered = sorted(runs, key=lambda row: float(row["msgs_per_s"]))
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def main(path):
     with open(path) as f:
         header = f.readline().strip()
         rows = list(csv.DictReader(f, delimiter="\t"))
-    cells = {}
+    rounds = {}
     for row in rows:
         key = (int(row["size"]), int(row["conns"]), int(row["depth"]))
-        cells.setdefault(key, {})[row["server"]] = row
+        rounds.setdefault(key, {}).setdefault(row["server"], []).append(row)
+    cells = {
+        key: {server: median_row(runs) for server, runs in servers.items()}
+        for key, servers in rounds.items()
+    }
     print(header)
     print()
     print("| payload | conns | depth | " + " | ".join(COLUMNS) + " | ours / best peer | ours / raw | p50 / p99 µs (ours, depth 1) | load-gen CPU (raw / ours) | server CPU (ours) |")
