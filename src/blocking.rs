@@ -104,13 +104,23 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Config::write_high_water`]: then queued bytes are written first.
     /// Call [`flush`](Self::flush) (or [`read`](Self::read)) to send.
     ///
+    /// On a non-blocking stream that takes no more (`WouldBlock`), the
+    /// message is still queued while the queue is below
+    /// [`Config::max_write_buffer`]; past it, the message comes back in
+    /// [`SendError::Full`]. A message is never lost.
+    ///
     /// # Errors
     ///
     /// [`Error::Send`] if the connection refuses the message (closed, control
-    /// payload too long), [`Error::Io`] from writing out a full queue.
+    /// payload too long, queue full), [`Error::Io`] from writing out the
+    /// backlog.
     pub fn write(&mut self, message: Message) -> Result<(), Error> {
-        if self.conn.is_write_backlogged() {
-            self.write_out()?;
+        // On WouldBlock, what the stream did not take stays queued.
+        if self.conn.is_write_backlogged()
+            && let Err(e) = self.write_out()
+            && e.kind() != io::ErrorKind::WouldBlock
+        {
+            return Err(e.into());
         }
         Ok(self.conn.send(message)?)
     }

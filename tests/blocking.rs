@@ -9,7 +9,7 @@ use std::thread;
 use bytes::Bytes;
 use rfc6455::blocking::{self, WebSocket};
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
-use rfc6455::{CloseCode, CloseFrame, Config, Error, HandshakeError, Message, State};
+use rfc6455::{CloseCode, CloseFrame, Config, Error, HandshakeError, Message, SendError, State};
 
 /// Echoes data messages until the close handshake is over; returns the peer's Close.
 fn echo<S: Read + Write>(mut ws: WebSocket<S>) -> Option<CloseFrame> {
@@ -199,6 +199,50 @@ fn would_block_passes_through_and_resumes() {
             );
         }
         server
+    });
+    loop {
+        match client.flush() {
+            Ok(()) => break,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => thread::yield_now(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    reader.join().unwrap();
+}
+
+// On a non-blocking stream that is full, write never loses a message: it
+// queues while there is room below max_write_buffer, then hands the message
+// back; a flush after the reader catches up delivers every queued one.
+#[test]
+fn write_on_a_full_nonblocking_stream_queues_or_hands_back() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let server = thread::spawn(move || blocking::accept(a).unwrap());
+    let config = Config::default()
+        .write_high_water(64 * 1024)
+        .max_write_buffer(1 << 20);
+    let request = ClientRequest::new("ws://h/").unwrap();
+    let (mut client, _) = blocking::client_with(b, &request, config).unwrap();
+    let mut server = server.join().unwrap();
+    client.get_mut().set_nonblocking(true).unwrap();
+    let chunk = Message::binary(vec![7u8; 16 * 1024]);
+    let mut queued = 0;
+    let handed_back = loop {
+        match client.write(chunk.clone()) {
+            Ok(()) => queued += 1,
+            Err(Error::Send(SendError::Full(message))) => break message,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(queued < 10_000, "the queue never filled");
+    };
+    assert_eq!(handed_back, chunk);
+    assert!(queued * 16 * 1024 >= 1 << 20, "queued {queued}");
+    let reader = thread::spawn(move || {
+        for _ in 0..queued {
+            assert_eq!(
+                server.read().unwrap(),
+                Message::binary(vec![7u8; 16 * 1024])
+            );
+        }
     });
     loop {
         match client.flush() {
