@@ -191,14 +191,22 @@ fn would_block_passes_through_and_resumes() {
         }
         assert!(queued < 1000, "the pipe never filled");
     }
+    flush_to_reader(&mut client, server, queued, &chunk);
+}
+
+/// Flushes the non-blocking `client` until everything is written, while a
+/// thread reads `count` copies of `expected` from `server`.
+fn flush_to_reader(
+    client: &mut WebSocket<UnixStream>,
+    mut server: WebSocket<UnixStream>,
+    count: usize,
+    expected: &Message,
+) {
+    let expected = expected.clone();
     let reader = thread::spawn(move || {
-        for _ in 0..queued {
-            assert_eq!(
-                server.read().unwrap(),
-                Message::binary(vec![7u8; 64 * 1024])
-            );
+        for _ in 0..count {
+            assert_eq!(server.read().unwrap(), expected);
         }
-        server
     });
     loop {
         match client.flush() {
@@ -222,7 +230,7 @@ fn write_on_a_full_nonblocking_stream_queues_or_hands_back() {
         .max_write_buffer(1 << 20);
     let request = ClientRequest::new("ws://h/").unwrap();
     let (mut client, _) = blocking::client_with(b, &request, config).unwrap();
-    let mut server = server.join().unwrap();
+    let server = server.join().unwrap();
     client.get_mut().set_nonblocking(true).unwrap();
     let chunk = Message::binary(vec![7u8; 16 * 1024]);
     let mut queued = 0;
@@ -236,22 +244,7 @@ fn write_on_a_full_nonblocking_stream_queues_or_hands_back() {
     };
     assert_eq!(handed_back, chunk);
     assert!(queued * 16 * 1024 >= 1 << 20, "queued {queued}");
-    let reader = thread::spawn(move || {
-        for _ in 0..queued {
-            assert_eq!(
-                server.read().unwrap(),
-                Message::binary(vec![7u8; 16 * 1024])
-            );
-        }
-    });
-    loop {
-        match client.flush() {
-            Ok(()) => break,
-            Err(Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => thread::yield_now(),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    reader.join().unwrap();
+    flush_to_reader(&mut client, server, queued, &chunk);
 }
 
 // accept_with: the application inspects the request and rejects it; the client sees the 401.
