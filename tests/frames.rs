@@ -226,3 +226,69 @@ fn messages_before_an_error_are_delivered() {
     assert_eq!(c.next_message(), Ok(Some(Message::text("first"))));
     assert_eq!(c.next_message(), Err(ProtocolError::ReservedOpcode(3)));
 }
+
+// A whole frame already in the buffer and the same frame arriving a byte at
+// a time take different paths through the receiver; every frame near the
+// edges of the single-frame data case (length encodings, RSV bits, masking
+// direction, limits, UTF-8) must give the same messages and the same error.
+#[test]
+fn whole_and_bytewise_delivery_agree_at_the_edges() {
+    let key = Some([0x12, 0x34, 0x56, 0x78]);
+    let mut wires: Vec<(&str, Vec<u8>)> = vec![
+        ("empty binary", raw_frame(0x82, b"", key)),
+        ("125 bytes", raw_frame(0x82, &[7; 125], key)),
+        ("126 bytes", raw_frame(0x82, &[7; 126], key)),
+        ("65535 bytes", raw_frame(0x82, &[7; 65535], key)),
+        ("65536 bytes", raw_frame(0x82, &[7; 65536], key)),
+        ("text", raw_frame(0x81, "κόσμε ✓".as_bytes(), key)),
+        (
+            "long text",
+            raw_frame(0x81, "κόσμε ✓ ".repeat(20).as_bytes(), key),
+        ),
+        ("invalid text", raw_frame(0x81, b"ok \xed\xa0\x80", key)),
+        ("unfinished text", raw_frame(0x81, b"ok \xe2\x82", key)),
+        (
+            "invalid long text",
+            raw_frame(0x81, &[b"a".repeat(70), vec![0xff]].concat(), key),
+        ),
+        ("rsv1", raw_frame(0xc2, b"x", key)),
+        ("rsv3", raw_frame(0x92, b"x", key)),
+        ("unmasked", raw_frame(0x82, b"x", None)),
+        ("not fin", raw_frame(0x02, b"x", key)),
+        ("continuation", raw_frame(0x80, b"x", key)),
+        ("at the frame limit", raw_frame(0x82, &[1; 100], key)),
+        ("past the frame limit", raw_frame(0x82, &[1; 101], key)),
+        (
+            "text past the frame limit",
+            raw_frame(0x81, &[b'a'; 101], key),
+        ),
+    ];
+    // A 126-form length that fits in 7 bits is not minimal.
+    let mut non_minimal = vec![0x82, 0x80 | 126, 0, 5, 1, 2, 3, 4];
+    non_minimal.extend([0; 5]);
+    wires.push(("non-minimal length", non_minimal));
+    // A whole message followed by another in the same buffer.
+    wires.push((
+        "two messages",
+        [raw_frame(0x81, b"one", key), raw_frame(0x82, b"two", key)].concat(),
+    ));
+    for (name, wire) in wires {
+        let config = || {
+            if name.contains("limit") {
+                Config::default().max_frame_size(100).max_message_size(100)
+            } else {
+                Config::default()
+            }
+        };
+        let mut whole = server(config());
+        let mut bytewise = server(config());
+        let at_once = feed_chunked(&mut whole, &wire, wire.len());
+        let one_by_one = feed_chunked(&mut bytewise, &wire, 1);
+        assert_eq!(at_once, one_by_one, "{name}");
+        assert_eq!(
+            take_output(&mut whole),
+            take_output(&mut bytewise),
+            "{name}"
+        );
+    }
+}

@@ -28,6 +28,16 @@ pub(crate) enum Received {
     Close(Option<CloseFrame>),
 }
 
+/// What [`Receiver::whole_message`] found at the front of the input.
+enum Whole {
+    /// A whole data message, consumed.
+    Message(DataKind, Bytes),
+    /// A whole text message that is not UTF-8, consumed.
+    InvalidUtf8,
+    /// Not a whole single-frame data message: nothing consumed.
+    No,
+}
+
 /// A frame whose header has been consumed and whose payload is arriving.
 #[derive(Debug)]
 struct InFrame {
@@ -129,7 +139,76 @@ impl Receiver {
 
     /// Consumes what it can from the front of `rx` and returns the next item,
     /// or `Ok(None)` when `rx` holds no more whole items.
+    #[inline]
     pub(crate) fn poll(&mut self, rx: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
+        if self.current.is_none() && self.fragmented.is_none() {
+            match self.whole_message(rx) {
+                Whole::Message(kind, payload) => return Ok(Some(Received::Data(kind, payload))),
+                Whole::InvalidUtf8 => return Err(ProtocolError::InvalidUtf8),
+                Whole::No => {}
+            }
+        }
+        self.poll_frames(rx)
+    }
+
+    /// The common case in one pass: a whole single-frame data message
+    /// (FIN set, no RSV bits, masked as required, under 64 KiB, within the
+    /// limits) at the front of `rx`. Anything else, including every frame
+    /// that breaks a rule, is left for [`poll_frames`](Self::poll_frames),
+    /// which reports it; this path decides nothing the general one would
+    /// decide differently.
+    #[inline]
+    fn whole_message(&self, rx: &mut BytesMut) -> Whole {
+        let Some(&[b0, b1]) = rx.first_chunk::<2>() else {
+            return Whole::No;
+        };
+        let kind = match b0 {
+            0x81 => DataKind::Text,
+            0x82 => DataKind::Binary,
+            _ => return Whole::No,
+        };
+        let masked = b1 & 0x80 != 0;
+        if masked != self.expect_masked {
+            return Whole::No;
+        }
+        let (len, at): (usize, usize) = match b1 & 0x7f {
+            127 => return Whole::No,
+            126 => match rx.get(2..4) {
+                Some(&[hi, lo]) if u16::from_be_bytes([hi, lo]) >= 126 => {
+                    (usize::from(u16::from_be_bytes([hi, lo])), 4)
+                }
+                _ => return Whole::No,
+            },
+            len => (usize::from(len), 2),
+        };
+        let header_len = at.saturating_add(if masked { 4 } else { 0 });
+        let frame_len = header_len.saturating_add(len);
+        let limit = self.max_frame_size.min(self.max_message_size);
+        if len as u64 > limit || rx.len() < frame_len {
+            return Whole::No;
+        }
+        let key = match rx.get(at..header_len) {
+            Some(&[a, b, c, d]) => Some([a, b, c, d]),
+            _ => None,
+        };
+        let Some(payload) = rx.get_mut(header_len..frame_len) else {
+            return Whole::No;
+        };
+        if let Some(key) = key {
+            apply_mask(payload, key, 0);
+        }
+        // Unmasked now: past this point the frame is consumed either way.
+        let valid = kind == DataKind::Binary || crate::utf8::is_utf8(payload);
+        let mut frame = rx.split_to(frame_len).freeze();
+        if !valid {
+            return Whole::InvalidUtf8;
+        }
+        frame.advance(header_len);
+        Whole::Message(kind, frame)
+    }
+
+    /// The general deframer: any frame, whole or in pieces.
+    fn poll_frames(&mut self, rx: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
         loop {
             let frame = match &mut self.current {
                 Some(frame) => frame,

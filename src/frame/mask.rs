@@ -13,8 +13,11 @@ fn key_word(key: [u8; 4], offset: usize) -> u64 {
     // Little-endian numbering makes byte i of the key bits 8i..8i+8, so a
     // right rotation by whole bytes starts the key at byte `offset % 4`.
     let shift = u32::try_from(offset % 4).unwrap_or(0).wrapping_mul(8);
-    let [a, b, c, d] = u32::from_le_bytes(key).rotate_right(shift).to_le_bytes();
-    u64::from_ne_bytes([a, b, c, d, a, b, c, d])
+    let rotated = u32::from_le_bytes(key).rotate_right(shift).to_le_bytes();
+    // Both halves of the word hold the same four bytes, so the word reads
+    // the same in either byte order.
+    let half = u64::from(u32::from_ne_bytes(rotated));
+    (half << 32) | half
 }
 
 /// XORs `buf` with `word` repeated: 64-byte blocks of eight words (which
