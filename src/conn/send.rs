@@ -66,6 +66,9 @@ impl Outgoing {
     /// Queues one frame. The header's mask, if any, is applied to the payload
     /// as it is copied.
     pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: &Bytes) {
+        if header.mask.is_none() && payload.len() <= INLINE_PAYLOAD {
+            return self.push_inline(header.first_byte(), payload);
+        }
         let header_len = header.encoded_len();
         let frame_len = header_len.saturating_add(payload.len());
         self.len = self.len.saturating_add(frame_len);
@@ -91,6 +94,31 @@ impl Outgoing {
                 return;
             }
         }
+        self.open = self.open.saturating_add(frame_len);
+    }
+}
+
+impl Outgoing {
+    /// Queues an unmasked frame whose payload is copied next to its header
+    /// (a server's small frames): the header written directly, no segment.
+    fn push_inline(&mut self, first_byte: u8, payload: &[u8]) {
+        let len = payload.len();
+        let header_len = if len <= 125 { 2 } else { 4 };
+        let frame_len = len.saturating_add(header_len);
+        if self.buf.capacity().saturating_sub(self.buf.len()) < frame_len {
+            let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
+            self.buf.reserve(frame_len.max(room));
+        }
+        match u8::try_from(len) {
+            Ok(short) if short <= 125 => self.buf.extend_from_slice(&[first_byte, short]),
+            _ => {
+                // INLINE_PAYLOAD is far below 2^16.
+                let [hi, lo] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+                self.buf.extend_from_slice(&[first_byte, 126, hi, lo]);
+            }
+        }
+        self.buf.extend_from_slice(payload);
+        self.len = self.len.saturating_add(frame_len);
         self.open = self.open.saturating_add(frame_len);
     }
 }

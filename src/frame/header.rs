@@ -153,6 +153,12 @@ impl FrameHeader {
         (u8::from(self.rsv1) << 2) | (u8::from(self.rsv2) << 1) | u8::from(self.rsv3)
     }
 
+    /// The first byte on the wire: FIN, the RSV bits and the opcode.
+    #[must_use]
+    pub(crate) fn first_byte(&self) -> u8 {
+        (u8::from(self.fin) << 7) | (self.rsv_bits() << 4) | self.opcode.as_u8()
+    }
+
     /// The encoded length of this header (2 to 14 bytes).
     #[must_use]
     pub fn encoded_len(&self) -> usize {
@@ -170,7 +176,7 @@ impl FrameHeader {
     /// A `payload_len` of 2^63 or more cannot be represented; the top bit is
     /// cleared, so such a header must not be built (the connection never does).
     pub fn encode_into(&self, dst: &mut impl BufMut) {
-        let b0 = (u8::from(self.fin) << 7) | (self.rsv_bits() << 4) | self.opcode.as_u8();
+        let b0 = self.first_byte();
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
         match self.payload_len {
             len @ 0..=125 => dst.put_slice(&[b0, mask_bit | len as u8]),

@@ -7,19 +7,20 @@ use crate::error::ProtocolError;
 /// The reserved values 0x3–0x7 and 0xB–0xF are rejected when a header is
 /// parsed, with [`ProtocolError::ReservedOpcode`] carrying the value.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum OpCode {
     /// 0x0: continues a fragmented message.
-    Continuation,
+    Continuation = 0x0,
     /// 0x1: the first frame of a text message.
-    Text,
+    Text = 0x1,
     /// 0x2: the first frame of a binary message.
-    Binary,
+    Binary = 0x2,
     /// 0x8: Close.
-    Close,
+    Close = 0x8,
     /// 0x9: Ping.
-    Ping,
+    Ping = 0x9,
     /// 0xA: Pong.
-    Pong,
+    Pong = 0xa,
 }
 
 impl OpCode {
