@@ -15,14 +15,14 @@ use rand::{Rng, SeedableRng};
 pub use send::Outgoing;
 pub use state::{Side, State};
 
-use self::recv::{Received, Receiver};
+use self::recv::Receiver;
 use self::state::Transition;
 use self::timer::Timers;
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::Config;
 use crate::error::{ConfigError, ProtocolError, SendError};
 use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
-use crate::message::{DataKind, Message, Utf8Bytes};
+use crate::message::{DataKind, Message};
 use crate::utf8::Utf8Validator;
 
 /// Which end of the connection this is. Clients mask what they send and
@@ -377,43 +377,41 @@ impl Connection {
         self.rx_consumed = self
             .rx_consumed
             .saturating_add(before.saturating_sub(self.rx.len()) as u64);
-        match polled {
-            Ok(Some(item)) => Ok(Some(self.on_received(item))),
-            Ok(None) if self.eof => Err(self.fail(ProtocolError::AbnormalClosure)),
-            Ok(None) => Ok(None),
-            Err(error) => Err(self.fail(error)),
-        }
-    }
-
-    fn on_received(&mut self, item: Received) -> Message {
-        match item {
-            Received::Data(DataKind::Text, data) => Message::Text(Utf8Bytes::from_validated(data)),
-            Received::Data(DataKind::Binary, data) => Message::Binary(data),
-            Received::Ping(data) => {
+        match &polled {
+            // Data needs nothing more: handed on as the receiver returned it.
+            Ok(Some(Message::Text(_) | Message::Binary(_) | Message::Pong(_))) => polled,
+            Ok(Some(Message::Ping(data))) => {
                 if self.config.auto_pong && !self.sent_close {
                     self.pending_pong = Some(data.clone());
                     self.queue_pending_pong();
                 }
-                Message::Ping(data)
+                polled
             }
-            Received::Pong(data) => Message::Pong(data),
-            Received::Close(frame) => {
-                self.received_close = true;
-                self.peer_close = Some(
-                    frame
-                        .clone()
-                        .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
-                );
-                self.state = self.state.on(Transition::ReceivedClose);
-                if !self.sent_close {
-                    // Echo the code (§5.5.1); an empty Close is echoed empty.
-                    let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
-                    self.queue_close(echo.as_ref());
-                }
-                self.discard_input();
-                Message::Close(frame)
+            Ok(Some(Message::Close(frame))) => {
+                self.on_close(frame.as_ref());
+                polled
             }
+            Ok(None) if self.eof => Err(self.fail(ProtocolError::AbnormalClosure)),
+            Ok(None) => polled,
+            Err(error) => Err(self.fail(*error)),
         }
+    }
+
+    /// The peer's Close arrived: record it, answer it, stop reading.
+    fn on_close(&mut self, frame: Option<&CloseFrame>) {
+        self.received_close = true;
+        self.peer_close = Some(
+            frame
+                .cloned()
+                .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
+        );
+        self.state = self.state.on(Transition::ReceivedClose);
+        if !self.sent_close {
+            // Echo the code (§5.5.1); an empty Close is echoed empty.
+            let echo = frame.map(|f| CloseFrame::new(f.code, ""));
+            self.queue_close(echo.as_ref());
+        }
+        self.discard_input();
     }
 
     /// Records a failure, queues its Close, and returns it.

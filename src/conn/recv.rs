@@ -11,32 +11,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use crate::close::CloseFrame;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode, apply_mask};
-use crate::message::DataKind;
+use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
 /// RSV1 in [`FrameHeader::rsv_bits`] terms.
 #[cfg(feature = "deflate")]
 const RSV1: u8 = 0b100;
-
-/// What the receiver hands to the connection.
-#[derive(Debug)]
-pub(crate) enum Received {
-    /// A whole data message; text is already validated.
-    Data(DataKind, Bytes),
-    Ping(Bytes),
-    Pong(Bytes),
-    Close(Option<CloseFrame>),
-}
-
-/// What [`Receiver::whole_message`] found at the front of the input.
-enum Whole {
-    /// A whole data message, consumed.
-    Message(DataKind, Bytes),
-    /// A whole text message that is not UTF-8, consumed.
-    InvalidUtf8,
-    /// Not a whole single-frame data message: nothing consumed.
-    No,
-}
 
 /// A frame whose header has been consumed and whose payload is arriving.
 #[derive(Debug)]
@@ -140,12 +120,11 @@ impl Receiver {
     /// Consumes what it can from the front of `rx` and returns the next item,
     /// or `Ok(None)` when `rx` holds no more whole items.
     #[inline]
-    pub(crate) fn poll(&mut self, rx: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
+    pub(crate) fn poll(&mut self, rx: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
         if self.current.is_none() && self.fragmented.is_none() {
-            match self.whole_message(rx) {
-                Whole::Message(kind, payload) => return Ok(Some(Received::Data(kind, payload))),
-                Whole::InvalidUtf8 => return Err(ProtocolError::InvalidUtf8),
-                Whole::No => {}
+            let whole = self.whole_message(rx);
+            if !matches!(whole, Ok(None)) {
+                return whole;
             }
         }
         self.poll_frames(rx)
@@ -156,28 +135,28 @@ impl Receiver {
     /// limits) at the front of `rx`. Anything else, including every frame
     /// that breaks a rule, is left for [`poll_frames`](Self::poll_frames),
     /// which reports it; this path decides nothing the general one would
-    /// decide differently.
+    /// decide differently. `Ok(None)`: not such a message, nothing consumed.
     #[inline]
-    fn whole_message(&self, rx: &mut BytesMut) -> Whole {
+    fn whole_message(&self, rx: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
         let Some(&[b0, b1]) = rx.first_chunk::<2>() else {
-            return Whole::No;
+            return Ok(None);
         };
         let kind = match b0 {
             0x81 => DataKind::Text,
             0x82 => DataKind::Binary,
-            _ => return Whole::No,
+            _ => return Ok(None),
         };
         let masked = b1 & 0x80 != 0;
         if masked != self.expect_masked {
-            return Whole::No;
+            return Ok(None);
         }
         let (len, at): (usize, usize) = match b1 & 0x7f {
-            127 => return Whole::No,
+            127 => return Ok(None),
             126 => match rx.get(2..4) {
                 Some(&[hi, lo]) if u16::from_be_bytes([hi, lo]) >= 126 => {
                     (usize::from(u16::from_be_bytes([hi, lo])), 4)
                 }
-                _ => return Whole::No,
+                _ => return Ok(None),
             },
             len => (usize::from(len), 2),
         };
@@ -185,14 +164,14 @@ impl Receiver {
         let frame_len = header_len.saturating_add(len);
         let limit = self.max_frame_size.min(self.max_message_size);
         if len as u64 > limit || rx.len() < frame_len {
-            return Whole::No;
+            return Ok(None);
         }
         let key = match rx.get(at..header_len) {
             Some(&[a, b, c, d]) => Some([a, b, c, d]),
             _ => None,
         };
         let Some(payload) = rx.get_mut(header_len..frame_len) else {
-            return Whole::No;
+            return Ok(None);
         };
         if let Some(key) = key {
             apply_mask(payload, key, 0);
@@ -201,14 +180,17 @@ impl Receiver {
         let valid = kind == DataKind::Binary || crate::utf8::is_utf8(payload);
         let mut frame = rx.split_to(frame_len).freeze();
         if !valid {
-            return Whole::InvalidUtf8;
+            return Err(ProtocolError::InvalidUtf8);
         }
         frame.advance(header_len);
-        Whole::Message(kind, frame)
+        Ok(Some(match kind {
+            DataKind::Text => Message::Text(Utf8Bytes::from_validated(frame)),
+            DataKind::Binary => Message::Binary(frame),
+        }))
     }
 
     /// The general deframer: any frame, whole or in pieces.
-    fn poll_frames(&mut self, rx: &mut BytesMut) -> Result<Option<Received>, ProtocolError> {
+    fn poll_frames(&mut self, rx: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
         loop {
             let frame = match &mut self.current {
                 Some(frame) => frame,
@@ -267,12 +249,12 @@ impl Receiver {
         &mut self,
         header: FrameHeader,
         payload: BytesMut,
-    ) -> Result<Option<Received>, ProtocolError> {
+    ) -> Result<Option<Message>, ProtocolError> {
         let kind = match header.opcode {
-            OpCode::Ping => return Ok(Some(Received::Ping(payload.freeze()))),
-            OpCode::Pong => return Ok(Some(Received::Pong(payload.freeze()))),
+            OpCode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
+            OpCode::Pong => return Ok(Some(Message::Pong(payload.freeze()))),
             OpCode::Close => {
-                return CloseFrame::parse(payload.freeze()).map(|f| Some(Received::Close(f)));
+                return CloseFrame::parse(payload.freeze()).map(|f| Some(Message::Close(f)));
             }
             OpCode::Text => DataKind::Text,
             OpCode::Binary => DataKind::Binary,
@@ -347,10 +329,13 @@ impl Receiver {
         Err(ProtocolError::ReservedBits)
     }
 
-    fn finish(&mut self, kind: DataKind, data: Bytes) -> Result<Received, ProtocolError> {
-        if kind == DataKind::Text {
-            self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-        }
-        Ok(Received::Data(kind, data))
+    fn finish(&mut self, kind: DataKind, data: Bytes) -> Result<Message, ProtocolError> {
+        Ok(match kind {
+            DataKind::Text => {
+                self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
+                Message::Text(Utf8Bytes::from_validated(data))
+            }
+            DataKind::Binary => Message::Binary(data),
+        })
     }
 }
