@@ -110,18 +110,25 @@ fn read_buffer_does_not_trust_announced_length() {
     assert!(reads >= 5, "grew in steps: {reads} reads");
 }
 
+/// A server that has read the header of a masked binary frame of `len` bytes
+/// (8-byte length form, zero key) and nothing of its payload.
+fn server_in_frame(len: usize) -> Connection {
+    let mut s = server(Config::default());
+    let mut wire = vec![0x82, 0xff];
+    wire.extend_from_slice(&(len as u64).to_be_bytes());
+    wire.extend_from_slice(&[0; 4]);
+    s.receive(&wire);
+    assert_eq!(s.next_message(), Ok(None));
+    s
+}
+
 // A frame of up to 1 MiB gets room for all of it once its header is in, so
 // its payload is read into one buffer instead of one regrown (and copied)
 // 256 KiB at a time.
 #[test]
 fn read_buffer_makes_room_for_a_whole_frame_up_to_1_mib() {
     for len in [300 * 1024, 1 << 20] {
-        let mut s = server(Config::default());
-        let mut wire = vec![0x82, 0xff];
-        wire.extend_from_slice(&(len as u64).to_be_bytes());
-        wire.extend_from_slice(&[0; 4]);
-        s.receive(&wire);
-        assert_eq!(s.next_message(), Ok(None));
+        let mut s = server_in_frame(len);
         let buf = s.read_buf();
         let room = buf.capacity() - buf.len();
         assert!(room >= len, "room {room} for a {len}-byte payload");
@@ -134,6 +141,23 @@ fn read_buffer_makes_room_for_a_whole_frame_up_to_1_mib() {
         let at = payload.as_ptr() as usize;
         assert!((room_at - 14..=room_at).contains(&at), "payload was copied");
     }
+}
+
+// The last bytes of a large frame fit in the room already there: reading
+// them does not regrow (and copy) the megabyte before them.
+#[test]
+fn the_end_of_a_large_frame_is_read_without_regrowing() {
+    let len = 1 << 20;
+    let mut s = server_in_frame(len);
+    let buf = s.read_buf();
+    let start = buf.as_ptr();
+    buf.resize(buf.len() + len - 28, 0);
+    assert_eq!(s.next_message(), Ok(None));
+    let buf = s.read_buf();
+    assert_eq!(buf.as_ptr(), start, "the buffer was not moved");
+    assert!(buf.capacity() - buf.len() >= 28);
+    buf.resize(buf.len() + 28, 0);
+    assert!(matches!(s.next_message(), Ok(Some(Message::Binary(p))) if p.len() == len));
 }
 
 // Between frames, the room offered for a read starts small and doubles only

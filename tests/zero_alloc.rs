@@ -16,7 +16,7 @@ mod support;
 use std::time::Duration;
 
 use alloc::{Meter, thread_allocations};
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use io::{raw_upgrade, read_head};
 use rfc6455::frame::OpCode;
 use rfc6455::handshake::{AcceptOptions, ClientRequest, RequestView, ServerHandshake, accept_key};
@@ -60,6 +60,19 @@ fn payload(opcode: OpCode, size: usize) -> Message {
 /// Counts allocations while a raw client pipelines `frame` at our server
 /// (`next` + `feed`, as examples/echo_server does) and reads the echoes.
 async fn server_echo(config: Config, frame: Vec<u8>, echo: Vec<u8>) -> usize {
+    server_echo_batches(config, frame, echo, DEPTH, WARM_UP, COUNTED).await
+}
+
+/// [`server_echo`] with `depth` frames in flight, `warm_up` batches, then
+/// `counted` batches.
+async fn server_echo_batches(
+    config: Config,
+    frame: Vec<u8>,
+    echo: Vec<u8>,
+    depth: usize,
+    warm_up: usize,
+    counted: usize,
+) -> usize {
     let (client_io, server_io) = duplex(1 << 20);
     let server = tokio::spawn(async move {
         let accept = |_: &RequestView<'_>| Ok(AcceptOptions::new());
@@ -73,12 +86,12 @@ async fn server_echo(config: Config, frame: Vec<u8>, echo: Vec<u8>) -> usize {
         }
     });
     let mut stream = raw_upgrade(client_io).await;
-    let burst = frame.repeat(DEPTH);
-    let expected = echo.repeat(DEPTH);
+    let burst = frame.repeat(depth);
+    let expected = echo.repeat(depth);
     let mut echoes = vec![0u8; expected.len()];
     let mut before = 0;
-    for batch in 0..WARM_UP + COUNTED {
-        if batch == WARM_UP {
+    for batch in 0..warm_up + counted {
+        if batch == warm_up {
             before = thread_allocations();
         }
         stream.write_all(&burst).await.unwrap();
@@ -153,6 +166,71 @@ fn server_echo_allocates_nothing_per_message() {
         let allocations = runtime().block_on(server_echo(Config::default(), request, echo));
         assert_no_allocations(&format!("server {opcode:?} {size} B"), allocations);
     }
+}
+
+/// Messages larger than `Config::write_high_water`: the next is read while
+/// the last is written, into the allocation of one written before it.
+#[test]
+fn server_echo_of_large_messages_reuses_its_buffers() {
+    let _serial = Meter::start();
+    let payload = vec![b'a'; 1 << 20];
+    let request = client_frame(OpCode::Binary, true, &payload);
+    let echo = frame(OpCode::Binary, true, &payload, None);
+    let (depth, warm_up, counted) = (2, 8, 32);
+    let allocations = runtime().block_on(server_echo_batches(
+        Config::default(),
+        request,
+        echo,
+        depth,
+        warm_up,
+        counted,
+    ));
+    eprintln!(
+        "server Binary 1 MiB: {allocations} allocations over {} messages",
+        depth * counted
+    );
+    assert_eq!(allocations, 0, "allocations in steady state");
+}
+
+/// The core alone, echoing large messages the way the adapters do while a
+/// write is pending: the next message is read before the last echo is
+/// written. Its input lands in the allocation of an echo already written.
+#[test]
+fn core_echo_of_large_messages_read_while_writing_allocates_nothing() {
+    let _serial = Meter::start();
+    let request = client_frame(OpCode::Binary, true, &vec![b'a'; 1 << 20]);
+    let mut conn = support::server(Config::default());
+    let mut transport = vec![0u8; 64 * 1024];
+    let mut before = 0;
+    let (warm_up, rounds) = (8, 40);
+    for round in 0..rounds {
+        if round == warm_up {
+            before = thread_allocations();
+        }
+        // A reader offered the buffer's spare room, as a socket read is.
+        let mut rest = &request[..];
+        while !rest.is_empty() {
+            let buf = conn.read_buf();
+            let n = (buf.capacity() - buf.len()).min(rest.len());
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+        }
+        let message = conn.next_message().unwrap().expect("a whole message");
+        // Only now is the last echo written.
+        let out = conn.outgoing();
+        while out.has_remaining() {
+            let n = out.chunk().len().min(transport.len());
+            transport[..n].copy_from_slice(&out.chunk()[..n]);
+            out.advance(n);
+        }
+        conn.send(message).unwrap();
+    }
+    let allocations = thread_allocations() - before;
+    eprintln!(
+        "core Binary 1 MiB: {allocations} allocations over {} messages",
+        rounds - warm_up
+    );
+    assert_eq!(allocations, 0, "allocations in steady state");
 }
 
 /// Keepalive and idle timers move with every message; re-arming them must

@@ -258,17 +258,40 @@ impl Connection {
             // Room for the rest of the frame in one allocation, but never
             // more than RESERVE_AHEAD (or as much again as has arrived) on
             // the strength of an announced length alone.
-            missing
-                .min(RESERVE_AHEAD.max(self.rx.len()))
-                .max(self.read_hint)
+            missing.min(RESERVE_AHEAD.max(self.rx.len()))
         } else {
             self.read_hint
         };
         if self.rx.capacity().saturating_sub(self.rx.len()) < want {
-            self.rx.reserve(want);
+            // Growing anyway: room for a read of the usual size past the frame.
+            self.grow_rx(want.max(self.read_hint));
+        } else if missing == 0 && !self.out.has_remaining() {
+            // Nothing is being written or read: of the kept allocations, keep
+            // one (for the next large message), not the ones that only a
+            // read during a write needs.
+            self.out.trim_recycled();
         }
         self.last_offer = (received, self.rx.capacity().saturating_sub(self.rx.len()));
         &mut self.rx
+    }
+
+    /// Makes room for `want` more bytes of input, allocating only if it must:
+    /// in the buffer's own allocation once nothing else holds it (the message
+    /// split off it was dropped, or written), else in a written payload's
+    /// allocation if one was kept (an echoed message's, usually), else by
+    /// growing the buffer.
+    fn grow_rx(&mut self, want: usize) {
+        if self.rx.try_reclaim(want) {
+            return;
+        }
+        let needed = self.rx.len().saturating_add(want);
+        match self.out.take_recycled(needed) {
+            Some(mut buf) => {
+                buf.extend_from_slice(&self.rx);
+                self.rx = buf;
+            }
+            None => self.rx.reserve(want),
+        }
     }
 
     /// Copies `data` into the input buffer; then call

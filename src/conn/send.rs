@@ -9,6 +9,11 @@
 //! bytes come before each queued payload. Written bytes are consumed from its
 //! front, so once the queue drains its memory is reused, and steady-state
 //! sending allocates nothing.
+//!
+//! A large payload that was the last owner of its allocation (an echoed
+//! message read into the connection's input buffer, say) is kept once
+//! written, so the next large frame is read into memory already in use
+//! rather than into fresh pages.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -27,6 +32,14 @@ const MIN_WRITE_BUFFER: usize = 8 * 1024;
 /// A drained write buffer goes back to the front of its allocation once this
 /// much has been consumed from it (not after every small write).
 const RECLAIM_AFTER: usize = 4 * 1024;
+
+/// A written payload's allocation is kept for reading if it holds at least
+/// this much.
+const RECYCLE_MIN: usize = 64 * 1024;
+
+/// At most this many allocations are kept: a connection echoing large
+/// messages reads the next while the last two are still being written.
+const MAX_RECYCLED: usize = 2;
 
 /// A run of the queue that precedes the open end of the write buffer.
 #[derive(Debug)]
@@ -55,12 +68,40 @@ pub struct Outgoing {
     len: usize,
     /// Bytes consumed from the front of `buf` since it was last reclaimed.
     consumed: usize,
+    /// Allocations of written payloads that nothing else shared, empty, each
+    /// with room for at least [`RECYCLE_MIN`] bytes (at most [`MAX_RECYCLED`]).
+    recycled: Vec<BytesMut>,
 }
 
 impl Outgoing {
     /// Bytes waiting.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// A written payload's allocation with room for `capacity` bytes, empty,
+    /// if one was kept and is large enough (the newest kept is let go either way).
+    pub(crate) fn take_recycled(&mut self, capacity: usize) -> Option<BytesMut> {
+        let mut buf = self.recycled.pop()?;
+        buf.try_reclaim(capacity).then_some(buf)
+    }
+
+    /// Lets go of all kept allocations but one.
+    pub(crate) fn trim_recycled(&mut self) {
+        self.recycled.truncate(1);
+    }
+
+    /// Keeps a written payload's allocation if nothing else holds it.
+    fn recycle(&mut self, payload: Bytes) {
+        if self.recycled.len() >= MAX_RECYCLED {
+            return;
+        }
+        if let Ok(mut buf) = payload.try_into_mut() {
+            buf.clear();
+            if buf.try_reclaim(RECYCLE_MIN) {
+                self.recycled.push(buf);
+            }
+        }
     }
 
     /// Queues one frame. The header's mask, if any, is applied to the payload
@@ -192,8 +233,10 @@ impl Buf for Outgoing {
                     (taken, payload.is_empty())
                 }
             };
-            if done {
-                self.queue.pop_front();
+            // A finished segment is popped whatever it is; a payload's
+            // allocation may be kept.
+            if done && let Some(Segment::Payload(payload)) = self.queue.pop_front() {
+                self.recycle(payload);
             }
             if taken == 0 && !done {
                 break;
@@ -356,6 +399,46 @@ mod tests {
         }
         out.advance(wire.len());
         wire
+    }
+
+    // A written payload nothing else holds gives its allocation back for
+    // reading (at most MAX_RECYCLED of them); a shared or small one does not.
+    #[test]
+    fn written_payloads_nothing_else_holds_are_kept() {
+        let large = |byte| Bytes::from(vec![byte; RECYCLE_MIN]);
+        let header = FrameHeader::new(OpCode::Binary, RECYCLE_MIN as u64);
+        let mut out = Outgoing::default();
+        let held = large(1);
+        out.push_frame(&header, &held);
+        out.advance(out.remaining());
+        assert!(out.recycled.is_empty(), "the caller still holds it");
+        let small = Bytes::from(vec![2; INLINE_PAYLOAD + 1]);
+        out.push_frame(
+            &FrameHeader::new(OpCode::Binary, small.len() as u64),
+            &small,
+        );
+        drop(small);
+        out.advance(out.remaining());
+        assert!(out.recycled.is_empty(), "too small to keep");
+        let mut starts = Vec::new();
+        for byte in 3..6 {
+            let payload = large(byte);
+            starts.push(payload.as_ptr());
+            out.push_frame(&header, &payload);
+            drop(payload);
+        }
+        drain(&mut out, 1000);
+        assert_eq!(out.recycled.len(), MAX_RECYCLED);
+        let buf = out.take_recycled(RECYCLE_MIN).expect("kept");
+        assert!(buf.is_empty());
+        assert_eq!(
+            buf.as_ptr(),
+            starts[1],
+            "the allocation itself, at its start"
+        );
+        assert!(out.take_recycled(RECYCLE_MIN + 1).is_none(), "too small");
+        assert!(out.recycled.is_empty(), "let go either way");
+        drop(held);
     }
 
     #[test]
