@@ -100,8 +100,9 @@ impl<S: Read + Write> WebSocket<S> {
         }
     }
 
-    /// Queues a message without writing it, unless the queue is past
-    /// [`Config::write_high_water`]: then queued bytes are written first.
+    /// Queues a message without writing it, unless with it the queue would
+    /// pass [`Config::write_high_water`]: then queued bytes are written first
+    /// (see [`Connection::is_write_backlogged_for`]).
     /// Call [`flush`](Self::flush) (or [`read`](Self::read)) to send.
     ///
     /// On a non-blocking stream that takes no more (`WouldBlock`), the
@@ -116,7 +117,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// backlog.
     pub fn write(&mut self, message: Message) -> Result<(), Error> {
         // On WouldBlock, what the stream did not take stays queued.
-        if self.conn.is_write_backlogged()
+        if self.conn.is_write_backlogged_for(message.payload().len())
             && let Err(e) = self.write_out()
             && e.kind() != io::ErrorKind::WouldBlock
         {

@@ -227,11 +227,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         }
     }
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    /// Ready to queue a message of `len` payload bytes (0 when unknown).
+    fn poll_ready(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<Result<(), Error>> {
         // Write what the transport takes; wait only while still past the mark.
-        if self.conn.is_write_backlogged()
+        if self.conn.is_write_backlogged_for(len)
             && self.poll_write_out(cx)?.is_pending()
-            && self.conn.is_write_backlogged()
+            && self.conn.is_write_backlogged_for(len)
         {
             return Poll::Pending;
         }
@@ -302,9 +303,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
         poll_fn(|cx| self.driver.poll_next(cx)).await
     }
 
-    /// Queues a message. While more than [`Config::write_high_water`] bytes
-    /// are queued, it first writes them out, waiting for the transport
-    /// (backpressure). What it queues is written by the next
+    /// Queues a message. While with it more than
+    /// [`Config::write_high_water`] bytes would be queued, it first writes
+    /// the queue out, waiting for the transport (backpressure; see
+    /// [`Connection::is_write_backlogged_for`]). What it queues is written by the next
     /// [`flush`](Self::flush), [`send`](Self::send) or [`next`](Self::next).
     ///
     /// # Errors
@@ -312,7 +314,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocketStream<S> {
     /// [`Error::Send`] if the connection refuses it, [`Error::Io`] from
     /// writing out the backlog.
     pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.driver.poll_ready(cx)).await?;
+        let len = message.payload().len();
+        poll_fn(|cx| self.driver.poll_ready(cx, len)).await?;
         self.driver.start_send(message)
     }
 
@@ -404,7 +407,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocketStream<S> {
     type Error = Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.driver.poll_ready(cx)
+        self.driver.poll_ready(cx, 0)
     }
 
     fn start_send(mut self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
@@ -503,7 +506,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WriteHalf<S> {
     ///
     /// As [`WebSocketStream::feed`].
     pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
-        poll_fn(|cx| self.with(cx, |d, cx| d.poll_ready(cx))).await?;
+        let len = message.payload().len();
+        poll_fn(|cx| self.with(cx, |d, cx| d.poll_ready(cx, len))).await?;
         lock(&self.shared).driver.start_send(message)
     }
 
@@ -542,7 +546,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WriteHalf<S> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.with(cx, |d, cx| d.poll_ready(cx))
+        self.with(cx, |d, cx| d.poll_ready(cx, 0))
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {

@@ -386,7 +386,8 @@ impl Write for Sink {
 }
 
 // write only queues until the backlog passes write_high_water; the next write
-// sends the backlog first.
+// sends the backlog first. A message larger than the mark waits for an empty
+// queue.
 #[test]
 fn write_sends_the_backlog_past_the_high_water_mark() {
     let config = Config::default().write_high_water(32 * 1024);
@@ -406,6 +407,13 @@ fn write_sends_the_backlog_past_the_high_water_mark() {
         10 + 64 * 1024,
         "below the mark: queued"
     );
+    // A message over the mark goes after whatever is queued, however little.
+    ws.write(Message::binary(vec![4u8; 64 * 1024])).unwrap();
+    assert_eq!(
+        ws.get_ref().0.len(),
+        10 + 64 * 1024 + 2 * (2 + 100),
+        "the queue went first"
+    );
     ws.flush().unwrap();
-    assert_eq!(ws.get_ref().0.len(), 10 + 64 * 1024 + 2 * (2 + 100));
+    assert_eq!(ws.get_ref().0.len(), 2 * (10 + 64 * 1024) + 2 * (2 + 100));
 }

@@ -248,6 +248,59 @@ async fn feed_waits_past_the_high_water_mark() {
     }
 }
 
+// A message larger than write_high_water is queued once the queue is empty
+// (so an echo of large messages holds one being written and one being read),
+// while a small one still only waits past the mark. The Sink, which cannot
+// see the size in poll_ready, keeps the mark alone.
+#[tokio::test]
+async fn feed_of_a_message_over_the_mark_waits_for_an_empty_queue() {
+    let small = Message::binary(vec![9u8; 100]);
+    let large = Message::binary(vec![7u8; 64 * 1024]);
+    let config = Config::default().write_high_water(32 * 1024);
+    let (mut client, mut server) = duplex_pair(16 * 1024, config.clone(), Config::default()).await;
+    for _ in 0..3 {
+        assert!(poll_once(client.feed(small.clone())).is_ready());
+    }
+    assert!(client.connection().is_write_backlogged_for(64 * 1024));
+    assert!(!client.connection().is_write_backlogged_for(100));
+    assert!(
+        poll_once(client.feed(large.clone())).is_ready(),
+        "the pipe takes the 300 queued bytes"
+    );
+    // Now 64 KiB are queued (the pipe holds 16 KiB): past the mark for any message.
+    assert!(poll_once(client.feed(small.clone())).is_pending());
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(server.next().await.unwrap().unwrap());
+        }
+        got
+    });
+    client.feed(large.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let got = reader.await.unwrap();
+    assert_eq!(got[3], large);
+    assert_eq!(got[4], large);
+
+    // Below the mark but not empty: a small message queues, a large one waits.
+    let (mut client, mut server) = duplex_pair(16, config, Config::default()).await;
+    assert!(poll_once(client.feed(small.clone())).is_ready());
+    assert!(
+        poll_once(client.flush()).is_pending(),
+        "the pipe holds 16 bytes"
+    );
+    assert!(poll_once(client.feed(small.clone())).is_ready());
+    assert!(poll_once(client.feed(large.clone())).is_pending());
+    let reader = tokio::spawn(async move {
+        for _ in 0..3 {
+            server.next().await.unwrap().unwrap();
+        }
+    });
+    client.feed(large).await.unwrap();
+    client.flush().await.unwrap();
+    reader.await.unwrap();
+}
+
 // split(): reading and writing from different tasks.
 #[tokio::test]
 async fn split_halves_in_two_tasks() {

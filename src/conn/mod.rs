@@ -747,6 +747,22 @@ impl Connection {
         self.out.len() > self.config.write_high_water || self.is_write_buffer_full()
     }
 
+    /// Whether to write queued output out before queueing a message of
+    /// `len` payload bytes. A message within [`Config::write_high_water`]
+    /// waits while the queue is past the mark, as
+    /// [`is_write_backlogged`](Self::is_write_backlogged) says; a larger one
+    /// waits for the queue to empty, so a connection echoing large messages
+    /// holds one being written and one being read, not more. Either waits
+    /// while the queue is full.
+    #[must_use]
+    pub fn is_write_backlogged_for(&self, len: usize) -> bool {
+        if len > self.config.write_high_water {
+            !self.out.is_empty() || self.is_write_buffer_full()
+        } else {
+            self.is_write_backlogged()
+        }
+    }
+
     /// Whether this is the client or the server end.
     #[must_use]
     pub fn role(&self) -> Role {

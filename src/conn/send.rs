@@ -79,6 +79,11 @@ impl Outgoing {
         self.len
     }
 
+    /// Nothing is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// A written payload's allocation with room for `capacity` bytes, empty,
     /// if one was kept and is large enough (the newest kept is let go either way).
     pub(crate) fn take_recycled(&mut self, capacity: usize) -> Option<BytesMut> {
