@@ -46,7 +46,9 @@ pub struct Config {
     /// reads stops reading while its answers are not leaving, instead of
     /// queueing up to [`max_write_buffer`](Self::max_write_buffer) per
     /// connection. Small messages still leave together in one vectored
-    /// write. `0` writes everything out before each message.
+    /// write; a message larger than the mark is taken once the queue is
+    /// empty (see [`Connection::is_write_backlogged_for`](crate::Connection::is_write_backlogged_for)).
+    /// `0` writes everything out before each message.
     pub write_high_water: usize,
     /// Split outgoing data messages into frames of at most this many payload
     /// bytes. Default `None`: one frame per message.
