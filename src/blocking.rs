@@ -240,7 +240,13 @@ impl<S: Read + Write> WebSocket<S> {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let count = out.chunks_vectored(&mut slices);
             let slices = slices.get(..count).unwrap_or_default();
-            match self.stream.write_vectored(slices) {
+            // One buffer goes through `write`: a socket's `send` skips the
+            // work `writev` does per call (the file layer, the iovec copy).
+            let result = match slices {
+                [one] => self.stream.write(one),
+                _ => self.stream.write_vectored(slices),
+            };
+            match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(written) => out.advance(written),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

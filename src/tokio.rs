@@ -110,7 +110,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let count = out.chunks_vectored(&mut slices);
             let slices = slices.get(..count).unwrap_or_default();
-            let written = ready!(Pin::new(&mut self.stream).poll_write_vectored(cx, slices))?;
+            // One buffer goes through `poll_write`: a socket's `send` skips
+            // the work `writev` does per call (the file layer, the iovec copy).
+            let stream = Pin::new(&mut self.stream);
+            let written = match slices {
+                [one] => ready!(stream.poll_write(cx, one))?,
+                _ => ready!(stream.poll_write_vectored(cx, slices))?,
+            };
             if written == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

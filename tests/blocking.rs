@@ -417,3 +417,53 @@ fn write_sends_the_backlog_past_the_high_water_mark() {
     ws.flush().unwrap();
     assert_eq!(ws.get_ref().0.len(), 2 * (10 + 64 * 1024) + 2 * (2 + 100));
 }
+
+/// A transport that keeps what is written and records each write: which
+/// call, and how many buffers.
+#[derive(Default)]
+struct RecordingWrites {
+    wire: Vec<u8>,
+    writes: Vec<(&'static str, usize)>,
+}
+
+impl Read for RecordingWrites {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Ok(0)
+    }
+}
+
+impl Write for RecordingWrites {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writes.push(("write", 1));
+        self.wire.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.writes.push(("vectored", bufs.len()));
+        let before = self.wire.len();
+        for buf in bufs {
+            self.wire.extend_from_slice(buf);
+        }
+        Ok(self.wire.len() - before)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// Queued output that is one buffer goes through `write` (a socket's send,
+// cheaper than writev); only several buffers take `write_vectored`.
+#[test]
+fn one_buffer_is_written_without_the_vectored_call() {
+    let conn = rfc6455::Connection::new(rfc6455::Role::Server, Config::default()).unwrap();
+    let mut ws = WebSocket::new(RecordingWrites::default(), conn);
+    ws.send(Message::binary(vec![1u8; 16])).unwrap();
+    ws.send(Message::binary(vec![2u8; 60_000])).unwrap();
+    let stream = ws.get_ref();
+    assert_eq!(stream.writes, [("write", 1), ("vectored", 2)]);
+    assert_eq!(stream.wire.len(), 2 + 16 + 4 + 60_000);
+    assert_eq!(&stream.wire[..2], [0x82, 16]);
+    assert_eq!(&stream.wire[18..22], [0x82, 126, 0xea, 0x60]);
+}

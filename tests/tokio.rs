@@ -528,3 +528,81 @@ async fn queued_output_goes_out_at_an_error() {
         &[0x81, 0x02, b'h', b'i', 0x88, 0x02, 0x03, 0xea]
     );
 }
+
+/// A transport that records each write: which call, and how many buffers.
+struct RecordingWrites {
+    inner: DuplexStream,
+    writes: Vec<(&'static str, usize)>,
+}
+
+impl AsyncRead for RecordingWrites {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RecordingWrites {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes.push(("write", 1));
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writes.push(("vectored", bufs.len()));
+        let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, &all)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+// Queued output that is one buffer goes through poll_write (a socket's send,
+// cheaper than writev); only several buffers take the vectored call.
+#[tokio::test]
+async fn one_buffer_is_written_without_the_vectored_call() {
+    let (a, mut peer) = duplex(1 << 20);
+    let stream = RecordingWrites {
+        inner: a,
+        writes: Vec::new(),
+    };
+    let conn = rfc6455::Connection::new(rfc6455::Role::Server, Config::default()).unwrap();
+    let mut ws = WebSocketStream::new(stream, conn);
+    // A small frame is one buffer; a large payload is queued without a copy
+    // behind its header: two buffers.
+    ws.send(Message::binary(vec![1u8; 16])).await.unwrap();
+    ws.send(Message::binary(vec![2u8; 60_000])).await.unwrap();
+    assert_eq!(ws.get_ref().writes, [("write", 1), ("vectored", 2)]);
+    let mut wire = vec![0u8; 2 + 16 + 4 + 60_000];
+    peer.read_exact(&mut wire).await.unwrap();
+    assert_eq!(&wire[..2], [0x82, 16]);
+    assert_eq!(&wire[18..22], [0x82, 126, 0xea, 0x60]);
+    assert!(wire[22..].iter().all(|&b| b == 2));
+}
