@@ -160,6 +160,35 @@ fn the_end_of_a_large_frame_is_read_without_regrowing() {
     assert!(matches!(s.next_message(), Ok(Some(Message::Binary(p))) if p.len() == len));
 }
 
+// The room made for a frame reaches past its end by a header's length, also
+// when the buffer is reused for the next frame: a read that takes the whole
+// frame comes back short of the room offered, which an edge-triggered reader
+// (tokio's) takes for a drained socket, instead of reading again to find
+// nothing.
+#[test]
+fn room_for_a_frame_reaches_past_its_end() {
+    let len = 1 << 20;
+    let mut header = vec![0x82, 0xff];
+    header.extend_from_slice(&(len as u64).to_be_bytes());
+    header.extend_from_slice(&[0; 4]);
+    let mut s = server(Config::default());
+    for round in 0..3 {
+        s.read_buf().extend_from_slice(&header);
+        assert_eq!(s.next_message(), Ok(None));
+        let buf = s.read_buf();
+        let room = buf.capacity() - buf.len();
+        assert!(
+            room >= len + rfc6455::frame::MAX_HEADER_LEN,
+            "round {round}: room {room} for the rest of a {len}-byte frame"
+        );
+        buf.resize(buf.len() + len, 0);
+        let Ok(Some(Message::Binary(payload))) = s.next_message() else {
+            panic!("round {round}: one message");
+        };
+        assert_eq!(payload.len(), len);
+    }
+}
+
 // Between frames, the room offered for a read starts small and doubles only
 // while reads fill all of it (a peer pipelining many small frames), up to
 // 256 KiB; reads that leave room do not grow it.

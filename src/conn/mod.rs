@@ -234,9 +234,9 @@ impl Connection {
     /// transport straight into it (e.g. `BufMut`-based reads), then call
     /// [`next_message`](Self::next_message).
     ///
-    /// Within a frame, the spare capacity is the rest of the frame, so the
-    /// rest of a payload of up to 1 MiB arrives in one allocation and is
-    /// handed out without a copy. Past that it grows with the bytes that
+    /// Within a frame, the spare capacity is the rest of the frame (and room
+    /// for the next frame's header), so the rest of a payload of up to 1 MiB
+    /// arrives in one allocation and is handed out without a copy. Past that it grows with the bytes that
     /// have arrived (at most 1 MiB, or as much again as is buffered, ahead
     /// of them), never with a length a peer merely announces. Between frames
     /// it starts at 16 KiB and doubles (up to 256 KiB) whenever a read
@@ -263,8 +263,13 @@ impl Connection {
             self.read_hint
         };
         if self.rx.capacity().saturating_sub(self.rx.len()) < want {
-            // Growing anyway: room for a read of the usual size past the frame.
-            self.grow_rx(want.max(self.read_hint));
+            // Growing anyway: room for a read of the usual size, and past a
+            // frame for the next one's header, so a read that takes the whole
+            // frame comes back short of what was offered: the sign an
+            // edge-triggered reader (tokio's) takes for a drained socket,
+            // instead of a further read that finds nothing.
+            let past_frame = if missing > 0 { MAX_HEADER_LEN } else { 0 };
+            self.grow_rx(want.saturating_add(past_frame).max(self.read_hint));
         } else if missing == 0 && !self.out.has_remaining() {
             // Nothing is being written or read: of the kept allocations, keep
             // one (for the next large message), not the ones that only a
