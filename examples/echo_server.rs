@@ -6,7 +6,7 @@
 //! ```
 //!
 //! Each connection runs `next` + `feed`: every message already read is
-//! answered, and the answers leave in one vectored write before the next read.
+//! answered, and the answers leave in one write before the next read.
 //! A message larger than `Config::write_high_water` is `send`-ed instead
 //! (written out before reading on): batching gains nothing at that size, and
 //! reading the next large message while one is still being written would

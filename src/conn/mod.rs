@@ -236,12 +236,13 @@ impl Connection {
     ///
     /// Within a frame, the spare capacity is the rest of the frame (and room
     /// for the next frame's header), so the rest of a payload of up to 1 MiB
-    /// arrives in one allocation and is handed out without a copy. Past that it grows with the bytes that
-    /// have arrived (at most 1 MiB, or as much again as is buffered, ahead
-    /// of them), never with a length a peer merely announces. Between frames
-    /// it starts at 16 KiB and doubles (up to 256 KiB) whenever a read
-    /// filled all of it, so a peer that pipelines many frames is read in few
-    /// system calls while an idle connection keeps a small buffer.
+    /// arrives in one allocation and is handed out without a copy. Past that
+    /// it grows with the bytes that have arrived (at most 1 MiB, or as much
+    /// again as is buffered, ahead of them), never with a length a peer
+    /// merely announces. Between frames it starts at 16 KiB and doubles (up
+    /// to 256 KiB) whenever a read filled all of it, so a peer that
+    /// pipelines many frames is read in few system calls while an idle
+    /// connection keeps a small buffer.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let received = self.rx_consumed.saturating_add(self.rx.len() as u64);
         let (offered_at, offered) = self.last_offer;
