@@ -11,7 +11,9 @@
 # Every round runs every server once, in an order rotated per round and per
 # cell, so a slow spell of the machine does not land on one server. Prints a
 # table of each server's median messages/s, with ours against the best peer
-# and against the raw TCP ceiling; raw rows go to target/echo-bench/MODE.tsv.
+# and against the raw TCP ceiling (and, at 64 KiB and up, against the
+# store-and-forward ceiling: whole frames answered without a WebSocket
+# library or unmasking); raw rows go to target/echo-bench/MODE.tsv.
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd ../.. && pwd)
@@ -74,10 +76,17 @@ printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadge
 rotation=0
 for cell in "${cells[@]}"; do
   read -r size conns depth <<<"$cell"
+  # Where whole messages are large, holding one costs what the raw echo never
+  # pays; the store-and-forward echo shows what that alone costs.
+  cell_servers=("${servers[@]}")
+  if [ "$size" -ge 65536 ]; then
+    cell_servers+=(store-forward)
+  fi
   for _ in $(seq "$rounds"); do
     # Rotate the order per round, so no server always runs first (or last).
-    order=("${servers[@]:rotation}" "${servers[@]:0:rotation}")
-    rotation=$(((rotation + 1) % ${#servers[@]}))
+    rotation=$((rotation % ${#cell_servers[@]}))
+    order=("${cell_servers[@]:rotation}" "${cell_servers[@]:0:rotation}")
+    rotation=$((rotation + 1))
     for kind in "${order[@]}"; do
       start_server "$kind"
       line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")

@@ -7,7 +7,8 @@ import csv
 import sys
 
 PEERS = ["tungstenite", "tungstenite-forward", "fastwebsockets", "tokio-websockets"]
-COLUMNS = ["raw", "rfc6455"] + PEERS
+CEILINGS = ["raw", "store-forward"]
+COLUMNS = CEILINGS + ["rfc6455"] + PEERS
 
 
 def size_name(size):
@@ -47,22 +48,24 @@ def main(path):
     }
     print(header)
     print()
-    print("| payload | conns | depth | " + " | ".join(COLUMNS) + " | ours / best peer | ours / raw | p50 / p99 µs (ours, depth 1) | load-gen CPU (raw / ours) | server CPU (ours) |")
-    print("|" + " --- |" * (len(COLUMNS) + 8))
+    print("| payload | conns | depth | " + " | ".join(COLUMNS) + " | ours / best peer | ours / raw | ours / store-forward | p50 / p99 µs (ours, depth 1) | load-gen CPU (raw / ours) | server CPU (ours) |")
+    print("|" + " --- |" * (len(COLUMNS) + 9))
     for key in sorted(cells):
         got = cells[key]
         msgs = {name: float(got[name]["msgs_per_s"]) for name in COLUMNS if name in got}
         best_peer = max((msgs.get(p, 0.0) for p in PEERS), default=0.0)
         ours = msgs.get("rfc6455", 0.0)
         ratio = f"{ours / best_peer:.2f}×" if best_peer else "–"
-        ceiling = f"{ours / msgs['raw']:.2f}×" if msgs.get("raw") else "–"
+        ceiling, held = (
+            f"{ours / msgs[name]:.2f}×" if msgs.get(name) else "–" for name in CEILINGS
+        )
         latency = "–"
         if key[2] == 1 and "rfc6455" in got:
             latency = f"{got['rfc6455']['p50_us']} / {got['rfc6455']['p99_us']}"
         loadgen = " / ".join(got.get(name, {}).get("loadgen_cpu", "–") for name in ("raw", "rfc6455"))
         server = got.get("rfc6455", {}).get("server_cpu", "–")
         values = " | ".join(rate(msgs[name]) if name in msgs else "–" for name in COLUMNS)
-        print(f"| {size_name(key[0])} | {key[1]} | {key[2]} | {values} | {ratio} | {ceiling} | {latency} | {loadgen} | {server} |")
+        print(f"| {size_name(key[0])} | {key[1]} | {key[2]} | {values} | {ratio} | {ceiling} | {held} | {latency} | {loadgen} | {server} |")
 
 
 if __name__ == "__main__":

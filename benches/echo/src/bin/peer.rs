@@ -1,9 +1,11 @@
 //! Echo servers built the way each library's users build them, each on a
-//! multi-threaded tokio runtime, plus a raw TCP echo as the ceiling.
+//! multi-threaded tokio runtime, plus two ceilings: a raw TCP echo, and a
+//! store-and-forward echo that answers whole frames without a WebSocket
+//! library and without unmasking them.
 //!
 //! ```text
 //! peer KIND ADDR
-//! KIND: raw | tungstenite | tungstenite-forward | fastwebsockets | tokio-websockets
+//! KIND: raw | store-forward | tungstenite | tungstenite-forward | fastwebsockets | tokio-websockets
 //! ```
 //!
 //! Ours is `examples/echo_server` of the library itself.
@@ -28,6 +30,7 @@ async fn main() -> std::io::Result<()> {
         tokio::spawn(async move {
             let result = match kind.as_str() {
                 "raw" => raw(tcp).await,
+                "store-forward" => store_forward(tcp).await,
                 "tungstenite" => tungstenite(tcp).await,
                 "tungstenite-forward" => tungstenite_forward(tcp).await,
                 "fastwebsockets" => fastwebsockets(tcp).await,
@@ -79,6 +82,92 @@ async fn raw(mut tcp: TcpStream) -> Result {
         }
         tcp.write_all(&buf[..n]).await?;
     }
+}
+
+/// The ceiling for a server that answers whole messages: the least such a
+/// server must do. Each frame is read whole (a frame larger than the buffer
+/// grows it to hold the frame, as any message-oriented server must) and
+/// written back with the mask bit and key dropped from its header; the
+/// payload goes back as it came, still masked (the load generator reads only
+/// headers), so there is no unmasking, validation or copying in user space.
+/// Every whole frame of a read is answered in one vectored write, each answer
+/// a slice of the read buffer with its new header written over the old one's
+/// tail. Only for the load generator's frames: masked, unfragmented, no close.
+async fn store_forward(mut tcp: TcpStream) -> Result {
+    const READ: usize = 256 * 1024;
+    /// Longest header of a masked frame: 2 + 8 (length) + 4 (key).
+    const MAX_HEADER: usize = 14;
+    hand_upgrade(&mut tcp).await?;
+    let mut buf = vec![0u8; READ];
+    // buf[start..filled] is read and not yet answered.
+    let (mut start, mut filled) = (0, 0);
+    let mut answers: Vec<std::ops::Range<usize>> = Vec::new();
+    loop {
+        // Answer every whole frame at the front.
+        let mut next_len = None;
+        while let Some((header_len, frame_len)) = frame_at(&buf[start..filled]) {
+            if filled - start < frame_len {
+                next_len = Some(frame_len);
+                break;
+            }
+            // The answer's header is the request's without the key, written
+            // just before the payload: [start + 4, start + frame_len).
+            let mut header = [0u8; MAX_HEADER];
+            header[..header_len - 4].copy_from_slice(&buf[start..start + header_len - 4]);
+            header[1] &= 0x7f;
+            buf[start + 4..start + header_len].copy_from_slice(&header[..header_len - 4]);
+            answers.push(start + 4..start + frame_len);
+            start += frame_len;
+        }
+        if !answers.is_empty() {
+            let mut slices: Vec<std::io::IoSlice<'_>> = answers
+                .iter()
+                .map(|r| std::io::IoSlice::new(&buf[r.clone()]))
+                .collect();
+            let mut slices = &mut slices[..];
+            while !slices.is_empty() {
+                let n = tcp.write_vectored(slices).await?;
+                if n == 0 {
+                    return Err("write returned 0".into());
+                }
+                std::io::IoSlice::advance_slices(&mut slices, n);
+            }
+            answers.clear();
+        }
+        // Room for the frame at the front: move it down and grow if needed.
+        let want = next_len.map_or(MAX_HEADER, |len| len + MAX_HEADER);
+        if start == filled {
+            (start, filled) = (0, 0);
+        } else if buf.len() - start < want {
+            buf.copy_within(start..filled, 0);
+            (start, filled) = (0, filled - start);
+        }
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
+        let n = tcp.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        filled += n;
+    }
+}
+
+/// The header and whole lengths of the masked frame at the front of `bytes`,
+/// once its header is there.
+fn frame_at(bytes: &[u8]) -> Option<(usize, usize)> {
+    let (header_len, payload_len) = match *bytes.get(1)? & 0x7f {
+        126 => (
+            8,
+            usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)),
+        ),
+        127 => (
+            14,
+            usize::try_from(u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?)).ok()?,
+        ),
+        len => (6, usize::from(len)),
+    };
+    Some((header_len, header_len.checked_add(payload_len)?))
 }
 
 /// tokio-tungstenite, a read/send loop as in its examples.
