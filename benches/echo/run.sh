@@ -13,7 +13,10 @@
 # table of each server's median messages/s, with ours against the best peer
 # and against the raw TCP ceiling (and, at 64 KiB and up, against the
 # store-and-forward ceiling: whole frames answered without a WebSocket
-# library or unmasking); raw rows go to target/echo-bench/MODE.tsv.
+# library or unmasking). Raw rows go to target/echo-bench/MODE-STAMP.tsv
+# (STAMP the start time, UTC); several runs' rounds pool into one table with
+#
+#   python3 benches/echo/table.py target/echo-bench/full-*.tsv
 set -euo pipefail
 cd "$(dirname "$0")"
 root=$(cd ../.. && pwd)
@@ -21,7 +24,7 @@ root=$(cd ../.. && pwd)
 mode=${1:-quick}
 out="$root/target/echo-bench"
 mkdir -p "$out"
-tsv="$out/$mode.tsv"
+tsv="$out/$mode-$(date -u +%Y%m%dT%H%MZ).tsv"
 
 cargo build --release --quiet --bins
 (cd "$root" && cargo build --release --quiet --example echo_server)

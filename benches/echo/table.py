@@ -1,7 +1,11 @@
-"""Prints the echo comparison table from run.sh's TSV.
+"""Prints the echo comparison table from one or more of run.sh's TSVs.
+
+    python3 table.py RUN.tsv [MORE.tsv ...]
 
 A cell measured in several rounds shows, for each server, the round with the
 median messages/s (its latency and CPU columns come from that round too).
+Given several runs, their rounds pool: a cell's median is taken over every
+round of every run, which a noisy machine needs more than one run to settle.
 """
 import csv
 import sys
@@ -34,10 +38,12 @@ def median_row(runs):
     return ordered[(len(ordered) - 1) // 2]
 
 
-def main(path):
-    with open(path) as f:
-        header = f.readline().strip()
-        rows = list(csv.DictReader(f, delimiter="\t"))
+def main(paths):
+    headers, rows = [], []
+    for path in paths:
+        with open(path) as f:
+            headers.append(f.readline().strip())
+            rows.extend(csv.DictReader(f, delimiter="\t"))
     rounds = {}
     for row in rows:
         key = (int(row["size"]), int(row["conns"]), int(row["depth"]))
@@ -46,7 +52,7 @@ def main(path):
         key: {server: median_row(runs) for server, runs in servers.items()}
         for key, servers in rounds.items()
     }
-    print(header)
+    print("\n".join(headers))
     print()
     print("| payload | conns | depth | " + " | ".join(COLUMNS) + " | ours / best peer | ours / raw | ours / store-forward | p50 / p99 µs (ours, depth 1) | load-gen CPU (raw / ours) | server CPU (ours) |")
     print("|" + " --- |" * (len(COLUMNS) + 9))
@@ -69,4 +75,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1:])
