@@ -12,8 +12,8 @@
 # cell, so a slow spell of the machine does not land on one server. Prints a
 # table of each server's median messages/s, with ours against the best peer
 # and against the raw TCP ceiling (and, at 64 KiB and up, against the
-# store-and-forward ceiling: whole frames answered without a WebSocket
-# library or unmasking). Raw rows go to target/echo-bench/MODE-STAMP.tsv
+# store-and-forward ceiling: whole frames answered with only their headers
+# rewritten, no unmasking). Raw rows go to target/echo-bench/MODE-STAMP.tsv
 # (STAMP the start time, UTC); several runs' rounds pool into one table with
 #
 #   python3 benches/echo/table.py target/echo-bench/full-*.tsv

@@ -1,7 +1,7 @@
 //! Echo servers built the way each library's users build them, each on a
 //! multi-threaded tokio runtime, plus two ceilings: a raw TCP echo, and a
-//! store-and-forward echo that answers whole frames without a WebSocket
-//! library and without unmasking them.
+//! store-and-forward echo that answers whole frames with only their headers
+//! rewritten (no WebSocket connection, no unmasking).
 //!
 //! ```text
 //! peer KIND ADDR
@@ -11,6 +11,7 @@
 //! Ours is `examples/echo_server` of the library itself.
 
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
+use rfc6455::frame::{FrameHeader, MAX_HEADER_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -90,13 +91,14 @@ async fn raw(mut tcp: TcpStream) -> Result {
 /// written back with the mask bit and key dropped from its header; the
 /// payload goes back as it came, still masked (the load generator reads only
 /// headers), so there is no unmasking, validation or copying in user space.
+/// Headers are parsed with the crate's `FrameHeader`, nothing else of it.
 /// Every whole frame of a read is answered in one vectored write, each answer
 /// a slice of the read buffer with its new header written over the old one's
-/// tail. Only for the load generator's frames: masked, unfragmented, no close.
+/// tail. Only for the load generator's frames: a frame that is unmasked or
+/// over 16 MiB ends the connection; fragments and Close are echoed as is.
 async fn store_forward(mut tcp: TcpStream) -> Result {
     const READ: usize = 256 * 1024;
-    /// Longest header of a masked frame: 2 + 8 (length) + 4 (key).
-    const MAX_HEADER: usize = 14;
+    const MAX_FRAME: u64 = 16 << 20;
     hand_upgrade(&mut tcp).await?;
     let mut buf = vec![0u8; READ];
     // buf[start..filled] is read and not yet answered.
@@ -105,17 +107,21 @@ async fn store_forward(mut tcp: TcpStream) -> Result {
     loop {
         // Answer every whole frame at the front.
         let mut next_len = None;
-        while let Some((header_len, frame_len)) = frame_at(&buf[start..filled]) {
+        while let Some((mut header, header_len)) = FrameHeader::parse(&buf[start..filled])? {
+            if header.mask.is_none() || header.payload_len > MAX_FRAME {
+                return Err("not a load generator's frame".into());
+            }
+            // At most 16 MiB plus a header: no overflow.
+            let frame_len = header_len + header.payload_len as usize;
             if filled - start < frame_len {
                 next_len = Some(frame_len);
                 break;
             }
-            // The answer's header is the request's without the key, written
-            // just before the payload: [start + 4, start + frame_len).
-            let mut header = [0u8; MAX_HEADER];
-            header[..header_len - 4].copy_from_slice(&buf[start..start + header_len - 4]);
-            header[1] &= 0x7f;
-            buf[start + 4..start + header_len].copy_from_slice(&header[..header_len - 4]);
+            // The answer's header is the request's without the key (the same
+            // length encoding, 4 bytes shorter), written just before the
+            // payload: the answer is [start + 4, start + frame_len).
+            header.mask = None;
+            header.encode_into(&mut &mut buf[start + 4..start + header_len]);
             answers.push(start + 4..start + frame_len);
             start += frame_len;
         }
@@ -135,7 +141,7 @@ async fn store_forward(mut tcp: TcpStream) -> Result {
             answers.clear();
         }
         // Room for the frame at the front: move it down and grow if needed.
-        let want = next_len.map_or(MAX_HEADER, |len| len + MAX_HEADER);
+        let want = next_len.map_or(MAX_HEADER_LEN, |len| len + MAX_HEADER_LEN);
         if start == filled {
             (start, filled) = (0, 0);
         } else if buf.len() - start < want {
@@ -151,23 +157,6 @@ async fn store_forward(mut tcp: TcpStream) -> Result {
         }
         filled += n;
     }
-}
-
-/// The header and whole lengths of the masked frame at the front of `bytes`,
-/// once its header is there.
-fn frame_at(bytes: &[u8]) -> Option<(usize, usize)> {
-    let (header_len, payload_len) = match *bytes.get(1)? & 0x7f {
-        126 => (
-            8,
-            usize::from(u16::from_be_bytes(bytes.get(2..4)?.try_into().ok()?)),
-        ),
-        127 => (
-            14,
-            usize::try_from(u64::from_be_bytes(bytes.get(2..10)?.try_into().ok()?)).ok()?,
-        ),
-        len => (6, usize::from(len)),
-    };
-    Some((header_len, header_len.checked_add(payload_len)?))
 }
 
 /// tokio-tungstenite, a read/send loop as in its examples.
