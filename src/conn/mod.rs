@@ -264,12 +264,16 @@ impl Connection {
             self.read_hint
         };
         if self.rx.capacity().saturating_sub(self.rx.len()) < want {
-            // Growing anyway: room for a read of the usual size, and past a
-            // frame for the next one's header, so a read that takes the whole
-            // frame comes back short of what was offered: the sign an
-            // edge-triggered reader (tokio's) takes for a drained socket,
-            // instead of a further read that finds nothing.
-            let past_frame = if missing > 0 { MAX_HEADER_LEN } else { 0 };
+            // Growing anyway: room for a read of the usual size, and, when the
+            // rest of a frame fits, for the next one's header past it, so a
+            // read that takes the whole frame comes back short of what was
+            // offered: the sign an edge-triggered reader (tokio's) takes for
+            // a drained socket, instead of a further read that finds nothing.
+            let past_frame = if missing > 0 && want == missing {
+                MAX_HEADER_LEN
+            } else {
+                0
+            };
             self.grow_rx(want.saturating_add(past_frame).max(self.read_hint));
         } else if missing == 0 && !self.out.has_remaining() {
             // Nothing is being written or read: of the kept allocations, keep
