@@ -1,13 +1,15 @@
 //! Micro-benchmarks of the sans-IO core: header parsing, masking (next to a
 //! plain memcpy of the same size), encoding, UTF-8 validation and whole
-//! receives through `Connection`.
+//! receives through `Connection`, and the blocking adapter's reads.
 //!
 //! Run with `cargo bench --bench core`.
 
 use std::hint::black_box;
+use std::io::{self, Read, Write};
 
 use bytes::{Buf, Bytes};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use rfc6455::blocking::WebSocket;
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
 use rfc6455::{Config, Connection, Message, Role};
 
@@ -266,6 +268,56 @@ fn echo_round(c: &mut Criterion) {
     group.finish();
 }
 
+/// A stream that replays the same wire bytes forever, handing out at most
+/// `chunk` bytes per read (as a socket hands out what has arrived so far),
+/// and discards what is written.
+struct Replay {
+    wire: Vec<u8>,
+    at: usize,
+    chunk: usize,
+}
+
+impl Read for Replay {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = self.wire.get(self.at..).unwrap_or_default();
+        let n = rest.len().min(buf.len()).min(self.chunk);
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at = (self.at + n) % self.wire.len();
+        Ok(n)
+    }
+}
+
+impl Write for Replay {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whole messages read through the blocking adapter, the input arriving a
+/// chunk at a time: what each read costs besides the copy it makes.
+fn blocking_read(c: &mut Criterion) {
+    let mut group = c.benchmark_group("blocking_read");
+    let cases = [
+        ("16B, one per read", 16, 16 + 6),
+        ("1KiB, 16 KiB reads", 1024, 16 * 1024),
+        ("1MiB, 16 KiB reads", 1 << 20, 16 * 1024),
+        ("1MiB, 64 KiB reads", 1 << 20, 64 * 1024),
+        ("1MiB, whole reads", 1 << 20, (1 << 20) + 14),
+    ];
+    for (name, size, chunk) in cases {
+        let wire = client_wire(&vec![Message::binary(vec![1u8; size]); 16]);
+        group.throughput(Throughput::Bytes(size as u64));
+        let stream = Replay { wire, at: 0, chunk };
+        let conn = Connection::new(Role::Server, Config::default()).unwrap();
+        let mut ws = WebSocket::new(stream, conn);
+        group.bench_function(name, |b| b.iter(|| ws.read().unwrap()));
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     header_parse,
@@ -274,6 +326,7 @@ criterion_group!(
     receive,
     utf8,
     deflate,
-    echo_round
+    echo_round,
+    blocking_read
 );
 criterion_main!(benches);

@@ -53,19 +53,27 @@ use crate::{CloseCode, Config, Connection, Error, Message, Role, SendError};
 const MAX_IOVECS: usize = 64;
 /// How much a handshake read asks for at a time.
 const HANDSHAKE_READ: usize = 4096;
+/// The least a read offers once the connection is open.
+const MIN_OFFER: usize = 8 * 1024;
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
 pub struct WebSocket<S> {
     conn: Connection,
     stream: S,
+    /// How much the next read offers at most: twice what the last one took.
+    offer: usize,
 }
 
 impl<S: Read + Write> WebSocket<S> {
     /// Wraps a stream whose opening handshake is done, and the connection for it.
     #[must_use]
     pub fn new(stream: S, conn: Connection) -> Self {
-        Self { conn, stream }
+        Self {
+            conn,
+            stream,
+            offer: MIN_OFFER,
+        }
     }
 
     /// The next message. Queued output (Pongs, a Close echo, earlier
@@ -202,7 +210,13 @@ impl<S: Read + Write> WebSocket<S> {
     fn fill(&mut self) -> io::Result<()> {
         let buf = self.conn.read_buf();
         let len = buf.len();
-        buf.resize(buf.capacity(), 0);
+        // `Read` takes initialised memory, so what a read is offered is
+        // zeroed first, as costly per byte as the read itself. Offering all
+        // the room reserved (up to 1 MiB while a large frame arrives) would
+        // zero it again for every short read; twice what the last read took
+        // keeps the zeroing in proportion to the bytes that arrive.
+        let offer = buf.capacity().saturating_sub(len).min(self.offer);
+        buf.resize(len.saturating_add(offer), 0);
         let result = loop {
             match self.stream.read(buf.get_mut(len..).unwrap_or_default()) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -211,6 +225,9 @@ impl<S: Read + Write> WebSocket<S> {
         };
         let read = *result.as_ref().unwrap_or(&0);
         buf.truncate(len.saturating_add(read));
+        if result.is_ok() {
+            self.offer = read.saturating_mul(2).max(MIN_OFFER);
+        }
         match result {
             // A TLS stream reports a peer that closed TCP without close_notify
             // as UnexpectedEof; the close handshake already guards against

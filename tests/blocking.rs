@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use rfc6455::blocking::{self, WebSocket};
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
 use rfc6455::{CloseCode, CloseFrame, Config, Error, HandshakeError, Message, SendError, State};
@@ -466,4 +466,79 @@ fn one_buffer_is_written_without_the_vectored_call() {
     assert_eq!(stream.wire.len(), 2 + 16 + 4 + 60_000);
     assert_eq!(&stream.wire[..2], [0x82, 16]);
     assert_eq!(&stream.wire[18..22], [0x82, 126, 0xea, 0x60]);
+}
+
+/// Replays wire bytes at most `chunk` per read, recording what each read was
+/// offered and what it took.
+struct Chunked {
+    wire: Vec<u8>,
+    at: usize,
+    chunk: usize,
+    reads: Vec<(usize, usize)>,
+}
+
+impl Read for Chunked {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let rest = &self.wire[self.at..];
+        let n = rest.len().min(buf.len()).min(self.chunk);
+        buf[..n].copy_from_slice(&rest[..n]);
+        self.at += n;
+        self.reads.push((buf.len(), n));
+        Ok(n)
+    }
+}
+
+impl Write for Chunked {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+// A read is handed zeroed memory, so what it is offered is paid for whether
+// it arrives or not: the offer follows what arrives (at most twice the last
+// read, at least 8 KiB), not the 1 MiB reserved for a large frame, for each
+// of the many short reads a large frame takes.
+#[test]
+fn reads_are_offered_room_in_proportion_to_what_arrives() {
+    for (size, count, chunk) in [(1 << 20, 4, 64 * 1024), (16, 200, 16 + 6)] {
+        let sent: Vec<Message> = (0..count)
+            .map(|i| Message::binary(vec![i as u8; size]))
+            .collect();
+        let mut client =
+            rfc6455::Connection::new(rfc6455::Role::Client, Config::default()).unwrap();
+        let mut wire = Vec::new();
+        for m in &sent {
+            client.send(m.clone()).unwrap();
+            let out = client.outgoing();
+            while out.has_remaining() {
+                let n = out.chunk().len();
+                wire.extend_from_slice(out.chunk());
+                out.advance(n);
+            }
+        }
+        let total = wire.len();
+        let stream = Chunked {
+            wire,
+            at: 0,
+            chunk,
+            reads: Vec::new(),
+        };
+        let conn = rfc6455::Connection::new(rfc6455::Role::Server, Config::default()).unwrap();
+        let mut ws = WebSocket::new(stream, conn);
+        for m in &sent {
+            assert_eq!(&ws.read().unwrap(), m);
+        }
+        let reads = &ws.get_ref().reads;
+        let taken: usize = reads.iter().map(|r| r.1).sum();
+        let offered: usize = reads.iter().map(|r| r.0).sum();
+        assert_eq!(taken, total);
+        assert!(
+            offered <= 2 * taken + 8 * 1024 * reads.len(),
+            "{size} B messages in {chunk} B reads: {offered} bytes offered to {} reads of {taken}",
+            reads.len()
+        );
+    }
 }
