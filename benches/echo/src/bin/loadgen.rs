@@ -8,6 +8,11 @@
 //! over wall time: 1.0 is one saturated core) and, given the server's process
 //! id, server_cpu (the same for the server, over the same window).
 //!
+//! With `SERIES_MS=N` in the environment it also prints the rate over time to
+//! stderr, one `msgs_per_s/interval_ms` pair per N milliseconds (the interval
+//! actually measured: on this single-threaded runtime a busy loop can stretch
+//! it), to tell a steady run from one with stalls or two modes.
+//!
 //! ```text
 //! loadgen ADDR CONNECTIONS SIZE DEPTH SECONDS [WARMUP_SECONDS [SERVER_PID]]
 //! ```
@@ -129,7 +134,27 @@ async fn run(
     let start_server_cpu = server_stat.as_deref().map(cpu_seconds);
     let start = Instant::now();
     shared.record.store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    if let Ok(step) = std::env::var("SERIES_MS") {
+        let step = Duration::from_millis(step.parse().expect("SERIES_MS"));
+        let mut last = shared.echoes.load(Ordering::Relaxed);
+        let mut at = Instant::now();
+        let mut line = String::new();
+        while start.elapsed().as_secs_f64() < secs {
+            tokio::time::sleep(step).await;
+            let now = shared.echoes.load(Ordering::Relaxed);
+            let dt = at.elapsed().as_secs_f64();
+            line.push_str(&format!(
+                "{:.0}/{:.0} ",
+                (now - last) as f64 / dt,
+                dt * 1000.0
+            ));
+            last = now;
+            at = Instant::now();
+        }
+        eprintln!("series: {line}");
+    } else {
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+    }
     shared.record.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let count = shared.echoes.load(Ordering::Relaxed) - start_count;
