@@ -43,6 +43,15 @@ fn mask_vs_memcpy(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("memcpy", size), &size, |b, _| {
             b.iter(|| black_box(&mut dst).copy_from_slice(black_box(&src)))
         });
+        // A payload read after a 14-byte header into a buffer that starts 16
+        // bytes into its allocation lies 30 bytes past a cache line.
+        let mut padded = vec![0u8; size + 128];
+        let at = padded.as_ptr().align_offset(64) + 30;
+        group.bench_with_input(
+            BenchmarkId::new("apply_mask_misaligned", size),
+            &size,
+            |b, _| b.iter(|| apply_mask(black_box(&mut padded[at..at + size]), [1, 2, 3, 4], 1)),
+        );
     }
     group.finish();
 }
