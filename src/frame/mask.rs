@@ -17,7 +17,10 @@ fn advance_word(word: u64, by: usize) -> u64 {
     let bytes = word.to_ne_bytes();
     u64::from_ne_bytes(std::array::from_fn(|i| {
         // Wrapping is exact here: 2^64 is a multiple of 8.
-        bytes.get(i.wrapping_add(by) % 8).copied().unwrap_or_default()
+        bytes
+            .get(i.wrapping_add(by) % 8)
+            .copied()
+            .unwrap_or_default()
     }))
 }
 
@@ -88,7 +91,6 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// block that straddles two lines costs both, and a payload that follows a
 /// 14-byte header usually starts mid-line. Kept out of line, so the short
 /// payloads' path stays as small as it was.
-#[cold]
 #[inline(never)]
 fn xor_aligned(buf: &mut [u8], word: u64) {
     // `align_offset` may decline to answer (usize::MAX): then no split.
