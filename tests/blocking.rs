@@ -6,10 +6,12 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::thread;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use rfc6455::blocking::{self, WebSocket};
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
 use rfc6455::{CloseCode, CloseFrame, Config, Error, HandshakeError, Message, SendError, State};
+
+mod support;
 
 /// Echoes data messages until the close handshake is over; returns the peer's Close.
 fn echo<S: Read + Write>(mut ws: WebSocket<S>) -> Option<CloseFrame> {
@@ -507,17 +509,11 @@ fn reads_are_offered_room_in_proportion_to_what_arrives() {
         let sent: Vec<Message> = (0..count)
             .map(|i| Message::binary(vec![i as u8; size]))
             .collect();
-        let mut client =
-            rfc6455::Connection::new(rfc6455::Role::Client, Config::default()).unwrap();
+        let mut client = support::client(Config::default());
         let mut wire = Vec::new();
         for m in &sent {
             client.send(m.clone()).unwrap();
-            let out = client.outgoing();
-            while out.has_remaining() {
-                let n = out.chunk().len();
-                wire.extend_from_slice(out.chunk());
-                out.advance(n);
-            }
+            wire.extend(support::take_output(&mut client));
         }
         let total = wire.len();
         let stream = Chunked {
@@ -526,8 +522,7 @@ fn reads_are_offered_room_in_proportion_to_what_arrives() {
             chunk,
             reads: Vec::new(),
         };
-        let conn = rfc6455::Connection::new(rfc6455::Role::Server, Config::default()).unwrap();
-        let mut ws = WebSocket::new(stream, conn);
+        let mut ws = WebSocket::new(stream, support::server(Config::default()));
         for m in &sent {
             assert_eq!(&ws.read().unwrap(), m);
         }
