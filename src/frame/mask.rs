@@ -12,18 +12,6 @@ const BLOCK: usize = 64;
 /// shorter payloads are not worth the split.
 const ALIGN_FROM: usize = 4096;
 
-/// `word` (a key repeated, as [`key_word`] makes it) started `by` bytes later.
-fn advance_word(word: u64, by: usize) -> u64 {
-    let bytes = word.to_ne_bytes();
-    u64::from_ne_bytes(std::array::from_fn(|i| {
-        // Wrapping is exact here: 2^64 is a multiple of 8.
-        bytes
-            .get(i.wrapping_add(by) % 8)
-            .copied()
-            .unwrap_or_default()
-    }))
-}
-
 /// The key, started at key byte `offset % 4`, repeated over one machine word.
 fn key_word(key: [u8; 4], offset: usize) -> u64 {
     // Little-endian numbering makes byte i of the key bits 8i..8i+8, so a
@@ -79,11 +67,10 @@ fn xor_block(block: &mut [u8; BLOCK], word: u64) {
 /// ```
 #[inline]
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
-    let word = key_word(key, offset);
     if buf.len() >= ALIGN_FROM {
-        xor_aligned(buf, word);
+        xor_aligned(buf, key, offset);
     } else {
-        xor_words(buf, word);
+        xor_words(buf, key_word(key, offset));
     }
 }
 
@@ -92,15 +79,17 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
 /// 14-byte header usually starts mid-line. Kept out of line, so the short
 /// payloads' path stays as small as it was.
 #[inline(never)]
-fn xor_aligned(buf: &mut [u8], word: u64) {
+fn xor_aligned(buf: &mut [u8], key: [u8; 4], offset: usize) {
     // `align_offset` may decline to answer (usize::MAX): then no split.
     let head = buf.as_ptr().align_offset(BLOCK);
     if head < BLOCK {
         let (front, rest) = buf.split_at_mut(head);
-        xor_words(front, word);
-        xor_words(rest, advance_word(word, head));
+        xor_words(front, key_word(key, offset));
+        // `key_word` reads the offset modulo 4, which wrapping keeps exact
+        // (2^64 is a multiple of 4).
+        xor_words(rest, key_word(key, offset.wrapping_add(head)));
     } else {
-        xor_words(buf, word);
+        xor_words(buf, key_word(key, offset));
     }
 }
 
