@@ -24,14 +24,16 @@ fn key_word(key: [u8; 4], offset: usize) -> u64 {
     (half << 32) | half
 }
 
-/// XORs `buf` with `word` repeated: 16-byte chunks of two words, then
+/// XORs `buf` with `word` repeated: 32-byte chunks of four words, then
 /// whole words, then the tail byte by byte.
 ///
-/// A chunk is one baseline (SSE2) vector, and the compiler unrolls the chunk
-/// loop into 64-byte steps there and widens it with AVX2 or AVX-512. Chunks
-/// of 64 bytes unroll no better on the baseline, and with AVX-512 enabled
+/// The compiler unrolls the chunk loop into 64-byte steps of SSE2 XORs on the
+/// baseline target and widens it with AVX2 or AVX-512. Chunks of 64 bytes
+/// are no faster on the baseline, and with AVX-512 enabled
 /// (`-C target-cpu=native` on a recent x86-64) LLVM vectorises a loop over
-/// them across chunks, with gathers and scatters, at a tenth of the speed.
+/// them across chunks, with gathers and scatters, at a tenth of the speed
+/// (`benches/codegen.sh` checks for that). A plain word loop or 16-byte
+/// chunks cost more instructions per short payload.
 fn xor_words(buf: &mut [u8], word: u64) {
     let (chunks, rest) = buf.as_chunks_mut::<32>();
     for chunk in chunks {
