@@ -31,10 +31,14 @@ def main(port):
                   f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:
-        head += sock.recv(1)
+        byte = sock.recv(1)
+        if not byte:
+            raise SystemExit(f"connection closed in the handshake: {head[:40]!r}")
+        head += byte
     if not head.startswith(b"HTTP/1.1 101"):
         raise SystemExit(f"handshake refused: {head[:40]!r}")
-    for n in [1, 63, 64, 127, 4095, 4096, 4097, 65535, 65536, 100003, 1 << 20]:
+    sizes = [1, 63, 64, 127, 4095, 4096, 4097, 65535, 65536, 100003, 1 << 20]
+    for n in sizes:
         payload = os.urandom(n)
         sock.sendall(frame(payload, os.urandom(4)))
         b0, b1 = read_exact(sock, 2)
@@ -46,6 +50,6 @@ def main(port):
         echo = read_exact(sock, n2)
         if b0 != 0x82 or b1 & 0x80 or echo != payload:
             raise SystemExit(f"payload of {n} bytes came back wrong")
-    print(f"11 payloads (1 B to 1 MiB) echoed intact")
+    print(f"{len(sizes)} payloads ({sizes[0]} B to {sizes[-1]} B) echoed intact")
 
 main(int(sys.argv[1]))
