@@ -189,6 +189,37 @@ fn room_for_a_frame_reaches_past_its_end() {
     }
 }
 
+// Once a large message is handed out and its echo written, with nothing
+// else buffered either way, the read buffer grown for it is let go: an idle
+// connection holds little memory. While the message is still held, or output
+// is still waiting, the buffer is kept.
+#[test]
+fn an_idle_connection_lets_a_large_read_buffer_go() {
+    let len = 1 << 20;
+    let frame = client_frame(OpCode::Binary, true, &vec![7; len]);
+    let mut s = server(Config::default());
+    s.read_buf().extend_from_slice(&frame);
+    let Ok(Some(message)) = s.next_message() else {
+        panic!("one message");
+    };
+    s.send(message).unwrap();
+    let spare = |s: &mut Connection| {
+        let buf = s.read_buf();
+        buf.capacity() - buf.len()
+    };
+    // The echo is queued (and shares the buffer's allocation): kept.
+    assert!(s.outgoing().has_remaining());
+    let _ = spare(&mut s);
+    // Written: nothing holds the allocation any more.
+    let out = s.outgoing();
+    out.advance(out.remaining());
+    let room = spare(&mut s);
+    assert!(room < 512 * 1024, "room {room} kept while idle");
+    // The next large message still arrives whole, into one new buffer.
+    s.read_buf().extend_from_slice(&frame);
+    assert!(matches!(s.next_message(), Ok(Some(Message::Binary(p))) if p.len() == len));
+}
+
 // Between frames, the room offered for a read starts small and doubles only
 // while reads fill all of it (a peer pipelining many small frames), up to
 // 256 KiB; reads that leave room do not grow it.

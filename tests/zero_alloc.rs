@@ -168,10 +168,13 @@ fn server_echo_allocates_nothing_per_message() {
     }
 }
 
-/// Messages larger than `Config::write_high_water`: the next is read while
-/// the last is written, into the allocation of one written before it.
+/// Messages larger than `Config::write_high_water`, two at a time: the
+/// second is read while the first is written. Between batches the connection
+/// is idle and lets its large buffers go (see `tests/limits.rs`), so each
+/// batch allocates afresh, but a bounded number of times, not once per
+/// 256 KiB read: at most three allocations per message.
 #[test]
-fn server_echo_of_large_messages_reuses_its_buffers() {
+fn server_echo_of_large_messages_allocates_a_bounded_number_of_times() {
     let _serial = Meter::start();
     let payload = vec![b'a'; 1 << 20];
     let request = client_frame(OpCode::Binary, true, &payload);
@@ -185,11 +188,12 @@ fn server_echo_of_large_messages_reuses_its_buffers() {
         warm_up,
         counted,
     ));
-    eprintln!(
-        "server Binary 1 MiB: {allocations} allocations over {} messages",
-        depth * counted
+    let messages = depth * counted;
+    eprintln!("server Binary 1 MiB: {allocations} allocations over {messages} messages");
+    assert!(
+        allocations <= 3 * messages,
+        "{allocations} allocations over {messages} messages"
     );
-    assert_eq!(allocations, 0, "allocations in steady state");
 }
 
 /// The core alone, echoing large messages the way the adapters do while a

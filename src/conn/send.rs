@@ -13,7 +13,8 @@
 //! A large payload that was the last owner of its allocation (an echoed
 //! message read into the connection's input buffer, say) is kept once
 //! written, so the next large frame is read into memory already in use
-//! rather than into fresh pages.
+//! rather than into fresh pages; once the connection is idle, such
+//! allocations go back to the allocator with the input buffer.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -89,6 +90,11 @@ impl Outgoing {
     pub(crate) fn take_recycled(&mut self, capacity: usize) -> Option<BytesMut> {
         let mut buf = self.recycled.pop()?;
         buf.try_reclaim(capacity).then_some(buf)
+    }
+
+    /// Lets go of every kept allocation.
+    pub(crate) fn clear_recycled(&mut self) {
+        self.recycled.clear();
     }
 
     /// Lets go of all kept allocations but one.
