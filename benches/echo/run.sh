@@ -26,11 +26,8 @@ out="$root/target/echo-bench"
 mkdir -p "$out"
 tsv="$out/$mode-$(date -u +%Y%m%dT%H%MZ).tsv"
 
-cargo build --release --quiet --bins
-(cd "$root" && cargo build --release --quiet --example echo_server)
-peer=target/release/peer
-loadgen=target/release/loadgen
-ours="$root/target/release/examples/echo_server"
+. ./lib.sh
+build_servers
 
 servers=(raw rfc6455 tungstenite tungstenite-forward fastwebsockets tokio-websockets)
 case "$mode" in
@@ -50,29 +47,10 @@ case "$mode" in
     done
     ;;
   *)
-    sed -n '2,15p' "$0"
+    sed -n '2,15p' "${0##*/}"
     exit 2
     ;;
 esac
-
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  on_server=(taskset -c 0) on_loadgen=(taskset -c 1)
-else
-  on_server=() on_loadgen=()
-fi
-
-# start_server KIND: starts KIND on a free port (sets port and server_pid).
-start_server() {
-  local kind=$1
-  port=$(free_port)
-  if [ "$kind" = rfc6455 ]; then
-    "${on_server[@]}" "$ours" "127.0.0.1:$port" 2>/dev/null &
-  else
-    "${on_server[@]}" "$peer" "$kind" "127.0.0.1:$port" &
-  fi
-  server_pid=$!
-  wait_port "$port" || { echo "server $kind did not start" >&2; return 1; }
-}
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
 printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadgen_cpu\tserver_cpu\n' >>"$tsv"
