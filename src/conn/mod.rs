@@ -300,7 +300,7 @@ impl Connection {
     /// large message is read into memory the allocator hands out again: the
     /// most recently freed, still in cache, where a buffer kept per
     /// connection has gone cold while the other connections were served
-    /// (1 MiB echoes over 64 connections, one in flight each: 1.34x).
+    /// (1 MiB echoes over 64 connections, one in flight each: 1.32x).
     fn release_large_buffers(&mut self) {
         // True only if the buffer's allocation is its own (or already has
         // the room): a message handed out may still share it.
