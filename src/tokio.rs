@@ -70,6 +70,15 @@ use crate::{CloseCode, Config, Connection, Error, Message, Role, SendError};
 
 /// How many buffers one vectored write passes.
 const MAX_IOVECS: usize = 64;
+/// The largest single buffer written with `poll_write` rather than
+/// `poll_write_vectored`. Below it a socket's `send` saves the work `writev`
+/// does per call; above it that saving is nothing beside the copy, and a
+/// partial write matters more: tokio's `poll_write` takes one as a full
+/// socket and waits for the next readiness event, while the vectored call
+/// writes again at once, as the peer drains the socket meanwhile (1 MiB
+/// echoes over 512 connections: fewer, larger writes, each while the payload
+/// is still in cache).
+const SEND_MAX: usize = 64 * 1024;
 
 /// The time by tokio's clock, which the timer uses too (and which tests can pause).
 fn now() -> Instant {
@@ -110,11 +119,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let count = out.chunks_vectored(&mut slices);
             let slices = slices.get(..count).unwrap_or_default();
-            // One buffer goes through `poll_write`: a socket's `send` skips
-            // the work `writev` does per call (the file layer, the iovec copy).
+            // One small buffer goes through `poll_write`: a socket's `send`
+            // skips the work `writev` does per call (the file layer, the
+            // iovec copy). See `SEND_MAX` for large ones.
             let stream = Pin::new(&mut self.stream);
             let written = match slices {
-                [one] => ready!(stream.poll_write(cx, one))?,
+                [one] if one.len() < SEND_MAX => ready!(stream.poll_write(cx, one))?,
                 _ => ready!(stream.poll_write_vectored(cx, slices))?,
             };
             if written == 0 {

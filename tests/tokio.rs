@@ -529,10 +529,11 @@ async fn queued_output_goes_out_at_an_error() {
     );
 }
 
-/// A transport that records each write: which call, and how many buffers.
+/// A transport that records each write: which call, how many buffers and
+/// how many bytes they held.
 struct RecordingWrites {
     inner: DuplexStream,
-    writes: Vec<(&'static str, usize)>,
+    writes: Vec<(&'static str, usize, usize)>,
 }
 
 impl AsyncRead for RecordingWrites {
@@ -551,7 +552,7 @@ impl AsyncWrite for RecordingWrites {
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.writes.push(("write", 1));
+        self.writes.push(("write", 1, buf.len()));
         std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
@@ -560,8 +561,8 @@ impl AsyncWrite for RecordingWrites {
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        self.writes.push(("vectored", bufs.len()));
         let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        self.writes.push(("vectored", bufs.len(), all.len()));
         std::pin::Pin::new(&mut self.inner).poll_write(cx, &all)
     }
 
@@ -584,8 +585,8 @@ impl AsyncWrite for RecordingWrites {
     }
 }
 
-// Queued output that is one buffer goes through poll_write (a socket's send,
-// cheaper than writev); only several buffers take the vectored call.
+// Queued output that is one small buffer goes through poll_write (a socket's
+// send, cheaper than writev); several buffers take the vectored call.
 #[tokio::test]
 async fn one_buffer_is_written_without_the_vectored_call() {
     let (a, mut peer) = duplex(1 << 20);
@@ -599,10 +600,52 @@ async fn one_buffer_is_written_without_the_vectored_call() {
     // behind its header: two buffers.
     ws.send(Message::binary(vec![1u8; 16])).await.unwrap();
     ws.send(Message::binary(vec![2u8; 60_000])).await.unwrap();
-    assert_eq!(ws.get_ref().writes, [("write", 1), ("vectored", 2)]);
+    assert_eq!(
+        ws.get_ref().writes,
+        [("write", 1, 18), ("vectored", 2, 60_004)]
+    );
     let mut wire = vec![0u8; 2 + 16 + 4 + 60_000];
     peer.read_exact(&mut wire).await.unwrap();
     assert_eq!(&wire[..2], [0x82, 16]);
     assert_eq!(&wire[18..22], [0x82, 126, 0xea, 0x60]);
     assert!(wire[22..].iter().all(|&b| b == 2));
+}
+
+// One large buffer (the rest of a payload after a partial write) takes the
+// vectored call too: tokio's poll_write would take the partial write for a
+// full socket and wait for readiness, where writev writes again at once.
+#[tokio::test]
+async fn the_rest_of_a_large_payload_is_written_with_the_vectored_call() {
+    const LEN: usize = 300_000;
+    let (a, mut peer) = duplex(100_000);
+    let stream = RecordingWrites {
+        inner: a,
+        writes: Vec::new(),
+    };
+    let conn = rfc6455::Connection::new(rfc6455::Role::Server, Config::default()).unwrap();
+    let mut ws = WebSocketStream::new(stream, conn);
+    let reader = tokio::spawn(async move {
+        let mut wire = vec![0u8; 10 + LEN];
+        peer.read_exact(&mut wire).await.unwrap();
+        wire
+    });
+    ws.send(Message::binary(vec![3u8; LEN])).await.unwrap();
+    let wire = reader.await.unwrap();
+    assert_eq!(&wire[..2], [0x82, 127]);
+    assert_eq!(
+        u64::from_be_bytes(wire[2..10].try_into().unwrap()),
+        LEN as u64
+    );
+    assert!(wire[10..].iter().all(|&b| b == 3));
+    let writes = &ws.get_ref().writes;
+    // The duplex takes at most 100 000 bytes at a time: several writes, the
+    // later ones of the payload's rest alone. Each of 64 KiB or more is
+    // vectored, one buffer or two; only a small rest goes through poll_write.
+    assert!(
+        writes.iter().filter(|&&(_, bufs, _)| bufs == 1).count() >= 2,
+        "{writes:?}"
+    );
+    for &(call, _, bytes) in writes {
+        assert_eq!(call == "vectored", bytes >= 64 * 1024, "{writes:?}");
+    }
 }
