@@ -43,8 +43,8 @@ const MAX_READ: usize = 256 * 1024;
 /// that have arrived (a frame this size or smaller gets one allocation).
 const RESERVE_AHEAD: usize = 1024 * 1024;
 /// Between messages, with nothing buffered either way, a read buffer with
-/// room for at least this much (grown for a large frame) is let go, with the
-/// written payloads' allocations kept for reading.
+/// room for at least this much (grown for a large frame) is let go (the
+/// written payloads' allocations kept for reading go whatever its size).
 const IDLE_KEEP: usize = 2 * MAX_READ;
 /// Every Ping gets its own Pong while less than this much output is waiting;
 /// past it, only the newest pending Pong is kept (RFC 6455 §5.5.3).
@@ -246,9 +246,10 @@ impl Connection {
     /// merely announces. Between frames it starts at 16 KiB and doubles (up
     /// to 256 KiB) whenever a read filled all of it, so a peer that
     /// pipelines many frames is read in few system calls while an idle
-    /// connection keeps a small buffer. A buffer grown past 512 KiB for a
-    /// large frame is let go once the message has been handed out and no
-    /// output is waiting (and nothing else holds it).
+    /// connection keeps a small buffer. Once the message has been handed out
+    /// and no output is waiting, a buffer grown past 512 KiB for a large
+    /// frame is let go (if nothing else holds it), and so are the written
+    /// payloads' allocations kept to read into while the connection is busy.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let received = self.rx_consumed.saturating_add(self.rx.len() as u64);
         let (offered_at, offered) = self.last_offer;
@@ -284,19 +285,14 @@ impl Connection {
                 0
             };
             self.grow_rx(want.saturating_add(past_frame).max(self.read_hint));
-        } else if missing == 0 && !self.out.has_remaining() {
-            // Nothing is being written or read: of the kept allocations, keep
-            // one (for the next large message), not the ones that only a
-            // read during a write needs.
-            self.out.trim_recycled();
         }
         self.last_offer = (received, self.rx.capacity().saturating_sub(self.rx.len()));
         &mut self.rx
     }
 
-    /// Gives a read buffer grown for a large frame (and the large payloads'
-    /// allocations kept for reading) back to the allocator, if nothing else
-    /// holds it. An idle connection then holds little memory, and the next
+    /// Gives a read buffer grown for a large frame (if nothing else holds
+    /// it) and the large payloads' allocations kept for reading back to the
+    /// allocator. An idle connection then holds little memory, and the next
     /// large message is read into memory the allocator hands out again: the
     /// most recently freed, still in cache, where a buffer kept per
     /// connection has gone cold while the other connections were served
@@ -306,8 +302,8 @@ impl Connection {
         // the room): a message handed out may still share it.
         if self.rx.try_reclaim(IDLE_KEEP) {
             self.rx = BytesMut::new();
-            self.out.clear_recycled();
         }
+        self.out.clear_recycled();
     }
 
     /// Makes room for `want` more bytes of input, allocating only if it must:

@@ -14,7 +14,7 @@
 //! message read into the connection's input buffer, say) is kept once
 //! written, so the next large frame is read into memory already in use
 //! rather than into fresh pages; once the connection is idle, such
-//! allocations go back to the allocator with the input buffer.
+//! allocations go back to the allocator.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -95,11 +95,6 @@ impl Outgoing {
     /// Lets go of every kept allocation.
     pub(crate) fn clear_recycled(&mut self) {
         self.recycled.clear();
-    }
-
-    /// Lets go of all kept allocations but one.
-    pub(crate) fn trim_recycled(&mut self) {
-        self.recycled.truncate(1);
     }
 
     /// Keeps a written payload's allocation if nothing else holds it.
