@@ -11,7 +11,8 @@
 # tungstenite-forward, fastwebsockets, tokio-websockets) or bin:PATH, any echo
 # server that takes ADDR as its argument (another build of the example, say).
 # Every round runs every server once, in an order rotated per round; SECS
-# (default 2) is each run's length after a 0.5 s warm-up. Prints each
+# (default 2) is each run's length after a warm-up (0.5 s, 1.5 s where
+# 512 MiB or more is in flight: see warmup_for in lib.sh). Prints each
 # server's median messages/s and CPU use, then the first server's ratio to
 # each other one taken within each round (so a slow spell of the machine
 # cancels) as a median with its quartiles.
@@ -20,7 +21,7 @@ cd "$(dirname "$0")"
 root=$(cd ../.. && pwd)
 . "$root/.ci/lib.sh"
 if [ $# -lt 5 ]; then
-  sed -n '2,17p' "${0##*/}"
+  sed -n '2,18p' "${0##*/}"
   exit 2
 fi
 size=$1 conns=$2 depth=$3 rounds=$4
@@ -30,6 +31,7 @@ secs=${SECS:-2}
 
 . ./lib.sh
 build_servers
+warmup=$(warmup_for "$size" "$conns" "$depth")
 
 rows=$(mktemp)
 trap 'rm -f "$rows"' EXIT
@@ -37,7 +39,7 @@ for round in $(seq 0 $((rounds - 1))); do
   for i in "${!servers[@]}"; do
     kind=${servers[$(((i + round) % ${#servers[@]}))]}
     start_server "$kind"
-    line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" 0.5 "$server_pid" || echo "msgs_per_s=0 cpu=0 server_cpu=0")
+    line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 cpu=0 server_cpu=0")
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
     msgs_per_s=0 cpu=0 server_cpu=0

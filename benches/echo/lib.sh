@@ -12,6 +12,15 @@ build_servers() {
   (cd "$root" && cargo build --release --quiet --example echo_server)
 }
 
+# warmup_for SIZE CONNS DEPTH: seconds of load before measuring. 0.5, but
+# 1.5 where 512 MiB or more is in flight (1 MiB x 512 connections): there the
+# first echoes take 0.5-1 s to come back while every connection fills its
+# buffers, so a shorter warm-up measures that ramp rather than the steady
+# state (rates over time, SERIES_MS=250, at 1 MiB x 512 x 16 and x 1).
+warmup_for() {
+  if [ $(($1 * $2 * $3)) -ge $((512 << 20)) ]; then echo 1.5; else echo 0.5; fi
+}
+
 # The server on CPU 0, the load generator on CPU 1.
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   on_server=(taskset -c 0) on_loadgen=(taskset -c 1)

@@ -8,6 +8,9 @@
 #                                    # connections {1, 64, 512} x depth {1, 16},
 #                                    # 3 rounds of 1 s (under 15 minutes)
 #
+# Each run measures after a warm-up: 0.5 s, 1.5 s at 1 MiB x 512 connections
+# (warmup_for in lib.sh).
+#
 # Every round runs every server once, in an order rotated per round and per
 # cell, so a slow spell of the machine does not land on one server. Prints a
 # table of each server's median messages/s, with ours against the best peer
@@ -32,11 +35,11 @@ build_servers
 servers=(raw rfc6455 tungstenite tungstenite-forward fastwebsockets tokio-websockets)
 case "$mode" in
   quick)
-    secs=1 warmup=0.5 rounds=2
+    secs=1 rounds=2
     cells=("16 1 1" "16 64 16" "1024 512 16" "65536 64 16")
     ;;
   full)
-    secs=1 warmup=0.5 rounds=3
+    secs=1 rounds=3
     cells=()
     for size in 16 1024 65536 1048576; do
       for conns in 1 64 512; do
@@ -47,7 +50,7 @@ case "$mode" in
     done
     ;;
   *)
-    sed -n '2,15p' "${0##*/}"
+    sed -n '2,22p' "${0##*/}"
     exit 2
     ;;
 esac
@@ -70,7 +73,7 @@ for cell in "${cells[@]}"; do
     rotation=$((rotation + 1))
     for kind in "${order[@]}"; do
       start_server "$kind"
-      line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
+      line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$(warmup_for "$size" "$conns" "$depth")" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
       kill "$server_pid" 2>/dev/null || true
       wait "$server_pid" 2>/dev/null || true
       eval "$line"
