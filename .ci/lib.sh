@@ -16,11 +16,12 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_port PORT: waits up to 20 s for something to listen on 127.0.0.1:PORT.
+# wait_port PORT: waits up to 20 s for something to listen on 127.0.0.1:PORT
+# (polling every 20 ms: the echo comparison starts a server some 500 times).
 wait_port() {
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 1000); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
+    sleep 0.02
   done
   echo "nothing listening on port $1" >&2
   return 1
