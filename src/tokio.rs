@@ -70,14 +70,14 @@ use crate::{CloseCode, Config, Connection, Error, Message, Role, SendError};
 
 /// How many buffers one vectored write passes.
 const MAX_IOVECS: usize = 64;
-/// The largest single buffer written with `poll_write` rather than
-/// `poll_write_vectored`. Below it a socket's `send` saves the work `writev`
-/// does per call; above it that saving is nothing beside the copy, and a
-/// partial write matters more: tokio's `poll_write` takes one as a full
-/// socket and waits for the next readiness event, while the vectored call
-/// writes again at once, as the peer drains the socket meanwhile (1 MiB
-/// echoes over 512 connections: fewer, larger writes, each while the payload
-/// is still in cache).
+/// A single buffer shorter than this is written with `poll_write`, one this
+/// long or longer with `poll_write_vectored`. Below it a socket's `send`
+/// saves the work `writev` does per call; above it that saving is nothing
+/// beside the copy, and a partial write matters more: tokio's `poll_write`
+/// takes one as a full socket and waits for the next readiness event, while
+/// the vectored call writes again at once, as the peer drains the socket
+/// meanwhile (1 MiB echoes over 512 connections: fewer, larger writes, each
+/// while the payload is still in cache).
 const SEND_MAX: usize = 64 * 1024;
 
 /// The time by tokio's clock, which the timer uses too (and which tests can pause).
