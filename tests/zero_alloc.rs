@@ -15,7 +15,7 @@ mod support;
 
 use std::time::Duration;
 
-use alloc::{LIVE, Meter, thread_allocations};
+use alloc::{Meter, thread_allocations};
 use bytes::{Buf, Bytes};
 use io::{raw_upgrade, read_head};
 use rfc6455::frame::OpCode;
@@ -242,8 +242,7 @@ fn core_echo_of_large_messages_read_while_writing_allocates_nothing() {
 /// nothing is waiting either way (and not taken up as the read buffer).
 #[test]
 fn an_idle_connection_keeps_no_large_allocation() {
-    let _serial = Meter::start();
-    let before = LIVE.load(std::sync::atomic::Ordering::SeqCst);
+    let meter = Meter::start();
     let mut conn = support::server(Config::default());
     conn.send(Message::binary(vec![b'a'; 1 << 20])).unwrap();
     let out = conn.outgoing();
@@ -253,9 +252,7 @@ fn an_idle_connection_keeps_no_large_allocation() {
     }
     // Idle: offered a read of the usual size.
     let room = conn.read_buf().capacity();
-    let held = LIVE
-        .load(std::sync::atomic::Ordering::SeqCst)
-        .saturating_sub(before);
+    let held = meter.live_growth();
     eprintln!("idle after a 1 MiB send: {held} bytes held, read room {room}");
     assert!(room < 256 * 1024, "read room {room}");
     assert!(held < 256 * 1024, "{held} bytes held while idle");

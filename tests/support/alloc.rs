@@ -74,6 +74,11 @@ impl Meter {
         PEAK.store(self.before, Ordering::SeqCst);
     }
 
+    /// How much more the heap holds now than at [`start`](Self::start).
+    pub fn live_growth(&self) -> usize {
+        LIVE.load(Ordering::SeqCst).saturating_sub(self.before)
+    }
+
     /// The most the heap grew since [`start`](Self::start).
     pub fn peak_growth(&self) -> usize {
         PEAK.load(Ordering::SeqCst).saturating_sub(self.before)
