@@ -60,6 +60,7 @@ printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadge
 rotation=0
 for cell in "${cells[@]}"; do
   read -r size conns depth <<<"$cell"
+  warmup=$(warmup_for "$size" "$conns" "$depth")
   # Where whole messages are large, holding one costs what the raw echo never
   # pays; the store-and-forward echo shows what that alone costs.
   cell_servers=("${servers[@]}")
@@ -73,7 +74,7 @@ for cell in "${cells[@]}"; do
     rotation=$((rotation + 1))
     for kind in "${order[@]}"; do
       start_server "$kind"
-      line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$(warmup_for "$size" "$conns" "$depth")" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
+      line=$(timeout 120 "${on_loadgen[@]}" "$loadgen" "127.0.0.1:$port" "$conns" "$size" "$depth" "$secs" "$warmup" "$server_pid" || echo "msgs_per_s=0 mb_per_s=0 p50_us=nan p99_us=nan cpu=0 server_cpu=0")
       kill "$server_pid" 2>/dev/null || true
       wait "$server_pid" 2>/dev/null || true
       eval "$line"
