@@ -10,7 +10,7 @@
 
 use rfc6455::extensions::deflate::DeflateConfig;
 use rfc6455::handshake::ClientRequest;
-use rfc6455::tokio::connect_async_with;
+use rfc6455::rt::tokio::connect_async_with;
 use rfc6455::{Config, Error, Message};
 
 const AGENT: &str = "rfc6455";

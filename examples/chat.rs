@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rfc6455::tokio::accept_async;
+use rfc6455::rt::tokio::accept_async;
 use rfc6455::{CloseCode, Error, Message};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;

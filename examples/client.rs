@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rfc6455::handshake::ClientRequest;
-use rfc6455::tokio::{WebSocketStream, client_async};
+use rfc6455::rt::tokio::{WebSocketStream, client_async};
 use rfc6455::{CloseCode, Message};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;

@@ -16,7 +16,7 @@
 
 use rfc6455::extensions::deflate::DeflateConfig;
 use rfc6455::handshake::{AcceptOptions, ServerHandshake};
-use rfc6455::tokio::accept_hdr_async_with;
+use rfc6455::rt::tokio::accept_hdr_async_with;
 use rfc6455::{Config, Error, Message};
 use tokio::net::{TcpListener, TcpStream};
 

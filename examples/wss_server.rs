@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use rfc6455::tokio::accept_async;
+use rfc6455::rt::tokio::accept_async;
 use rfc6455::{Error, Message};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;

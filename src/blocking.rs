@@ -37,43 +37,31 @@
 //! handshake. Nothing queued is lost: call the method again when the socket
 //! is ready. The handshake functions need a blocking stream.
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
-use bytes::Buf;
+use std::task::Poll;
+use std::time::Instant;
 
 use crate::handshake::{
-    AcceptOptions, Accepted, Answer, ClientHandshake, ClientRequest, Rejection, RequestView,
-    ServerHandshake, Status, answer_request,
+    AcceptOptions, Accepted, ClientDriver, ClientRequest, HandshakeDriver, HandshakeRole, Progress,
+    Rejection, RequestView, ServerDriver, ServerHandshake,
 };
-use crate::{CloseCode, Config, Connection, Error, Message, Role, SendError};
-
-/// How many buffers one vectored write passes.
-const MAX_IOVECS: usize = 64;
-/// How much a handshake read asks for at a time.
-const HANDSHAKE_READ: usize = 4096;
-/// The least a read offers once the connection is open.
-const MIN_OFFER: usize = 8 * 1024;
+use crate::transport::{self, WriteCall};
+use crate::{CloseCode, Config, Connection, Error, Message, SendError};
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
 pub struct WebSocket<S> {
     conn: Connection,
     stream: S,
-    /// How much the next read offers at most: twice what the last one took.
-    offer: usize,
 }
 
 impl<S: Read + Write> WebSocket<S> {
     /// Wraps a stream whose opening handshake is done, and the connection for it.
     #[must_use]
-    pub fn new(stream: S, conn: Connection) -> Self {
-        Self {
-            conn,
-            stream,
-            offer: MIN_OFFER,
-        }
+    pub fn new(stream: S, mut conn: Connection) -> Self {
+        conn.handle_timeout(Instant::now());
+        Self { conn, stream }
     }
 
     /// The next message. Queued output (Pongs, a Close echo, earlier
@@ -208,69 +196,38 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Reads once into the connection's input buffer.
     fn fill(&mut self) -> io::Result<()> {
-        let buf = self.conn.read_buf();
-        let len = buf.len();
-        // `Read` takes initialised memory, so what a read is offered is
-        // zeroed first, as costly per byte as the read itself. Offering all
-        // the room reserved (up to 1 MiB while a large frame arrives) would
-        // zero it again for every short read; twice what the last read took
-        // keeps the zeroing in proportion to the bytes that arrive.
-        let offer = buf.capacity().saturating_sub(len).min(self.offer);
-        buf.resize(len.saturating_add(offer), 0);
         let result = loop {
-            match self.stream.read(buf.get_mut(len..).unwrap_or_default()) {
+            match self.conn.read_into(|buf| self.stream.read(buf)) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => break other,
             }
         };
-        let read = *result.as_ref().unwrap_or(&0);
-        buf.truncate(len.saturating_add(read));
-        if result.is_ok() {
-            self.offer = read.saturating_mul(2).max(MIN_OFFER);
-        }
-        match result {
-            // A TLS stream reports a peer that closed TCP without close_notify
-            // as UnexpectedEof; the close handshake already guards against
-            // truncation, so it is the end of input like any other.
-            Ok(0) => self.conn.receive_eof(),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => self.conn.receive_eof(),
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                self.conn.handle_timeout(Instant::now());
-                return Err(e);
-            }
-            Err(e) => return Err(e),
-        }
-        self.conn.handle_timeout(Instant::now());
-        Ok(())
+        transport::after_read(&mut self.conn, result, Instant::now())
     }
 
     /// Writes everything queued, then flushes the stream.
     fn write_out(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
-            let out = self.conn.outgoing();
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let count = out.chunks_vectored(&mut slices);
-            let slices = slices.get(..count).unwrap_or_default();
-            // One buffer goes through `write`: a socket's `send` skips the
-            // work `writev` does per call (the file layer, the iovec copy).
-            let result = match slices {
-                [one] => self.stream.write(one),
-                _ => self.stream.write_vectored(slices),
-            };
-            match result {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(written) => out.advance(written),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let stream = &mut self.stream;
+        blocking(transport::poll_write_out(&mut self.conn, |call| {
+            Poll::Ready(write(stream, call))
+        }))?;
         self.stream.flush()
+    }
+}
+
+/// One write call on a blocking stream.
+fn write<S: Write>(stream: &mut S, call: WriteCall<'_>) -> io::Result<usize> {
+    match call {
+        WriteCall::Plain(buf) => stream.write(buf),
+        WriteCall::Vectored(slices) => stream.write_vectored(slices),
+    }
+}
+
+/// The result of a poll-shaped loop whose every call answered at once.
+fn blocking<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
+    match poll {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
     }
 }
 
@@ -331,22 +288,9 @@ pub fn client_with<S: Read + Write>(
     request: &ClientRequest,
     config: Config,
 ) -> Result<(WebSocket<S>, Accepted), Error> {
-    let deadline = Deadline::start(request.handshake_limits().timeout);
-    let mut conn = Connection::new(Role::Client, config)?;
-    let request = crate::extensions::client_offer(conn.config(), request);
-    let (mut handshake, bytes) = ClientHandshake::new(&request)?;
-    stream.write_all(&bytes)?;
-    stream.flush()?;
-    let mut buf = Vec::new();
-    loop {
-        if let Status::Complete((accepted, used)) = handshake.receive(&buf)? {
-            let negotiated = crate::extensions::client_accept(conn.config(), &accepted)?;
-            crate::extensions::apply(&mut conn, negotiated);
-            conn.receive(buf.get(used..).unwrap_or_default());
-            return Ok((WebSocket::new(stream, conn), accepted));
-        }
-        read_more(&mut stream, &mut buf, deadline)?;
-    }
+    let driver = ClientDriver::new(request, config, Instant::now())?;
+    let (conn, accepted) = handshake(&mut stream, driver)?;
+    Ok((WebSocket::new(stream, conn), accepted))
 }
 
 /// Runs the server handshake, accepting any valid request with default
@@ -397,85 +341,49 @@ where
 pub fn accept_with_config<S, F>(
     mut stream: S,
     config: Config,
-    mut parser: ServerHandshake,
+    parser: ServerHandshake,
     callback: F,
 ) -> Result<WebSocket<S>, Error>
 where
     S: Read + Write,
     F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    let deadline = Deadline::start(parser.limits().timeout);
-    let mut conn = Connection::new(Role::Server, config)?;
-    let mut callback = Some(callback);
-    let mut buf = Vec::new();
+    let driver = ServerDriver::new(config, parser, Instant::now(), callback)?;
+    let conn = handshake(&mut stream, driver)?;
+    Ok(WebSocket::new(stream, conn))
+}
+
+/// Moves a handshake's bytes until it is done. Its deadline is checked
+/// after every read; a read that times out (a socket read timeout) before
+/// the deadline is retried, so such a timeout only sets how often the
+/// deadline is checked, even for a silent peer.
+fn handshake<S: Read + Write, R: HandshakeRole>(
+    stream: &mut S,
+    mut driver: HandshakeDriver<R>,
+) -> Result<R::Output, Error> {
     loop {
-        match answer_request(&mut parser, &buf, &mut callback, conn.config()) {
-            None => read_more(&mut stream, &mut buf, deadline)?,
-            Some(Answer::Accept {
-                response,
-                used,
-                negotiated,
-            }) => {
-                stream.write_all(&response)?;
+        match driver.poll(Instant::now())? {
+            Progress::Write => {
+                blocking(transport::poll_write_buf(driver.outgoing(), |call| {
+                    Poll::Ready(write(stream, call))
+                }))?;
                 stream.flush()?;
-                crate::extensions::apply(&mut conn, negotiated);
-                conn.receive(buf.get(used..).unwrap_or_default());
-                return Ok(WebSocket::new(stream, conn));
             }
-            Some(Answer::Refuse { response, error }) => {
-                stream.write_all(&response)?;
-                stream.flush()?;
-                return Err(error);
-            }
+            Progress::Read => match crate::conn::read_zeroed(driver.read_buf(), usize::MAX, |buf| {
+                stream.read(buf)
+            }) {
+                Ok(0) => driver.receive_eof(),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if driver.poll_timeout().is_some()
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) => {}
+                Err(e) => return Err(e.into()),
+            },
+            Progress::Done(done) => return Ok(done),
         }
-    }
-}
-
-/// The end of the time a handshake may take.
-#[derive(Copy, Clone)]
-struct Deadline(Option<(Instant, Duration)>);
-
-impl Deadline {
-    fn start(timeout: Option<Duration>) -> Self {
-        Self(timeout.and_then(|limit| Some((Instant::now().checked_add(limit)?, limit))))
-    }
-
-    fn check(self) -> Result<(), Error> {
-        match self.0 {
-            Some((end, limit)) if Instant::now() >= end => Err(Error::HandshakeTimeout(limit)),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Reads a handshake chunk; EOF mid-handshake is an error, and so is the
-/// deadline passing. It is checked after every read; a read that times out
-/// (a socket read timeout) before the deadline is retried, so such a timeout
-/// only sets how often the deadline is checked, even for a silent peer.
-fn read_more<S: Read>(stream: &mut S, buf: &mut Vec<u8>, deadline: Deadline) -> Result<(), Error> {
-    let len = buf.len();
-    buf.resize(len.saturating_add(HANDSHAKE_READ), 0);
-    let result = loop {
-        deadline.check().inspect_err(|_| buf.truncate(len))?;
-        match stream.read(buf.get_mut(len..).unwrap_or_default()) {
-            Err(e)
-                if deadline.0.is_some()
-                    && matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => break other,
-        }
-    };
-    let read = *result.as_ref().unwrap_or(&0);
-    buf.truncate(len.saturating_add(read));
-    match result? {
-        0 => Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            "connection closed during the handshake",
-        )
-        .into()),
-        _ => Ok(()),
     }
 }

@@ -80,6 +80,14 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
+    /// Whether this only says the transport ended without the peer's Close.
+    /// After a local [`close`](crate::Connection::close) that is how a peer
+    /// that hangs up answers: the adapters' `close` counts it as closed.
+    #[must_use]
+    pub fn is_peer_gone(self) -> bool {
+        matches!(self, Self::AbnormalClosure)
+    }
+
     /// The close code this error stands for (RFC 6455 §7.4.1).
     ///
     /// 1002 for framing errors, 1007 for bad UTF-8, 1009 for limits, 1001 for
@@ -205,6 +213,24 @@ pub enum Error {
     /// and the transport was shut down. Not a failure.
     #[error("connection closed")]
     ConnectionClosed,
+}
+
+impl From<crate::handshake::HandshakeFailure> for Error {
+    fn from(failure: crate::handshake::HandshakeFailure) -> Self {
+        use crate::handshake::HandshakeFailure;
+        match failure {
+            HandshakeFailure::Invalid(error) => Self::Handshake(error),
+            HandshakeFailure::Rejected(status) => Self::Rejected(status),
+            HandshakeFailure::Build(error) => Self::Build(error),
+            HandshakeFailure::Config(error) => Self::Config(error),
+            HandshakeFailure::TimedOut(limit) => Self::HandshakeTimeout(limit),
+            // `Closed` and any later kind: the transport is gone.
+            other => Self::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                other.to_string(),
+            )),
+        }
+    }
 }
 
 impl From<Error> for std::io::Error {

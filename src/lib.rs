@@ -58,8 +58,8 @@
 //! - [`frame`]: the stateless wire format (§5.2, §5.3), for tools and fuzzers.
 //! - [`handshake`]: the opening handshake (§4) for both roles, sans-IO too.
 //! - [`blocking`]: the adapter over `std::io::Read + Write` streams.
-//! - `tokio` (feature `tokio`): the async adapter, a `Stream` + `Sink` over
-//!   `AsyncRead + AsyncWrite`.
+//! - `rt` (features `tokio`, `futures-io`): the async adapters, a `Stream` +
+//!   `Sink` over `AsyncRead + AsyncWrite`: `rt::tokio` and `rt::futures_io`.
 //! - The crate root: [`Connection`] and the types it speaks in.
 //!
 //! # Limits
@@ -96,9 +96,10 @@ pub mod extensions;
 pub mod frame;
 pub mod handshake;
 mod message;
-#[cfg(feature = "tokio")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub mod tokio;
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "tokio", feature = "futures-io"))))]
+pub mod rt;
+mod transport;
 mod utf8;
 
 pub use close::{CloseCode, CloseFrame};

@@ -18,7 +18,7 @@ use bytes::Buf;
 use io::{OneByte, REQUEST, raw_upgrade};
 use rfc6455::frame::{FrameHeader, OpCode};
 use rfc6455::handshake::{ClientRequest, HandshakeError, HandshakeLimits, ServerHandshake};
-use rfc6455::tokio::{WebSocketStream, accept_hdr_async_with, client_async};
+use rfc6455::rt::tokio::{WebSocketStream, accept_hdr_async_with, client_async};
 use rfc6455::{CloseCode, CloseFrame, Config, Connection, Error, Message, ProtocolError, Role};
 use support::{client_frame, frame, raw_frame, take_output};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

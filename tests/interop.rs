@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use rfc6455::handshake::ClientRequest;
-use rfc6455::tokio::connect_async_with;
+use rfc6455::rt::tokio::connect_async_with;
 use rfc6455::{CloseCode, Config, Message};
 
 #[tokio::test]

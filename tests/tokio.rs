@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use io::OneByte;
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
-use rfc6455::tokio::{
+use rfc6455::rt::tokio::{
     WebSocketStream, accept_async, accept_hdr_async, client_async, client_async_with, connect_async,
 };
 use rfc6455::{
@@ -59,7 +59,7 @@ async fn duplex_pair(
 ) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
     let (a, b) = duplex(capacity);
     let server = tokio::spawn(async move {
-        rfc6455::tokio::accept_hdr_async_with(b, server, Default::default(), |_| {
+        rfc6455::rt::tokio::accept_hdr_async_with(b, server, Default::default(), |_| {
             Ok(AcceptOptions::new())
         })
         .await

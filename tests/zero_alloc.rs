@@ -20,7 +20,7 @@ use bytes::{Buf, Bytes};
 use io::{raw_upgrade, read_head};
 use rfc6455::frame::OpCode;
 use rfc6455::handshake::{AcceptOptions, ClientRequest, RequestView, ServerHandshake, accept_key};
-use rfc6455::tokio::{accept_hdr_async_with, client_async_with};
+use rfc6455::rt::tokio::{accept_hdr_async_with, client_async_with};
 use rfc6455::{Config, Message};
 use support::{client_frame, frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};

@@ -1,6 +1,7 @@
 //! The connection: the public, sans-IO API over the frame layer and the
 //! close handshake (RFC 6455 §5–§7).
 
+mod input;
 mod recv;
 mod send;
 mod state;
@@ -15,6 +16,8 @@ use rand::{Rng, SeedableRng};
 pub use send::Outgoing;
 pub use state::{Side, State};
 
+use self::input::Input;
+pub(crate) use self::input::read_zeroed;
 use self::recv::Receiver;
 use self::state::Transition;
 use self::timer::Timers;
@@ -35,17 +38,6 @@ pub enum Role {
     Server,
 }
 
-/// The smallest spare capacity [`Connection::read_buf`] offers.
-const MIN_READ: usize = 16 * 1024;
-/// The most spare capacity [`Connection::read_buf`] offers between frames.
-const MAX_READ: usize = 256 * 1024;
-/// The most [`Connection::read_buf`] reserves for a frame beyond the bytes
-/// that have arrived (a frame this size or smaller gets one allocation).
-const RESERVE_AHEAD: usize = 1024 * 1024;
-/// Between messages, with nothing buffered either way, a read buffer with
-/// room for at least this much (grown for a large frame) is let go (the
-/// written payloads' allocations kept for reading go whatever its size).
-const IDLE_KEEP: usize = 2 * MAX_READ;
 /// Every Ping gets its own Pong while less than this much output is waiting;
 /// past it, only the newest pending Pong is kept (RFC 6455 §5.5.3).
 const PONG_BACKLOG: usize = 4096;
@@ -97,14 +89,7 @@ pub struct Connection {
     role: Role,
     config: Config,
     state: State,
-    rx: BytesMut,
-    /// Bytes consumed from the front of `rx`, ever.
-    rx_consumed: u64,
-    /// The spare room [`read_buf`](Self::read_buf) offers between frames:
-    /// doubles (up to [`MAX_READ`]) each time a read fills all it was offered.
-    read_hint: usize,
-    /// Bytes received in total, and the room offered, at the last `read_buf`.
-    last_offer: (u64, usize),
+    input: Input,
     receiver: Receiver,
     out: Outgoing,
     /// A Pong waiting for the output backlog to drain (only the newest is kept).
@@ -154,10 +139,7 @@ impl Connection {
             ),
             config,
             state: State::Open,
-            rx: BytesMut::new(),
-            rx_consumed: 0,
-            read_hint: MIN_READ,
-            last_offer: (0, 0),
+            input: Input::default(),
             out: Outgoing::default(),
             pending_pong: None,
             sending: None,
@@ -251,78 +233,20 @@ impl Connection {
     /// frame is let go (if nothing else holds it), and so are the written
     /// payloads' allocations kept to read into while the connection is busy.
     pub fn read_buf(&mut self) -> &mut BytesMut {
-        let received = self.rx_consumed.saturating_add(self.rx.len() as u64);
-        let (offered_at, offered) = self.last_offer;
-        if offered > 0 && received.saturating_sub(offered_at) >= offered as u64 {
-            self.read_hint = self.read_hint.saturating_mul(2).min(MAX_READ);
-        }
-        let missing = self.receiver.frame_bytes_missing(self.rx.len());
-        if missing == 0 && self.rx.is_empty() && !self.out.has_remaining() {
-            self.release_large_buffers();
-        }
-        let want = if missing > 0 {
-            // A large frame is read in two steps (header, then the rest), so
-            // little of it lands in a buffer that must be regrown and copied.
-            if missing > MAX_READ {
-                self.read_hint = MIN_READ;
-            }
-            // Room for the rest of the frame in one allocation, but never
-            // more than RESERVE_AHEAD (or as much again as has arrived) on
-            // the strength of an announced length alone.
-            missing.min(RESERVE_AHEAD.max(self.rx.len()))
-        } else {
-            self.read_hint
-        };
-        if self.rx.capacity().saturating_sub(self.rx.len()) < want {
-            // Growing anyway: room for a read of the usual size, and, when the
-            // rest of a frame fits, for the next one's header past it, so a
-            // read that takes the whole frame comes back short of what was
-            // offered: the sign an edge-triggered reader (tokio's) takes for
-            // a drained socket, instead of a further read that finds nothing.
-            let past_frame = if missing > 0 && want == missing {
-                MAX_HEADER_LEN
-            } else {
-                0
-            };
-            self.grow_rx(want.saturating_add(past_frame).max(self.read_hint));
-        }
-        self.last_offer = (received, self.rx.capacity().saturating_sub(self.rx.len()));
-        &mut self.rx
+        let missing = self.receiver.frame_bytes_missing(self.input.buf.len());
+        let idle = !self.out.has_remaining();
+        self.input.read_buf(missing, idle, &mut self.out)
     }
 
-    /// Gives a read buffer grown for a large frame (if nothing else holds
-    /// it) and the large payloads' allocations kept for reading back to the
-    /// allocator. An idle connection then holds little memory, and the next
-    /// large message is read into memory the allocator hands out again: the
-    /// most recently freed, still in cache, where a buffer kept per
-    /// connection has gone cold while the other connections were served
-    /// (1 MiB echoes over 64 connections, one in flight each: 1.32x).
-    fn release_large_buffers(&mut self) {
-        // True only if the buffer's allocation is its own (or already has
-        // the room): a message handed out may still share it.
-        if self.rx.try_reclaim(IDLE_KEEP) {
-            self.rx = BytesMut::new();
-        }
-        self.out.clear_recycled();
-    }
-
-    /// Makes room for `want` more bytes of input, allocating only if it must:
-    /// in the buffer's own allocation once nothing else holds it (the message
-    /// split off it was dropped, or written), else in a written payload's
-    /// allocation if one was kept (an echoed message's, usually), else by
-    /// growing the buffer.
-    fn grow_rx(&mut self, want: usize) {
-        if self.rx.try_reclaim(want) {
-            return;
-        }
-        let needed = self.rx.len().saturating_add(want);
-        match self.out.take_recycled(needed) {
-            Some(mut buf) => {
-                buf.extend_from_slice(&self.rx);
-                self.rx = buf;
-            }
-            None => self.rx.reserve(want),
-        }
+    /// Reads into initialised memory (for `std::io::Read`-style transports):
+    /// `read` is offered part of the room [`read_buf`](Self::read_buf)
+    /// reserves, zeroed, and what it reports as written is kept.
+    pub(crate) fn read_into<E>(
+        &mut self,
+        read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        self.read_buf();
+        self.input.read_into(read)
     }
 
     /// Copies `data` into the input buffer; then call
@@ -333,9 +257,9 @@ impl Connection {
     /// cannot grow memory.
     pub fn receive(&mut self, data: &[u8]) {
         if self.is_done_reading() {
-            self.rx_consumed = self.rx_consumed.saturating_add(data.len() as u64);
+            self.input.skip(data.len());
         } else {
-            self.rx.extend_from_slice(data);
+            self.input.buf.extend_from_slice(data);
         }
     }
 
@@ -362,7 +286,7 @@ impl Connection {
     /// It may be called at any time; calling it after each read keeps the
     /// idle and keepalive timers exact (input is credited at the next call).
     pub fn handle_timeout(&mut self, now: Instant) {
-        let rx_total = self.rx_consumed.saturating_add(self.rx.len() as u64);
+        let rx_total = self.input.total();
         self.timers.advance(
             now,
             rx_total,
@@ -403,7 +327,7 @@ impl Connection {
     pub fn wants_read(&self) -> bool {
         !self.eof
             && !self.should_close_transport()
-            && self.rx.len() < self.config.max_frame_size.saturating_add(MAX_HEADER_LEN)
+            && self.input.buf.len() < self.config.max_frame_size.saturating_add(MAX_HEADER_LEN)
     }
 
     // ---- Pull --------------------------------------------------------------
@@ -426,11 +350,9 @@ impl Connection {
             self.discard_input();
             return self.failure.map_or(Ok(None), Err);
         }
-        let before = self.rx.len();
-        let polled = self.receiver.poll(&mut self.rx);
-        self.rx_consumed = self
-            .rx_consumed
-            .saturating_add(before.saturating_sub(self.rx.len()) as u64);
+        let before = self.input.buf.len();
+        let polled = self.receiver.poll(&mut self.input.buf);
+        self.input.consumed_from(before);
         match &polled {
             // Data needs nothing more: handed on as the receiver returned it.
             Ok(Some(Message::Text(_) | Message::Binary(_) | Message::Pong(_))) => polled,
@@ -488,8 +410,7 @@ impl Connection {
     }
 
     fn discard_input(&mut self) {
-        self.rx_consumed = self.rx_consumed.saturating_add(self.rx.len() as u64);
-        self.rx.clear();
+        self.input.discard();
     }
 
     // ---- Commands ----------------------------------------------------------

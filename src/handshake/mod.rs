@@ -40,6 +40,7 @@
 //! ```
 
 mod client;
+mod driver;
 mod header;
 #[cfg(feature = "http")]
 mod http;
@@ -49,11 +50,14 @@ use std::fmt;
 use std::time::Duration;
 
 pub use client::{Accepted, ClientHandshake, ClientRequest, RejectedResponse};
+pub use driver::{
+    Accepting, ClientDriver, Connecting, HandshakeDriver, HandshakeFailure, HandshakeRole,
+    Progress, ServerDriver,
+};
 pub use header::{Extension, accept_key};
 pub use server::{
     AcceptOptions, Rejection, RequestView, ServerHandshake, accept, reject, reject_for,
 };
-pub(crate) use server::{Answer, answer_request};
 
 /// The result of feeding a partial handshake: like `httparse::Status`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

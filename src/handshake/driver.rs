@@ -1,0 +1,423 @@
+//! The whole opening handshake for one role, sans-IO: the buffer, the
+//! application's accept/reject decision, the limits and deadline, and
+//! extension negotiation, ending in a [`Connection`].
+//!
+//! An adapter only moves bytes: it calls [`HandshakeDriver::poll`] and does
+//! what the answer says (write [`outgoing`](HandshakeDriver::outgoing), read
+//! into [`read_buf`](HandshakeDriver::read_buf)) until
+//! [`Progress::Done`] or an error. A refusal's response is handed out to be
+//! written before the error is returned.
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::Buf;
+//! use rfc6455::handshake::{AcceptOptions, ClientDriver, ClientRequest, Progress, ServerDriver, ServerHandshake};
+//! use rfc6455::Config;
+//!
+//! let now = Instant::now();
+//! let request = ClientRequest::new("ws://example.com/chat")?;
+//! let mut client = ClientDriver::new(&request, Config::default(), now)?;
+//! let mut server = ServerDriver::new(Config::default(), ServerHandshake::new(), now, |_| {
+//!     Ok(AcceptOptions::new())
+//! })?;
+//!
+//! // The client writes its request, the server reads it and answers.
+//! assert!(matches!(client.poll(now)?, Progress::Write));
+//! server.read_buf().extend_from_slice(client.outgoing().chunk());
+//! client.outgoing().clear();
+//! assert!(matches!(server.poll(now)?, Progress::Write));
+//! client.read_buf().extend_from_slice(server.outgoing().chunk());
+//! server.outgoing().clear();
+//! let Progress::Done(_server_conn) = server.poll(now)? else { panic!() };
+//! let Progress::Done((_client_conn, accepted)) = client.poll(now)? else { panic!() };
+//! assert_eq!(accepted.protocol(), None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{
+    AcceptOptions, Accepted, BuildError, ClientHandshake, ClientRequest, HandshakeError, Rejection,
+    RequestView, ServerHandshake, Status, accept, reject, reject_for,
+};
+use crate::{Config, ConfigError, Connection, Role};
+
+/// How much room a handshake read is offered.
+const HANDSHAKE_READ: usize = 4096;
+
+/// What to do next to move a handshake forward.
+#[derive(Debug)]
+#[must_use = "the handshake moves only if the caller does what this says"]
+pub enum Progress<T> {
+    /// Write [`HandshakeDriver::outgoing`] to the transport, then poll again.
+    Write,
+    /// Read from the transport into [`HandshakeDriver::read_buf`] (or call
+    /// [`HandshakeDriver::receive_eof`]), then poll again.
+    Read,
+    /// The handshake is over; frames follow.
+    Done(T),
+}
+
+/// Why a handshake ended without a connection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HandshakeFailure {
+    /// The peer's request or response was not acceptable (a server has
+    /// handed out the error response first).
+    #[error(transparent)]
+    Invalid(#[from] HandshakeError),
+    /// The application's callback rejected the request with this status;
+    /// the rejection was handed out first.
+    #[error("the application rejected the handshake with status {0}")]
+    Rejected(u16),
+    /// The request or the answer could not be built from what the caller
+    /// gave (a subprotocol the client did not offer, a bad header).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The configuration cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The handshake did not finish within
+    /// [`HandshakeLimits::timeout`](super::HandshakeLimits::timeout).
+    #[error("the opening handshake did not finish within {0:?}")]
+    TimedOut(Duration),
+    /// The transport ended before the handshake did (or the driver was
+    /// polled after it finished).
+    #[error("the connection closed during the handshake")]
+    Closed,
+}
+
+/// One role's part of a handshake; implemented by [`Accepting`] and
+/// [`Connecting`] only.
+pub trait HandshakeRole: sealed::Sealed {
+    /// What the handshake ends with.
+    type Output;
+
+    /// Moves the role's handshake on, once earlier output is written.
+    #[doc(hidden)]
+    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, HandshakeFailure>;
+}
+
+// The seal: nameable only here, so no other role can be written.
+#[allow(unnameable_types)]
+mod sealed {
+    pub trait Sealed {}
+    impl<F> Sealed for super::Accepting<F> {}
+    impl Sealed for super::Connecting {}
+}
+
+/// The bytes a handshake moves, and its deadline.
+#[derive(Debug)]
+#[doc(hidden)]
+#[allow(unnameable_types)] // only the sealed roles take it
+pub struct Io {
+    input: BytesMut,
+    output: Bytes,
+    deadline: Option<(Instant, Duration)>,
+    eof: bool,
+}
+
+impl Io {
+    fn need_input<T>(&self) -> Result<Progress<T>, HandshakeFailure> {
+        if self.eof {
+            Err(HandshakeFailure::Closed)
+        } else {
+            Ok(Progress::Read)
+        }
+    }
+}
+
+/// A handshake in progress for one role: [`ServerDriver`] or [`ClientDriver`].
+#[derive(Debug)]
+pub struct HandshakeDriver<R> {
+    io: Io,
+    role: R,
+}
+
+/// A server's handshake: reads the request, lets the application decide,
+/// negotiates extensions per [`Config::deflate`], answers, and ends with the
+/// [`Connection`].
+pub type ServerDriver<F> = HandshakeDriver<Accepting<F>>;
+
+/// A client's handshake: sends the request (with [`Config::deflate`]'s
+/// offer), checks the answer, and ends with the [`Connection`] and what the
+/// server [`Accepted`].
+pub type ClientDriver = HandshakeDriver<Connecting>;
+
+impl<R: HandshakeRole> HandshakeDriver<R> {
+    fn with_role(role: R, output: Bytes, timeout: Option<Duration>, now: Instant) -> Self {
+        Self {
+            io: Io {
+                input: BytesMut::new(),
+                output,
+                deadline: timeout.and_then(|limit| Some((now.checked_add(limit)?, limit))),
+                eof: false,
+            },
+            role,
+        }
+    }
+
+    /// The input buffer with room reserved: read from the transport into
+    /// its spare capacity, then [`poll`](Self::poll).
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        self.io.input.reserve(HANDSHAKE_READ);
+        &mut self.io.input
+    }
+
+    /// The transport ended; the next [`poll`](Self::poll) fails with
+    /// [`HandshakeFailure::Closed`] unless the input already holds a whole answer.
+    pub fn receive_eof(&mut self) {
+        self.io.eof = true;
+    }
+
+    /// The bytes to write: write and [`advance`](Buf::advance) past them.
+    pub fn outgoing(&mut self) -> &mut Bytes {
+        &mut self.io.output
+    }
+
+    /// When the handshake times out, if it has a deadline: wake up then and
+    /// [`poll`](Self::poll).
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.io.deadline.map(|(at, _)| at)
+    }
+
+    /// What to do next, at `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeFailure::TimedOut`] once the deadline has passed,
+    /// [`HandshakeFailure::Closed`] at end of input mid-handshake, and the
+    /// role's own failures. A failure that has a response to send is
+    /// returned only once that response has been written.
+    pub fn poll(&mut self, now: Instant) -> Result<Progress<R::Output>, HandshakeFailure> {
+        if let Some((at, limit)) = self.io.deadline
+            && now >= at
+        {
+            return Err(HandshakeFailure::TimedOut(limit));
+        }
+        if self.io.output.has_remaining() {
+            return Ok(Progress::Write);
+        }
+        self.role.advance(&mut self.io)
+    }
+}
+
+/// The server's part of a handshake (see [`ServerDriver`]).
+#[derive(Debug)]
+pub struct Accepting<F> {
+    parser: ServerHandshake,
+    callback: Option<F>,
+    conn: Option<Connection>,
+    /// The request was refused: this is returned once the response is written.
+    failure: Option<HandshakeFailure>,
+}
+
+impl<F> ServerDriver<F>
+where
+    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    /// A server handshake under `parser`'s limits (its timeout counted from
+    /// `now`), with `callback` to accept a valid request (with options) or
+    /// reject it.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeFailure::Config`] if `config` cannot work.
+    pub fn new(
+        config: Config,
+        parser: ServerHandshake,
+        now: Instant,
+        callback: F,
+    ) -> Result<Self, HandshakeFailure> {
+        let timeout = parser.limits().timeout;
+        let role = Accepting {
+            parser,
+            callback: Some(callback),
+            conn: Some(Connection::new(Role::Server, config)?),
+            failure: None,
+        };
+        Ok(Self::with_role(role, Bytes::new(), timeout, now))
+    }
+}
+
+impl<F> HandshakeRole for Accepting<F>
+where
+    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    type Output = Connection;
+
+    fn advance(&mut self, io: &mut Io) -> Result<Progress<Connection>, HandshakeFailure> {
+        if let Some(failure) = self.failure.take() {
+            return Err(failure);
+        }
+        let Some(mut conn) = self.conn.take() else {
+            return Err(HandshakeFailure::Closed);
+        };
+        if self.callback.is_none() {
+            // The 101 is written: frames follow.
+            return Ok(Progress::Done(conn));
+        }
+        let (view, used) = match self.parser.parse(&io.input) {
+            Ok(Status::Partial) => {
+                self.conn = Some(conn);
+                return io.need_input();
+            }
+            Ok(Status::Complete(done)) => done,
+            Err(error) => {
+                io.output = reject_for(&error);
+                self.failure = Some(error.into());
+                return Ok(Progress::Write);
+            }
+        };
+        let decision = match self.callback.take() {
+            Some(decide) => decide(&view),
+            None => Ok(AcceptOptions::new()),
+        };
+        let answer = decision.map(|options| {
+            let (options, negotiated) = negotiate_server(conn.config(), &view, options);
+            accept(&view, &options).map(|response| (response, negotiated))
+        });
+        match answer {
+            Ok(Ok((response, negotiated))) => {
+                negotiated.apply(&mut conn);
+                conn.receive(io.input.get(used..).unwrap_or_default());
+                io.output = response;
+                self.conn = Some(conn);
+            }
+            Ok(Err(build)) => {
+                io.output = reject(500, &[], b"").unwrap_or_default();
+                self.failure = Some(build.into());
+            }
+            Err(rejection) => {
+                io.output = rejection
+                    .to_bytes()
+                    .or_else(|_| reject(500, &[], b""))
+                    .unwrap_or_default();
+                self.failure = Some(HandshakeFailure::Rejected(rejection.status()));
+            }
+        }
+        io.input = BytesMut::new();
+        Ok(Progress::Write)
+    }
+}
+
+/// The client's part of a handshake (see [`ClientDriver`]).
+#[derive(Debug)]
+pub struct Connecting {
+    handshake: ClientHandshake,
+    conn: Option<Connection>,
+}
+
+impl ClientDriver {
+    /// A client handshake for `request`, offering permessage-deflate per
+    /// [`Config::deflate`] unless the request offers it itself; the
+    /// request's [`HandshakeLimits::timeout`](super::HandshakeLimits::timeout)
+    /// counts from `now`.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeFailure::Build`] for a request that cannot be sent,
+    /// [`HandshakeFailure::Config`] if `config` cannot work.
+    pub fn new(
+        request: &ClientRequest,
+        config: Config,
+        now: Instant,
+    ) -> Result<Self, HandshakeFailure> {
+        let conn = Connection::new(Role::Client, config)?;
+        let request = offer_client(conn.config(), request);
+        let (handshake, bytes) = ClientHandshake::new(&request)?;
+        let role = Connecting {
+            handshake,
+            conn: Some(conn),
+        };
+        Ok(Self::with_role(
+            role,
+            bytes,
+            request.handshake_limits().timeout,
+            now,
+        ))
+    }
+}
+
+impl HandshakeRole for Connecting {
+    type Output = (Connection, Accepted);
+
+    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, HandshakeFailure> {
+        let Status::Complete((accepted, used)) = self.handshake.receive(&io.input)? else {
+            return io.need_input();
+        };
+        let mut conn = self.conn.take().ok_or(HandshakeFailure::Closed)?;
+        negotiate_client(conn.config(), &accepted)?.apply(&mut conn);
+        conn.receive(io.input.get(used..).unwrap_or_default());
+        io.input = BytesMut::new();
+        Ok(Progress::Done((conn, accepted)))
+    }
+}
+
+/// What the handshake agreed on, to apply to the new connection.
+#[derive(Debug, Default)]
+struct Negotiated {
+    #[cfg(feature = "deflate")]
+    deflate: Option<crate::extensions::deflate::DeflateParams>,
+}
+
+impl Negotiated {
+    // Without `deflate` there is nothing to apply.
+    #[cfg_attr(not(feature = "deflate"), allow(clippy::needless_pass_by_ref_mut))]
+    fn apply(self, conn: &mut Connection) {
+        #[cfg(feature = "deflate")]
+        if let Some(params) = self.deflate {
+            conn.set_deflate(params);
+        }
+        let _ = conn;
+    }
+}
+
+/// A server's negotiation: unless the application answered the extensions
+/// itself, permessage-deflate is accepted per `config.deflate`.
+fn negotiate_server(
+    config: &Config,
+    view: &RequestView<'_>,
+    options: AcceptOptions,
+) -> (AcceptOptions, Negotiated) {
+    #[cfg(feature = "deflate")]
+    if let Some(deflate) = &config.deflate
+        && !options.has_extensions()
+        && let Some((answer, params)) = deflate.negotiate(&view.extensions())
+    {
+        let negotiated = Negotiated {
+            deflate: Some(params),
+        };
+        return (options.extensions(answer), negotiated);
+    }
+    let _ = (config, view);
+    (options, Negotiated::default())
+}
+
+/// A client's offer: `config.deflate`'s, unless the request offers
+/// permessage-deflate itself.
+fn offer_client(config: &Config, request: &ClientRequest) -> ClientRequest {
+    #[cfg(feature = "deflate")]
+    if let Some(deflate) = &config.deflate
+        && !request.offers(crate::extensions::deflate::NAME)
+    {
+        return request.clone().extension(deflate.offer());
+    }
+    let _ = config;
+    request.clone()
+}
+
+/// A client's check of the server's answer against its own offer.
+fn negotiate_client(config: &Config, accepted: &Accepted) -> Result<Negotiated, HandshakeError> {
+    #[cfg(feature = "deflate")]
+    if let Some(deflate) = &config.deflate {
+        return Ok(Negotiated {
+            deflate: deflate.accept(&accepted.extensions())?,
+        });
+    }
+    let _ = (config, accepted);
+    Ok(Negotiated::default())
+}

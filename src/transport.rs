@@ -1,0 +1,108 @@
+//! What every adapter does with its transport, written once: how queued
+//! bytes are written out (how many buffers a vectored write passes, when a
+//! plain write is used instead), and what a read's result means for the
+//! connection (end of input, a timeout, an error).
+//!
+//! The loops are poll-shaped so the blocking adapter (which answers
+//! `Ready` at once) and the async adapters share them.
+
+use std::io::{self, IoSlice};
+use std::task::{Poll, ready};
+use std::time::Instant;
+
+use bytes::Buf;
+
+use crate::Connection;
+
+/// How many buffers one vectored write passes.
+const MAX_IOVECS: usize = 64;
+
+/// A single buffer shorter than this is written with a plain write, one this
+/// long or longer with the vectored call. Below it a socket's `send` saves
+/// the work `writev` does per call; above it that saving is nothing beside
+/// the copy, and a partial write matters more: tokio's `poll_write` takes
+/// one as a full socket and waits for the next readiness event, while the
+/// vectored call writes again at once as the peer drains the socket.
+/// Guarded by the `tests/tokio.rs` write-call tests and `benches/echo`.
+const SINGLE_WRITE_MAX: usize = 64 * 1024;
+
+/// One write call an adapter makes.
+#[derive(Debug)]
+pub(crate) enum WriteCall<'a> {
+    /// `write` / `poll_write` with this buffer.
+    Plain(&'a [u8]),
+    /// `write_vectored` / `poll_write_vectored` with these buffers.
+    Vectored(&'a [IoSlice<'a>]),
+}
+
+/// Writes all of `buf` through `write`, one call at a time, retrying
+/// `Interrupted`. `Ready(Ok(()))` once it is empty.
+pub(crate) fn poll_write_buf(
+    buf: &mut impl Buf,
+    mut write: impl FnMut(WriteCall<'_>) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<()>> {
+    while buf.has_remaining() {
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let count = buf.chunks_vectored(&mut slices);
+        let slices = slices.get(..count).unwrap_or_default();
+        let call = match slices {
+            [one] if one.len() < SINGLE_WRITE_MAX => WriteCall::Plain(one),
+            _ => WriteCall::Vectored(slices),
+        };
+        match ready!(write(call)) {
+            Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Ok(written) => buf.advance(written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// Writes everything the connection has queued (Pongs waiting for the
+/// backlog to drain included), without flushing.
+pub(crate) fn poll_write_out(
+    conn: &mut Connection,
+    mut write: impl FnMut(WriteCall<'_>) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<()>> {
+    while conn.wants_write() {
+        ready!(poll_write_buf(conn.outgoing(), &mut write))?;
+    }
+    Poll::Ready(Ok(()))
+}
+
+/// Tells the connection what a read into it returned, at `now`: 0 bytes (or
+/// a TLS stream's `UnexpectedEof`, a TCP close without close_notify, which
+/// the close handshake already guards against) is the end of input; a
+/// read that timed out (`WouldBlock`, `TimedOut`) still lets the timers
+/// run, and is returned. `Interrupted` is the caller's to retry.
+pub(crate) fn after_read(
+    conn: &mut Connection,
+    result: io::Result<usize>,
+    now: Instant,
+) -> io::Result<()> {
+    let outcome = match result {
+        Ok(0) => {
+            conn.receive_eof();
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            conn.receive_eof();
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(e)
+        }
+        Err(e) => return Err(e),
+    };
+    if conn.poll_timeout().is_some() {
+        conn.handle_timeout(now);
+    }
+    outcome
+}
