@@ -32,6 +32,7 @@ pub async fn raw_upgrade<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) -> S {
 }
 
 /// A stream that reads and writes at most one byte per call.
+#[derive(Debug)]
 pub struct OneByte<S>(pub S);
 
 impl<S: AsyncRead + Unpin> AsyncRead for OneByte<S> {
@@ -64,5 +65,37 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for OneByte<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl<S: futures_io::AsyncRead + Unpin> futures_io::AsyncRead for OneByte<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = buf.len().min(1);
+        Pin::new(&mut self.0).poll_read(cx, &mut buf[..n])
+    }
+}
+
+#[cfg(feature = "futures-io")]
+impl<S: futures_io::AsyncWrite + Unpin> futures_io::AsyncWrite for OneByte<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let n = buf.len().min(1);
+        Pin::new(&mut self.0).poll_write(cx, &buf[..n])
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_close(cx)
     }
 }
