@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::CloseFrame;
 use crate::error::ProtocolError;
-use crate::frame::{FrameHeader, OpCode, apply_mask};
+use crate::frame::{CommonFrame, FrameHeader, OpCode, apply_mask};
 use crate::message::{DataKind, Message, Utf8Bytes};
 use crate::utf8::Utf8Validator;
 
@@ -138,54 +138,31 @@ impl Receiver {
     /// decide differently. `Ok(None)`: not such a message, nothing consumed.
     #[inline]
     fn whole_message(&self, rx: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
-        let Some(&[b0, b1]) = rx.first_chunk::<2>() else {
+        let Some(frame) = CommonFrame::parse(rx, self.expect_masked) else {
             return Ok(None);
         };
-        let kind = match b0 {
-            0x81 => DataKind::Text,
-            0x82 => DataKind::Binary,
-            _ => return Ok(None),
-        };
-        let masked = b1 & 0x80 != 0;
-        if masked != self.expect_masked {
-            return Ok(None);
-        }
-        let (len, at): (usize, usize) = match b1 & 0x7f {
-            127 => return Ok(None),
-            126 => match rx.get(2..4) {
-                Some(&[hi, lo]) if u16::from_be_bytes([hi, lo]) >= 126 => {
-                    (usize::from(u16::from_be_bytes([hi, lo])), 4)
-                }
-                _ => return Ok(None),
-            },
-            len => (usize::from(len), 2),
-        };
-        let header_len = at.saturating_add(if masked { 4 } else { 0 });
-        let frame_len = header_len.saturating_add(len);
+        let frame_len = frame.header_len.saturating_add(frame.payload_len);
         let limit = self.max_frame_size.min(self.max_message_size);
-        if len as u64 > limit || rx.len() < frame_len {
+        if frame.payload_len as u64 > limit || rx.len() < frame_len {
             return Ok(None);
         }
-        let key = match rx.get(at..header_len) {
-            Some(&[a, b, c, d]) => Some([a, b, c, d]),
-            _ => None,
-        };
-        let Some(payload) = rx.get_mut(header_len..frame_len) else {
+        let Some(payload) = rx.get_mut(frame.header_len..frame_len) else {
             return Ok(None);
         };
-        if let Some(key) = key {
+        if let Some(key) = frame.mask {
             apply_mask(payload, key, 0);
         }
         // Unmasked now: past this point the frame is consumed either way.
-        let valid = kind == DataKind::Binary || crate::utf8::is_utf8(payload);
-        let mut frame = rx.split_to(frame_len).freeze();
+        let valid = !frame.text || crate::utf8::is_utf8(payload);
+        let mut whole = rx.split_to(frame_len).freeze();
         if !valid {
             return Err(ProtocolError::InvalidUtf8);
         }
-        frame.advance(header_len);
-        Ok(Some(match kind {
-            DataKind::Text => Message::Text(Utf8Bytes::from_validated(frame)),
-            DataKind::Binary => Message::Binary(frame),
+        whole.advance(frame.header_len);
+        Ok(Some(if frame.text {
+            Message::Text(Utf8Bytes::from_validated(whole))
+        } else {
+            Message::Binary(whole)
         }))
     }
 

@@ -21,7 +21,7 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::frame::{FrameHeader, extend_masked};
+use crate::frame::{FrameHeader, extend_masked, put_short_header, short_header_len};
 
 /// Payloads up to this size are copied next to their header; larger ones are
 /// queued as their own chunk.
@@ -149,21 +149,14 @@ impl Outgoing {
     /// Queues an unmasked frame whose payload is copied next to its header
     /// (a server's small frames): the header written directly, no segment.
     fn push_inline(&mut self, first_byte: u8, payload: &[u8]) {
-        let len = payload.len();
-        let header_len = if len <= 125 { 2 } else { 4 };
-        let frame_len = len.saturating_add(header_len);
+        // INLINE_PAYLOAD is far below 2^16.
+        let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
+        let frame_len = payload.len().saturating_add(short_header_len(len));
         if self.buf.capacity().saturating_sub(self.buf.len()) < frame_len {
             let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
             self.buf.reserve(frame_len.max(room));
         }
-        match u8::try_from(len) {
-            Ok(short) if short <= 125 => self.buf.extend_from_slice(&[first_byte, short]),
-            _ => {
-                // INLINE_PAYLOAD is far below 2^16.
-                let [hi, lo] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
-                self.buf.extend_from_slice(&[first_byte, 126, hi, lo]);
-            }
-        }
+        put_short_header(&mut self.buf, first_byte, 0, len);
         self.buf.extend_from_slice(payload);
         self.len = self.len.saturating_add(frame_len);
         self.open = self.open.saturating_add(frame_len);

@@ -8,6 +8,7 @@ mod header;
 mod mask;
 mod opcode;
 
+pub(crate) use header::{CommonFrame, put_short_header, short_header_len};
 pub use header::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 pub use mask::{apply_mask, extend_masked};
 pub use opcode::OpCode;
