@@ -9,7 +9,7 @@
 
 use bytes::BytesMut;
 
-use super::send::Outgoing;
+use super::outgoing::Outgoing;
 use crate::frame::MAX_HEADER_LEN;
 
 /// The smallest spare capacity [`Input::read_buf`] offers.

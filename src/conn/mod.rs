@@ -2,6 +2,7 @@
 //! close handshake (RFC 6455 §5–§7).
 
 mod input;
+mod outgoing;
 mod recv;
 mod send;
 mod state;
@@ -10,23 +11,23 @@ mod timer;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
+use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
-use rand::{Rng, SeedableRng};
 
-pub use send::Outgoing;
+pub use outgoing::Outgoing;
 pub use state::{Side, State};
 
 use self::input::Input;
 pub(crate) use self::input::read_zeroed;
 use self::recv::Receiver;
-use self::state::Transition;
+use self::send::Sender;
+use self::state::Lifecycle;
 use self::timer::Timers;
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::Config;
 use crate::error::{ConfigError, ProtocolError, SendError};
-use crate::frame::{FrameHeader, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
+use crate::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::message::{DataKind, Message};
-use crate::utf8::Utf8Validator;
 
 /// Which end of the connection this is. Clients mask what they send and
 /// require unmasked input; servers the reverse (RFC 6455 §5.1).
@@ -37,10 +38,6 @@ pub enum Role {
     /// The endpoint that accepted it.
     Server,
 }
-
-/// Every Ping gets its own Pong while less than this much output is waiting;
-/// past it, only the newest pending Pong is kept (RFC 6455 §5.5.3).
-const PONG_BACKLOG: usize = 4096;
 
 /// A WebSocket connection after the opening handshake, with no I/O of its own.
 ///
@@ -88,28 +85,15 @@ const PONG_BACKLOG: usize = 4096;
 pub struct Connection {
     role: Role,
     config: Config,
-    state: State,
+    /// Where the connection is in its lifetime; the only place that changes.
+    life: Lifecycle,
+    /// Received bytes, and how reads are sized.
     input: Input,
+    /// Frames from the input: the deframer and message assembler.
     receiver: Receiver,
-    out: Outgoing,
-    /// A Pong waiting for the output backlog to drain (only the newest is kept).
-    pending_pong: Option<Bytes>,
-    /// The kind and UTF-8 state of a fragmented message being sent.
-    sending: Option<(DataKind, Utf8Validator)>,
-    sent_close: bool,
-    received_close: bool,
-    /// What the peer sent (1005 for an empty Close, 1006 when none came).
-    peer_close: Option<CloseFrame>,
-    eof: bool,
-    /// The client's wait for the server to close the transport ran out.
-    close_wait_over: bool,
-    failure: Option<ProtocolError>,
+    /// Frames onto the output: masking, compression, fragments, Pongs.
+    sender: Sender,
     timers: Timers,
-    /// Masking keys; clients only.
-    rng: Option<StdRng>,
-    /// permessage-deflate's compressor, once negotiated.
-    #[cfg(feature = "deflate")]
-    deflater: Option<crate::extensions::deflate::Deflater>,
 }
 
 impl Connection {
@@ -137,22 +121,11 @@ impl Connection {
                 config.max_frame_size,
                 config.max_message_size,
             ),
+            sender: Sender::new(rng, config.max_send_frame_size),
             config,
-            state: State::Open,
+            life: Lifecycle::default(),
             input: Input::default(),
-            out: Outgoing::default(),
-            pending_pong: None,
-            sending: None,
-            sent_close: false,
-            received_close: false,
-            peer_close: None,
-            eof: false,
-            close_wait_over: false,
-            failure: None,
             timers: Timers::default(),
-            rng,
-            #[cfg(feature = "deflate")]
-            deflater: None,
         })
     }
 
@@ -204,7 +177,7 @@ impl Connection {
                 ),
             ),
         };
-        self.deflater = Some(Deflater::new(
+        self.sender.set_deflater(Deflater::new(
             settings.level,
             ours.0,
             ours.1,
@@ -234,8 +207,9 @@ impl Connection {
     /// payloads' allocations kept to read into while the connection is busy.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let missing = self.receiver.frame_bytes_missing(self.input.buf.len());
-        let idle = !self.out.has_remaining();
-        self.input.read_buf(missing, idle, &mut self.out)
+        let out = self.sender.queue();
+        let idle = !out.has_remaining();
+        self.input.read_buf(missing, idle, out)
     }
 
     /// Reads into initialised memory (for `std::io::Read`-style transports):
@@ -256,16 +230,11 @@ impl Connection {
     /// it closed) input is dropped, so a transport that keeps delivering
     /// cannot grow memory.
     pub fn receive(&mut self, data: &[u8]) {
-        if self.is_done_reading() {
+        if self.life.is_done_reading() {
             self.input.skip(data.len());
         } else {
             self.input.buf.extend_from_slice(data);
         }
-    }
-
-    /// No more frames will be read: a Close arrived, the connection failed or closed.
-    fn is_done_reading(&self) -> bool {
-        self.failure.is_some() || self.received_close || self.state == State::Closed
     }
 
     /// The transport reached end of input. Then call
@@ -273,7 +242,7 @@ impl Connection {
     /// buffered, then [`ProtocolError::AbnormalClosure`] unless the close
     /// handshake had completed.
     pub fn receive_eof(&mut self) {
-        self.eof = true;
+        self.life.on_eof();
     }
 
     /// Tells the connection the time, and fires what is due: a keepalive Ping
@@ -294,27 +263,22 @@ impl Connection {
             self.config.idle_timeout,
             self.config.close_timeout,
         );
-        if self.failure.is_some() || self.state == State::Closed {
+        if !self.life.times_input() {
             self.timers.keepalive = None;
             self.timers.idle = None;
         }
         if Timers::take_due(&mut self.timers.idle, now) {
             self.fail(ProtocolError::IdleTimeout);
         }
-        if Timers::take_due(&mut self.timers.keepalive, now) && self.state == State::Open {
-            self.queue_frame(OpCode::Ping, true, &Bytes::new());
+        if Timers::take_due(&mut self.timers.keepalive, now) && self.life.state() == State::Open {
+            self.sender.control(OpCode::Ping, &Bytes::new());
             self.timers.keepalive = self
                 .config
                 .keepalive_interval
                 .and_then(|interval| now.checked_add(interval));
         }
         if Timers::take_due(&mut self.timers.close, now) {
-            if self.state != State::Closed {
-                self.peer_close
-                    .get_or_insert_with(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
-                self.state = self.state.on(Transition::Ended);
-            }
-            self.close_wait_over = true;
+            self.life.on_close_wait_over();
         }
         // A Close queued just now (by an idle failure) is waited for from now.
         self.timers.arm_close(now, self.config.close_timeout);
@@ -325,8 +289,7 @@ impl Connection {
     /// worth of input is buffered and not yet pulled.
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        !self.eof
-            && !self.should_close_transport()
+        self.life.wants_read(self.role, self.wants_write())
             && self.input.buf.len() < self.config.max_frame_size.saturating_add(MAX_HEADER_LEN)
     }
 
@@ -345,10 +308,10 @@ impl Connection {
     /// transport ended without a close handshake. The error is sticky: every
     /// later call returns it again, and the Close frame it queued still drains.
     pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
-        if self.is_done_reading() {
+        if self.life.is_done_reading() {
             // Nothing may follow a Close (§5.5.1) or a failure; anything that does is dropped.
-            self.discard_input();
-            return self.failure.map_or(Ok(None), Err);
+            self.input.discard();
+            return self.life.failure().map_or(Ok(None), Err);
         }
         let before = self.input.buf.len();
         let polled = self.receiver.poll(&mut self.input.buf);
@@ -357,9 +320,8 @@ impl Connection {
             // Data needs nothing more: handed on as the receiver returned it.
             Ok(Some(Message::Text(_) | Message::Binary(_) | Message::Pong(_))) => polled,
             Ok(Some(Message::Ping(data))) => {
-                if self.config.auto_pong && !self.sent_close {
-                    self.pending_pong = Some(data.clone());
-                    self.queue_pending_pong();
+                if self.config.auto_pong && self.life.answers_pings() {
+                    self.sender.pong(data.clone());
                 }
                 polled
             }
@@ -367,7 +329,7 @@ impl Connection {
                 self.on_close(frame.as_ref());
                 polled
             }
-            Ok(None) if self.eof => Err(self.fail(ProtocolError::AbnormalClosure)),
+            Ok(None) if self.life.eof() => Err(self.fail(ProtocolError::AbnormalClosure)),
             Ok(None) => polled,
             Err(error) => Err(self.fail(*error)),
         }
@@ -375,42 +337,22 @@ impl Connection {
 
     /// The peer's Close arrived: record it, answer it, stop reading.
     fn on_close(&mut self, frame: Option<&CloseFrame>) {
-        self.received_close = true;
-        self.peer_close = Some(
-            frame
-                .cloned()
-                .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
-        );
-        self.state = self.state.on(Transition::ReceivedClose);
-        if !self.sent_close {
+        if self.life.on_received_close(frame) {
             // Echo the code (§5.5.1); an empty Close is echoed empty.
             let echo = frame.map(|f| CloseFrame::new(f.code, ""));
             self.queue_close(echo.as_ref());
         }
-        self.discard_input();
+        self.input.discard();
     }
 
     /// Records a failure, queues its Close, and returns it.
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
-        self.failure = Some(error);
-        self.sending = None;
-        let code = error.close_code();
-        if code.is_sendable() {
-            if !self.sent_close {
-                self.queue_close(Some(&CloseFrame::new(code, "")));
-            }
-        } else {
-            // 1006: the transport is gone; there is no one to tell.
-            self.peer_close
-                .get_or_insert_with(|| CloseFrame::new(code, ""));
-            self.state = self.state.on(Transition::Ended);
+        self.sender.abandon_fragment();
+        if self.life.on_failure(error) {
+            self.queue_close(Some(&CloseFrame::new(error.close_code(), "")));
         }
-        self.discard_input();
-        error
-    }
-
-    fn discard_input(&mut self) {
         self.input.discard();
+        error
     }
 
     // ---- Commands ----------------------------------------------------------
@@ -433,7 +375,7 @@ impl Connection {
     }
 
     fn send_message(&mut self, message: Message, may_compress: bool) -> Result<(), SendError> {
-        if self.sent_close || self.failure.is_some() {
+        if !self.life.may_send() {
             return Err(SendError::Closed);
         }
         match &message {
@@ -441,7 +383,7 @@ impl Connection {
             Message::Ping(data) | Message::Pong(data) if data.len() > MAX_CONTROL_PAYLOAD => {
                 return Err(SendError::ControlTooLong);
             }
-            Message::Text(_) | Message::Binary(_) if self.sending.is_some() => {
+            Message::Text(_) | Message::Binary(_) if self.sender.is_fragmenting() => {
                 return Err(SendError::FragmentInProgress);
             }
             _ => {}
@@ -450,10 +392,13 @@ impl Connection {
             return Err(SendError::Full(message));
         }
         match message {
-            Message::Text(text) => self.queue_data(OpCode::Text, text.into_bytes(), may_compress),
-            Message::Binary(data) => self.queue_data(OpCode::Binary, data, may_compress),
-            Message::Ping(data) => self.queue_frame(OpCode::Ping, true, &data),
-            Message::Pong(data) => self.queue_frame(OpCode::Pong, true, &data),
+            Message::Text(text) => {
+                self.sender
+                    .data(DataKind::Text, text.into_bytes(), may_compress);
+            }
+            Message::Binary(data) => self.sender.data(DataKind::Binary, data, may_compress),
+            Message::Ping(data) => self.sender.control(OpCode::Ping, &data),
+            Message::Pong(data) => self.sender.control(OpCode::Pong, &data),
             Message::Close(_) => {}
         }
         Ok(())
@@ -491,26 +436,11 @@ impl Connection {
         data: Bytes,
         fin: bool,
     ) -> Result<(), SendError> {
-        if self.sent_close || self.failure.is_some() {
+        if !self.life.may_send() {
             return Err(SendError::Closed);
         }
-        let (opcode, mut utf8) = match &self.sending {
-            None => (kind.opcode(), Utf8Validator::default()),
-            Some((current, utf8)) if *current == kind => (OpCode::Continuation, utf8.clone()),
-            Some(_) => return Err(SendError::FragmentKindMismatch),
-        };
-        if kind == DataKind::Text {
-            utf8.feed(&data).map_err(|_| SendError::InvalidUtf8)?;
-            if fin {
-                utf8.finish().map_err(|_| SendError::InvalidUtf8)?;
-            }
-        }
-        if self.is_write_buffer_full() {
-            return Err(SendError::FullFragment(data));
-        }
-        self.queue_split(opcode, fin, data, false);
-        self.sending = if fin { None } else { Some((kind, utf8)) };
-        Ok(())
+        let room = !self.is_write_buffer_full();
+        self.sender.fragment(kind, data, fin, room)
     }
 
     /// Starts the close handshake (§7.1.2): queues a Close frame with `code`
@@ -524,7 +454,7 @@ impl Connection {
     /// [`SendError::ReasonTooLong`] past 123 bytes, [`SendError::Closed`] if
     /// a Close was already sent.
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), SendError> {
-        if self.sent_close || self.failure.is_some() {
+        if !self.life.may_send() {
             return Err(SendError::Closed);
         }
         self.send_close(Some(&CloseFrame::new(code, reason)))
@@ -543,68 +473,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Queues a data message: compressed if permessage-deflate is on, it
-    /// may be, and it is long enough; split into frames of
-    /// `max_send_frame_size` if set. Only the first frame carries RSV1.
-    fn queue_data(&mut self, opcode: OpCode, payload: Bytes, may_compress: bool) {
-        let (payload, rsv1) = self.maybe_compress(payload, may_compress);
-        self.queue_split(opcode, true, payload, rsv1);
-    }
-
-    /// Queues `payload` as frames of at most `max_send_frame_size` bytes:
-    /// the first with `opcode` and `rsv1`, the rest continuations; only the
-    /// last carries `fin`.
-    fn queue_split(&mut self, opcode: OpCode, fin: bool, payload: Bytes, rsv1: bool) {
-        let step = self.config.max_send_frame_size.unwrap_or(usize::MAX);
-        if payload.len() <= step {
-            return self.queue_frame_rsv1(opcode, fin, &payload, rsv1);
-        }
-        let (mut opcode, mut rsv1, mut rest) = (opcode, rsv1, payload);
-        while !rest.is_empty() {
-            let piece = rest.split_to(step.min(rest.len()));
-            self.queue_frame_rsv1(opcode, fin && rest.is_empty(), &piece, rsv1);
-            opcode = OpCode::Continuation;
-            rsv1 = false;
-        }
-    }
-
-    #[cfg(feature = "deflate")]
-    fn maybe_compress(&mut self, payload: Bytes, may_compress: bool) -> (Bytes, bool) {
-        match self.deflater.as_mut() {
-            Some(deflater) if may_compress && payload.len() >= deflater.threshold => {
-                (Bytes::from(deflater.compress(&payload)), true)
-            }
-            _ => (payload, false),
-        }
-    }
-
-    #[cfg(not(feature = "deflate"))]
-    fn maybe_compress(&self, payload: Bytes, _: bool) -> (Bytes, bool) {
-        (payload, false)
-    }
-
-    fn queue_frame(&mut self, opcode: OpCode, fin: bool, payload: &Bytes) {
-        self.queue_frame_rsv1(opcode, fin, payload, false);
-    }
-
-    fn queue_frame_rsv1(&mut self, opcode: OpCode, fin: bool, payload: &Bytes, rsv1: bool) {
-        let mut header = FrameHeader::new(opcode, payload.len() as u64);
-        header.fin = fin;
-        header.rsv1 = rsv1;
-        header.mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
-        self.out.push_frame(&header, payload);
-    }
-
     /// Queues a Close (after any pending Pong) and moves the state on.
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
-        if let Some(pong) = self.pending_pong.take() {
-            self.queue_frame(OpCode::Pong, true, &pong);
-        }
-        let payload = frame.map_or_else(Bytes::new, CloseFrame::to_payload);
-        self.queue_frame(OpCode::Close, true, &payload);
-        self.sent_close = true;
-        self.sending = None;
-        self.state = self.state.on(Transition::SentClose);
+        self.sender.close(frame);
+        self.life.on_sent_close();
         if self.config.close_timeout.is_some() {
             self.timers.close_pending = true;
         }
@@ -619,23 +491,13 @@ impl Connection {
     /// A pending automatic Pong joins the queue here once the backlog has
     /// drained.
     pub fn outgoing(&mut self) -> &mut Outgoing {
-        self.queue_pending_pong();
-        &mut self.out
-    }
-
-    /// Queues the pending Pong unless too much output is already waiting.
-    fn queue_pending_pong(&mut self) {
-        if self.out.len() < PONG_BACKLOG
-            && let Some(pong) = self.pending_pong.take()
-        {
-            self.queue_frame(OpCode::Pong, true, &pong);
-        }
+        self.sender.outgoing()
     }
 
     /// Whether there are bytes to write (see [`outgoing`](Self::outgoing)).
     #[must_use]
     pub fn wants_write(&self) -> bool {
-        self.out.has_remaining() || self.pending_pong.is_some()
+        self.sender.wants_write()
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has work
@@ -651,7 +513,7 @@ impl Connection {
     /// Where the connection is in its lifetime.
     #[must_use]
     pub fn state(&self) -> State {
-        self.state
+        self.life.state()
     }
 
     /// The Close the peer sent: its code and reason, 1005 if it was empty,
@@ -659,7 +521,7 @@ impl Connection {
     /// `None` while no Close has been received.
     #[must_use]
     pub fn close_frame(&self) -> Option<&CloseFrame> {
-        self.peer_close.as_ref()
+        self.life.peer_close()
     }
 
     /// Whether to close the transport now: all output is written, and the
@@ -668,12 +530,8 @@ impl Connection {
     /// server to do so, up to [`Config::close_timeout`].
     #[must_use]
     pub fn should_close_transport(&self) -> bool {
-        if self.wants_write() {
-            return false;
-        }
-        self.failure.is_some()
-            || self.eof
-            || (self.state == State::Closed && (self.role == Role::Server || self.close_wait_over))
+        self.life
+            .should_close_transport(self.role, self.wants_write())
     }
 
     /// The configuration this connection runs with.
@@ -687,7 +545,7 @@ impl Connection {
     /// [`outgoing`](Self::outgoing) first.
     #[must_use]
     pub fn is_write_buffer_full(&self) -> bool {
-        self.out.len() >= self.config.max_write_buffer
+        self.sender.queued() >= self.config.max_write_buffer
     }
 
     /// Whether queued output is past [`Config::write_high_water`] (or the
@@ -696,7 +554,7 @@ impl Connection {
     /// [`Config::max_write_buffer`].
     #[must_use]
     pub fn is_write_backlogged(&self) -> bool {
-        self.out.len() > self.config.write_high_water || self.is_write_buffer_full()
+        self.sender.queued() > self.config.write_high_water || self.is_write_buffer_full()
     }
 
     /// Whether to write queued output out before queueing a message of
@@ -709,7 +567,7 @@ impl Connection {
     #[must_use]
     pub fn is_write_backlogged_for(&self, len: usize) -> bool {
         if len > self.config.write_high_water {
-            !self.out.is_empty() || self.is_write_buffer_full()
+            self.sender.queued() > 0 || self.is_write_buffer_full()
         } else {
             self.is_write_backlogged()
         }
@@ -719,14 +577,5 @@ impl Connection {
     #[must_use]
     pub fn role(&self) -> Role {
         self.role
-    }
-}
-
-impl DataKind {
-    fn opcode(self) -> OpCode {
-        match self {
-            Self::Text => OpCode::Text,
-            Self::Binary => OpCode::Binary,
-        }
     }
 }

@@ -1,451 +1,213 @@
-//! The outgoing byte queue.
-//!
-//! Frames are encoded into one contiguous write buffer, so a burst of small
-//! frames leaves as one write. A large unmasked payload (a server's) is queued
-//! as its own chunk between buffered bytes, without a copy; the whole queue is
-//! a [`bytes::Buf`], with vectored access for `writev`.
-//!
-//! The write buffer is never split: segments only record how many of its
-//! bytes come before each queued payload. Written bytes are consumed from its
-//! front, so once the queue drains its memory is reused, and steady-state
-//! sending allocates nothing.
-//!
-//! A large payload that was the last owner of its allocation (an echoed
-//! message read into the connection's input buffer, say) is kept once
-//! written, so the next large frame is read into memory already in use
-//! rather than into fresh pages; once the connection is idle, such
-//! allocations go back to the allocator.
+//! The send pipeline (RFC 6455 §5.2–§5.5, RFC 7692 §6): what turns messages
+//! into frames on the outgoing queue. It owns the client's masking keys,
+//! permessage-deflate's compressor, the fragmented message in progress and
+//! the pending automatic Pong; whether sending is allowed at all is the
+//! connection's lifecycle, not this.
 
-use std::collections::VecDeque;
-use std::io::IoSlice;
+use bytes::Bytes;
+use rand::Rng;
+use rand::rngs::StdRng;
 
-use bytes::{Buf, Bytes, BytesMut};
+use super::outgoing::Outgoing;
+use crate::close::CloseFrame;
+use crate::error::SendError;
+use crate::frame::{FrameHeader, OpCode};
+use crate::message::DataKind;
+use crate::utf8::Utf8Validator;
 
-use crate::frame::{FrameHeader, extend_masked, put_short_header, short_header_len};
+/// Every Ping gets its own Pong while less than this much output is waiting;
+/// past it, only the newest pending Pong is kept (RFC 6455 §5.5.3).
+const PONG_BACKLOG: usize = 4096;
 
-/// Payloads up to this size are copied next to their header; larger ones are
-/// queued as their own chunk.
-const INLINE_PAYLOAD: usize = 4096;
-
-/// The size the write buffer is given when it runs out of room.
-const MIN_WRITE_BUFFER: usize = 8 * 1024;
-
-/// A drained write buffer goes back to the front of its allocation once this
-/// much has been consumed from it (not after every small write).
-const RECLAIM_AFTER: usize = 4 * 1024;
-
-/// A written payload's allocation is kept for reading if it holds at least
-/// this much.
-const RECYCLE_MIN: usize = 64 * 1024;
-
-/// At most this many allocations are kept: a connection echoing large
-/// messages reads the next while the last two are still being written.
-const MAX_RECYCLED: usize = 2;
-
-/// A run of the queue that precedes the open end of the write buffer.
+/// Frames messages onto the outgoing queue.
 #[derive(Debug)]
-enum Segment {
-    /// The next this many bytes of the write buffer.
-    Buffered(usize),
-    /// A payload queued without a copy.
-    Payload(Bytes),
+pub(crate) struct Sender {
+    out: Outgoing,
+    /// A Pong waiting for the output backlog to drain (only the newest is kept).
+    pending_pong: Option<Bytes>,
+    /// The kind and UTF-8 state of a fragmented message being sent.
+    fragment: Option<(DataKind, Utf8Validator)>,
+    /// Masking keys; clients only.
+    rng: Option<StdRng>,
+    /// Data frames are split to at most this many payload bytes.
+    max_frame: usize,
+    /// permessage-deflate's compressor, once negotiated.
+    #[cfg(feature = "deflate")]
+    deflater: Option<crate::extensions::deflate::Deflater>,
 }
 
-/// Bytes waiting to be written to the transport, in order.
-///
-/// Obtained from [`Connection::outgoing`](crate::Connection::outgoing). Write
-/// [`chunk`](Buf::chunk) (or [`chunks_vectored`](Buf::chunks_vectored)) to the
-/// transport and [`advance`](Buf::advance) by what it accepted.
-#[derive(Debug, Default)]
-pub struct Outgoing {
-    /// Segments older than the open bytes at the end of `buf`.
-    queue: VecDeque<Segment>,
-    /// The write buffer: the `Buffered` segments' bytes, in order, then the
-    /// open bytes that follow every segment.
-    buf: BytesMut,
-    /// Bytes at the end of `buf` not yet in a segment.
-    open: usize,
-    /// Bytes in `queue` and `buf`.
-    len: usize,
-    /// Bytes consumed from the front of `buf` since it was last reclaimed.
-    consumed: usize,
-    /// Allocations of written payloads that nothing else shared, empty, each
-    /// with room for at least [`RECYCLE_MIN`] bytes (at most [`MAX_RECYCLED`]).
-    recycled: Vec<BytesMut>,
-}
-
-impl Outgoing {
-    /// Bytes waiting.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Nothing is waiting.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// A written payload's allocation with room for `capacity` bytes, empty,
-    /// if one was kept and is large enough (the newest kept is let go either way).
-    pub(crate) fn take_recycled(&mut self, capacity: usize) -> Option<BytesMut> {
-        let mut buf = self.recycled.pop()?;
-        buf.try_reclaim(capacity).then_some(buf)
-    }
-
-    /// Lets go of every kept allocation.
-    pub(crate) fn clear_recycled(&mut self) {
-        self.recycled.clear();
-    }
-
-    /// Keeps a written payload's allocation if nothing else holds it.
-    fn recycle(&mut self, payload: Bytes) {
-        if self.recycled.len() >= MAX_RECYCLED {
-            return;
+impl Sender {
+    /// A sender that masks with `rng` (clients) and splits data frames at
+    /// `max_frame` payload bytes.
+    pub(crate) fn new(rng: Option<StdRng>, max_frame: Option<usize>) -> Self {
+        Self {
+            out: Outgoing::default(),
+            pending_pong: None,
+            fragment: None,
+            rng,
+            max_frame: max_frame.unwrap_or(usize::MAX),
+            #[cfg(feature = "deflate")]
+            deflater: None,
         }
-        if let Ok(mut buf) = payload.try_into_mut() {
-            buf.clear();
-            if buf.try_reclaim(RECYCLE_MIN) {
-                self.recycled.push(buf);
+    }
+
+    /// Compresses data messages from now on.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn set_deflater(&mut self, deflater: crate::extensions::deflate::Deflater) {
+        self.deflater = Some(deflater);
+    }
+
+    /// The queue, for the input buffer's recycling of written payloads.
+    pub(crate) fn queue(&mut self) -> &mut Outgoing {
+        &mut self.out
+    }
+
+    /// The bytes to write, with a pending Pong queued once the backlog allows.
+    pub(crate) fn outgoing(&mut self) -> &mut Outgoing {
+        self.queue_pending_pong();
+        &mut self.out
+    }
+
+    /// Bytes waiting to be written (a pending Pong not counted).
+    pub(crate) fn queued(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Whether anything waits to be written.
+    pub(crate) fn wants_write(&self) -> bool {
+        !self.out.is_empty() || self.pending_pong.is_some()
+    }
+
+    /// Whether a fragmented message is being sent.
+    pub(crate) fn is_fragmenting(&self) -> bool {
+        self.fragment.is_some()
+    }
+
+    /// Queues a whole data message: compressed if permessage-deflate is on,
+    /// it may be, and it is long enough; split into frames of the maximum
+    /// frame size. Only the first frame carries RSV1.
+    pub(crate) fn data(&mut self, kind: DataKind, payload: Bytes, may_compress: bool) {
+        let (payload, rsv1) = self.maybe_compress(payload, may_compress);
+        self.split(kind.opcode(), true, payload, rsv1);
+    }
+
+    /// Queues one fragment of a streamed message (never compressed): the
+    /// first starts a message of `kind`, `fin` ends it. Text is checked as
+    /// it goes, so invalid UTF-8 is refused before it is sent.
+    ///
+    /// `room` is whether the queue takes more data; without it the bytes are
+    /// handed back. On error nothing was queued and the message in progress
+    /// is unchanged.
+    pub(crate) fn fragment(
+        &mut self,
+        kind: DataKind,
+        data: Bytes,
+        fin: bool,
+        room: bool,
+    ) -> Result<(), SendError> {
+        let (opcode, mut utf8) = match &self.fragment {
+            None => (kind.opcode(), Utf8Validator::default()),
+            Some((current, utf8)) if *current == kind => (OpCode::Continuation, utf8.clone()),
+            Some(_) => return Err(SendError::FragmentKindMismatch),
+        };
+        if kind == DataKind::Text {
+            utf8.feed(&data).map_err(|_| SendError::InvalidUtf8)?;
+            if fin {
+                utf8.finish().map_err(|_| SendError::InvalidUtf8)?;
             }
         }
+        if !room {
+            return Err(SendError::FullFragment(data));
+        }
+        self.split(opcode, fin, data, false);
+        self.fragment = if fin { None } else { Some((kind, utf8)) };
+        Ok(())
     }
 
-    /// Queues one frame. The header's mask, if any, is applied to the payload
-    /// as it is copied.
-    pub(crate) fn push_frame(&mut self, header: &FrameHeader, payload: &Bytes) {
-        if header.mask.is_none() && payload.len() <= INLINE_PAYLOAD {
-            return self.push_inline(header.first_byte(), payload);
+    /// Queues a Ping or Pong.
+    pub(crate) fn control(&mut self, opcode: OpCode, payload: &Bytes) {
+        self.frame(opcode, true, payload, false);
+    }
+
+    /// Answers a Ping: its Pong goes out now, or once the backlog drains
+    /// (only the newest pending one is kept).
+    pub(crate) fn pong(&mut self, data: Bytes) {
+        self.pending_pong = Some(data);
+        self.queue_pending_pong();
+    }
+
+    /// Queues a Close (after any pending Pong); a fragmented message in
+    /// progress ends unfinished.
+    pub(crate) fn close(&mut self, frame: Option<&CloseFrame>) {
+        if let Some(pong) = self.pending_pong.take() {
+            self.control(OpCode::Pong, &pong);
         }
-        let header_len = header.encoded_len();
-        let frame_len = header_len.saturating_add(payload.len());
-        self.len = self.len.saturating_add(frame_len);
-        let copied = header.mask.is_some() || payload.len() <= INLINE_PAYLOAD;
-        let needed = if copied { frame_len } else { header_len };
-        if self.buf.capacity().saturating_sub(self.buf.len()) < needed {
-            // Room for many small frames at once (reserving exactly what one
-            // frame needs would reclaim the buffer on nearly every push),
-            // counting what is pending, so a buffer of that size is reused
-            // rather than grown.
-            let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
-            self.buf.reserve(needed.max(room));
+        let payload = frame.map_or_else(Bytes::new, CloseFrame::to_payload);
+        self.control(OpCode::Close, &payload);
+        self.fragment = None;
+    }
+
+    /// Drops the fragmented message in progress (the connection failed).
+    pub(crate) fn abandon_fragment(&mut self) {
+        self.fragment = None;
+    }
+
+    /// Queues the pending Pong unless too much output is already waiting.
+    fn queue_pending_pong(&mut self) {
+        if self.out.len() < PONG_BACKLOG
+            && let Some(pong) = self.pending_pong.take()
+        {
+            self.control(OpCode::Pong, &pong);
         }
-        header.encode_into(&mut self.buf);
-        match header.mask {
-            Some(key) => extend_masked(&mut self.buf, payload, key),
-            None if copied => self.buf.extend_from_slice(payload),
-            None => {
-                let buffered = self.open.saturating_add(header_len);
-                self.queue.push_back(Segment::Buffered(buffered));
-                self.queue.push_back(Segment::Payload(payload.clone()));
-                self.open = 0;
-                return;
+    }
+
+    /// Queues `payload` as frames of at most the maximum frame size: the
+    /// first with `opcode` and `rsv1`, the rest continuations; only the last
+    /// carries `fin`.
+    fn split(&mut self, opcode: OpCode, fin: bool, payload: Bytes, rsv1: bool) {
+        if payload.len() <= self.max_frame {
+            return self.frame(opcode, fin, &payload, rsv1);
+        }
+        let (mut opcode, mut rsv1, mut rest) = (opcode, rsv1, payload);
+        while !rest.is_empty() {
+            let piece = rest.split_to(self.max_frame.min(rest.len()));
+            self.frame(opcode, fin && rest.is_empty(), &piece, rsv1);
+            opcode = OpCode::Continuation;
+            rsv1 = false;
+        }
+    }
+
+    #[cfg(feature = "deflate")]
+    fn maybe_compress(&mut self, payload: Bytes, may_compress: bool) -> (Bytes, bool) {
+        match self.deflater.as_mut() {
+            Some(deflater) if may_compress && payload.len() >= deflater.threshold => {
+                (Bytes::from(deflater.compress(&payload)), true)
             }
-        }
-        self.open = self.open.saturating_add(frame_len);
-    }
-}
-
-impl Outgoing {
-    /// Queues an unmasked frame whose payload is copied next to its header
-    /// (a server's small frames): the header written directly, no segment.
-    fn push_inline(&mut self, first_byte: u8, payload: &[u8]) {
-        // INLINE_PAYLOAD is far below 2^16.
-        let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
-        let frame_len = payload.len().saturating_add(short_header_len(len));
-        if self.buf.capacity().saturating_sub(self.buf.len()) < frame_len {
-            let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
-            self.buf.reserve(frame_len.max(room));
-        }
-        put_short_header(&mut self.buf, first_byte, 0, len);
-        self.buf.extend_from_slice(payload);
-        self.len = self.len.saturating_add(frame_len);
-        self.open = self.open.saturating_add(frame_len);
-    }
-}
-
-impl Buf for Outgoing {
-    fn remaining(&self) -> usize {
-        self.len
-    }
-
-    fn chunk(&self) -> &[u8] {
-        match self.queue.front() {
-            Some(Segment::Buffered(n)) => self.buf.get(..*n).unwrap_or_default(),
-            Some(Segment::Payload(payload)) => payload,
-            None => &self.buf,
+            _ => (payload, false),
         }
     }
 
-    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
-        let mut buffered: &[u8] = &self.buf;
-        let mut filled: usize = 0;
-        let mut slots = dst.iter_mut();
-        for segment in &self.queue {
-            let chunk: &[u8] = match segment {
-                Segment::Buffered(n) => {
-                    let (head, rest) = buffered.split_at((*n).min(buffered.len()));
-                    buffered = rest;
-                    head
-                }
-                Segment::Payload(payload) => payload,
-            };
-            if chunk.is_empty() {
-                continue;
-            }
-            let Some(slot) = slots.next() else {
-                return filled;
-            };
-            *slot = IoSlice::new(chunk);
-            filled = filled.saturating_add(1);
-        }
-        if let (false, Some(slot)) = (buffered.is_empty(), slots.next()) {
-            *slot = IoSlice::new(buffered);
-            filled = filled.saturating_add(1);
-        }
-        filled
+    #[cfg(not(feature = "deflate"))]
+    fn maybe_compress(&self, payload: Bytes, _: bool) -> (Bytes, bool) {
+        (payload, false)
     }
 
-    /// Consumes `cnt` bytes. Advancing past the end empties the queue (it does
-    /// not panic).
-    fn advance(&mut self, mut cnt: usize) {
-        cnt = cnt.min(self.len);
-        self.len = self.len.saturating_sub(cnt);
-        while cnt > 0 {
-            let (taken, done) = match self.queue.front_mut() {
-                None => {
-                    let taken = cnt.min(self.buf.len());
-                    self.buf.advance(taken);
-                    self.consumed = self.consumed.saturating_add(taken);
-                    self.open = self.open.saturating_sub(taken);
-                    break;
-                }
-                Some(Segment::Buffered(n)) => {
-                    let taken = cnt.min(*n).min(self.buf.len());
-                    self.buf.advance(taken);
-                    self.consumed = self.consumed.saturating_add(taken);
-                    *n = n.saturating_sub(taken);
-                    (taken, *n == 0)
-                }
-                Some(Segment::Payload(payload)) => {
-                    let taken = cnt.min(payload.len());
-                    payload.advance(taken);
-                    (taken, payload.is_empty())
-                }
-            };
-            // A finished segment is popped whatever it is; a payload's
-            // allocation may be kept.
-            if done && let Some(Segment::Payload(payload)) = self.queue.pop_front() {
-                self.recycle(payload);
-            }
-            if taken == 0 && !done {
-                break;
-            }
-            cnt = cnt.saturating_sub(taken);
-        }
-        if self.len == 0 {
-            self.queue.clear();
-            self.buf.clear();
-            self.open = 0;
-            // Start the next burst at the front of the allocation (free now
-            // that nothing is pending), not where this one ended: a burst
-            // that ran out of room part-way would have to copy its frames
-            // forward.
-            if self.consumed >= RECLAIM_AFTER {
-                let _ = self.buf.try_reclaim(self.buf.capacity().saturating_add(1));
-                self.consumed = 0;
-            }
-        }
+    /// Queues one frame; a client's is masked with a fresh key.
+    fn frame(&mut self, opcode: OpCode, fin: bool, payload: &Bytes, rsv1: bool) {
+        let mut header = FrameHeader::new(opcode, payload.len() as u64);
+        header.fin = fin;
+        header.rsv1 = rsv1;
+        header.mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
+        self.out.push_frame(&header, payload);
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::OpCode;
-
-    fn drain(out: &mut Outgoing, step: usize) -> Vec<u8> {
-        let mut wire = Vec::new();
-        while out.has_remaining() {
-            let n = out.chunk().len().min(step);
-            wire.extend_from_slice(&out.chunk()[..n]);
-            out.advance(n);
+impl DataKind {
+    /// The opcode of a message's first frame.
+    pub(crate) fn opcode(self) -> OpCode {
+        match self {
+            Self::Text => OpCode::Text,
+            Self::Binary => OpCode::Binary,
         }
-        wire
-    }
-
-    #[test]
-    fn small_frames_coalesce_and_large_payloads_are_not_copied() {
-        let mut out = Outgoing::default();
-        let small = Bytes::from_static(b"hi");
-        let large = Bytes::from(vec![7u8; 10_000]);
-        out.push_frame(&FrameHeader::new(OpCode::Text, 2), &small);
-        out.push_frame(&FrameHeader::new(OpCode::Text, 2), &small);
-        assert_eq!(out.chunk().len(), 8, "two small frames in one chunk");
-        out.push_frame(&FrameHeader::new(OpCode::Binary, 10_000), &large);
-        assert_eq!(out.remaining(), 8 + 4 + 10_000);
-        let mut slices = [IoSlice::new(&[]); 8];
-        assert_eq!(out.chunks_vectored(&mut slices), 2);
-        assert_eq!(
-            slices[1].as_ptr(),
-            large.as_ptr(),
-            "payload queued without a copy"
-        );
-        let wire = drain(&mut out, 3);
-        assert_eq!(wire.len(), 10_012);
-        assert_eq!(&wire[..8], b"\x81\x02hi\x81\x02hi");
-        assert_eq!(&wire[8..12], &[0x82, 126, 0x27, 0x10]);
-    }
-
-    // Once a burst of at least RECLAIM_AFTER bytes is all written, the next
-    // burst starts at the front of the same allocation: it neither grows the
-    // buffer nor copies frames forward.
-    #[test]
-    fn a_drained_queue_starts_the_next_burst_at_the_front() {
-        let payload = Bytes::from(vec![5u8; 1000]);
-        let header = FrameHeader::new(OpCode::Binary, 1000);
-        let mut out = Outgoing::default();
-        out.push_frame(&header, &payload);
-        let start = out.chunk().as_ptr();
-        let fits = out.buf.capacity() / 1004;
-        assert!(
-            (fits - 3) * 1004 >= RECLAIM_AFTER,
-            "room for bursts: {fits} frames"
-        );
-        for _ in 1..fits {
-            out.push_frame(&header, &payload);
-        }
-        for burst in [fits - 3, fits, fits - 1, fits] {
-            // Written in two steps, the second leaving nothing pending.
-            out.advance(1004);
-            out.advance(out.remaining());
-            for _ in 0..burst {
-                out.push_frame(&header, &payload);
-                assert_eq!(out.chunk().as_ptr(), start, "the burst starts at the front");
-            }
-        }
-    }
-
-    /// Writes through `chunks_vectored` as a transport accepting at most
-    /// `step` bytes per write would.
-    fn drain_vectored(out: &mut Outgoing, step: usize) -> Vec<u8> {
-        let mut wire = Vec::new();
-        while out.has_remaining() {
-            let written = drain_vectored_once(out, step);
-            assert!(!written.is_empty(), "bytes remain, so a slice is offered");
-            wire.extend(written);
-        }
-        wire
-    }
-
-    #[test]
-    fn interleaved_frames_come_out_in_order_at_any_write_size() {
-        let small = Bytes::from_static(b"abc");
-        let large = Bytes::from((0..=255u8).cycle().take(5000).collect::<Vec<_>>());
-        let headers = [
-            FrameHeader::new(OpCode::Text, 3),
-            FrameHeader::new(OpCode::Binary, 5000),
-            FrameHeader::new(OpCode::Binary, 5000),
-            FrameHeader::new(OpCode::Text, 3),
-            FrameHeader::new(OpCode::Binary, 5000),
-        ];
-        let payloads = [&small, &large, &large, &small, &large];
-        let mut expected = BytesMut::new();
-        for (header, payload) in headers.iter().zip(payloads) {
-            header.encode_into(&mut expected);
-            expected.extend_from_slice(payload);
-        }
-        for step in [1, 2, 7, 4096, 5006, usize::MAX] {
-            let mut out = Outgoing::default();
-            // Twice over, so the second round reuses a drained buffer.
-            for _ in 0..2 {
-                for (header, payload) in headers.iter().zip(payloads) {
-                    out.push_frame(header, payload);
-                }
-                assert_eq!(out.remaining(), expected.len());
-                assert_eq!(drain_vectored(&mut out, step), expected, "step {step}");
-            }
-        }
-        // Frames queued while earlier ones are partly written.
-        for written in [0, 1, 3, 5, 9, 5009, 10_000, 10_015] {
-            let mut out = Outgoing::default();
-            for (header, payload) in headers.iter().zip(payloads).take(3) {
-                out.push_frame(header, payload);
-            }
-            let mut wire = drain_vectored_at_most(&mut out, written);
-            for (header, payload) in headers.iter().zip(payloads).skip(3) {
-                out.push_frame(header, payload);
-            }
-            wire.extend(drain_vectored(&mut out, 4000));
-            assert_eq!(wire, expected, "{written} bytes written first");
-        }
-    }
-
-    fn drain_vectored_at_most(out: &mut Outgoing, limit: usize) -> Vec<u8> {
-        let mut wire = Vec::new();
-        while wire.len() < limit && out.has_remaining() {
-            wire.extend(drain_vectored_once(out, limit - wire.len()));
-        }
-        wire
-    }
-
-    fn drain_vectored_once(out: &mut Outgoing, step: usize) -> Vec<u8> {
-        let mut wire = Vec::new();
-        let mut slices = [IoSlice::new(&[]); 4];
-        let count = out.chunks_vectored(&mut slices);
-        for slice in &slices[..count] {
-            let n = slice.len().min(step - wire.len());
-            wire.extend_from_slice(&slice[..n]);
-        }
-        out.advance(wire.len());
-        wire
-    }
-
-    // A written payload nothing else holds gives its allocation back for
-    // reading (at most MAX_RECYCLED of them); a shared or small one does not.
-    #[test]
-    fn written_payloads_nothing_else_holds_are_kept() {
-        let large = |byte| Bytes::from(vec![byte; RECYCLE_MIN]);
-        let header = FrameHeader::new(OpCode::Binary, RECYCLE_MIN as u64);
-        let mut out = Outgoing::default();
-        let held = large(1);
-        out.push_frame(&header, &held);
-        out.advance(out.remaining());
-        assert!(out.recycled.is_empty(), "the caller still holds it");
-        let small = Bytes::from(vec![2; INLINE_PAYLOAD + 1]);
-        out.push_frame(
-            &FrameHeader::new(OpCode::Binary, small.len() as u64),
-            &small,
-        );
-        drop(small);
-        out.advance(out.remaining());
-        assert!(out.recycled.is_empty(), "too small to keep");
-        let mut starts = Vec::new();
-        for byte in 3..6 {
-            let payload = large(byte);
-            starts.push(payload.as_ptr());
-            out.push_frame(&header, &payload);
-            drop(payload);
-        }
-        drain(&mut out, 1000);
-        assert_eq!(out.recycled.len(), MAX_RECYCLED);
-        let buf = out.take_recycled(RECYCLE_MIN).expect("kept");
-        assert!(buf.is_empty());
-        assert_eq!(
-            buf.as_ptr(),
-            starts[1],
-            "the allocation itself, at its start"
-        );
-        assert!(out.take_recycled(RECYCLE_MIN + 1).is_none(), "too small");
-        assert!(out.recycled.is_empty(), "let go either way");
-        drop(held);
-    }
-
-    #[test]
-    fn advance_past_end_does_not_panic() {
-        let mut out = Outgoing::default();
-        out.push_frame(&FrameHeader::new(OpCode::Ping, 0), &Bytes::new());
-        out.advance(100);
-        assert_eq!(out.remaining(), 0);
-        assert!(out.chunk().is_empty());
     }
 }
