@@ -98,7 +98,7 @@ impl<S: Read + Write> WebSocket<S> {
 
     /// Queues a message without writing it, unless with it the queue would
     /// pass [`Config::write_high_water`]: then queued bytes are written first
-    /// (see [`Connection::is_write_backlogged_for`]).
+    /// (see [`Connection::is_write_backlogged`]).
     /// Call [`flush`](Self::flush) (or [`read`](Self::read)) to send.
     ///
     /// On a non-blocking stream that takes no more (`WouldBlock`), the
@@ -113,7 +113,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// backlog.
     pub fn write(&mut self, message: Message) -> Result<(), Error> {
         // On WouldBlock, what the stream did not take stays queued.
-        if self.conn.is_write_backlogged_for(message.payload().len())
+        if self.conn.is_write_backlogged(message.payload().len())
             && let Err(e) = self.write_out()
             && e.kind() != io::ErrorKind::WouldBlock
         {
@@ -257,7 +257,7 @@ pub fn connect_with(
     let stream = TcpStream::connect((request.host(), request.port()))?;
     stream.set_nodelay(true)?;
     // A read timeout lets the handshake deadline fire even if the server says nothing.
-    stream.set_read_timeout(request.handshake_limits().timeout)?;
+    stream.set_read_timeout(request.limits().timeout)?;
     let (ws, accepted) = client_with(stream, request, config)?;
     ws.get_ref().set_read_timeout(None)?;
     Ok((ws, accepted))

@@ -47,7 +47,7 @@ pub struct Config {
     /// queueing up to [`max_write_buffer`](Self::max_write_buffer) per
     /// connection. Small messages still leave together in one vectored
     /// write; a message larger than the mark is taken once the queue is
-    /// empty (see [`Connection::is_write_backlogged_for`](crate::Connection::is_write_backlogged_for)).
+    /// empty (see [`Connection::is_write_backlogged`](crate::Connection::is_write_backlogged)).
     /// `0` writes everything out before each message.
     pub write_high_water: usize,
     /// Split outgoing data messages into frames of at most this many payload

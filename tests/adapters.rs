@@ -311,8 +311,8 @@ where
     for _ in 0..3 {
         assert!(poll_once(client.feed(small.clone())).is_ready());
     }
-    assert!(client.connection().is_write_backlogged_for(64 * 1024));
-    assert!(!client.connection().is_write_backlogged_for(100));
+    assert!(client.connection().is_write_backlogged(64 * 1024));
+    assert!(!client.connection().is_write_backlogged(100));
     assert!(
         poll_once(client.feed(large.clone())).is_ready(),
         "the pipe takes the 300 queued bytes"

@@ -548,29 +548,24 @@ impl Connection {
         self.sender.queued() >= self.config.max_write_buffer
     }
 
-    /// Whether queued output is past [`Config::write_high_water`] (or the
-    /// queue is full): write it out before queueing another message. The
-    /// adapters wait on this; [`send`](Self::send) itself only refuses at
-    /// [`Config::max_write_buffer`].
-    #[must_use]
-    pub fn is_write_backlogged(&self) -> bool {
-        self.sender.queued() > self.config.write_high_water || self.is_write_buffer_full()
-    }
-
     /// Whether to write queued output out before queueing a message of
-    /// `len` payload bytes. A message within [`Config::write_high_water`]
-    /// waits while the queue is past the mark, as
-    /// [`is_write_backlogged`](Self::is_write_backlogged) says; a larger one
-    /// waits for the queue to empty, so a connection echoing large messages
-    /// holds one being written and one being read, not more. Either waits
-    /// while the queue is full.
+    /// `len` payload bytes (0 when unknown): the backpressure the adapters
+    /// wait on ([`send`](Self::send) itself only refuses at
+    /// [`Config::max_write_buffer`], see
+    /// [`is_write_buffer_full`](Self::is_write_buffer_full)). A message within
+    /// [`Config::write_high_water`] waits while the queue is past the mark; a
+    /// larger one waits for the queue to empty, so a connection echoing large
+    /// messages holds one being written and one being read, not more. Either
+    /// waits while the queue is full.
     #[must_use]
-    pub fn is_write_backlogged_for(&self, len: usize) -> bool {
-        if len > self.config.write_high_water {
-            self.sender.queued() > 0 || self.is_write_buffer_full()
+    pub fn is_write_backlogged(&self, len: usize) -> bool {
+        let queued = self.sender.queued();
+        let past = if len > self.config.write_high_water {
+            queued > 0
         } else {
-            self.is_write_backlogged()
-        }
+            queued > self.config.write_high_water
+        };
+        past || self.is_write_buffer_full()
     }
 
     /// Whether this is the client or the server end.

@@ -126,14 +126,14 @@ impl ClientRequest {
 
     /// Sets the limits on the response.
     #[must_use = "requests are built by value"]
-    pub fn limits(mut self, limits: HandshakeLimits) -> Self {
+    pub fn with_limits(mut self, limits: HandshakeLimits) -> Self {
         self.limits = limits;
         self
     }
 
-    /// The limits on the response (set with [`limits`](Self::limits)).
+    /// The limits on the response (set with [`with_limits`](Self::with_limits)).
     #[must_use]
-    pub fn handshake_limits(&self) -> HandshakeLimits {
+    pub fn limits(&self) -> HandshakeLimits {
         self.limits
     }
 

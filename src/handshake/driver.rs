@@ -333,12 +333,7 @@ impl ClientDriver {
             handshake,
             conn: Some(conn),
         };
-        Ok(Self::with_role(
-            role,
-            bytes,
-            request.handshake_limits().timeout,
-            now,
-        ))
+        Ok(Self::with_role(role, bytes, request.limits().timeout, now))
     }
 }
 

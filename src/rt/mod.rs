@@ -268,9 +268,9 @@ impl<S, R: Runtime<S>> Driver<S, R> {
     /// Ready to queue a message of `len` payload bytes (0 when unknown).
     fn poll_ready(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<Result<(), Error>> {
         // Write what the transport takes; wait only while still past the mark.
-        if self.conn.is_write_backlogged_for(len)
+        if self.conn.is_write_backlogged(len)
             && self.poll_write_out(cx)?.is_pending()
-            && self.conn.is_write_backlogged_for(len)
+            && self.conn.is_write_backlogged(len)
         {
             return Poll::Pending;
         }
@@ -354,7 +354,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// Queues a message. While with it more than
     /// [`Config::write_high_water`](crate::Config::write_high_water) bytes
     /// would be queued, it first writes the queue out, waiting for the
-    /// transport (backpressure; see [`Connection::is_write_backlogged_for`]).
+    /// transport (backpressure; see [`Connection::is_write_backlogged`]).
     /// What it queues is written by the next [`flush`](Self::flush),
     /// [`send`](Self::send) or [`next`](Self::next).
     ///

@@ -1,11 +1,10 @@
-//! The async adapter (feature `tokio`): a [`Connection`] over any
-//! `AsyncRead + AsyncWrite` stream, as a [`Stream`] of messages and a
-//! [`Sink`] for them.
+//! The tokio adapter (feature `tokio`): a [`Connection`] over any tokio
+//! `AsyncRead + AsyncWrite` stream, as a `Stream` of messages and a `Sink`
+//! for them ([`WebSocketStream`]), and `connect_async` for `ws://` URLs.
 //!
-//! It only moves bytes: every protocol decision (Pongs, Close echoes, when to
-//! close the transport) is the [`Connection`]'s. A tokio timer is re-armed to
-//! [`Connection::poll_timeout`], so keepalive Pings, the idle timeout and the
-//! close timeout run without help.
+//! A tokio timer is re-armed to [`Connection::poll_timeout`], so keepalive
+//! Pings, the idle timeout and the close timeout run without help, and
+//! `tokio::time::pause` drives them in tests.
 //!
 //! ```no_run
 //! use rfc6455::Message;
