@@ -4,6 +4,9 @@
 //! from one table, so the constants, `Display` and the validity rule cannot
 //! drift apart.
 
+// Numbers here come from the peer: arithmetic on them is checked.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};

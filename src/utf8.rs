@@ -6,6 +6,9 @@
 //! text invalid (not at the end of the message), and fails at the end of the
 //! message if a code point is still unfinished.
 
+// Numbers here come from the peer: arithmetic on them is checked.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 /// Checks `data` with simdutf8: the fast all-or-nothing check first (SIMD,
 /// ~10× the standard library on non-ASCII text), and only for input that
 /// fails it the slower check that says where and why.

@@ -58,24 +58,23 @@ impl Default for Input {
 impl Input {
     /// Bytes received in total, consumed or not.
     pub(crate) fn total(&self) -> u64 {
-        self.consumed.saturating_add(self.buf.len() as u64)
+        self.consumed + self.buf.len() as u64
     }
 
     /// Records that the buffer shrank from `before` bytes by parsing.
     pub(crate) fn consumed_from(&mut self, before: usize) {
-        let taken = before.saturating_sub(self.buf.len());
-        self.consumed = self.consumed.saturating_add(taken as u64);
+        self.consumed += (before - self.buf.len()) as u64;
     }
 
     /// Drops everything buffered (counted as received).
     pub(crate) fn discard(&mut self) {
-        self.consumed = self.consumed.saturating_add(self.buf.len() as u64);
+        self.consumed += self.buf.len() as u64;
         self.buf.clear();
     }
 
     /// Counts bytes that arrived and were dropped unbuffered.
     pub(crate) fn skip(&mut self, len: usize) {
-        self.consumed = self.consumed.saturating_add(len as u64);
+        self.consumed += len as u64;
     }
 
     /// The buffer with spare room for the next read: the rest of the frame
@@ -90,8 +89,8 @@ impl Input {
     ) -> &mut BytesMut {
         let received = self.total();
         let (offered_at, offered) = self.last_offer;
-        if offered > 0 && received.saturating_sub(offered_at) >= offered as u64 {
-            self.read_hint = self.read_hint.saturating_mul(2).min(MAX_READ);
+        if offered > 0 && received - offered_at >= offered as u64 {
+            self.read_hint = (self.read_hint * 2).min(MAX_READ);
         }
         if missing == 0 && self.buf.is_empty() && idle {
             self.release_large_buffers(out);
@@ -109,7 +108,7 @@ impl Input {
         } else {
             self.read_hint
         };
-        if self.buf.capacity().saturating_sub(self.buf.len()) < want {
+        if self.buf.capacity() - self.buf.len() < want {
             // Growing anyway: room for a read of the usual size, and, when the
             // rest of a frame fits, for the next one's header past it, so a
             // read that takes the whole frame comes back short of what was
@@ -120,9 +119,10 @@ impl Input {
             } else {
                 0
             };
-            self.grow(want.saturating_add(past_frame).max(self.read_hint), out);
+            // `want` is at most RESERVE_AHEAD, or what is already buffered.
+            self.grow((want + past_frame).max(self.read_hint), out);
         }
-        self.last_offer = (received, self.buf.capacity().saturating_sub(self.buf.len()));
+        self.last_offer = (received, self.buf.capacity() - self.buf.len());
         &mut self.buf
     }
 
@@ -137,7 +137,8 @@ impl Input {
     ) -> Result<usize, E> {
         let result = read_zeroed(&mut self.buf, self.init_offer, read);
         if let Ok(read) = result {
-            self.init_offer = read.saturating_mul(2).max(MIN_INIT_OFFER);
+            // A read takes at most what it was offered, a buffer's room.
+            self.init_offer = (read * 2).max(MIN_INIT_OFFER);
         }
         result
     }
@@ -167,7 +168,7 @@ impl Input {
         if self.buf.try_reclaim(want) {
             return;
         }
-        let needed = self.buf.len().saturating_add(want);
+        let needed = self.buf.len() + want;
         match out.take_recycled(needed) {
             Some(mut buf) => {
                 buf.extend_from_slice(&self.buf);
@@ -186,10 +187,10 @@ pub(crate) fn read_zeroed<E>(
     read: impl FnOnce(&mut [u8]) -> Result<usize, E>,
 ) -> Result<usize, E> {
     let len = buf.len();
-    let offer = buf.capacity().saturating_sub(len).min(most);
-    buf.resize(len.saturating_add(offer), 0);
+    let offer = (buf.capacity() - len).min(most);
+    buf.resize(len + offer, 0);
     let result = read(buf.get_mut(len..).unwrap_or_default());
     let read = *result.as_ref().unwrap_or(&0);
-    buf.truncate(len.saturating_add(read.min(offer)));
+    buf.truncate(len + read.min(offer));
     result
 }

@@ -117,11 +117,11 @@ impl Outgoing {
             return self.push_inline(header.first_byte(), payload);
         }
         let header_len = header.encoded_len();
-        let frame_len = header_len.saturating_add(payload.len());
-        self.len = self.len.saturating_add(frame_len);
+        let frame_len = header_len + payload.len();
+        self.len += frame_len;
         let copied = header.mask.is_some() || payload.len() <= INLINE_PAYLOAD;
         let needed = if copied { frame_len } else { header_len };
-        if self.buf.capacity().saturating_sub(self.buf.len()) < needed {
+        if self.buf.capacity() - self.buf.len() < needed {
             // Room for many small frames at once (reserving exactly what one
             // frame needs would reclaim the buffer on nearly every push),
             // counting what is pending, so a buffer of that size is reused
@@ -134,14 +134,14 @@ impl Outgoing {
             Some(key) => extend_masked(&mut self.buf, payload, key),
             None if copied => self.buf.extend_from_slice(payload),
             None => {
-                let buffered = self.open.saturating_add(header_len);
+                let buffered = self.open + header_len;
                 self.queue.push_back(Segment::Buffered(buffered));
                 self.queue.push_back(Segment::Payload(payload.clone()));
                 self.open = 0;
                 return;
             }
         }
-        self.open = self.open.saturating_add(frame_len);
+        self.open += frame_len;
     }
 }
 
@@ -151,15 +151,15 @@ impl Outgoing {
     fn push_inline(&mut self, first_byte: u8, payload: &[u8]) {
         // INLINE_PAYLOAD is far below 2^16.
         let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
-        let frame_len = payload.len().saturating_add(short_header_len(len));
-        if self.buf.capacity().saturating_sub(self.buf.len()) < frame_len {
+        let frame_len = payload.len() + short_header_len(len);
+        if self.buf.capacity() - self.buf.len() < frame_len {
             let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
             self.buf.reserve(frame_len.max(room));
         }
         put_short_header(&mut self.buf, first_byte, 0, len);
         self.buf.extend_from_slice(payload);
-        self.len = self.len.saturating_add(frame_len);
-        self.open = self.open.saturating_add(frame_len);
+        self.len += frame_len;
+        self.open += frame_len;
     }
 }
 
@@ -196,11 +196,11 @@ impl Buf for Outgoing {
                 return filled;
             };
             *slot = IoSlice::new(chunk);
-            filled = filled.saturating_add(1);
+            filled += 1;
         }
         if let (false, Some(slot)) = (buffered.is_empty(), slots.next()) {
             *slot = IoSlice::new(buffered);
-            filled = filled.saturating_add(1);
+            filled += 1;
         }
         filled
     }
@@ -209,21 +209,21 @@ impl Buf for Outgoing {
     /// not panic).
     fn advance(&mut self, mut cnt: usize) {
         cnt = cnt.min(self.len);
-        self.len = self.len.saturating_sub(cnt);
+        self.len -= cnt;
         while cnt > 0 {
             let (taken, done) = match self.queue.front_mut() {
                 None => {
                     let taken = cnt.min(self.buf.len());
                     self.buf.advance(taken);
-                    self.consumed = self.consumed.saturating_add(taken);
-                    self.open = self.open.saturating_sub(taken);
+                    self.consumed += taken;
+                    self.open -= taken;
                     break;
                 }
                 Some(Segment::Buffered(n)) => {
                     let taken = cnt.min(*n).min(self.buf.len());
                     self.buf.advance(taken);
-                    self.consumed = self.consumed.saturating_add(taken);
-                    *n = n.saturating_sub(taken);
+                    self.consumed += taken;
+                    *n -= taken;
                     (taken, *n == 0)
                 }
                 Some(Segment::Payload(payload)) => {
@@ -240,7 +240,7 @@ impl Buf for Outgoing {
             if taken == 0 && !done {
                 break;
             }
-            cnt = cnt.saturating_sub(taken);
+            cnt -= taken;
         }
         if self.len == 0 {
             self.queue.clear();
@@ -251,7 +251,7 @@ impl Buf for Outgoing {
             // that ran out of room part-way would have to copy its frames
             // forward.
             if self.consumed >= RECLAIM_AFTER {
-                let _ = self.buf.try_reclaim(self.buf.capacity().saturating_add(1));
+                let _ = self.buf.try_reclaim(self.buf.capacity() + 1);
                 self.consumed = 0;
             }
         }

@@ -6,6 +6,9 @@
 //! split it off the input as `Bytes` once whole. Fragmented messages are
 //! assembled here; control frames between fragments are returned at once.
 
+// Numbers here come from the peer: arithmetic on them is checked.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::CloseFrame;

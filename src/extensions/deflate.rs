@@ -15,6 +15,9 @@
 //! so a small frame that would inflate to gigabytes fails with 1009 at the
 //! limit.
 
+// Numbers here come from the peer: arithmetic on them is checked.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 use std::fmt;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};

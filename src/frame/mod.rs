@@ -4,6 +4,9 @@
 //! the connection around it. [`Connection`](crate::Connection) applies the
 //! rules that need state (masking direction, fragmentation, limits).
 
+// Numbers here come from the peer: arithmetic on them is checked.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 mod header;
 mod mask;
 mod opcode;

@@ -39,6 +39,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// Numbers here come from the peer: arithmetic on them is checked.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 mod client;
 mod driver;
 mod header;
