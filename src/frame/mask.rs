@@ -28,12 +28,11 @@ fn key_word(key: [u8; 4], offset: usize) -> u64 {
 /// whole words, then the tail byte by byte.
 ///
 /// The compiler unrolls the chunk loop into 64-byte steps of SSE2 XORs on the
-/// baseline target and widens it with AVX2 or AVX-512. Chunks of 64 bytes
-/// are no faster on the baseline, and with AVX-512 enabled
-/// (`-C target-cpu=native` on a recent x86-64) LLVM vectorises a loop over
-/// them across chunks, with gathers and scatters, at a tenth of the speed
-/// (`benches/codegen.sh` checks for that). A plain word loop or 16-byte
-/// chunks cost more instructions per short payload.
+/// baseline target and widens it with AVX2 or AVX-512. With 64-byte chunks
+/// and AVX-512 enabled (`-C target-cpu=native` on a recent x86-64), LLVM
+/// vectorises the loop across chunks with gathers and scatters, which are
+/// slow; `benches/codegen.sh` fails on any. A plain word loop or 16-byte
+/// chunks cost more instructions per short payload (`benches/callgrind.sh`).
 fn xor_words(buf: &mut [u8], word: u64) {
     let (chunks, rest) = buf.as_chunks_mut::<32>();
     for chunk in chunks {
