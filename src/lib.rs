@@ -112,7 +112,7 @@ pub use error::{ConfigError, Error, ProtocolError, SendError};
 pub use handshake::HandshakeError;
 pub use message::{DataKind, Message, Utf8Bytes};
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests (they use the tokio adapter).
+#[cfg(all(doctest, feature = "tokio"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
