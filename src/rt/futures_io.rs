@@ -5,7 +5,7 @@
 //!
 //! ```no_run
 //! use rfc6455::Message;
-//! use rfc6455::rt::futures_io::accept_async;
+//! use rfc6455::rt::futures_io::WebSocketStream;
 //!
 //! # fn main() -> Result<(), rfc6455::Error> {
 //! smol::block_on(async {
@@ -13,7 +13,7 @@
 //!     loop {
 //!         let (tcp, _) = listener.accept().await?;
 //!         smol::spawn(async move {
-//!             let mut ws = accept_async(tcp).await?;
+//!             let mut ws = WebSocketStream::accept(tcp).await?;
 //!             while let Some(message) = ws.next().await {
 //!                 if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
 //!                     ws.feed(m).await?;
@@ -27,7 +27,10 @@
 //! # }
 //! ```
 //!
-//! See [`crate::rt`] for batching and cancel safety.
+//! The handshakes are [`WebSocketStream::accept`],
+//! [`accept_with`](crate::rt::WebSocketStream::accept_with) and
+//! [`client`](crate::rt::WebSocketStream::client). See [`crate::rt`] for
+//! batching and cancel safety.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -38,11 +41,8 @@ use bytes::BytesMut;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_timer::Delay;
 
-use crate::handshake::{
-    AcceptOptions, Accepted, ClientRequest, Rejection, RequestView, ServerHandshake,
-};
+use crate::Connection;
 use crate::rt::{Runtime, sealed};
-use crate::{Config, Connection, Error};
 
 /// The futures-io [`Runtime`]: `futures_io`'s `AsyncRead + AsyncWrite` and
 /// `futures-timer`'s timer (the system clock).
@@ -113,75 +113,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for FuturesIo {
         as_poll(crate::conn::read_zeroed(buf, usize::MAX, read))
     }
 
-    fn poll_write(stream: &mut S, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        stream: &mut S,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(stream).poll_close(cx)
-    }
-}
-
-/// Runs the client handshake over a connected stream (TCP, TLS, anything).
-///
-/// # Errors
-///
-/// As [`rt::tokio::client_async`](crate::rt::tokio::client_async).
-pub async fn client_async<S>(
-    stream: S,
-    request: &ClientRequest,
-    config: Config,
-) -> Result<(WebSocketStream<S>, Accepted), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    super::client(stream, request, config).await
-}
-
-/// Runs the server handshake, accepting any valid request with default
-/// options and answering an invalid one with the right status.
-///
-/// # Errors
-///
-/// As [`rt::tokio::accept_async`](crate::rt::tokio::accept_async).
-pub async fn accept_async<S>(stream: S) -> Result<WebSocketStream<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    accept_hdr_async(stream, Config::default(), ServerHandshake::new(), |_| {
-        Ok(AcceptOptions::new())
-    })
-    .await
-}
-
-/// Runs the server handshake with a [`Config`], the header limits of a
-/// [`ServerHandshake`], and `callback` to inspect a valid request and
-/// accept it (with options) or reject it.
-///
-/// # Errors
-///
-/// As [`rt::tokio::accept_hdr_async_with`](crate::rt::tokio::accept_hdr_async_with).
-pub async fn accept_hdr_async<S, F>(
-    stream: S,
-    config: Config,
-    parser: ServerHandshake,
-    callback: F,
-) -> Result<WebSocketStream<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-{
-    super::accept(stream, config, parser, callback).await
+    super::forward_writes!(poll_close);
 }

@@ -49,13 +49,6 @@ use crate::handshake::{
 use crate::transport::{self, WriteCall};
 use crate::{CloseCode, Config, Connection, Error, Message, SendError};
 
-#[cfg(feature = "futures-io")]
-#[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
-pub mod futures_io;
-#[cfg(feature = "tokio")]
-#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
-pub mod tokio;
-
 /// A runtime the async WebSocket runs on, for byte streams of type `S`: its
 /// I/O traits and its timer. Implemented by the adapters' markers only.
 pub trait Runtime<S>: sealed::Sealed + Sized {
@@ -111,6 +104,40 @@ pub(crate) mod sealed {
     #[allow(unnameable_types)]
     pub trait Sealed {}
 }
+
+/// The four writing methods of a [`Runtime`] impl, forwarded to the
+/// stream's own trait (whose shutdown method is `$shutdown`).
+macro_rules! forward_writes {
+    ($shutdown:ident) => {
+        fn poll_write(stream: &mut S, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+            Pin::new(stream).poll_write(cx, buf)
+        }
+
+        fn poll_write_vectored(
+            stream: &mut S,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(stream).poll_write_vectored(cx, bufs)
+        }
+
+        fn poll_flush(stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(stream).poll_flush(cx)
+        }
+
+        fn poll_shutdown(stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(stream).$shutdown(cx)
+        }
+    };
+}
+use forward_writes;
+
+#[cfg(feature = "futures-io")]
+#[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
+pub mod futures_io;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod tokio;
 
 /// One write call through the runtime.
 fn write_call<S, R: Runtime<S>>(
@@ -334,6 +361,69 @@ impl<S: fmt::Debug, R: Runtime<S>> fmt::Debug for WebSocketStream<S, R> {
 }
 
 impl<S, R: Runtime<S>> WebSocketStream<S, R> {
+    /// Runs the server handshake over `stream`, accepting any valid request
+    /// with default options and answering an invalid one with the right
+    /// status (400, 405, 426, 431, with the headers each needs).
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_with`](Self::accept_with).
+    pub async fn accept(stream: S) -> Result<Self, Error> {
+        Self::accept_with(stream, Config::default(), ServerHandshake::new(), |_| {
+            Ok(AcceptOptions::new())
+        })
+        .await
+    }
+
+    /// Runs the server handshake with a [`Config`], the header limits and
+    /// deadline of a [`ServerHandshake`], and `callback` to inspect a valid
+    /// request and accept it (with options) or reject it. A refusal's
+    /// response is written and the transport shut down (a TCP FIN, or a TLS
+    /// close_notify, after it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Handshake`] for an invalid request and [`Error::Rejected`]
+    /// when `callback` rejected (both after the response was written),
+    /// [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] past
+    /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
+    pub async fn accept_with<F>(
+        mut stream: S,
+        config: Config,
+        parser: ServerHandshake,
+        callback: F,
+    ) -> Result<Self, Error>
+    where
+        F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
+        let driver = ServerDriver::new(config, parser, R::now(), callback)?;
+        match handshake::<S, R, _>(&mut stream, driver).await {
+            Ok(conn) => Ok(Self::new(stream, conn)),
+            Err(error) => {
+                let _ = poll_fn(|cx| R::poll_shutdown(&mut stream, cx)).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs the client handshake over a connected stream (TCP, TLS, anything).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Build`] for an invalid request, [`Error::Io`] from the
+    /// stream, [`Error::Handshake`] if the response is not an acceptable 101,
+    /// [`Error::HandshakeTimeout`] past the request's
+    /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
+    pub async fn client(
+        mut stream: S,
+        request: &ClientRequest,
+        config: Config,
+    ) -> Result<(Self, Accepted), Error> {
+        let driver = ClientDriver::new(request, config, R::now())?;
+        let (conn, accepted) = handshake::<S, R, _>(&mut stream, driver).await?;
+        Ok((Self::new(stream, conn), accepted))
+    }
+
     /// Wraps a stream whose opening handshake is done, and the connection for it.
     #[must_use]
     pub fn new(stream: S, conn: Connection) -> Self {
@@ -618,39 +708,6 @@ impl<S, R: Runtime<S>> Sink<Message> for WriteHalf<S, R> {
     /// Sends Close 1000 and flushes it; the read half sees the handshake end.
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.with(cx, |d, cx| d.poll_send_close(cx, CloseCode::NORMAL, ""))
-    }
-}
-
-/// Runs the client handshake over a connected stream.
-pub(crate) async fn client<S, R: Runtime<S>>(
-    mut stream: S,
-    request: &ClientRequest,
-    config: Config,
-) -> Result<(WebSocketStream<S, R>, Accepted), Error> {
-    let driver = ClientDriver::new(request, config, R::now())?;
-    let (conn, accepted) = handshake::<S, R, _>(&mut stream, driver).await?;
-    Ok((WebSocketStream::new(stream, conn), accepted))
-}
-
-/// Runs the server handshake; a refused request's response is written and
-/// the transport shut down (a TLS close_notify, a TCP FIN after it).
-pub(crate) async fn accept<S, R, F>(
-    mut stream: S,
-    config: Config,
-    parser: ServerHandshake,
-    callback: F,
-) -> Result<WebSocketStream<S, R>, Error>
-where
-    R: Runtime<S>,
-    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-{
-    let driver = ServerDriver::new(config, parser, R::now(), callback)?;
-    match handshake::<S, R, _>(&mut stream, driver).await {
-        Ok(conn) => Ok(WebSocketStream::new(stream, conn)),
-        Err(error) => {
-            let _ = poll_fn(|cx| R::poll_shutdown(&mut stream, cx)).await;
-            Err(error)
-        }
     }
 }
 

@@ -94,25 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for Tokio {
         tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf)
     }
 
-    fn poll_write(stream: &mut S, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        stream: &mut S,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn poll_flush(stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(stream).poll_shutdown(cx)
-    }
+    super::forward_writes!(poll_shutdown);
 }
 
 /// Connects to a `ws://` URL over TCP (with `TCP_NODELAY`) and runs the
@@ -175,7 +157,7 @@ pub async fn client_async_with<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    super::client(stream, request, config).await
+    WebSocketStream::client(stream, request, config).await
 }
 
 /// Runs the server handshake, accepting any valid request with default
@@ -225,5 +207,5 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    super::accept(stream, config, parser, callback).await
+    WebSocketStream::accept_with(stream, config, parser, callback).await
 }

@@ -137,8 +137,7 @@ impl<S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send> Entry<S>
         config: Config,
         callback: impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + Send,
     ) -> Result<Self, Error> {
-        rfc6455::rt::futures_io::accept_hdr_async(stream, config, ServerHandshake::new(), callback)
-            .await
+        Self::accept_with(stream, config, ServerHandshake::new(), callback).await
     }
 
     async fn client(
@@ -146,7 +145,7 @@ impl<S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send> Entry<S>
         request: &ClientRequest,
         config: Config,
     ) -> Result<(Self, rfc6455::handshake::Accepted), Error> {
-        rfc6455::rt::futures_io::client_async(stream, request, config).await
+        Self::client(stream, request, config).await
     }
 }
 
@@ -302,62 +301,104 @@ pub mod futures_rt {
     /// tests run at a fiftieth of the paused-clock durations.
     const DIVISOR: u32 = 50;
 
-    /// tokio's duplex pipe (runtime-free memory) seen through futures-io.
-    fn pipe(capacity: usize) -> (Compat<DuplexStream>, Compat<DuplexStream>) {
-        let (a, b) = tokio::io::duplex(capacity);
-        (a.compat(), b.compat())
+    /// What differs between the executors the futures-io adapter is tested on.
+    pub trait Executor: 'static {
+        type Tcp: futures_io::AsyncRead
+            + futures_io::AsyncWrite
+            + Unpin
+            + Send
+            + std::fmt::Debug
+            + 'static;
+        type Listener: Send + Sync + 'static;
+        fn run(body: impl Future<Output = ()> + Send + 'static);
+        fn spawn<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static)
+        -> BoxFuture<T>;
+        fn sleep(duration: Duration) -> BoxFuture<()>;
+        fn listen() -> BoxFuture<(Self::Listener, String)>;
+        fn accept_tcp(listener: &Self::Listener) -> Fut<'_, Self::Tcp>;
+        fn connect_tcp(url: &str) -> BoxFuture<Self::Tcp>;
     }
 
-    fn write_all<'a, S: futures_io::AsyncWrite + Unpin + Send>(
-        io: &'a mut S,
-        bytes: &'a [u8],
-    ) -> Fut<'a, ()> {
-        Box::pin(async move { io.write_all(bytes).await.unwrap() })
-    }
+    /// The futures-io adapter on executor `X`, over tokio's duplex pipe
+    /// (runtime-free memory) seen through futures-io, on the system clock.
+    pub struct FuturesIoOn<X>(std::marker::PhantomData<X>);
 
-    fn read<'a, S: futures_io::AsyncRead + Unpin + Send>(
-        io: &'a mut S,
-        buf: &'a mut [u8],
-    ) -> Fut<'a, usize> {
-        Box::pin(async move { io.read(buf).await.unwrap() })
-    }
-
-    fn read_to_end<S: futures_io::AsyncRead + Unpin + Send>(io: &mut S) -> Fut<'_, Vec<u8>> {
-        Box::pin(async move {
-            let mut wire = Vec::new();
-            io.read_to_end(&mut wire).await.unwrap();
-            wire
-        })
-    }
-
-    fn shutdown<S: futures_io::AsyncWrite + Unpin + Send>(io: &mut S) -> Fut<'_, ()> {
-        Box::pin(async move { io.close().await.unwrap() })
-    }
-
-    fn sleep(duration: Duration) -> BoxFuture<()> {
-        Box::pin(futures_timer_sleep(duration))
-    }
-
-    async fn futures_timer_sleep(duration: Duration) {
-        smol::Timer::after(duration).await;
-    }
-
-    /// smol's executor, smol's TCP, the futures-io adapter.
-    pub struct SmolAdapter;
-
-    impl Harness for SmolAdapter {
+    impl<X: Executor> Harness for FuturesIoOn<X> {
         type R = rfc6455::rt::futures_io::FuturesIo;
         type Mem = Compat<DuplexStream>;
-        type Tcp = smol::net::TcpStream;
-        type Listener = smol::net::TcpListener;
+        type Tcp = X::Tcp;
+        type Listener = X::Listener;
         const TIME_DIVISOR: u32 = DIVISOR;
 
         fn run(body: impl Future<Output = ()> + Send + 'static) {
-            smol::block_on(smol::spawn(body));
+            X::run(body);
         }
 
         fn run_timed(body: impl Future<Output = ()> + Send + 'static) {
-            Self::run(body);
+            X::run(body);
+        }
+
+        fn spawn<T: Send + 'static>(
+            task: impl Future<Output = T> + Send + 'static,
+        ) -> BoxFuture<T> {
+            X::spawn(task)
+        }
+
+        fn sleep(duration: Duration) -> BoxFuture<()> {
+            X::sleep(duration)
+        }
+
+        fn now() -> std::time::Instant {
+            std::time::Instant::now()
+        }
+
+        fn pipe(capacity: usize) -> (Self::Mem, Self::Mem) {
+            let (a, b) = tokio::io::duplex(capacity);
+            (a.compat(), b.compat())
+        }
+
+        fn write_all<'a>(io: &'a mut Self::Mem, bytes: &'a [u8]) -> Fut<'a, ()> {
+            Box::pin(async move { io.write_all(bytes).await.unwrap() })
+        }
+
+        fn read<'a>(io: &'a mut Self::Mem, buf: &'a mut [u8]) -> Fut<'a, usize> {
+            Box::pin(async move { io.read(buf).await.unwrap() })
+        }
+
+        fn read_to_end(io: &mut Self::Mem) -> Fut<'_, Vec<u8>> {
+            Box::pin(async move {
+                let mut wire = Vec::new();
+                io.read_to_end(&mut wire).await.unwrap();
+                wire
+            })
+        }
+
+        fn shutdown(io: &mut Self::Mem) -> Fut<'_, ()> {
+            Box::pin(async move { io.close().await.unwrap() })
+        }
+
+        fn listen() -> BoxFuture<(Self::Listener, String)> {
+            X::listen()
+        }
+
+        fn accept_tcp(listener: &Self::Listener) -> Fut<'_, Self::Tcp> {
+            X::accept_tcp(listener)
+        }
+
+        fn connect_tcp(url: &str) -> BoxFuture<Self::Tcp> {
+            X::connect_tcp(url)
+        }
+    }
+
+    /// smol's executor and TCP.
+    pub struct Smol;
+
+    impl Executor for Smol {
+        type Tcp = smol::net::TcpStream;
+        type Listener = smol::net::TcpListener;
+
+        fn run(body: impl Future<Output = ()> + Send + 'static) {
+            smol::block_on(smol::spawn(body));
         }
 
         fn spawn<T: Send + 'static>(
@@ -373,31 +414,9 @@ pub mod futures_rt {
         }
 
         fn sleep(duration: Duration) -> BoxFuture<()> {
-            sleep(duration)
-        }
-
-        fn now() -> std::time::Instant {
-            std::time::Instant::now()
-        }
-
-        fn pipe(capacity: usize) -> (Self::Mem, Self::Mem) {
-            pipe(capacity)
-        }
-
-        fn write_all<'a>(io: &'a mut Self::Mem, bytes: &'a [u8]) -> Fut<'a, ()> {
-            write_all(io, bytes)
-        }
-
-        fn read<'a>(io: &'a mut Self::Mem, buf: &'a mut [u8]) -> Fut<'a, usize> {
-            read(io, buf)
-        }
-
-        fn read_to_end(io: &mut Self::Mem) -> Fut<'_, Vec<u8>> {
-            read_to_end(io)
-        }
-
-        fn shutdown(io: &mut Self::Mem) -> Fut<'_, ()> {
-            shutdown(io)
+            Box::pin(async move {
+                smol::Timer::after(duration).await;
+            })
         }
 
         fn listen() -> BoxFuture<(Self::Listener, String)> {
@@ -425,22 +444,15 @@ pub mod futures_rt {
         }
     }
 
-    /// tokio's executor and TCP through `tokio_util::compat`, the futures-io adapter.
-    pub struct TokioCompatAdapter;
+    /// tokio's executor and TCP through `tokio_util::compat`.
+    pub struct TokioCompat;
 
-    impl Harness for TokioCompatAdapter {
-        type R = rfc6455::rt::futures_io::FuturesIo;
-        type Mem = Compat<DuplexStream>;
+    impl Executor for TokioCompat {
         type Tcp = Compat<tokio::net::TcpStream>;
         type Listener = tokio::net::TcpListener;
-        const TIME_DIVISOR: u32 = DIVISOR;
 
         fn run(body: impl Future<Output = ()> + Send + 'static) {
             tokio_rt::runtime(false).block_on(body);
-        }
-
-        fn run_timed(body: impl Future<Output = ()> + Send + 'static) {
-            Self::run(body);
         }
 
         fn spawn<T: Send + 'static>(
@@ -451,30 +463,6 @@ pub mod futures_rt {
 
         fn sleep(duration: Duration) -> BoxFuture<()> {
             Box::pin(tokio::time::sleep(duration))
-        }
-
-        fn now() -> std::time::Instant {
-            std::time::Instant::now()
-        }
-
-        fn pipe(capacity: usize) -> (Self::Mem, Self::Mem) {
-            pipe(capacity)
-        }
-
-        fn write_all<'a>(io: &'a mut Self::Mem, bytes: &'a [u8]) -> Fut<'a, ()> {
-            write_all(io, bytes)
-        }
-
-        fn read<'a>(io: &'a mut Self::Mem, buf: &'a mut [u8]) -> Fut<'a, usize> {
-            read(io, buf)
-        }
-
-        fn read_to_end(io: &mut Self::Mem) -> Fut<'_, Vec<u8>> {
-            read_to_end(io)
-        }
-
-        fn shutdown(io: &mut Self::Mem) -> Fut<'_, ()> {
-            shutdown(io)
         }
 
         fn listen() -> BoxFuture<(Self::Listener, String)> {
@@ -490,4 +478,9 @@ pub mod futures_rt {
             Box::pin(async move { connect.await.compat() })
         }
     }
+
+    /// The futures-io adapter on smol.
+    pub type SmolAdapter = FuturesIoOn<Smol>;
+    /// The futures-io adapter on tokio through `tokio_util::compat`.
+    pub type TokioCompatAdapter = FuturesIoOn<TokioCompat>;
 }
