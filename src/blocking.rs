@@ -149,7 +149,9 @@ impl<S: Read + Write> WebSocket<S> {
     /// discarded: [`read`](Self::read) until [`Message::Close`] to see them.
     ///
     /// Calling it again after the Close was sent (for example after
-    /// `WouldBlock`) resumes the wait.
+    /// `WouldBlock`) resumes the wait. A peer that closes the transport
+    /// without answering has been closed too (as in the async adapters):
+    /// [`close_frame`](Connection::close_frame) then says 1006.
     ///
     /// # Errors
     ///
@@ -164,6 +166,8 @@ impl<S: Read + Write> WebSocket<S> {
             match self.read() {
                 Ok(_) => {}
                 Err(Error::ConnectionClosed) => return Ok(()),
+                // A peer that hangs up instead of answering has been closed too.
+                Err(Error::Protocol(error)) if error.is_peer_gone() => return Ok(()),
                 Err(error) => return Err(error),
             }
         }
