@@ -273,7 +273,7 @@ pub fn connect_with(
 ///
 /// [`Error::Build`] for an invalid request, [`Error::Io`] from the stream,
 /// [`Error::Handshake`] if the response is not an acceptable 101 (a refusal
-/// is [`HandshakeError::Rejected`](crate::HandshakeError::Rejected) with its
+/// is [`HandshakeError::Refused`](crate::HandshakeError::Refused) with its
 /// status, headers and body).
 pub fn client<S: Read + Write>(
     stream: S,

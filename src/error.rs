@@ -174,31 +174,37 @@ pub enum ConfigError {
     Entropy,
 }
 
-/// What the blocking and tokio adapters report: the core's errors plus the
-/// transport's.
+/// What the adapters report: the core's errors plus the transport's.
+///
+/// A variant that wraps another error is transparent: its `Display` is the
+/// inner error's and `source()` continues from there, so a reporter that
+/// walks the chain prints each message once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The transport failed.
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The peer broke the protocol; the Close frame reporting it was sent if the transport allowed.
-    #[error("protocol error: {0}")]
+    #[error(transparent)]
     Protocol(#[from] ProtocolError),
     /// The peer's opening handshake was not acceptable (a server has already answered it).
-    #[error("handshake failed: {0}")]
+    #[error(transparent)]
     Handshake(#[from] crate::handshake::HandshakeError),
     /// The handshake could not be built from what the caller gave (URI, headers).
-    #[error("invalid handshake request: {0}")]
+    #[error(transparent)]
     Build(#[from] crate::handshake::BuildError),
     /// The [`Config`](crate::Config) cannot work.
-    #[error("invalid configuration: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// The connection refused a send (see [`SendError`]).
-    #[error("send refused: {0}")]
+    #[error(transparent)]
     Send(#[from] SendError),
-    /// The application's handshake callback refused the request, and the
-    /// rejection (with this status) was sent.
+    /// The server's application rejected the request (its callback returned
+    /// a [`Rejection`](crate::handshake::Rejection)), and that response,
+    /// with this status, was sent. A client whose server answered with
+    /// anything but 101 gets
+    /// [`HandshakeError::Refused`](crate::HandshakeError::Refused) instead.
     #[error("handshake rejected by the application with status {0}")]
     Rejected(u16),
     /// The opening handshake did not finish within

@@ -189,6 +189,82 @@ impl Message {
     pub fn is_control(&self) -> bool {
         matches!(self, Self::Ping(_) | Self::Pong(_) | Self::Close(_))
     }
+
+    /// Whether this is a text message.
+    #[must_use]
+    pub fn is_text(&self) -> bool {
+        matches!(self, Self::Text(_))
+    }
+
+    /// Whether this is a binary message.
+    #[must_use]
+    pub fn is_binary(&self) -> bool {
+        matches!(self, Self::Binary(_))
+    }
+
+    /// Whether this is a Ping.
+    #[must_use]
+    pub fn is_ping(&self) -> bool {
+        matches!(self, Self::Ping(_))
+    }
+
+    /// Whether this is a Pong.
+    #[must_use]
+    pub fn is_pong(&self) -> bool {
+        matches!(self, Self::Pong(_))
+    }
+
+    /// Whether this is a Close.
+    #[must_use]
+    pub fn is_close(&self) -> bool {
+        matches!(self, Self::Close(_))
+    }
+
+    /// The payload's length in bytes (for Close, the reason's).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.payload().len()
+    }
+
+    /// Whether the payload is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.payload().is_empty()
+    }
+
+    /// The payload as text: a text message's without a check, any other
+    /// message's if it is UTF-8.
+    ///
+    /// ```
+    /// use rfc6455::Message;
+    /// let message = Message::text("hello");
+    /// assert!(message.is_text());
+    /// assert_eq!(message.to_text()?, "hello");
+    /// assert!(Message::binary(vec![0xff]).to_text().is_err());
+    /// # Ok::<(), std::str::Utf8Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`std::str::Utf8Error`] for a payload that is not UTF-8.
+    pub fn to_text(&self) -> Result<&str, std::str::Utf8Error> {
+        match self {
+            Self::Text(text) => Ok(text.as_str()),
+            other => std::str::from_utf8(other.payload()),
+        }
+    }
+
+    /// The payload, without a copy where it is already `Bytes` (for Close,
+    /// the reason).
+    #[must_use]
+    pub fn into_data(self) -> Bytes {
+        match self {
+            Self::Text(text) => text.into_bytes(),
+            Self::Binary(data) | Self::Ping(data) | Self::Pong(data) => data,
+            Self::Close(Some(frame)) => frame.reason.into_bytes(),
+            Self::Close(None) => Bytes::new(),
+        }
+    }
 }
 
 impl From<String> for Message {

@@ -467,7 +467,7 @@ where
     let err = client::<H, _>(a, "ws://h/", Config::default())
         .await
         .unwrap_err();
-    let Error::Handshake(HandshakeError::Rejected(rejected)) = err else {
+    let Error::Handshake(HandshakeError::Refused(rejected)) = err else {
         panic!("{err}")
     };
     assert_eq!(

@@ -265,7 +265,7 @@ fn callback_rejects_with_401() {
         .map(|_| ())
     });
     let err = blocking::connect(&format!("ws://{addr}/?token=bad")).unwrap_err();
-    let Error::Handshake(HandshakeError::Rejected(rejected)) = err else {
+    let Error::Handshake(HandshakeError::Refused(rejected)) = err else {
         panic!("{err}")
     };
     assert_eq!(

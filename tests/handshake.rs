@@ -624,7 +624,7 @@ fn rejection_is_reported_with_body() {
         Ok(Status::Partial),
         "waits for the body"
     );
-    let Err(HandshakeError::Rejected(rejected)) = client.receive(response) else {
+    let Err(HandshakeError::Refused(rejected)) = client.receive(response) else {
         panic!()
     };
     assert_eq!(
@@ -641,7 +641,7 @@ fn rejection_is_reported_with_body() {
     // A body announced larger than the bound is cut at 16 KiB.
     let mut huge = b"HTTP/1.1 500 Oops\r\nContent-Length: 1000000\r\n\r\n".to_vec();
     huge.extend(vec![b'x'; 20_000]);
-    let Err(HandshakeError::Rejected(rejected)) = client_for(&request).receive(&huge) else {
+    let Err(HandshakeError::Refused(rejected)) = client_for(&request).receive(&huge) else {
         panic!()
     };
     assert_eq!(rejected.body.len(), 16 * 1024);

@@ -132,7 +132,7 @@ fn client_http_round_trip() {
     let accepted = client.receive_http(&response).unwrap();
     assert_eq!(accepted.protocol(), Some("chat"));
     let denied = http::Response::builder().status(401).body(()).unwrap();
-    let Err(HandshakeError::Rejected(rejected)) = client.receive_http(&denied) else {
+    let Err(HandshakeError::Refused(rejected)) = client.receive_http(&denied) else {
         panic!()
     };
     assert_eq!(rejected.status, 401);

@@ -32,8 +32,8 @@ fuzz_target!(|input: (u16, &[u8])| {
             assert_eq!(stepwise.receive(data), whole, "split and whole disagree")
         }
         // A rejection that waits for its body may complete on fewer bytes.
-        Err(HandshakeError::Rejected(_)) => {
-            assert!(matches!(whole, Err(HandshakeError::Rejected(_))))
+        Err(HandshakeError::Refused(_)) => {
+            assert!(matches!(whole, Err(HandshakeError::Refused(_))))
         }
         done => assert_eq!(done.is_ok(), whole.is_ok(), "prefix and whole disagree"),
     }
@@ -51,7 +51,7 @@ fuzz_target!(|input: (u16, &[u8])| {
             let _ = offer.accept(&accepted.extensions());
         }
         Ok(Status::Partial) => {}
-        Err(HandshakeError::Rejected(response)) => {
+        Err(HandshakeError::Refused(response)) => {
             assert_ne!(response.status, 101);
             assert!(response.body.len() <= 16 * 1024);
         }

@@ -320,7 +320,7 @@ impl Accepted {
 /// 401 or 403 and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RejectedResponse {
+pub struct Refusal {
     /// The status code.
     pub status: u16,
     /// The reason phrase.
@@ -404,7 +404,7 @@ impl ClientHandshake {
     ///
     /// # Errors
     ///
-    /// [`HandshakeError::Rejected`] for a non-101 status (with status, headers
+    /// [`HandshakeError::Refused`] for a non-101 status (with status, headers
     /// and body), or the check that failed.
     pub fn receive(&mut self, buf: &[u8]) -> Result<Status<(Accepted, usize)>, HandshakeError> {
         let Some(end) = self.scanner.scan(buf)? else {
@@ -496,7 +496,7 @@ fn owned_headers(headers: &Headers<'_>) -> Vec<(String, Vec<u8>)> {
 
 /// The error for a non-101 response.
 fn rejected(status: u16, reason: &str, headers: &Headers<'_>, body: &[u8]) -> HandshakeError {
-    HandshakeError::Rejected(Box::new(RejectedResponse {
+    HandshakeError::Refused(Box::new(Refusal {
         status,
         reason: reason.to_owned(),
         headers: owned_headers(headers),

@@ -167,7 +167,7 @@ impl ClientHandshake {
     /// # Errors
     ///
     /// As [`receive`](Self::receive); a non-101 response is
-    /// [`HandshakeError::Rejected`] with an empty body.
+    /// [`HandshakeError::Refused`] with an empty body.
     pub fn receive_http<T>(&self, response: &Response<T>) -> Result<Accepted, HandshakeError> {
         let headers = Headers(
             response

@@ -52,7 +52,7 @@ mod server;
 use std::fmt;
 use std::time::Duration;
 
-pub use client::{Accepted, ClientHandshake, ClientRequest, RejectedResponse};
+pub use client::{Accepted, ClientHandshake, ClientRequest, Refusal};
 pub use driver::{
     Accepting, ClientDriver, Connecting, HandshakeDriver, HandshakeFailure, HandshakeRole,
     Progress, ServerDriver,
@@ -117,7 +117,7 @@ by_value_setters! {
 /// and [`reject_for`] builds that response (a 426 carries
 /// `Sec-WebSocket-Version: 13`, a 405 carries `Allow: GET`). For a client,
 /// the server's response was not a valid `101`; a non-101 answer is
-/// [`Rejected`](Self::Rejected), with its status, headers and body.
+/// [`Refused`](Self::Refused), with its status, headers and body.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
@@ -154,9 +154,12 @@ pub enum HandshakeError {
     /// A `Sec-WebSocket-Extensions` header did not follow the §9.1 grammar (400).
     #[error("malformed Sec-WebSocket-Extensions")]
     MalformedExtensions,
-    /// The server answered with a status other than 101 (client side).
-    #[error("server rejected the handshake with status {}", .0.status)]
-    Rejected(Box<RejectedResponse>),
+    /// The server answered with a status other than 101 (client side): it
+    /// refused the upgrade. (A server's own application turning a request
+    /// down is a [`Rejection`], reported as
+    /// [`Error::Rejected`](crate::Error::Rejected).)
+    #[error("the server refused the upgrade with status {}", .0.status)]
+    Refused(Box<Refusal>),
     /// The 101 response lacked `Upgrade: websocket` or `Connection: upgrade` (client side; §4.1).
     #[error("101 response without the WebSocket upgrade headers")]
     ResponseNotUpgrade,
@@ -186,7 +189,7 @@ impl HandshakeError {
             Self::MethodNotAllowed => 405,
             Self::HttpVersion => 505,
             Self::NotWebSocketUpgrade | Self::UnsupportedVersion => 426,
-            Self::Rejected(_)
+            Self::Refused(_)
             | Self::ResponseNotUpgrade
             | Self::WrongAccept
             | Self::ProtocolNotOffered
