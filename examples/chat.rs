@@ -46,7 +46,7 @@ async fn main() -> std::io::Result<()> {
 async fn join(id: u64, tcp: TcpStream, room: &Room) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
     let ws = accept_async(tcp).await?;
-    let (mut reader, mut writer) = ws.split();
+    let (mut writer, mut reader) = ws.split();
     let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
     room.lock().unwrap().insert(id, tx);
     broadcast(room, id, Message::text(format!("* client {id} joined")));

@@ -54,7 +54,7 @@ where
             .map(|p| format!(", subprotocol {p}"))
             .unwrap_or_default()
     );
-    let (mut reader, mut writer) = ws.split();
+    let (mut writer, mut reader) = ws.split();
     let printer = tokio::spawn(async move {
         while let Some(message) = reader.next().await {
             match message {

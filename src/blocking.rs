@@ -47,7 +47,7 @@ use crate::handshake::{
     Rejection, RequestView, ServerDriver, ServerHandshake,
 };
 use crate::transport::{self, WriteCall};
-use crate::{CloseCode, Config, Connection, Error, Message, SendError};
+use crate::{CloseCode, CloseFrame, Config, Connection, Error, Message, SendError};
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
@@ -150,14 +150,15 @@ impl<S: Read + Write> WebSocket<S> {
     ///
     /// Calling it again after the Close was sent (for example after
     /// `WouldBlock`) resumes the wait. A peer that closes the transport
-    /// without answering has been closed too (as in the async adapters):
-    /// [`close_frame`](Connection::close_frame) then says 1006.
+    /// without answering has been closed too (as in the async adapters).
+    /// Returns the peer's Close ([`Connection::close_frame`]: 1005 if it
+    /// was empty, 1006 if none came).
     ///
     /// # Errors
     ///
     /// [`Error::Send`] for a code that may not be sent or a reason over 123
     /// bytes, [`Error::Io`] and [`Error::Protocol`] as for [`read`](Self::read).
-    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+    pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<Option<CloseFrame>, Error> {
         match self.conn.close(code, reason) {
             Ok(()) | Err(SendError::Closed) => {}
             Err(error) => return Err(error.into()),
@@ -165,12 +166,13 @@ impl<S: Read + Write> WebSocket<S> {
         loop {
             match self.read() {
                 Ok(_) => {}
-                Err(Error::ConnectionClosed) => return Ok(()),
+                Err(Error::ConnectionClosed) => break,
                 // A peer that hangs up instead of answering has been closed too.
-                Err(Error::Protocol(error)) if error.is_peer_gone() => return Ok(()),
+                Err(Error::Protocol(error)) if error.is_peer_gone() => break,
                 Err(error) => return Err(error),
             }
         }
+        Ok(self.conn.close_frame().cloned())
     }
 
     /// The protocol state (for its getters: state, close frame, role).

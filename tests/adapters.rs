@@ -358,7 +358,7 @@ where
 {
     let (url, server) = tcp_server::<H>().await;
     let ws = connect::<H>(&url).await;
-    let (mut reader, mut writer) = ws.split();
+    let (mut writer, mut reader) = ws.split();
     let sender = H::spawn(async move {
         for i in 0..1000u32 {
             writer.send(Message::text(i.to_string())).await.unwrap();
@@ -379,6 +379,27 @@ where
     sender.await;
     assert_eq!(received, 1000);
     server.await;
+}
+
+// reunite(): the halves of one split make the stream again, which goes on
+// working; halves of two different streams are handed back.
+async fn split_halves_reunite<H: Harness>()
+where
+    Ws<H>: Entry<H::Mem>,
+{
+    let (client, mut server) = duplex_pair::<H>(4096, Config::default(), Config::default()).await;
+    let (other, _other_server) = duplex_pair::<H>(4096, Config::default(), Config::default()).await;
+    let (mut write, read) = client.split();
+    write.send(Message::text("one")).await.unwrap();
+    let (other_write, other_read) = other.split();
+    let rfc6455::rt::ReuniteError(read, _) = read.reunite(other_write).unwrap_err();
+    drop(other_read);
+    let mut client = read.reunite(write).unwrap();
+    client.send(Message::text("two")).await.unwrap();
+    assert_eq!(server.next().await.unwrap().unwrap(), Message::text("one"));
+    assert_eq!(server.next().await.unwrap().unwrap(), Message::text("two"));
+    server.send(Message::text("back")).await.unwrap();
+    assert_eq!(client.next().await.unwrap().unwrap(), Message::text("back"));
 }
 
 // Keepalive pings are sent by the adapter's own timer.
@@ -606,7 +627,7 @@ macro_rules! adapter_tests {
             tcp_echo_and_close, pipelined_messages, fragments_ping_and_server_close,
             one_byte_io, slow_reader_back_pressure, feed_waits_past_the_high_water_mark,
             feed_of_a_message_over_the_mark_waits_for_an_empty_queue,
-            split_halves_in_two_tasks, callback_rejection, eof_mid_message_is_abnormal,
+            split_halves_in_two_tasks, split_halves_reunite, callback_rejection, eof_mid_message_is_abnormal,
             thousand_connections, queued_output_goes_out_at_an_error
         ]; timed: [
             keepalive_pings_are_sent, idle_timeout_closes_a_silent_peer,

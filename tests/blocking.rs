@@ -60,12 +60,17 @@ fn tcp_echo_and_close() {
         ws.send(m.clone()).unwrap();
         assert_eq!(ws.read().unwrap(), m);
     }
-    ws.close(CloseCode(4000), "client done").unwrap();
+    let echoed = ws.close(CloseCode(4000), "client done").unwrap();
     assert_eq!(ws.connection().state(), State::Closed);
     assert_eq!(
         ws.connection().close_frame(),
         Some(&CloseFrame::new(CloseCode(4000), "")),
         "server echoed the code"
+    );
+    assert_eq!(
+        echoed.as_ref(),
+        ws.connection().close_frame(),
+        "close() returns it"
     );
     assert_eq!(
         server.join().unwrap(),

@@ -26,7 +26,9 @@ async fn connect_async_echoes_and_closes() {
     let (mut ws, _) = connect_async(&url).await.unwrap();
     ws.send(Message::text("hello")).await.unwrap();
     assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("hello"));
-    ws.close(CloseCode(4001), "bye now").await.unwrap();
+    // close() returns the peer's Close: the echo of our code (§5.5.1).
+    let echoed = ws.close(CloseCode(4001), "bye now").await.unwrap();
+    assert_eq!(echoed, Some(CloseFrame::new(CloseCode(4001), "")));
     assert_eq!(ws.connection().state(), State::Closed);
     assert_eq!(
         server.await.unwrap(),

@@ -47,7 +47,7 @@ use crate::handshake::{
     Rejection, RequestView, ServerDriver, ServerHandshake,
 };
 use crate::transport::{self, WriteCall};
-use crate::{CloseCode, Config, Connection, Error, Message, SendError};
+use crate::{CloseCode, CloseFrame, Config, Connection, Error, Message, SendError};
 
 /// A runtime the async WebSocket runs on, for byte streams of type `S`: its
 /// I/O traits and its timer. Implemented by the adapters' markers only.
@@ -480,13 +480,20 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// Runs the close handshake: sends a Close with `code` and `reason`,
     /// then reads (discarding messages) until the peer's Close and the end of
     /// the transport, bounded by [`Config::close_timeout`](crate::Config::close_timeout).
+    /// Returns the peer's Close ([`Connection::close_frame`]: 1005 if it was
+    /// empty, 1006 if none came before the transport or the wait ended).
     ///
     /// # Errors
     ///
     /// [`Error::Send`] for a code that may not be sent or a reason over 123
     /// bytes, [`Error::Io`] and [`Error::Protocol`] as for [`next`](Self::next).
-    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        poll_fn(|cx| self.driver.poll_close(cx, code, reason)).await
+    pub async fn close(
+        &mut self,
+        code: CloseCode,
+        reason: &str,
+    ) -> Result<Option<CloseFrame>, Error> {
+        poll_fn(|cx| self.driver.poll_close(cx, code, reason)).await?;
+        Ok(self.driver.conn.close_frame().cloned())
     }
 
     /// The protocol state (state, close frame, role, config).
@@ -513,23 +520,37 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         (self.driver.conn, self.driver.stream)
     }
 
-    /// Splits into a read half and a write half that can be used from
-    /// different tasks. They share the connection behind a mutex that is
-    /// held only inside a poll, never across an await.
+    /// Splits into a write half and a read half (in the order of
+    /// `StreamExt::split`: sink, stream) that can be used from different
+    /// tasks. They share the connection behind a mutex that is held only
+    /// inside a poll, never across an await; [`ReadHalf::reunite`] puts
+    /// them back together.
     ///
     /// The read half drives timers and automatic replies: keep polling it.
+    ///
+    /// ```no_run
+    /// # #[allow(dead_code)]
+    /// # async fn run<S, R: rfc6455::rt::Runtime<S>>(ws: rfc6455::rt::WebSocketStream<S, R>) -> Result<(), rfc6455::Error> {
+    /// use rfc6455::Message;
+    /// let (mut write, mut read) = ws.split();
+    /// write.send(Message::text("hello")).await?;
+    /// let reply = read.next().await;
+    /// let ws = read.reunite(write).expect("halves of one stream");
+    /// # let _ = (reply, ws);
+    /// # Ok(()) }
+    /// ```
     #[must_use]
-    pub fn split(self) -> (ReadHalf<S, R>, WriteHalf<S, R>) {
+    pub fn split(self) -> (WriteHalf<S, R>, ReadHalf<S, R>) {
         let shared = Arc::new(Mutex::new(Shared {
             driver: self.driver,
             read_waker: None,
             write_waker: None,
         }));
         (
-            ReadHalf {
+            WriteHalf {
                 shared: Arc::clone(&shared),
             },
-            WriteHalf { shared },
+            ReadHalf { shared },
         )
     }
 }
@@ -610,7 +631,55 @@ impl<S, R: Runtime<S>> fmt::Debug for WriteHalf<S, R> {
     }
 }
 
+/// Two halves that came from different [`WebSocketStream::split`] calls,
+/// handed back.
+pub struct ReuniteError<S, R: Runtime<S>>(pub ReadHalf<S, R>, pub WriteHalf<S, R>);
+
+impl<S, R: Runtime<S>> fmt::Debug for ReuniteError<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReuniteError(..)")
+    }
+}
+
+impl<S, R: Runtime<S>> fmt::Display for ReuniteError<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the halves come from different WebSocket streams")
+    }
+}
+
+impl<S, R: Runtime<S>> std::error::Error for ReuniteError<S, R> {}
+
 impl<S, R: Runtime<S>> ReadHalf<S, R> {
+    /// Puts the halves of one [`WebSocketStream::split`] back together.
+    ///
+    /// # Errors
+    ///
+    /// [`ReuniteError`], with both halves, if they come from different streams.
+    pub fn reunite(
+        self,
+        write: WriteHalf<S, R>,
+    ) -> Result<WebSocketStream<S, R>, ReuniteError<S, R>> {
+        if !Arc::ptr_eq(&self.shared, &write.shared) {
+            return Err(ReuniteError(self, write));
+        }
+        drop(write);
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => Ok(WebSocketStream {
+                driver: shared
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .driver,
+            }),
+            // Only these two halves hold it, and one was just dropped.
+            Err(shared) => Err(ReuniteError(
+                Self {
+                    shared: Arc::clone(&shared),
+                },
+                WriteHalf { shared },
+            )),
+        }
+    }
+
     /// The next message (see [`WebSocketStream::next`]).
     pub async fn next(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.poll_next_message(cx)).await
