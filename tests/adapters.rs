@@ -408,13 +408,15 @@ where
     Ws<H>: Entry<H::Mem>,
 {
     let client_config = Config::default().keepalive_interval(Some(secs::<H>(5)));
+    // The interval counts from the connection's start, which on a real
+    // clock comes a little after the pair is asked for.
+    let started = H::now();
     let (mut client, mut server) = duplex_pair::<H>(4096, client_config, Config::default()).await;
     let client_task = H::spawn(async move {
         // Keep polling: the client's timer fires inside next().
         let pong = client.next().await;
         (pong, client)
     });
-    let started = H::now();
     assert_eq!(
         server.next().await.unwrap().unwrap(),
         Message::Ping(Bytes::new())
@@ -432,8 +434,9 @@ where
     Ws<H>: Entry<H::Mem>,
 {
     let server_config = Config::default().idle_timeout(Some(secs::<H>(60)));
-    let (mut quiet, mut server) = duplex_pair::<H>(4096, Config::default(), server_config).await;
+    // Idle counts from the connection's start (see above).
     let started = H::now();
+    let (mut quiet, mut server) = duplex_pair::<H>(4096, Config::default(), server_config).await;
     let result = server.next().await;
     assert!(
         matches!(
