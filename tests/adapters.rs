@@ -17,7 +17,7 @@ use rfc6455::rt::{Runtime, WebSocketStream};
 use rfc6455::{
     CloseCode, CloseFrame, Config, Error, HandshakeError, Message, ProtocolError, State,
 };
-use rt::{BoxFuture, Entry, Harness, accept, client, timeout};
+use rt::{BoxFuture, Harness, accept, client, timeout};
 
 /// `seconds` of timer-test time on `H`'s clock.
 fn secs<H: Harness>(seconds: u64) -> Duration {
@@ -41,10 +41,7 @@ fn accept_all(_: &rfc6455::handshake::RequestView<'_>) -> Result<AcceptOptions, 
 }
 
 /// A server on loopback TCP echoing one connection; its URL and result.
-async fn tcp_server<H: Harness>() -> (String, BoxFuture<Option<CloseFrame>>)
-where
-    WebSocketStream<H::Tcp, H::R>: Entry<H::Tcp>,
-{
+async fn tcp_server<H: Harness>() -> (String, BoxFuture<Option<CloseFrame>>) {
     let (listener, url) = H::listen().await;
     let handle = H::spawn(async move {
         let tcp = H::accept_tcp(&listener).await;
@@ -58,10 +55,7 @@ where
     (url, handle)
 }
 
-async fn connect<H: Harness>(url: &str) -> WebSocketStream<H::Tcp, H::R>
-where
-    WebSocketStream<H::Tcp, H::R>: Entry<H::Tcp>,
-{
+async fn connect<H: Harness>(url: &str) -> WebSocketStream<H::Tcp, H::R> {
     client::<H, _>(H::connect_tcp(url).await, url, Config::default())
         .await
         .unwrap()
@@ -85,10 +79,7 @@ async fn duplex_pair<H: Harness>(
     capacity: usize,
     client_config: Config,
     server: Config,
-) -> (Ws<H>, Ws<H>)
-where
-    Ws<H>: Entry<H::Mem>,
-{
+) -> (Ws<H>, Ws<H>) {
     let (a, b) = H::pipe(capacity);
     let server = H::spawn(async move { accept::<H, _>(b, server, accept_all).await.unwrap() });
     let client = client::<H, _>(a, "ws://localhost/", client_config)
@@ -98,10 +89,7 @@ where
 }
 
 // Echo of text, binary, empty and large messages over TCP; close code and reason.
-async fn tcp_echo_and_close<H: Harness>()
-where
-    WebSocketStream<H::Tcp, H::R>: Entry<H::Tcp>,
-{
+async fn tcp_echo_and_close<H: Harness>() {
     let (url, server) = tcp_server::<H>().await;
     let mut ws = connect::<H>(&url).await;
     for m in messages() {
@@ -118,10 +106,7 @@ where
 }
 
 // Many messages fed at once come back in order (batched writes).
-async fn pipelined_messages<H: Harness>()
-where
-    WebSocketStream<H::Tcp, H::R>: Entry<H::Tcp>,
-{
+async fn pipelined_messages<H: Harness>() {
     let (url, server) = tcp_server::<H>().await;
     let mut ws = connect::<H>(&url).await;
     for i in 0..5000u32 {
@@ -141,10 +126,7 @@ where
 }
 
 // Fragmented input, ping/pong, and the server closing with a code and reason.
-async fn fragments_ping_and_server_close<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn fragments_ping_and_server_close<H: Harness>() {
     let (mut client, mut server) = duplex_pair::<H>(
         4096,
         Config::default().max_send_frame_size(Some(100)),
@@ -184,10 +166,7 @@ where
 }
 
 // 1-byte reads and writes on both ends give the same results.
-async fn one_byte_io<H: Harness>()
-where
-    WebSocketStream<OneByte<H::Mem>, H::R>: Entry<OneByte<H::Mem>>,
-{
+async fn one_byte_io<H: Harness>() {
     let (a, b) = H::pipe(64);
     let server = H::spawn(async move {
         echo(
@@ -213,10 +192,7 @@ where
 
 // A reader that never reads: the sender's writes stop at the write buffer
 // limit (bounded memory), and resume when the reader catches up.
-async fn slow_reader_back_pressure<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn slow_reader_back_pressure<H: Harness>() {
     let config = Config::default().max_write_buffer(64 * 1024);
     let (mut client, mut server) = duplex_pair::<H>(16 * 1024, config.clone(), config).await;
     let chunk = Message::binary(vec![1u8; 8 * 1024]);
@@ -261,10 +237,7 @@ fn poll_once<F: Future>(future: F) -> std::task::Poll<F::Output> {
 
 // write_high_water: past it, feed writes the backlog out before queueing more,
 // and waits while the transport does not take it; below it, feed only queues.
-async fn feed_waits_past_the_high_water_mark<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn feed_waits_past_the_high_water_mark<H: Harness>() {
     let big = Message::binary(vec![7u8; 64 * 1024]);
     let small = Message::binary(vec![9u8; 100]);
 
@@ -299,10 +272,7 @@ where
 // (so an echo of large messages holds one being written and one being read),
 // while a small one still only waits past the mark. The Sink, which cannot
 // see the size in poll_ready, keeps the mark alone.
-async fn feed_of_a_message_over_the_mark_waits_for_an_empty_queue<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn feed_of_a_message_over_the_mark_waits_for_an_empty_queue<H: Harness>() {
     let small = Message::binary(vec![9u8; 100]);
     let large = Message::binary(vec![7u8; 64 * 1024]);
     let config = Config::default().write_high_water(32 * 1024);
@@ -352,10 +322,7 @@ where
 }
 
 // split(): reading and writing from different tasks.
-async fn split_halves_in_two_tasks<H: Harness>()
-where
-    WebSocketStream<H::Tcp, H::R>: Entry<H::Tcp>,
-{
+async fn split_halves_in_two_tasks<H: Harness>() {
     let (url, server) = tcp_server::<H>().await;
     let ws = connect::<H>(&url).await;
     let (mut writer, mut reader) = ws.split();
@@ -383,10 +350,7 @@ where
 
 // reunite(): the halves of one split make the stream again, which goes on
 // working; halves of two different streams are handed back.
-async fn split_halves_reunite<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn split_halves_reunite<H: Harness>() {
     let (client, mut server) = duplex_pair::<H>(4096, Config::default(), Config::default()).await;
     let (other, _other_server) = duplex_pair::<H>(4096, Config::default(), Config::default()).await;
     let (mut write, read) = client.split();
@@ -403,10 +367,7 @@ where
 }
 
 // Keepalive pings are sent by the adapter's own timer.
-async fn keepalive_pings_are_sent<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn keepalive_pings_are_sent<H: Harness>() {
     let client_config = Config::default().keepalive_interval(Some(secs::<H>(5)));
     // The interval counts from the connection's start, which on a real
     // clock comes a little after the pair is asked for.
@@ -429,10 +390,7 @@ where
 }
 
 // A silent peer fails the connection after the idle timeout, with Close 1001.
-async fn idle_timeout_closes_a_silent_peer<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn idle_timeout_closes_a_silent_peer<H: Harness>() {
     let server_config = Config::default().idle_timeout(Some(secs::<H>(60)));
     // Idle counts from the connection's start (see above).
     let started = H::now();
@@ -458,10 +416,7 @@ where
 }
 
 // The close timeout bounds the wait for a peer that never answers a Close.
-async fn close_timeout_bounds_the_wait<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn close_timeout_bounds_the_wait<H: Harness>() {
     let config = Config::default().close_timeout(Some(secs::<H>(3)));
     let (mut client, _silent_server) = duplex_pair::<H>(4096, config, Config::default()).await;
     let started = H::now();
@@ -475,10 +430,7 @@ where
 }
 
 // The accept callback rejects; the client sees the status and body.
-async fn callback_rejection<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn callback_rejection<H: Harness>() {
     let (a, b) = H::pipe(4096);
     let server = H::spawn(async move {
         accept::<H, _>(b, Config::default(), |req| match req.header("x-api-key") {
@@ -502,10 +454,7 @@ where
 }
 
 // A peer that half-closes mid-message: an error, not a hang.
-async fn eof_mid_message_is_abnormal<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn eof_mid_message_is_abnormal<H: Harness>() {
     let (a, mut b) = H::pipe(4096);
     let client = H::spawn(async move { client::<H, _>(a, "ws://h/", Config::default()).await });
     let mut request = vec![0u8; 1024];
@@ -535,10 +484,7 @@ where
 }
 
 // 1000 concurrent connections against one server, all open at the same time.
-async fn thousand_connections<H: Harness>()
-where
-    WebSocketStream<H::Tcp, H::R>: Entry<H::Tcp>,
-{
+async fn thousand_connections<H: Harness>() {
     let (listener, url) = H::listen().await;
     let _server = H::spawn(async move {
         loop {
@@ -584,10 +530,7 @@ where
 // Autobahn 3.2 and friends: a message echoed just before the peer breaks the
 // protocol still goes out, with the Close 1002, even if the application
 // stops polling at the error.
-async fn queued_output_goes_out_at_an_error<H: Harness>()
-where
-    Ws<H>: Entry<H::Mem>,
-{
+async fn queued_output_goes_out_at_an_error<H: Harness>() {
     let (a, mut b) = H::pipe(4096);
     let server = H::spawn(async move {
         let mut ws = accept::<H, _>(a, Config::default(), accept_all)

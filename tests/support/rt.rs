@@ -61,92 +61,31 @@ pub trait Harness: Sized + 'static {
     fn connect_tcp(url: &str) -> BoxFuture<Self::Tcp>;
 }
 
-/// The server handshake through the adapter's entry point.
-pub fn accept<H: Harness, S>(
+/// The server handshake, as every adapter runs it.
+pub async fn accept<H: Harness, S>(
     stream: S,
     config: Config,
-    callback: impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + Send,
-) -> impl Future<Output = Result<WebSocketStream<S, H::R>, Error>> + Send
+    callback: impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+) -> Result<WebSocketStream<S, H::R>, Error>
 where
     H::R: Runtime<S>,
-    WebSocketStream<S, H::R>: Entry<S>,
 {
-    <WebSocketStream<S, H::R> as Entry<S>>::accept(stream, config, callback)
+    WebSocketStream::accept_with(stream, config, ServerHandshake::new(), callback).await
 }
 
-/// The client handshake through the adapter's entry point.
-pub fn client<H: Harness, S: Send>(
+/// The client handshake, as every adapter runs it.
+pub async fn client<H: Harness, S>(
     stream: S,
     url: &str,
     config: Config,
-) -> impl Future<Output = Result<WebSocketStream<S, H::R>, Error>> + Send
+) -> Result<WebSocketStream<S, H::R>, Error>
 where
     H::R: Runtime<S>,
-    WebSocketStream<S, H::R>: Entry<S> + Send,
 {
     let request = ClientRequest::new(url).unwrap();
-    async move {
-        <WebSocketStream<S, H::R> as Entry<S>>::client(stream, &request, config)
-            .await
-            .map(|(ws, _)| ws)
-    }
-}
-
-/// The adapter's handshake functions, named per adapter module.
-pub trait Entry<S>: Sized {
-    fn accept(
-        stream: S,
-        config: Config,
-        callback: impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + Send,
-    ) -> impl Future<Output = Result<Self, Error>> + Send;
-    fn client(
-        stream: S,
-        request: &ClientRequest,
-        config: Config,
-    ) -> impl Future<Output = Result<(Self, rfc6455::handshake::Accepted), Error>> + Send;
-}
-
-#[cfg(feature = "tokio")]
-impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Entry<S>
-    for rfc6455::rt::tokio::WebSocketStream<S>
-{
-    async fn accept(
-        stream: S,
-        config: Config,
-        callback: impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + Send,
-    ) -> Result<Self, Error> {
-        rfc6455::rt::tokio::accept_hdr_async_with(stream, config, ServerHandshake::new(), callback)
-            .await
-    }
-
-    async fn client(
-        stream: S,
-        request: &ClientRequest,
-        config: Config,
-    ) -> Result<(Self, rfc6455::handshake::Accepted), Error> {
-        rfc6455::rt::tokio::client_async_with(stream, request, config).await
-    }
-}
-
-#[cfg(feature = "futures-io")]
-impl<S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send> Entry<S>
-    for rfc6455::rt::futures_io::WebSocketStream<S>
-{
-    async fn accept(
-        stream: S,
-        config: Config,
-        callback: impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + Send,
-    ) -> Result<Self, Error> {
-        Self::accept_with(stream, config, ServerHandshake::new(), callback).await
-    }
-
-    async fn client(
-        stream: S,
-        request: &ClientRequest,
-        config: Config,
-    ) -> Result<(Self, rfc6455::handshake::Accepted), Error> {
-        Self::client(stream, request, config).await
-    }
+    WebSocketStream::client(stream, &request, config)
+        .await
+        .map(|(ws, _)| ws)
 }
 
 /// Waits for `future` at most `limit` by the harness's clock.
