@@ -184,6 +184,20 @@ impl<R: HandshakeRole> HandshakeDriver<R> {
         self.io.deadline.map(|(at, _)| at)
     }
 
+    /// Checks the deadline at `now` and nothing else: for an adapter whose
+    /// timer fired while it waited on the transport (a [`poll`](Self::poll)
+    /// there could hand out a finished handshake it is not ready to take).
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeFailure::TimedOut`] once the deadline has passed.
+    pub fn check_deadline(&self, now: Instant) -> Result<(), HandshakeFailure> {
+        match self.io.deadline {
+            Some((at, limit)) if now >= at => Err(HandshakeFailure::TimedOut(limit)),
+            _ => Ok(()),
+        }
+    }
+
     /// What to do next, at `now`.
     ///
     /// # Errors
@@ -193,11 +207,7 @@ impl<R: HandshakeRole> HandshakeDriver<R> {
     /// role's own failures. A failure that has a response to send is
     /// returned only once that response has been written.
     pub fn poll(&mut self, now: Instant) -> Result<Progress<R::Output>, HandshakeFailure> {
-        if let Some((at, limit)) = self.io.deadline
-            && now >= at
-        {
-            return Err(HandshakeFailure::TimedOut(limit));
-        }
+        self.check_deadline(now)?;
         if self.io.output.has_remaining() {
             return Ok(Progress::Write);
         }

@@ -821,8 +821,9 @@ async fn handshake<S, R: Runtime<S>, H: HandshakeRole>(
                 if R::poll_timer(timer, cx).is_pending() {
                     return Poll::Pending;
                 }
-                // Past the deadline this fails; otherwise the loop goes on.
-                let _ = driver.poll(R::now())?;
+                // The timer fired: past the deadline this fails (a poll here
+                // could hand out the finished connection and lose it).
+                driver.check_deadline(R::now())?;
             }
         }
     })
