@@ -3,69 +3,79 @@
 use std::fmt;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use crate::close::CloseFrame;
 
-/// Bytes that are proven to be UTF-8.
+/// Bytes that are proven to be UTF-8: a `&str` through `Deref`, without a
+/// copy and without checking again.
 ///
-/// Built only by safe constructors that check (or from `String`/`&str`, which
-/// already are). Received text is checked incrementally as it arrives and
-/// then handed over without a copy.
+/// Built only by constructors that check (or from `String`/`&str`, which
+/// already are). The proof is carried by `bytestring::ByteString`, so this
+/// crate needs no `unsafe` to hand out a `&str`: a received text message is
+/// checked once as a whole when it is complete (a fragmented one is also
+/// checked as it arrives, to fail fast as RFC 6455 §8.1 asks).
 ///
-/// The crate forbids `unsafe`, so [`as_str`](Self::as_str) runs the standard
-/// library's validator again (a fast pass; the bytes are already known to be
-/// valid). Call it once and keep the `&str` in hot loops.
+/// ```
+/// use rfc6455::Utf8Bytes;
+///
+/// let text = Utf8Bytes::from("héllo");
+/// let s: &str = &text;
+/// assert_eq!(s.to_uppercase(), "HÉLLO");
+/// assert!(text.starts_with("hé"));
+/// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Utf8Bytes(Bytes);
+pub struct Utf8Bytes(ByteString);
 
 impl Utf8Bytes {
     /// An empty string.
     #[must_use]
     pub const fn new() -> Self {
-        Self(Bytes::new())
+        Self(ByteString::new())
     }
 
     /// A string from a `&'static str`, without allocating.
     #[must_use]
     pub const fn from_static(s: &'static str) -> Self {
-        Self(Bytes::from_static(s.as_bytes()))
+        Self(ByteString::from_static(s))
     }
 
-    /// Wraps bytes already proven UTF-8 by this crate's validator.
-    pub(crate) fn from_validated(bytes: Bytes) -> Self {
-        debug_assert!(std::str::from_utf8(&bytes).is_ok());
-        Self(bytes)
-    }
-
-    /// The text as `&str`.
+    /// The text as `&str` (also what `Deref` gives).
     #[must_use]
     pub fn as_str(&self) -> &str {
-        // The constructors guarantee validity, so the `None` arm is unreachable.
-        crate::utf8::as_str(&self.0).unwrap_or_default()
+        &self.0
     }
 
     /// The UTF-8 bytes.
     #[must_use]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The length in bytes.
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the string is empty.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.as_bytes()
     }
 
     /// The underlying bytes, without a copy.
     #[must_use]
     pub fn into_bytes(self) -> Bytes {
-        self.0
+        self.0.into_bytes()
+    }
+}
+
+impl std::ops::Deref for Utf8Bytes {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Utf8Bytes {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Utf8Bytes {
+    fn as_ref(&self) -> &str {
+        &self.0
     }
 }
 
@@ -74,47 +84,49 @@ impl TryFrom<Bytes> for Utf8Bytes {
 
     /// Checks the bytes and wraps them without copying.
     fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
-        if crate::utf8::as_str(&bytes).is_none() {
-            // Only invalid input pays for the standard library's error.
-            std::str::from_utf8(&bytes)?;
-        }
-        Ok(Self(bytes))
+        ByteString::try_from(bytes).map(Self)
     }
 }
 
 impl From<String> for Utf8Bytes {
     fn from(s: String) -> Self {
-        Self(Bytes::from(s))
+        Self(ByteString::from(s))
     }
 }
 
 impl From<&str> for Utf8Bytes {
     fn from(s: &str) -> Self {
-        Self(Bytes::copy_from_slice(s.as_bytes()))
+        Self(ByteString::from(s))
     }
 }
 
 impl From<Utf8Bytes> for Bytes {
     fn from(s: Utf8Bytes) -> Self {
-        s.0
+        s.0.into_bytes()
+    }
+}
+
+impl From<Utf8Bytes> for String {
+    fn from(s: Utf8Bytes) -> Self {
+        s.0.into()
     }
 }
 
 impl AsRef<[u8]> for Utf8Bytes {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 }
 
 impl PartialEq<str> for Utf8Bytes {
     fn eq(&self, other: &str) -> bool {
-        self.0 == other.as_bytes()
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for Utf8Bytes {
     fn eq(&self, other: &&str) -> bool {
-        self.0 == other.as_bytes()
+        self.as_str() == *other
     }
 }
 
@@ -241,6 +253,10 @@ impl Message {
     /// assert!(message.is_text());
     /// assert_eq!(message.to_text()?, "hello");
     /// assert!(Message::binary(vec![0xff]).to_text().is_err());
+    /// if let Message::Text(text) = &message {
+    ///     let s: &str = &**text; // `Utf8Bytes` dereferences to `str`
+    ///     assert_eq!(s.to_uppercase(), "HELLO");
+    /// }
     /// # Ok::<(), std::str::Utf8Error>(())
     /// ```
     ///

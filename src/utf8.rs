@@ -22,17 +22,6 @@ pub(crate) fn check(data: &[u8]) -> Result<(), simdutf8::compat::Utf8Error> {
     simdutf8::compat::from_utf8(data).map(drop)
 }
 
-/// `data` as `&str` if it is UTF-8 (simdutf8's fast check).
-pub(crate) fn as_str(data: &[u8]) -> Option<&str> {
-    simdutf8::basic::from_utf8(data).ok()
-}
-
-/// Whether `data` is UTF-8: short ASCII text (most small messages) by a
-/// word-at-a-time scan, anything else by simdutf8's fast check.
-pub(crate) fn is_utf8(data: &[u8]) -> bool {
-    (data.len() < SHORT && is_ascii(data)) || simdutf8::basic::from_utf8(data).is_ok()
-}
-
 /// Below this length a plain ASCII scan costs less than simdutf8's setup
 /// (the standard library's check goes byte by byte on short input).
 const SHORT: usize = 64;
@@ -121,6 +110,23 @@ impl Utf8Validator {
 mod tests {
     use super::*;
 
+    #[test]
+    fn check_agrees_with_std() {
+        for len in 0..=(SHORT + 9) {
+            let ascii = vec![b'a'; len];
+            assert!(check(&ascii).is_ok(), "ascii {len}");
+            for at in 0..len {
+                for odd in [0x7f, 0x80, 0xc3, 0xff] {
+                    let mut bytes = ascii.clone();
+                    bytes[at] = odd;
+                    let std = std::str::from_utf8(&bytes).is_ok();
+                    assert_eq!(check(&bytes).is_ok(), std, "len {len}, {odd:#x} at {at}");
+                }
+            }
+        }
+        assert!(check("κόσμε".as_bytes()).is_ok());
+    }
+
     fn check_split(bytes: &[u8], split: usize) -> Result<(), InvalidUtf8> {
         let mut v = Utf8Validator::default();
         let (a, b) = bytes.split_at(split);
@@ -167,23 +173,6 @@ mod tests {
 
     // The short-ASCII shortcut agrees with the standard library on every
     // length around its word size and threshold, wherever the odd byte sits.
-    #[test]
-    fn is_utf8_agrees_with_std() {
-        for len in 0..=(SHORT + 9) {
-            let ascii = vec![b'a'; len];
-            assert!(is_utf8(&ascii), "ascii {len}");
-            for at in 0..len {
-                for odd in [0x7f, 0x80, 0xc3, 0xff] {
-                    let mut bytes = ascii.clone();
-                    bytes[at] = odd;
-                    let std = std::str::from_utf8(&bytes).is_ok();
-                    assert_eq!(is_utf8(&bytes), std, "len {len}, {odd:#x} at {at}");
-                    assert_eq!(check(&bytes).is_ok(), std, "len {len}, {odd:#x} at {at}");
-                }
-            }
-        }
-        assert!(is_utf8("κόσμε".as_bytes()));
-    }
 
     #[test]
     fn byte_at_a_time() {

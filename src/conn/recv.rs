@@ -156,14 +156,12 @@ impl Receiver {
             apply_mask(payload, key, 0);
         }
         // Unmasked now: past this point the frame is consumed either way.
-        let valid = !frame.text || crate::utf8::is_utf8(payload);
         let mut whole = rx.split_to(frame_len).freeze();
-        if !valid {
-            return Err(ProtocolError::InvalidUtf8);
-        }
         whole.advance(frame.header_len);
         Ok(Some(if frame.text {
-            Message::Text(Utf8Bytes::from_validated(whole))
+            // The one check of a whole text frame is the one that proves it.
+            let text = Utf8Bytes::try_from(whole).map_err(|_| ProtocolError::InvalidUtf8)?;
+            Message::Text(text)
         } else {
             Message::Binary(whole)
         }))
@@ -312,8 +310,10 @@ impl Receiver {
     fn finish(&mut self, kind: DataKind, data: Bytes) -> Result<Message, ProtocolError> {
         Ok(match kind {
             DataKind::Text => {
+                // Checked as it arrived (to fail fast); the final check is
+                // what lets `Utf8Bytes` hand out a `&str` without `unsafe`.
                 self.utf8.finish().map_err(|_| ProtocolError::InvalidUtf8)?;
-                Message::Text(Utf8Bytes::from_validated(data))
+                Message::Text(Utf8Bytes::try_from(data).map_err(|_| ProtocolError::InvalidUtf8)?)
             }
             DataKind::Binary => Message::Binary(data),
         })
