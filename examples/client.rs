@@ -12,11 +12,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rfc6455::handshake::ClientRequest;
-use rfc6455::rt::tokio::{WebSocketStream, client_async};
-use rfc6455::{CloseCode, Message};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
-use tokio::net::TcpStream;
+use rfc6455::rt::tokio::{MaybeTlsStream, WebSocketStream};
+use rfc6455::{ClientBuilder, CloseCode, Message};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -29,24 +27,11 @@ async fn main() -> Result<(), BoxError> {
         (None, _) => None,
         _ => return Err("usage: client URL [--ca CERT.pem]".into()),
     };
-    let request = ClientRequest::new(&url)?;
-    let tcp = TcpStream::connect((request.host(), request.port())).await?;
-    tcp.set_nodelay(true)?;
-    if request.is_secure() {
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(ca.as_deref())?));
-        let name = rustls::pki_types::ServerName::try_from(request.host().to_owned())?;
-        let tls = connector.connect(name, tcp).await?;
-        run(tls, &request).await
-    } else {
-        run(tcp, &request).await
+    let mut client = ClientBuilder::new(&url)?;
+    if client.request().is_secure() {
+        client = client.tls_config(Arc::new(tls_config(ca.as_deref())?));
     }
-}
-
-async fn run<S>(stream: S, request: &ClientRequest) -> Result<(), BoxError>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (ws, accepted): (WebSocketStream<S>, _) = client_async(stream, request).await?;
+    let (ws, accepted) = WebSocketStream::connect(&client).await?;
     eprintln!(
         "connected{} (/ping, /close CODE REASON)",
         accepted
@@ -54,6 +39,10 @@ where
             .map(|p| format!(", subprotocol {p}"))
             .unwrap_or_default()
     );
+    run(ws).await
+}
+
+async fn run(ws: WebSocketStream<MaybeTlsStream>) -> Result<(), BoxError> {
     let (mut writer, mut reader) = ws.split();
     let printer = tokio::spawn(async move {
         while let Some(message) = reader.next().await {

@@ -15,8 +15,7 @@
 //! benchmark target; nothing is logged per message.
 
 use rfc6455::extensions::deflate::DeflateConfig;
-use rfc6455::handshake::{AcceptOptions, ServerHandshake};
-use rfc6455::rt::tokio::accept_hdr_async_with;
+use rfc6455::rt::tokio::accept_async_with_config;
 use rfc6455::{Config, Error, Message};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -45,10 +44,7 @@ async fn echo(tcp: TcpStream) -> Result<(), Error> {
     // answers in kind, so every message is compressed (threshold 0).
     let config = Config::default().deflate(Some(DeflateConfig::default().threshold(0)));
     let large = config.write_high_water;
-    let mut ws = accept_hdr_async_with(tcp, config, ServerHandshake::new(), |_| {
-        Ok(AcceptOptions::new())
-    })
-    .await?;
+    let mut ws = accept_async_with_config(tcp, config).await?;
     while let Some(message) = ws.next().await {
         // Pongs and Close echoes are the connection's job; echo the data.
         let message = message?;

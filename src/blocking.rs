@@ -42,12 +42,12 @@ use std::net::TcpStream;
 use std::task::Poll;
 use std::time::Instant;
 
+use crate::builder::{ClientBuilder, IntoClientBuilder, ServerBuilder};
 use crate::handshake::{
-    AcceptOptions, Accepted, ClientDriver, ClientRequest, HandshakeDriver, HandshakeRole, Progress,
-    Rejection, RequestView, ServerDriver, ServerHandshake,
+    AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
 };
 use crate::transport::{self, WriteCall};
-use crate::{CloseCode, CloseFrame, Config, Connection, Error, Message, SendError};
+use crate::{CloseCode, CloseFrame, Connection, Error, Message, SendError};
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
@@ -97,13 +97,13 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Queues a message without writing it, unless with it the queue would
-    /// pass [`Config::write_high_water`]: then queued bytes are written first
+    /// pass [`Config::write_high_water`](crate::Config::write_high_water): then queued bytes are written first
     /// (see [`Connection::is_write_backlogged`]).
     /// Call [`flush`](Self::flush) (or [`read`](Self::read)) to send.
     ///
     /// On a non-blocking stream that takes no more (`WouldBlock`), the
     /// message is still queued while the queue is below
-    /// [`Config::max_write_buffer`]; past it, the message comes back in
+    /// [`Config::max_write_buffer`](crate::Config::max_write_buffer); past it, the message comes back in
     /// [`SendError::Full`]. A message is never lost.
     ///
     /// # Errors
@@ -237,126 +237,106 @@ fn blocking<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
     }
 }
 
-/// Connects to a `ws://` URL over TCP (with `TCP_NODELAY`) and runs the
-/// client handshake. For `wss://`, connect a TLS stream and use [`client`].
-///
-/// # Errors
-///
-/// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`,
-/// [`Error::Io`] from connecting, [`Error::Handshake`] if the server refused.
-pub fn connect(url: &str) -> Result<(WebSocket<TcpStream>, Accepted), Error> {
-    connect_with(&ClientRequest::new(url)?, Config::default())
-}
-
-/// [`connect`] with a prepared request (subprotocols, headers) and a [`Config`].
-///
-/// # Errors
-///
-/// As [`connect`].
-pub fn connect_with(
-    request: &ClientRequest,
-    config: Config,
-) -> Result<(WebSocket<TcpStream>, Accepted), Error> {
-    if request.is_secure() {
-        return Err(Error::TlsRequired);
+impl<S: Read + Write> WebSocket<S> {
+    /// Runs the server handshake over `stream`, accepting any valid request
+    /// with default options and answering an invalid one with the right
+    /// status.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_with`](Self::accept_with).
+    pub fn accept(stream: S) -> Result<Self, Error> {
+        Self::accept_with(stream, &ServerBuilder::new())
     }
-    let stream = TcpStream::connect((request.host(), request.port()))?;
-    stream.set_nodelay(true)?;
-    // A read timeout lets the handshake deadline fire even if the server says nothing.
-    stream.set_read_timeout(request.limits().timeout)?;
-    let (ws, accepted) = client_with(stream, request, config)?;
-    ws.get_ref().set_read_timeout(None)?;
-    Ok((ws, accepted))
+
+    /// Runs the server handshake as `server` says: its [`Config`](crate::Config), limits,
+    /// subprotocols and request callback.
+    ///
+    /// ```no_run
+    /// use rfc6455::blocking::WebSocket;
+    /// use rfc6455::handshake::{AcceptOptions, Rejection};
+    /// use rfc6455::ServerBuilder;
+    ///
+    /// let server = ServerBuilder::new().on_request(|request| match request.bearer_token() {
+    ///     Some("s3cret") => Ok(AcceptOptions::new()),
+    ///     _ => Err(Rejection::new(401).header("WWW-Authenticate", "Bearer")),
+    /// });
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let (stream, _) = listener.accept()?;
+    /// let _ws = WebSocket::accept_with(stream, &server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Handshake`] for an invalid request and [`Error::Rejected`]
+    /// when the callback rejected (both after the response was written),
+    /// [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] past the
+    /// limits' deadline.
+    pub fn accept_with<F>(mut stream: S, server: &ServerBuilder<F>) -> Result<Self, Error>
+    where
+        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
+        let conn = handshake(&mut stream, server.driver(Instant::now())?)?;
+        Ok(Self::new(stream, conn))
+    }
+
+    /// Runs the client handshake over a connected stream (TCP, TLS, anything).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Build`] for an invalid request, [`Error::Io`] from the stream,
+    /// [`Error::Handshake`] if the response is not an acceptable 101 (a refusal
+    /// is [`HandshakeError::Refused`](crate::HandshakeError::Refused) with its
+    /// status, headers and body).
+    pub fn client(mut stream: S, client: &ClientBuilder) -> Result<(Self, Accepted), Error> {
+        let (conn, accepted) = handshake(&mut stream, client.driver(Instant::now())?)?;
+        Ok((Self::new(stream, conn), accepted))
+    }
 }
 
-/// Runs the client handshake over a connected stream (TCP, TLS, anything).
+impl WebSocket<TcpStream> {
+    /// Connects to a `ws://` URL over TCP (with `TCP_NODELAY`) and runs the
+    /// client handshake; `client` is a URL or a [`ClientBuilder`]. For
+    /// `wss://`, connect a TLS stream (a rustls `StreamOwned`) and use
+    /// [`client`](Self::client).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`,
+    /// [`Error::Io`] from connecting, [`Error::Handshake`] if the server refused.
+    pub fn connect(client: impl IntoClientBuilder) -> Result<(Self, Accepted), Error> {
+        let client = client.into_client_builder()?;
+        let request = client.request();
+        if request.is_secure() {
+            return Err(Error::TlsRequired);
+        }
+        let stream = TcpStream::connect((request.host(), request.port()))?;
+        stream.set_nodelay(true)?;
+        // A read timeout lets the handshake deadline fire even if the server says nothing.
+        stream.set_read_timeout(request.limits().timeout)?;
+        let (ws, accepted) = Self::client(stream, &client)?;
+        ws.get_ref().set_read_timeout(None)?;
+        Ok((ws, accepted))
+    }
+}
+
+/// [`WebSocket::connect`], by the name `tungstenite::connect` has.
 ///
 /// # Errors
 ///
-/// [`Error::Build`] for an invalid request, [`Error::Io`] from the stream,
-/// [`Error::Handshake`] if the response is not an acceptable 101 (a refusal
-/// is [`HandshakeError::Refused`](crate::HandshakeError::Refused) with its
-/// status, headers and body).
-pub fn client<S: Read + Write>(
-    stream: S,
-    request: &ClientRequest,
-) -> Result<(WebSocket<S>, Accepted), Error> {
-    client_with(stream, request, Config::default())
+/// As [`WebSocket::connect`].
+pub fn connect(client: impl IntoClientBuilder) -> Result<(WebSocket<TcpStream>, Accepted), Error> {
+    WebSocket::connect(client)
 }
 
-/// [`client`] with a [`Config`].
+/// [`WebSocket::accept`], by the name `tungstenite::accept` has.
 ///
 /// # Errors
 ///
-/// As [`client`].
-pub fn client_with<S: Read + Write>(
-    mut stream: S,
-    request: &ClientRequest,
-    config: Config,
-) -> Result<(WebSocket<S>, Accepted), Error> {
-    let driver = ClientDriver::new(request, config, Instant::now())?;
-    let (conn, accepted) = handshake(&mut stream, driver)?;
-    Ok((WebSocket::new(stream, conn), accepted))
-}
-
-/// Runs the server handshake, accepting any valid request with default
-/// options, and answering an invalid one with the right status.
-///
-/// # Errors
-///
-/// [`Error::Handshake`] for an invalid request (after the error response was
-/// written), [`Error::Io`] from the stream.
+/// As [`WebSocket::accept_with`].
 pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
-    accept_with(stream, |_| Ok(AcceptOptions::new()))
-}
-
-/// Runs the server handshake, letting `callback` inspect a valid request
-/// and accept it (with a subprotocol, extensions, extra headers) or reject it.
-///
-/// ```no_run
-/// use rfc6455::blocking;
-/// use rfc6455::handshake::{AcceptOptions, Rejection};
-///
-/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-/// let (stream, _) = listener.accept()?;
-/// let _ws = blocking::accept_with(stream, |request| match request.bearer_token() {
-///     Some("s3cret") => Ok(AcceptOptions::new()),
-///     _ => Err(Rejection::new(401).header("WWW-Authenticate", "Bearer")),
-/// });
-/// # Ok::<(), std::io::Error>(())
-/// ```
-///
-/// # Errors
-///
-/// As [`accept`], and [`Error::Rejected`] when `callback` rejected (after
-/// the rejection was written).
-pub fn accept_with<S, F>(stream: S, callback: F) -> Result<WebSocket<S>, Error>
-where
-    S: Read + Write,
-    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-{
-    accept_with_config(stream, Config::default(), ServerHandshake::new(), callback)
-}
-
-/// [`accept_with`] with a [`Config`] for the connection and a
-/// [`ServerHandshake`] carrying the header limits.
-///
-/// # Errors
-///
-/// As [`accept_with`].
-pub fn accept_with_config<S, F>(
-    mut stream: S,
-    config: Config,
-    parser: ServerHandshake,
-    callback: F,
-) -> Result<WebSocket<S>, Error>
-where
-    S: Read + Write,
-    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-{
-    let driver = ServerDriver::new(config, parser, Instant::now(), callback)?;
-    let conn = handshake(&mut stream, driver)?;
-    Ok(WebSocket::new(stream, conn))
+    WebSocket::accept(stream)
 }
 
 /// Moves a handshake's bytes until it is done. Its deadline is checked

@@ -212,8 +212,11 @@ pub enum Error {
     /// the transport was dropped.
     #[error("the opening handshake did not finish within {0:?}")]
     HandshakeTimeout(std::time::Duration),
-    /// A `wss://` URL needs a TLS stream: connect one and use the `client` function instead.
-    #[error("wss:// needs a TLS stream; wrap the socket and use client()/client_async()")]
+    /// A `wss://` URL needs TLS: enable the `rustls` feature (tokio's
+    /// `connect`), or connect a TLS stream and use the adapter's `client`.
+    #[error(
+        "wss:// needs TLS: enable the rustls feature, or connect a TLS stream and use client()"
+    )]
     TlsRequired,
     /// The connection is closed: the close handshake finished (or timed out)
     /// and the transport was shut down. Not a failure.

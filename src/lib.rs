@@ -91,6 +91,7 @@
 mod macros;
 
 pub mod blocking;
+mod builder;
 mod close;
 mod config;
 mod conn;
@@ -102,9 +103,12 @@ mod message;
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tokio", feature = "futures-io"))))]
 pub mod rt;
+#[cfg(feature = "rustls")]
+mod tls;
 mod transport;
 mod utf8;
 
+pub use builder::{AcceptAll, ClientBuilder, IntoClientBuilder, ServerBuilder};
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use conn::{Connection, Outgoing, Role, Side, State};

@@ -9,7 +9,10 @@ use std::thread;
 use bytes::Bytes;
 use rfc6455::blocking::{self, WebSocket};
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
-use rfc6455::{CloseCode, CloseFrame, Config, Error, HandshakeError, Message, SendError, State};
+use rfc6455::{
+    ClientBuilder, CloseCode, CloseFrame, Config, Error, HandshakeError, Message, SendError,
+    ServerBuilder, State,
+};
 
 mod support;
 
@@ -30,12 +33,7 @@ fn tcp_echo_server(config: Config) -> (String, thread::JoinHandle<Option<CloseFr
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let handle = thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        echo(
-            blocking::accept_with_config(stream, config, Default::default(), |_| {
-                Ok(AcceptOptions::new())
-            })
-            .unwrap(),
-        )
+        echo(WebSocket::accept_with(stream, &ServerBuilder::new().config(config)).unwrap())
     });
     (url, handle)
 }
@@ -108,10 +106,10 @@ fn server_initiated_close() {
 #[test]
 fn fragmented_input_and_ping() {
     let (url, server) = tcp_echo_server(Config::default());
-    let request = ClientRequest::new(&url).unwrap();
-    let (mut ws, _) =
-        blocking::connect_with(&request, Config::default().max_send_frame_size(Some(1000)))
-            .unwrap();
+    let client = ClientBuilder::new(&url)
+        .unwrap()
+        .config(Config::default().max_send_frame_size(Some(1000)));
+    let (mut ws, _) = WebSocket::connect(&client).unwrap();
     let big = Message::text("é".repeat(5000));
     ws.send(big.clone()).unwrap();
     assert_eq!(ws.read().unwrap(), big);
@@ -150,8 +148,8 @@ impl<S: Write> Write for OneByte<S> {
 fn one_byte_reads_and_writes() {
     let (a, b) = UnixStream::pair().unwrap();
     let server = thread::spawn(move || echo(blocking::accept(OneByte(a)).unwrap()));
-    let request = ClientRequest::new("ws://localhost/").unwrap();
-    let (mut ws, _) = blocking::client(OneByte(b), &request).unwrap();
+    let client = ClientBuilder::new("ws://localhost/").unwrap();
+    let (mut ws, _) = WebSocket::client(OneByte(b), &client).unwrap();
     for m in messages().into_iter().take(5) {
         ws.send(m.clone()).unwrap();
         assert_eq!(ws.read().unwrap(), m);
@@ -168,7 +166,7 @@ fn one_byte_reads_and_writes() {
 fn would_block_passes_through_and_resumes() {
     let (a, b) = UnixStream::pair().unwrap();
     let server = thread::spawn(move || blocking::accept(a).unwrap());
-    let (mut client, _) = blocking::client(b, &ClientRequest::new("ws://h/").unwrap()).unwrap();
+    let (mut client, _) = WebSocket::client(b, &ClientBuilder::new("ws://h/").unwrap()).unwrap();
     let mut server = server.join().unwrap();
     client.get_mut().set_nonblocking(true).unwrap();
     match client.read() {
@@ -235,8 +233,8 @@ fn write_on_a_full_nonblocking_stream_queues_or_hands_back() {
     let config = Config::default()
         .write_high_water(64 * 1024)
         .max_write_buffer(1 << 20);
-    let request = ClientRequest::new("ws://h/").unwrap();
-    let (mut client, _) = blocking::client_with(b, &request, config).unwrap();
+    let request = ClientBuilder::new("ws://h/").unwrap().config(config);
+    let (mut client, _) = WebSocket::client(b, &request).unwrap();
     let server = server.join().unwrap();
     client.get_mut().set_nonblocking(true).unwrap();
     let chunk = Message::binary(vec![7u8; 16 * 1024]);
@@ -261,15 +259,15 @@ fn callback_rejects_with_401() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        blocking::accept_with(stream, |req| match req.query_param("token") {
+        let server = ServerBuilder::new().on_request(|req| match req.query_param("token") {
             Some("good") => Ok(AcceptOptions::new()),
             _ => Err(Rejection::new(401)
                 .header("WWW-Authenticate", "Bearer")
                 .body("no token")),
-        })
-        .map(|_| ())
+        });
+        WebSocket::accept_with(stream, &server).map(|_| ())
     });
-    let err = blocking::connect(&format!("ws://{addr}/?token=bad")).unwrap_err();
+    let err = blocking::connect(format!("ws://{addr}/?token=bad")).unwrap_err();
     let Error::Handshake(HandshakeError::Refused(rejected)) = err else {
         panic!("{err}")
     };
@@ -289,14 +287,8 @@ fn invalid_request_gets_status_and_subprotocol_is_negotiated() {
         let (bad, _) = listener.accept().unwrap();
         let first = blocking::accept(bad).map(|_| ());
         let (good, _) = listener.accept().unwrap();
-        let ws = blocking::accept_with(good, |req| {
-            let chosen = req
-                .protocols()
-                .find(|p| *p == "v2")
-                .unwrap_or("v1")
-                .to_owned();
-            Ok(AcceptOptions::new().protocol(chosen))
-        });
+        // The server's preference (v2) wins over the client's order.
+        let ws = WebSocket::accept_with(good, &ServerBuilder::new().protocols(["v3", "v2", "v1"]));
         (first, ws.map(|_| ()))
     });
     let mut raw = TcpStream::connect(addr).unwrap();
@@ -309,7 +301,7 @@ fn invalid_request_gets_status_and_subprotocol_is_negotiated() {
         .unwrap()
         .protocol("v1")
         .protocol("v2");
-    let (_ws, accepted) = blocking::connect_with(&request, Config::default()).unwrap();
+    let (_ws, accepted) = blocking::connect(request).unwrap();
     assert_eq!(accepted.protocol(), Some("v2"));
     let (first, second) = server.join().unwrap();
     assert!(matches!(
@@ -358,14 +350,14 @@ fn over_rustls() {
         );
         echo(blocking::accept(tls).unwrap())
     });
-    let request = ClientRequest::new(&format!("wss://localhost:{port}/")).unwrap();
+    let request = ClientBuilder::new(&format!("wss://localhost:{port}/")).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = rustls::StreamOwned::new(
         rustls::ClientConnection::new(Arc::new(client_config), name).unwrap(),
         tcp,
     );
-    let (mut ws, _) = blocking::client(tls, &request).unwrap();
+    let (mut ws, _) = WebSocket::client(tls, &request).unwrap();
     ws.send(Message::text("secret")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("secret"));
     ws.close(CloseCode::NORMAL, "").unwrap();

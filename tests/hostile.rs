@@ -17,9 +17,12 @@ use alloc::Meter;
 use bytes::Buf;
 use io::{OneByte, REQUEST, raw_upgrade};
 use rfc6455::frame::{FrameHeader, OpCode};
-use rfc6455::handshake::{ClientRequest, HandshakeError, HandshakeLimits, ServerHandshake};
-use rfc6455::rt::tokio::{WebSocketStream, accept_hdr_async_with, client_async};
-use rfc6455::{CloseCode, CloseFrame, Config, Connection, Error, Message, ProtocolError, Role};
+use rfc6455::handshake::{HandshakeError, HandshakeLimits};
+use rfc6455::rt::tokio::WebSocketStream;
+use rfc6455::{
+    ClientBuilder, CloseCode, CloseFrame, Config, Connection, Error, Message, ProtocolError, Role,
+    ServerBuilder,
+};
 use support::{client_frame, frame, raw_frame, take_output};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -76,11 +79,8 @@ async fn server(
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
-        let mut ws =
-            accept_hdr_async_with(stream, config, ServerHandshake::with_limits(limits), |_| {
-                Ok(rfc6455::handshake::AcceptOptions::new())
-            })
-            .await?;
+        let server = ServerBuilder::new().config(config).limits(limits);
+        let mut ws = WebSocketStream::accept_with(stream, &server).await?;
         Ok(drain_messages(&mut ws).await)
     });
     (addr, task)
@@ -400,13 +400,8 @@ fn slowloris_handshake_blocking() {
                 .set_read_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
             let limits = HandshakeLimits::default().timeout(Some(Duration::from_millis(300)));
-            rfc6455::blocking::accept_with_config(
-                stream,
-                Config::default(),
-                ServerHandshake::with_limits(limits),
-                |_| Ok(rfc6455::handshake::AcceptOptions::new()),
-            )
-            .map(drop)
+            rfc6455::blocking::WebSocket::accept_with(stream, &ServerBuilder::new().limits(limits))
+                .map(drop)
         });
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
         let started = std::time::Instant::now();
@@ -529,7 +524,7 @@ async fn masked_frame_from_a_server() {
         read_to_end(&mut stream).await
     });
     let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut ws, _) = client_async(stream, &ClientRequest::new("ws://h/").unwrap())
+    let (mut ws, _) = WebSocketStream::client(stream, &ClientBuilder::new("ws://h/").unwrap())
         .await
         .unwrap();
     let outcome = timeout(NO_HANG, drain_messages(&mut ws)).await.unwrap();
@@ -613,11 +608,7 @@ async fn serve_script<S>(stream: S) -> (Vec<Message>, usize, Option<CloseFrame>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let accept =
-        |_: &rfc6455::handshake::RequestView<'_>| Ok(rfc6455::handshake::AcceptOptions::new());
-    let mut ws = accept_hdr_async_with(stream, Config::default(), ServerHandshake::new(), accept)
-        .await
-        .unwrap();
+    let mut ws = WebSocketStream::accept(stream).await.unwrap();
     let outcome = drain_messages(&mut ws).await;
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     (

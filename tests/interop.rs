@@ -3,8 +3,7 @@
 #![cfg(all(feature = "tokio", feature = "deflate"))]
 
 use bytes::Bytes;
-use rfc6455::handshake::ClientRequest;
-use rfc6455::rt::tokio::connect_async_with;
+use rfc6455::rt::tokio::connect_async_with_config;
 use rfc6455::{CloseCode, Config, Message};
 
 #[tokio::test]
@@ -16,9 +15,7 @@ async fn against_python_websockets_server() {
     let config = Config::default()
         .max_send_frame_size(Some(64 * 1024))
         .deflate(Some(rfc6455::extensions::deflate::DeflateConfig::default()));
-    let (mut ws, _) = connect_async_with(&ClientRequest::new(&url).unwrap(), config)
-        .await
-        .unwrap();
+    let (mut ws, _) = connect_async_with_config(&url, config).await.unwrap();
     let messages = [
         Message::text("hello"),
         Message::text("κόσμε 𝄞 – multi-byte UTF-8"),

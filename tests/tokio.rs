@@ -156,3 +156,94 @@ async fn the_rest_of_a_large_payload_is_written_with_the_vectored_call() {
         assert_eq!(call == "vectored", bytes >= 64 * 1024, "{writes:?}");
     }
 }
+
+/// A TLS echo server for `localhost` with a fresh self-signed certificate;
+/// its port and a client configuration that trusts the certificate.
+#[cfg(feature = "rustls")]
+async fn tls_echo_server() -> (u16, std::sync::Arc<rustls::ClientConfig>) {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut ws = accept_async(tls).await.unwrap();
+                while let Some(Ok(message)) = ws.next().await {
+                    if !message.is_control() {
+                        ws.feed(message).await.unwrap();
+                    }
+                }
+            });
+        }
+    });
+    (port, Arc::new(client))
+}
+
+// wss:// through the rustls feature: connect_async does TCP, TLS (with the
+// builder's roots) and the handshake.
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn connect_async_speaks_wss_with_the_builders_roots() {
+    let (port, tls) = tls_echo_server().await;
+    let client = rfc6455::ClientBuilder::new(&format!("wss://localhost:{port}/"))
+        .unwrap()
+        .tls_config(tls);
+    let (mut ws, _) = connect_async(&client).await.unwrap();
+    assert!(matches!(
+        ws.get_ref(),
+        rfc6455::rt::tokio::MaybeTlsStream::Rustls(_)
+    ));
+    ws.send(Message::text("over tls")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("over tls"));
+    let echoed = ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert_eq!(echoed.map(|f| f.code), Some(CloseCode::NORMAL));
+}
+
+// Without the certificate among its roots, the client refuses the server:
+// an InvalidData I/O error that carries rustls's certificate error.
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn connect_async_refuses_an_unknown_certificate() {
+    let (port, _) = tls_echo_server().await;
+    let error = connect_async(format!("wss://localhost:{port}/"))
+        .await
+        .unwrap_err();
+    let rfc6455::Error::Io(io) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
+    let inner = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(inner, Some(rustls::Error::InvalidCertificate(_))),
+        "{io:?}"
+    );
+}
+
+// Without the rustls feature, wss:// says TLS is needed instead of trying.
+#[cfg(not(feature = "rustls"))]
+#[tokio::test]
+async fn connect_async_without_tls_needs_it() {
+    let error = connect_async("wss://localhost:1/").await.unwrap_err();
+    assert!(matches!(error, rfc6455::Error::TlsRequired), "{error:?}");
+}

@@ -19,9 +19,9 @@ use alloc::{Meter, thread_allocations};
 use bytes::{Buf, Bytes};
 use io::{raw_upgrade, read_head};
 use rfc6455::frame::OpCode;
-use rfc6455::handshake::{AcceptOptions, ClientRequest, RequestView, ServerHandshake, accept_key};
-use rfc6455::rt::tokio::{accept_hdr_async_with, client_async_with};
-use rfc6455::{Config, Message};
+use rfc6455::handshake::accept_key;
+use rfc6455::rt::tokio::{WebSocketStream, accept_async_with_config};
+use rfc6455::{ClientBuilder, Config, Message};
 use support::{client_frame, frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
@@ -75,10 +75,7 @@ async fn server_echo_batches(
 ) -> usize {
     let (client_io, server_io) = duplex(1 << 20);
     let server = tokio::spawn(async move {
-        let accept = |_: &RequestView<'_>| Ok(AcceptOptions::new());
-        let mut ws = accept_hdr_async_with(server_io, config, ServerHandshake::new(), accept)
-            .await
-            .unwrap();
+        let mut ws = accept_async_with_config(server_io, config).await.unwrap();
         while let Some(Ok(message)) = ws.next().await {
             if let message @ (Message::Text(_) | Message::Binary(_)) = message {
                 ws.feed(message).await.unwrap();
@@ -126,10 +123,8 @@ async fn client_echo(message: Message, request_frame_len: usize, echo: Vec<u8>) 
             server_io.write_all(&replies).await.unwrap();
         }
     });
-    let request = ClientRequest::new("ws://h/").unwrap();
-    let (mut ws, _) = client_async_with(client_io, &request, Config::default())
-        .await
-        .unwrap();
+    let client = ClientBuilder::new("ws://h/").unwrap();
+    let (mut ws, _) = WebSocketStream::client(client_io, &client).await.unwrap();
     let mut before = 0;
     for batch in 0..WARM_UP + COUNTED {
         if batch == WARM_UP {

@@ -284,6 +284,11 @@ impl AcceptOptions {
         self
     }
 
+    /// Whether a subprotocol was chosen.
+    pub(crate) fn has_protocol(&self) -> bool {
+        self.protocol.is_some()
+    }
+
     /// Whether an extensions answer was set.
     #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
     pub(crate) fn has_extensions(&self) -> bool {

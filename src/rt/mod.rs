@@ -42,12 +42,12 @@ use bytes::BytesMut;
 use futures_core::Stream;
 use futures_sink::Sink;
 
+use crate::builder::{ClientBuilder, ServerBuilder};
 use crate::handshake::{
-    AcceptOptions, Accepted, ClientDriver, ClientRequest, HandshakeDriver, HandshakeRole, Progress,
-    Rejection, RequestView, ServerDriver, ServerHandshake,
+    AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
 };
 use crate::transport::{self, WriteCall};
-use crate::{CloseCode, CloseFrame, Config, Connection, Error, Message, SendError};
+use crate::{CloseCode, CloseFrame, Connection, Error, Message, SendError};
 
 /// A runtime the async WebSocket runs on, for byte streams of type `S`: its
 /// I/O traits and its timer. Implemented by the adapters' markers only.
@@ -369,34 +369,26 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     ///
     /// As [`accept_with`](Self::accept_with).
     pub async fn accept(stream: S) -> Result<Self, Error> {
-        Self::accept_with(stream, Config::default(), ServerHandshake::new(), |_| {
-            Ok(AcceptOptions::new())
-        })
-        .await
+        Self::accept_with(stream, &ServerBuilder::new()).await
     }
 
-    /// Runs the server handshake with a [`Config`], the header limits and
-    /// deadline of a [`ServerHandshake`], and `callback` to inspect a valid
-    /// request and accept it (with options) or reject it. A refusal's
-    /// response is written and the transport shut down (a TCP FIN, or a TLS
+    /// Runs the server handshake as `server` says: its [`Config`](crate::Config), header
+    /// limits and deadline, subprotocols, and the callback that inspects a
+    /// valid request and accepts or rejects it. A refusal's response is
+    /// written and the transport shut down (a TCP FIN, or a TLS
     /// close_notify, after it).
     ///
     /// # Errors
     ///
     /// [`Error::Handshake`] for an invalid request and [`Error::Rejected`]
-    /// when `callback` rejected (both after the response was written),
+    /// when the callback rejected (both after the response was written),
     /// [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] past
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
-    pub async fn accept_with<F>(
-        mut stream: S,
-        config: Config,
-        parser: ServerHandshake,
-        callback: F,
-    ) -> Result<Self, Error>
+    pub async fn accept_with<F>(mut stream: S, server: &ServerBuilder<F>) -> Result<Self, Error>
     where
-        F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
-        let driver = ServerDriver::new(config, parser, R::now(), callback)?;
+        let driver = server.driver(R::now())?;
         match handshake::<S, R, _>(&mut stream, driver).await {
             Ok(conn) => Ok(Self::new(stream, conn)),
             Err(error) => {
@@ -414,12 +406,8 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// stream, [`Error::Handshake`] if the response is not an acceptable 101,
     /// [`Error::HandshakeTimeout`] past the request's
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
-    pub async fn client(
-        mut stream: S,
-        request: &ClientRequest,
-        config: Config,
-    ) -> Result<(Self, Accepted), Error> {
-        let driver = ClientDriver::new(request, config, R::now())?;
+    pub async fn client(mut stream: S, client: &ClientBuilder) -> Result<(Self, Accepted), Error> {
+        let driver = client.driver(R::now())?;
         let (conn, accepted) = handshake::<S, R, _>(&mut stream, driver).await?;
         Ok((Self::new(stream, conn), accepted))
     }

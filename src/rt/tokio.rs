@@ -39,9 +39,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::handshake::{
-    AcceptOptions, Accepted, ClientRequest, Rejection, RequestView, ServerHandshake,
-};
+use crate::builder::{IntoClientBuilder, ServerBuilder};
+use crate::handshake::Accepted;
 use crate::rt::{Runtime, sealed};
 use crate::{Config, Connection, Error};
 
@@ -97,115 +96,172 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for Tokio {
     super::forward_writes!(poll_shutdown);
 }
 
-/// Connects to a `ws://` URL over TCP (with `TCP_NODELAY`) and runs the
-/// client handshake. For `wss://`, connect a TLS stream (e.g. with
-/// tokio-rustls) and use [`client_async`].
-///
-/// # Errors
-///
-/// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`,
-/// [`Error::Io`] from connecting, [`Error::Handshake`] if the server refused.
-pub async fn connect_async(url: &str) -> Result<(WebSocketStream<TcpStream>, Accepted), Error> {
-    connect_async_with(&ClientRequest::new(url)?, Config::default()).await
-}
-
-/// [`connect_async`] with a prepared request and a [`Config`].
-///
-/// # Errors
-///
-/// As [`connect_async`].
-pub async fn connect_async_with(
-    request: &ClientRequest,
-    config: Config,
-) -> Result<(WebSocketStream<TcpStream>, Accepted), Error> {
-    if request.is_secure() {
-        return Err(Error::TlsRequired);
+impl WebSocketStream<MaybeTlsStream> {
+    /// Connects over TCP (with `TCP_NODELAY`), then TLS for `wss://`
+    /// (feature `rustls`), and runs the client handshake; `client` is a URL
+    /// or a [`ClientBuilder`](crate::ClientBuilder).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`
+    /// without the `rustls` feature, [`Error::Io`] from connecting or from
+    /// TLS (a refused certificate is an `InvalidData` I/O error carrying
+    /// rustls's error), [`Error::Handshake`] if the server refused,
+    /// [`Error::HandshakeTimeout`] past the request's deadline.
+    pub async fn connect(client: impl IntoClientBuilder) -> Result<(Self, Accepted), Error> {
+        let client = client.into_client_builder()?;
+        let request = client.request();
+        if request.is_secure() && cfg!(not(feature = "rustls")) {
+            return Err(Error::TlsRequired);
+        }
+        let tcp = TcpStream::connect((request.host(), request.port())).await?;
+        tcp.set_nodelay(true)?;
+        let stream = if request.is_secure() {
+            tls(tcp, &client).await?
+        } else {
+            MaybeTlsStream::Plain(tcp)
+        };
+        Self::client(stream, &client).await
     }
-    let stream = TcpStream::connect((request.host(), request.port())).await?;
-    stream.set_nodelay(true)?;
-    client_async_with(stream, request, config).await
 }
 
-/// Runs the client handshake over a connected stream.
+#[cfg(feature = "rustls")]
+async fn tls(tcp: TcpStream, client: &crate::ClientBuilder) -> Result<MaybeTlsStream, Error> {
+    let config = match client.tls() {
+        Some(config) => std::sync::Arc::clone(config),
+        None => crate::tls::default_config().map_err(io::Error::other)?,
+    };
+    let name = rustls::pki_types::ServerName::try_from(client.request().host().to_owned())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let stream = connector.connect(name, tcp).await?;
+    Ok(MaybeTlsStream::Rustls(Box::new(stream)))
+}
+
+#[cfg(not(feature = "rustls"))]
+async fn tls(_: TcpStream, _: &crate::ClientBuilder) -> Result<MaybeTlsStream, Error> {
+    Err(Error::TlsRequired)
+}
+
+/// The stream [`WebSocketStream::connect`] opens: TCP, or TLS over TCP for
+/// `wss://` (feature `rustls`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// A `ws://` connection.
+    Plain(TcpStream),
+    /// A `wss://` connection.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Forwards an I/O method to whichever stream is inside.
+macro_rules! each_stream {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            MaybeTlsStream::Plain($s) => $e,
+            #[cfg(feature = "rustls")]
+            MaybeTlsStream::Rustls($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for MaybeTlsStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        each_stream!(self, s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for MaybeTlsStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        each_stream!(self, s => Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        each_stream!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self, s => Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        each_stream!(self, s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+/// Connects to a `ws://` (or, with the `rustls` feature, `wss://`) URL and
+/// runs the client handshake: [`WebSocketStream::connect`] by
+/// tokio-tungstenite's name. `client` is a URL, a
+/// [`ClientRequest`](crate::handshake::ClientRequest) or a
+/// [`ClientBuilder`](crate::ClientBuilder).
 ///
 /// # Errors
 ///
-/// [`Error::Build`] for an invalid request, [`Error::Io`] from the stream,
-/// [`Error::Handshake`] if the response is not an acceptable 101,
-/// [`Error::HandshakeTimeout`] past the request's
-/// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
-pub async fn client_async<S>(
-    stream: S,
-    request: &ClientRequest,
-) -> Result<(WebSocketStream<S>, Accepted), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    client_async_with(stream, request, Config::default()).await
+/// As [`WebSocketStream::connect`].
+pub async fn connect_async(
+    client: impl IntoClientBuilder,
+) -> Result<(WebSocketStream<MaybeTlsStream>, Accepted), Error> {
+    WebSocketStream::connect(client).await
 }
 
-/// [`client_async`] with a [`Config`].
+/// [`connect_async`] with a [`Config`].
 ///
 /// # Errors
 ///
-/// As [`client_async`].
-pub async fn client_async_with<S>(
-    stream: S,
-    request: &ClientRequest,
+/// As [`WebSocketStream::connect`].
+pub async fn connect_async_with_config(
+    client: impl IntoClientBuilder,
     config: Config,
-) -> Result<(WebSocketStream<S>, Accepted), Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    WebSocketStream::client(stream, request, config).await
+) -> Result<(WebSocketStream<MaybeTlsStream>, Accepted), Error> {
+    WebSocketStream::connect(client.into_client_builder()?.config(config)).await
 }
 
 /// Runs the server handshake, accepting any valid request with default
-/// options and answering an invalid one with the right status.
+/// options: [`WebSocketStream::accept`] by tokio-tungstenite's name.
 ///
 /// # Errors
 ///
-/// [`Error::Handshake`] for an invalid request (after the error response was
-/// written), [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] when
-/// the request did not arrive within
-/// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout)
-/// (10 seconds unless the [`ServerHandshake`] says otherwise).
+/// As [`WebSocketStream::accept_with`].
 pub async fn accept_async<S>(stream: S) -> Result<WebSocketStream<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    accept_hdr_async(stream, |_| Ok(AcceptOptions::new())).await
+    WebSocketStream::accept(stream).await
 }
 
-/// Runs the server handshake, letting `callback` inspect a valid request
-/// and accept it (with options) or reject it.
+/// [`accept_async`] with a [`Config`].
 ///
 /// # Errors
 ///
-/// As [`accept_async`], and [`Error::Rejected`] when `callback` rejected.
-pub async fn accept_hdr_async<S, F>(stream: S, callback: F) -> Result<WebSocketStream<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-{
-    accept_hdr_async_with(stream, Config::default(), ServerHandshake::new(), callback).await
-}
-
-/// [`accept_hdr_async`] with a [`Config`] and a [`ServerHandshake`]
-/// carrying the header limits.
-///
-/// # Errors
-///
-/// As [`accept_hdr_async`].
-pub async fn accept_hdr_async_with<S, F>(
+/// As [`WebSocketStream::accept_with`].
+pub async fn accept_async_with_config<S>(
     stream: S,
     config: Config,
-    parser: ServerHandshake,
-    callback: F,
 ) -> Result<WebSocketStream<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
-    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    WebSocketStream::accept_with(stream, config, parser, callback).await
+    WebSocketStream::accept_with(stream, &ServerBuilder::new().config(config)).await
 }

@@ -7,9 +7,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
-use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection, RequestView, ServerHandshake};
+use rfc6455::handshake::{AcceptOptions, Rejection, RequestView};
 use rfc6455::rt::{Runtime, WebSocketStream};
-use rfc6455::{Config, Error};
+use rfc6455::{ClientBuilder, Config, Error, ServerBuilder};
 
 use super::io::OneByte;
 
@@ -65,12 +65,13 @@ pub trait Harness: Sized + 'static {
 pub async fn accept<H: Harness, S>(
     stream: S,
     config: Config,
-    callback: impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    callback: impl Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 ) -> Result<WebSocketStream<S, H::R>, Error>
 where
     H::R: Runtime<S>,
 {
-    WebSocketStream::accept_with(stream, config, ServerHandshake::new(), callback).await
+    let server = ServerBuilder::new().config(config).on_request(callback);
+    WebSocketStream::accept_with(stream, &server).await
 }
 
 /// The client handshake, as every adapter runs it.
@@ -82,8 +83,8 @@ pub async fn client<H: Harness, S>(
 where
     H::R: Runtime<S>,
 {
-    let request = ClientRequest::new(url).unwrap();
-    WebSocketStream::client(stream, &request, config)
+    let client = ClientBuilder::new(url).unwrap().config(config);
+    WebSocketStream::client(stream, &client)
         .await
         .map(|(ws, _)| ws)
 }
@@ -149,7 +150,7 @@ pub mod tokio_rt {
     }
 
     pub fn connect(url: &str) -> BoxFuture<TcpStream> {
-        let request = ClientRequest::new(url).unwrap();
+        let request = rfc6455::handshake::ClientRequest::new(url).unwrap();
         let addr = format!("{}:{}", request.host(), request.port());
         Box::pin(async move {
             let tcp = TcpStream::connect(addr).await.unwrap();
@@ -373,7 +374,7 @@ pub mod futures_rt {
         }
 
         fn connect_tcp(url: &str) -> BoxFuture<Self::Tcp> {
-            let request = ClientRequest::new(url).unwrap();
+            let request = rfc6455::handshake::ClientRequest::new(url).unwrap();
             let addr = format!("{}:{}", request.host(), request.port());
             Box::pin(async move {
                 let tcp = smol::net::TcpStream::connect(addr).await.unwrap();

@@ -1,0 +1,37 @@
+//! The rustls client configuration `connect` uses for `wss://` when the
+//! [`ClientBuilder`](crate::ClientBuilder) gives none: the roots the
+//! features choose, built once per process.
+
+use std::sync::{Arc, OnceLock};
+
+use rustls::{ClientConfig, RootCertStore};
+
+/// The default configuration (ring's provider, the safe default versions).
+pub(crate) fn default_config() -> Result<Arc<ClientConfig>, rustls::Error> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(Arc::clone(config));
+    }
+    let config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots())
+            .with_no_client_auth();
+    Ok(Arc::clone(CONFIG.get_or_init(|| Arc::new(config))))
+}
+
+/// Every root the enabled features bring; none with `rustls` alone.
+fn roots() -> RootCertStore {
+    #[allow(unused_mut)]
+    let mut roots = RootCertStore::empty();
+    #[cfg(feature = "rustls-tls-webpki-roots")]
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    #[cfg(feature = "rustls-tls-native-roots")]
+    {
+        // Certificates the platform store holds but rustls cannot parse are
+        // skipped, as a browser would; the rest are trusted.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+    }
+    roots
+}
