@@ -36,12 +36,13 @@ pub type AcceptAll = fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>;
 /// one).
 ///
 /// ```no_run
-/// use rfc6455::rt::tokio::WebSocketStream;
-/// use rfc6455::handshake::{AcceptOptions, Rejection};
-/// use rfc6455::ServerBuilder;
-///
+/// # #[cfg(feature = "tokio")]
 /// # #[allow(dead_code)]
 /// # async fn run() -> Result<(), rfc6455::Error> {
+/// use rfc6455::handshake::{AcceptOptions, Rejection};
+/// use rfc6455::rt::tokio::WebSocketStream;
+/// use rfc6455::ServerBuilder;
+///
 /// let server = ServerBuilder::new()
 ///     .protocols(["chat.v2", "chat.v1"])
 ///     .on_request(|request| match request.bearer_token() {
@@ -198,11 +199,12 @@ where
 /// subprotocols, extra headers, response limits and the [`Config`].
 ///
 /// ```no_run
+/// # #[cfg(feature = "tokio")]
+/// # #[allow(dead_code)]
+/// # async fn run() -> Result<(), rfc6455::Error> {
 /// use rfc6455::rt::tokio::WebSocketStream;
 /// use rfc6455::{ClientBuilder, Config};
 ///
-/// # #[allow(dead_code)]
-/// # async fn run() -> Result<(), rfc6455::Error> {
 /// let client = ClientBuilder::new("ws://127.0.0.1:9001/chat")?
 ///     .protocol("chat.v2")
 ///     .header("Authorization", "Bearer s3cret")

@@ -137,3 +137,150 @@ fn client_http_round_trip() {
     };
     assert_eq!(rejected.status, 401);
 }
+
+/// The handler of the `handshake::http` module docs, as documented.
+#[cfg(all(feature = "tokio", feature = "deflate"))]
+mod hyper_upgrade {
+    use std::convert::Infallible;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::{Request, Response, body::Incoming};
+    use hyper_util::rt::TokioIo;
+    use rfc6455::extensions::deflate::{DeflateConfig, NAME};
+    use rfc6455::handshake::http::upgrade;
+    use rfc6455::handshake::{AcceptOptions, Rejection};
+    use rfc6455::rt::tokio::{WebSocketStream, connect_async};
+    use rfc6455::{ClientBuilder, Config, Error, HandshakeError, Message, ServerBuilder};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn handle(
+        mut request: Request<Incoming>,
+        server: &ServerBuilder,
+    ) -> Response<Full<Bytes>> {
+        let (response, conn) = match upgrade(&request, server) {
+            Ok(accepted) => accepted,
+            Err(refused) => return refused.into_response().map(Full::new),
+        };
+        tokio::spawn(async move {
+            let Ok(upgraded) = hyper::upgrade::on(&mut request).await else {
+                return;
+            };
+            let mut ws = WebSocketStream::new(TokioIo::new(upgraded), conn);
+            while let Some(Ok(message)) = ws.next().await {
+                if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+        });
+        response.map(|()| Full::default())
+    }
+
+    /// A hyper 1 HTTP/1.1 server running `handle` with `server`; its `ws://` URL.
+    async fn hyper_server(server: ServerBuilder) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let server = server.clone();
+                        async move { Ok::<_, Infallible>(handle(request, &server).await) }
+                    });
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .with_upgrades()
+                        .await
+                });
+            }
+        });
+        url
+    }
+
+    fn deflate() -> Config {
+        Config::default().deflate(Some(DeflateConfig::default()))
+    }
+
+    // Through hyper's upgrade: the builder's subprotocol and its
+    // Config::deflate are negotiated, and compressed messages echo (a
+    // server connection without the negotiated deflate would fail the
+    // client's RSV1 frames).
+    #[tokio::test]
+    async fn upgrades_through_hyper_with_deflate_from_config() {
+        let url = hyper_server(ServerBuilder::new().config(deflate()).protocols(["chat"])).await;
+        let client = ClientBuilder::new(&url)
+            .unwrap()
+            .protocol("chat")
+            .config(deflate());
+        let (mut ws, accepted) = connect_async(&client).await.unwrap();
+        assert_eq!(accepted.protocol(), Some("chat"));
+        assert!(accepted.extensions().iter().any(|e| e.name == NAME));
+        let big = Message::text("compressible ".repeat(2000));
+        ws.send(big.clone()).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), big);
+        ws.close(rfc6455::CloseCode::NORMAL, "").await.unwrap();
+    }
+
+    // Without Config::deflate nothing is negotiated, even when offered.
+    #[tokio::test]
+    async fn no_deflate_unless_configured() {
+        let url = hyper_server(ServerBuilder::new().config(Config::default())).await;
+        let client = ClientBuilder::new(&url).unwrap().config(deflate());
+        let (mut ws, accepted) = connect_async(&client).await.unwrap();
+        assert!(accepted.extensions().is_empty());
+        ws.send(Message::text("plain")).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("plain"));
+    }
+
+    // A refusal becomes hyper's response: the callback's 401 with its
+    // header and body, and an invalid request's 426 with the version header.
+    #[tokio::test]
+    async fn refusals_become_responses() {
+        let server = ServerBuilder::new().on_request(|request| match request.bearer_token() {
+            Some("s3cret") => Ok(AcceptOptions::new()),
+            _ => Err(Rejection::new(401)
+                .header("WWW-Authenticate", "Bearer")
+                .body("token required")),
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let server = server.clone();
+                        async move {
+                            let response = match upgrade(&request, &server) {
+                                Ok((response, _conn)) => response.map(|()| Full::default()),
+                                Err(refused) => refused.into_response().map(Full::new),
+                            };
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .with_upgrades()
+                        .await
+                });
+            }
+        });
+        let url = format!("ws://{addr}/");
+        let error = connect_async(&url).await.unwrap_err();
+        let Error::Handshake(HandshakeError::Refused(refusal)) = error else {
+            panic!("{error:?}")
+        };
+        assert_eq!(refusal.status, 401);
+        assert_eq!(&refusal.body[..], b"token required");
+
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n\r\n").await.unwrap();
+        let mut response = vec![0; 4096];
+        let n = tcp.read(&mut response).await.unwrap();
+        let response = String::from_utf8_lossy(&response[..n]).to_ascii_lowercase();
+        assert!(response.starts_with("http/1.1 426"), "{response}");
+        assert!(response.contains("sec-websocket-version: 13"), "{response}");
+    }
+}

@@ -286,13 +286,9 @@ where
             Some(decide) => decide(&view),
             None => Ok(AcceptOptions::new()),
         };
-        let answer = decision.map(|options| {
-            let (options, negotiated) = negotiate_server(conn.config(), &view, options);
-            accept(&view, &options).map(|response| (response, negotiated))
-        });
+        let answer = decision.map(|options| accept_into(&mut conn, &view, options, accept));
         match answer {
-            Ok(Ok((response, negotiated))) => {
-                negotiated.apply(&mut conn);
+            Ok(Ok(response)) => {
                 conn.receive(io.input.get(used..).unwrap_or_default());
                 io.output = response;
                 self.conn = Some(conn);
@@ -379,6 +375,22 @@ impl Negotiated {
         }
         let _ = conn;
     }
+}
+
+/// Completes a server's answer to a valid request: negotiates what the
+/// connection's config offers (permessage-deflate) unless `options` already
+/// answered it, builds the response with `respond`, and sets `conn` up for
+/// what the response says. The adapters' drivers and the `http` path share it.
+pub(crate) fn accept_into<T>(
+    conn: &mut Connection,
+    view: &RequestView<'_>,
+    options: AcceptOptions,
+    respond: impl FnOnce(&RequestView<'_>, &AcceptOptions) -> Result<T, BuildError>,
+) -> Result<T, BuildError> {
+    let (options, negotiated) = negotiate_server(conn.config(), view, options);
+    let response = respond(view, &options)?;
+    negotiated.apply(conn);
+    Ok(response)
 }
 
 /// A server's negotiation: unless the application answered the extensions

@@ -1,12 +1,212 @@
 //! The handshake over types from the `http` crate (feature `http`): for
-//! frameworks whose HTTP stack (hyper, axum, h2) already parsed the request,
-//! including WebSockets over HTTP/2 extended CONNECT (RFC 8441).
+//! servers whose HTTP stack (hyper, axum, h2) already parsed the request,
+//! including WebSockets over HTTP/2 extended CONNECT (RFC 8441), and for
+//! clients that send the request through one.
+//!
+//! A server calls [`upgrade`] with the request and a
+//! [`ServerBuilder`]: it validates the request, runs the builder's callback
+//! and subprotocol choice, negotiates permessage-deflate per
+//! [`Config::deflate`](crate::Config::deflate), and gives back the `101`
+//! response and the [`Connection`] to run on the upgraded stream; a refusal
+//! ([`Refused`]) turns into the response to send instead. With hyper 1 and
+//! its `hyper-util` companion:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # #[allow(dead_code)]
+//! # mod example {
+//! use bytes::Bytes;
+//! use http_body_util::Full;
+//! use hyper::{Request, Response, body::Incoming};
+//! use hyper_util::rt::TokioIo;
+//! use rfc6455::ServerBuilder;
+//! use rfc6455::handshake::http::upgrade;
+//! use rfc6455::rt::tokio::WebSocketStream;
+//!
+//! async fn handle(mut request: Request<Incoming>, server: &ServerBuilder) -> Response<Full<Bytes>> {
+//!     let (response, conn) = match upgrade(&request, server) {
+//!         Ok(accepted) => accepted,
+//!         Err(refused) => return refused.into_response().map(Full::new),
+//!     };
+//!     tokio::spawn(async move {
+//!         let Ok(upgraded) = hyper::upgrade::on(&mut request).await else { return };
+//!         let mut ws = WebSocketStream::new(TokioIo::new(upgraded), conn);
+//!         while let Some(Ok(message)) = ws.next().await {
+//!             if message.is_text() || message.is_binary() {
+//!                 if ws.send(message).await.is_err() { break }
+//!             }
+//!         }
+//!     });
+//!     response.map(|()| Full::default())
+//! }
+//! # }
+//! ```
+//!
+//! `tests/handshake_http.rs` runs this handler in a hyper server with
+//! permessage-deflate negotiated.
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::client::{Accepted, ClientHandshake, ClientRequest};
-use super::server::{AcceptOptions, RequestView};
+use super::driver::accept_into;
+use super::server::{AcceptOptions, Rejection, RequestView};
 use super::{BuildError, HandshakeError, Headers, accept_key};
+use crate::builder::ServerBuilder;
+use crate::{ConfigError, Connection, Role};
+
+/// Answers an HTTP/1.1 upgrade request that an HTTP stack parsed, as
+/// `server` says: the `101` response to send and the [`Connection`] to run
+/// over the upgraded stream (e.g. with
+/// [`WebSocketStream::new`](crate::rt::WebSocketStream::new)).
+/// permessage-deflate is negotiated per the builder's
+/// [`Config::deflate`](crate::Config::deflate) and applied to the
+/// connection. The builder's header limits do not apply: the HTTP stack
+/// read the request.
+///
+/// # Errors
+///
+/// [`Refused`], whose [`into_response`](Refused::into_response) is the
+/// answer to send.
+pub fn upgrade<T, F>(
+    request: &Request<T>,
+    server: &ServerBuilder<F>,
+) -> Result<(Response<()>, Connection), Refused>
+where
+    F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    let view = RequestView::from_http(request).map_err(Refused::Invalid)?;
+    answer(&view, server, |view, options| view.accept_http(options))
+}
+
+/// [`upgrade`] for an HTTP/2 extended CONNECT (RFC 8441): `protocol` is
+/// the `:protocol` pseudo-header your HTTP/2 stack reports; the response is
+/// the `200` that opens the stream.
+///
+/// # Errors
+///
+/// As [`upgrade`].
+pub fn upgrade_extended_connect<T, F>(
+    request: &Request<T>,
+    protocol: &str,
+    server: &ServerBuilder<F>,
+) -> Result<(Response<()>, Connection), Refused>
+where
+    F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    let view = RequestView::from_extended_connect(request, protocol).map_err(Refused::Invalid)?;
+    answer(&view, server, |view, options| {
+        view.accept_extended_connect(options)
+    })
+}
+
+fn answer<F>(
+    view: &RequestView<'_>,
+    server: &ServerBuilder<F>,
+    respond: impl FnOnce(&RequestView<'_>, &AcceptOptions) -> Result<Response<()>, BuildError>,
+) -> Result<(Response<()>, Connection), Refused>
+where
+    F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    let options = server.answer(view).map_err(Refused::Rejected)?;
+    let mut conn =
+        Connection::new(Role::Server, server.get_config().clone()).map_err(Refused::Config)?;
+    let response = accept_into(&mut conn, view, options, respond).map_err(Refused::Build)?;
+    Ok((response, conn))
+}
+
+/// Why [`upgrade`] did not accept: each answers with its own response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refused {
+    /// The request is not a valid WebSocket upgrade (its status: 400, 405,
+    /// 426 with `Sec-WebSocket-Version`, …).
+    #[error(transparent)]
+    Invalid(HandshakeError),
+    /// The builder's callback rejected the request.
+    #[error("rejected by the application with status {}", .0.status())]
+    Rejected(Rejection),
+    /// The accepted answer could not be built (a header the application
+    /// chose is invalid): 500.
+    #[error(transparent)]
+    Build(BuildError),
+    /// The builder's [`Config`](crate::Config) cannot work: 500.
+    #[error(transparent)]
+    Config(ConfigError),
+}
+
+impl Refused {
+    /// The status of the response.
+    #[must_use]
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Invalid(error) => error.status().unwrap_or(400),
+            Self::Rejected(rejection) => rejection.status(),
+            Self::Build(_) | Self::Config(_) => 500,
+        }
+    }
+
+    /// The response to send.
+    #[must_use]
+    pub fn into_response(self) -> Response<Bytes> {
+        let response = match &self {
+            Self::Invalid(error) => Ok(error.to_http_response()),
+            Self::Rejected(rejection) => rejection.to_http_response(),
+            Self::Build(_) | Self::Config(_) => Err(BuildError::InvalidStatus(500)),
+        };
+        response.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()))
+    }
+}
+
+/// A response with a status and a body, nothing else.
+fn plain(status: StatusCode, body: Bytes) -> Response<Bytes> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response
+}
+
+impl HandshakeError {
+    /// The response to a request that failed validation, as an
+    /// `http::Response`: the [`status`](Self::status) (400 when it has
+    /// none), the [`response_headers`](Self::response_headers) and the
+    /// error as a short text body.
+    #[must_use]
+    pub fn to_http_response(&self) -> Response<Bytes> {
+        let status =
+            StatusCode::from_u16(self.status().unwrap_or(400)).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut response = plain(status, Bytes::from(self.to_string()));
+        for (name, value) in self.response_headers() {
+            // Every name here is a valid header name: the branch always runs.
+            if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) {
+                let value = http::HeaderValue::from_static(value);
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl Rejection {
+    /// The rejection as an `http::Response`.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::InvalidStatus`] outside 200–599,
+    /// [`BuildError::InvalidHeader`] for a header `http` refuses.
+    pub fn to_http_response(&self) -> Result<Response<Bytes>, BuildError> {
+        let status = StatusCode::from_u16(self.status())
+            .ok()
+            .filter(|s| (200..=599).contains(&s.as_u16()))
+            .ok_or_else(|| BuildError::InvalidStatus(self.status()))?;
+        let mut builder = Response::builder().status(status);
+        for (name, value) in self.headers() {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder
+            .body(self.body_bytes().clone())
+            .map_err(|_| BuildError::InvalidHeader("rejection".into()))
+    }
+}
 
 fn header_pairs<T>(request: &Request<T>) -> Vec<(&str, &[u8])> {
     request

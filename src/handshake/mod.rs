@@ -46,7 +46,8 @@ mod client;
 mod driver;
 mod header;
 #[cfg(feature = "http")]
-mod http;
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod server;
 
 use std::fmt;

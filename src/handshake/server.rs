@@ -434,6 +434,18 @@ impl Rejection {
         self.status
     }
 
+    /// The headers.
+    #[cfg(feature = "http")]
+    pub(crate) fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The body.
+    #[cfg(feature = "http")]
+    pub(crate) fn body_bytes(&self) -> &Bytes {
+        &self.body
+    }
+
     /// The response bytes, as [`reject`] builds them.
     ///
     /// # Errors
