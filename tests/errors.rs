@@ -54,6 +54,18 @@ fn a_refused_handshake_prints_once() {
     assert_no_repeats(&HandshakeFailure::from(refused));
 }
 
+// A refusal's Debug shows its headers and body as text, not byte arrays.
+#[test]
+fn a_refusal_debugs_as_text() {
+    let (mut client, _) = ClientHandshake::new(&ClientRequest::new("ws://h/").unwrap()).unwrap();
+    let refused = client
+        .receive(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 14\r\n\r\ntoken required")
+        .unwrap_err();
+    let debug = format!("{refused:?}");
+    assert!(debug.contains(r#"("WWW-Authenticate", "Bearer")"#), "{debug}");
+    assert!(debug.contains(r#"body: "token required""#), "{debug}");
+}
+
 #[test]
 fn a_protocol_error_prints_once() {
     let error = Error::from(ProtocolError::ReservedBits);

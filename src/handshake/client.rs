@@ -1,5 +1,7 @@
 //! The client's side of the opening handshake (RFC 6455 §4.1, §3).
 
+use std::fmt;
+
 use bytes::Bytes;
 use rand::TryRng;
 use rand::rngs::SysRng;
@@ -277,7 +279,7 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), BuildError> 
 }
 
 /// The server's `101` answer, checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Accepted {
     protocol: Option<String>,
     extensions: Vec<String>,
@@ -318,7 +320,9 @@ impl Accepted {
 
 /// A response other than `101`: what the server said, so a user sees its
 /// 401 or 403 and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// `Debug` shows header values and the body as text where they are UTF-8.
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Refusal {
     /// The status code.
@@ -330,6 +334,50 @@ pub struct Refusal {
     /// The start of the body: up to `Content-Length` bytes, at most 16 KiB;
     /// without `Content-Length`, whatever had arrived with the head.
     pub body: Bytes,
+}
+
+impl fmt::Debug for Accepted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Accepted")
+            .field("protocol", &self.protocol)
+            .field("extensions", &self.extensions)
+            .field("headers", &TextHeaders(&self.headers))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Refusal")
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("headers", &TextHeaders(&self.headers))
+            .field("body", &Text(&self.body))
+            .finish()
+    }
+}
+
+/// Header fields shown as `name: value` text.
+struct TextHeaders<'a>(&'a [(String, Vec<u8>)]);
+
+impl fmt::Debug for TextHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(|(name, value)| (name, Text(value))))
+            .finish()
+    }
+}
+
+/// Bytes shown as a string when they are UTF-8, as bytes otherwise.
+struct Text<'a>(&'a [u8]);
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => fmt::Debug::fmt(text, f),
+            Err(_) => fmt::Debug::fmt(&Bytes::copy_from_slice(self.0), f),
+        }
+    }
 }
 
 /// A client's handshake in progress: the expected accept value and what was offered.
