@@ -111,10 +111,18 @@ mod utf8;
 pub use builder::{AcceptAll, ClientBuilder, IntoClientBuilder, ServerBuilder};
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use conn::{Connection, Outgoing, Role, Side, State};
+pub use conn::{Connection, Role, State};
 pub use error::{ConfigError, Error, ProtocolError, SendError};
 pub use handshake::HandshakeError;
-pub use message::{DataKind, Message, Utf8Bytes};
+pub use message::{Message, Utf8Bytes};
+
+/// The types a [`Connection`]'s methods speak in besides those at the crate
+/// root: its output queue, which side started the close, the kind of a
+/// message sent in fragments.
+pub mod connection {
+    pub use crate::conn::{Outgoing, Side};
+    pub use crate::message::DataKind;
+}
 
 /// The README's examples, compiled and run as doctests (they use the tokio adapter).
 #[cfg(all(doctest, feature = "tokio"))]

@@ -3,7 +3,8 @@
 mod support;
 
 use rfc6455::frame::OpCode;
-use rfc6455::{CloseCode, CloseFrame, Config, Message, ProtocolError, SendError, Side, State};
+use rfc6455::connection::Side;
+use rfc6455::{CloseCode, CloseFrame, Config, Message, ProtocolError, SendError, State};
 use support::*;
 
 fn close_payload(code: u16, reason: &[u8]) -> Vec<u8> {

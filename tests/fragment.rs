@@ -4,7 +4,8 @@ mod support;
 
 use bytes::Bytes;
 use rfc6455::frame::OpCode;
-use rfc6455::{CloseCode, Config, DataKind, Message, ProtocolError, SendError};
+use rfc6455::connection::DataKind;
+use rfc6455::{CloseCode, Config, Message, ProtocolError, SendError};
 use support::*;
 
 // §5.4: a message of one unfinished frame and continuations is reassembled.

@@ -5,7 +5,8 @@ mod support;
 use std::time::{Duration, Instant};
 
 use rfc6455::frame::OpCode;
-use rfc6455::{CloseCode, Config, Message, ProtocolError, Side, State};
+use rfc6455::connection::Side;
+use rfc6455::{CloseCode, Config, Message, ProtocolError, State};
 use support::*;
 
 const SEC: Duration = Duration::from_secs(1);

@@ -4,7 +4,7 @@
 use bytes::{Buf, BufMut, Bytes};
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
 use rfc6455::{
-    CloseCode, Config, Connection, Message, ProtocolError, Role, SendError, Side, State,
+    CloseCode, Config, Connection, Message, ProtocolError, Role, SendError, State,
 };
 
 /// The seed every test client uses for its masking keys.
@@ -155,7 +155,7 @@ pub fn assert_fails(conn: &mut Connection, wire: &[u8], error: ProtocolError, co
     assert_eq!(
         conn.state(),
         State::Closing {
-            initiated_by: Side::Local
+            initiated_by: rfc6455::connection::Side::Local
         }
     );
     assert_eq!(conn.next_message(), Err(error), "errors are sticky");
