@@ -6,7 +6,7 @@
 //! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001
 //! ```
 //!
-//! `autobahn/run.sh client` runs it; see README "Conformance".
+//! `autobahn/run.sh client` runs it; see autobahn/README.md.
 
 use rfc6455::extensions::deflate::DeflateConfig;
 use rfc6455::rt::tokio::connect_async_with_config;

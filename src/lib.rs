@@ -1,4 +1,99 @@
-//! A sans-IO implementation of the WebSocket protocol (RFC 6455).
+//! A WebSocket library (RFC 6455, permessage-deflate RFC 7692, RFC 8441):
+//! servers and clients on tokio, on any `futures-io` runtime or on blocking
+//! sockets, over one sans-IO protocol core.
+//!
+//! # Start here
+//!
+//! Add `rfc6455` to `Cargo.toml` (its default features are the tokio
+//! adapter and permessage-deflate). A server says once how it answers
+//! handshakes with a [`ServerBuilder`] and accepts each TCP stream with it:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # #[allow(dead_code)]
+//! # async fn server() -> Result<(), rfc6455::Error> {
+//! use rfc6455::handshake::{AcceptOptions, Rejection};
+//! use rfc6455::rt::tokio::WebSocketStream;
+//! use rfc6455::ServerBuilder;
+//!
+//! let server = ServerBuilder::new()
+//!     .protocols(["chat"])
+//!     .on_request(|request| match request.bearer_token() {
+//!         Some("s3cret") => Ok(AcceptOptions::new()),
+//!         _ => Err(Rejection::new(401)),
+//!     });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
+//! loop {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let server = server.clone();
+//!     tokio::spawn(async move {
+//!         let mut ws = WebSocketStream::accept_with(tcp, &server).await?;
+//!         while let Some(message) = ws.next().await {
+//!             let message = message?;
+//!             if message.is_text() || message.is_binary() {
+//!                 ws.send(message).await?;
+//!             }
+//!         }
+//!         Ok::<(), rfc6455::Error>(())
+//!     });
+//! }
+//! # }
+//! ```
+//!
+//! A client connects with a URL or a [`ClientBuilder`] (subprotocols,
+//! headers, [`Config`]); `wss://` needs one of the `rustls` features:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # #[allow(dead_code)]
+//! # async fn client() -> Result<(), Box<dyn std::error::Error>> {
+//! use rfc6455::rt::tokio::connect_async;
+//! use rfc6455::{ClientBuilder, CloseCode, Message};
+//!
+//! let client = ClientBuilder::new("ws://127.0.0.1:9001/")?.protocol("chat");
+//! let (mut ws, accepted) = connect_async(&client).await?;
+//! ws.send(Message::text("hello")).await?;
+//! if let Some(reply) = ws.next().await {
+//!     let reply = reply?;
+//!     if let Message::Text(text) = &reply {
+//!         let text: &str = text; // Utf8Bytes dereferences to str
+//!         println!("{text} (subprotocol {:?})", accepted.protocol());
+//!     }
+//! }
+//! ws.close(CloseCode::NORMAL, "bye").await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `WebSocketStream` is a `futures` `Stream` of messages and `Sink` for
+//! them; [`split`](rt::WebSocketStream::split) gives the halves in
+//! `StreamExt::split`'s order (sink, stream) and `reunite` joins them.
+//!
+//! # Where things are
+//!
+//! - [`rt::tokio`] and [`rt::futures_io`]: the async adapters
+//!   (`WebSocketStream`, `connect_async`, `accept_async`).
+//! - [`blocking`]: the adapter over `std::io::Read + Write`.
+//! - [`ServerBuilder`], [`ClientBuilder`]: handshake settings every adapter
+//!   finishes with `accept`, `accept_with`, `client` and `connect`.
+//! - [`handshake`]: the opening handshake, sans-IO; `handshake::http`
+//!   (feature `http`) upgrades requests that hyper, axum or h2 parsed.
+//! - [`Message`], [`CloseCode`], [`CloseFrame`], [`Config`], [`Error`]: what
+//!   every adapter speaks in.
+//! - [`Connection`], [`frame`], [`connection`]: the sans-IO core below.
+//!
+//! # Features
+//!
+//! | feature | default | adds |
+//! | --- | --- | --- |
+//! | `tokio` | yes | [`rt::tokio`] |
+//! | `deflate` | yes | permessage-deflate ([`extensions::deflate`]), negotiated when [`Config::deflate`] is set |
+//! | `rustls` | no | `wss://` in `connect_async`, with [`ClientBuilder::tls_config`] |
+//! | `rustls-tls-webpki-roots` | no | `rustls` trusting the Mozilla roots |
+//! | `rustls-tls-native-roots` | no | `rustls` trusting the system's roots |
+//! | `futures-io` | no | [`rt::futures_io`] for smol, async-std and other `futures-io` runtimes |
+//! | `http` | no | `handshake::http`: upgrades through `http` crate types, RFC 8441 |
+//!
+//! # The sans-IO core
 //!
 //! The protocol lives in [`Connection`], which owns no socket, clock or
 //! thread. Bytes from the transport go in, messages come out; messages go in,
@@ -52,15 +147,6 @@
 //! assert!(server.should_close_transport()); // the server closes TCP first (§7.1.1)
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-//!
-//! # Modules
-//!
-//! - [`frame`]: the stateless wire format (§5.2, §5.3), for tools and fuzzers.
-//! - [`handshake`]: the opening handshake (§4) for both roles, sans-IO too.
-//! - [`blocking`]: the adapter over `std::io::Read + Write` streams.
-//! - `rt` (features `tokio`, `futures-io`): the async adapters, a `Stream` +
-//!   `Sink` over `AsyncRead + AsyncWrite`: `rt::tokio` and `rt::futures_io`.
-//! - The crate root: [`Connection`] and the types it speaks in.
 //!
 //! # Limits
 //!

@@ -2,8 +2,8 @@
 
 mod support;
 
-use rfc6455::frame::OpCode;
 use rfc6455::connection::Side;
+use rfc6455::frame::OpCode;
 use rfc6455::{CloseCode, CloseFrame, Config, Message, ProtocolError, SendError, State};
 use support::*;
 

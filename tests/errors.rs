@@ -62,7 +62,10 @@ fn a_refusal_debugs_as_text() {
         .receive(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nContent-Length: 14\r\n\r\ntoken required")
         .unwrap_err();
     let debug = format!("{refused:?}");
-    assert!(debug.contains(r#"("WWW-Authenticate", "Bearer")"#), "{debug}");
+    assert!(
+        debug.contains(r#"("WWW-Authenticate", "Bearer")"#),
+        "{debug}"
+    );
     assert!(debug.contains(r#"body: "token required""#), "{debug}");
 }
 

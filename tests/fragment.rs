@@ -3,8 +3,8 @@
 mod support;
 
 use bytes::Bytes;
-use rfc6455::frame::OpCode;
 use rfc6455::connection::DataKind;
+use rfc6455::frame::OpCode;
 use rfc6455::{CloseCode, Config, Message, ProtocolError, SendError};
 use support::*;
 

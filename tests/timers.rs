@@ -4,8 +4,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use rfc6455::frame::OpCode;
 use rfc6455::connection::Side;
+use rfc6455::frame::OpCode;
 use rfc6455::{CloseCode, Config, Message, ProtocolError, State};
 use support::*;
 

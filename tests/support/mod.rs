@@ -3,9 +3,7 @@
 
 use bytes::{Buf, BufMut, Bytes};
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
-use rfc6455::{
-    CloseCode, Config, Connection, Message, ProtocolError, Role, SendError, State,
-};
+use rfc6455::{CloseCode, Config, Connection, Message, ProtocolError, Role, SendError, State};
 
 /// The seed every test client uses for its masking keys.
 pub const SEED: u64 = 0x5eed;
