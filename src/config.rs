@@ -73,6 +73,7 @@ pub struct Config {
     /// permessage-deflate (RFC 7692): what to offer (client) or accept
     /// (server) in the adapters' handshakes. Default `None`: no compression.
     #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub deflate: Option<crate::extensions::deflate::DeflateConfig>,
 }
 
@@ -121,6 +122,7 @@ by_value_setters! {
 }
 
 #[cfg(feature = "deflate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
 impl Config {
     /// Sets [`deflate`](Self::deflate).
     #[must_use = "setters return the changed Config"]
