@@ -5,9 +5,10 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use bytes::{Buf, Bytes};
+use rfc6455::connection::DataKind;
 use rfc6455::extensions::deflate::{DeflateConfig, DeflateParams};
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
-use rfc6455::{CloseCode, Config, Connection, DataKind, Message, Role, SendError};
+use rfc6455::{CloseCode, Config, Connection, Message, Role, SendError};
 
 /// A configuration small enough that limits are reached by fuzz inputs.
 #[derive(Arbitrary, Debug, Clone)]
