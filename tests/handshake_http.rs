@@ -149,7 +149,7 @@ mod hyper_upgrade {
     use hyper_util::rt::TokioIo;
     use rfc6455::extensions::deflate::{DeflateConfig, NAME};
     use rfc6455::handshake::http::upgrade;
-    use rfc6455::handshake::{AcceptOptions, Rejection};
+    use rfc6455::handshake::{AcceptOptions, Rejection, RequestView};
     use rfc6455::rt::tokio::{WebSocketStream, connect_async};
     use rfc6455::{ClientBuilder, Config, Error, HandshakeError, Message, ServerBuilder};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -234,40 +234,26 @@ mod hyper_upgrade {
         assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("plain"));
     }
 
-    // A refusal becomes hyper's response: the callback's 401 with its
-    // header and body, and an invalid request's 426 with the version header.
-    #[tokio::test]
-    async fn refusals_become_responses() {
-        let server = ServerBuilder::new().on_request(|request| match request.bearer_token() {
+    fn require_token(request: &RequestView<'_>) -> Result<AcceptOptions, Rejection> {
+        match request.bearer_token() {
             Some("s3cret") => Ok(AcceptOptions::new()),
             _ => Err(Rejection::new(401)
                 .header("WWW-Authenticate", "Bearer")
                 .body("token required")),
-        });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let server = server.clone();
-                        async move {
-                            let response = match upgrade(&request, &server) {
-                                Ok((response, _conn)) => response.map(|()| Full::default()),
-                                Err(refused) => refused.into_response().map(Full::new),
-                            };
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .with_upgrades()
-                        .await
-                });
-            }
-        });
-        let url = format!("ws://{addr}/");
+        }
+    }
+
+    // A refusal becomes hyper's response: the callback's 401 with its
+    // header and body, and an invalid request's 426 with the version header.
+    #[tokio::test]
+    async fn refusals_become_responses() {
+        let url =
+            hyper_server(ServerBuilder::new().on_request(require_token as rfc6455::AcceptAll))
+                .await;
+        let addr = url
+            .trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .to_owned();
         let error = connect_async(&url).await.unwrap_err();
         let Error::Handshake(HandshakeError::Refused(refusal)) = error else {
             panic!("{error:?}")
