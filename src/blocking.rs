@@ -295,29 +295,110 @@ impl<S: Read + Write> WebSocket<S> {
     }
 }
 
-impl WebSocket<TcpStream> {
-    /// Connects to a `ws://` URL over TCP (with `TCP_NODELAY`) and runs the
-    /// client handshake; `client` is a URL or a [`ClientBuilder`]. For
-    /// `wss://`, connect a TLS stream (a rustls `StreamOwned`) and use
-    /// [`client`](Self::client).
+impl WebSocket<MaybeTlsStream> {
+    /// Connects over TCP (with `TCP_NODELAY`), then TLS for `wss://`
+    /// (feature `rustls`), and runs the client handshake; `client` is a URL
+    /// or a [`ClientBuilder`]. Over another TLS stack, connect its stream
+    /// and use [`client`](WebSocket::client).
     ///
     /// # Errors
     ///
-    /// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`,
-    /// [`Error::Io`] from connecting, [`Error::Handshake`] if the server refused.
+    /// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`
+    /// without the `rustls` feature, [`Error::Io`] from connecting or from
+    /// TLS, [`Error::Handshake`] if the server refused.
     pub fn connect(client: impl IntoClientBuilder) -> Result<(Self, Accepted), Error> {
         let client = client.into_client_builder()?;
         let request = client.request();
-        if request.is_secure() {
+        if request.is_secure() && cfg!(not(feature = "rustls")) {
             return Err(Error::TlsRequired);
         }
-        let stream = TcpStream::connect((request.host(), request.port()))?;
-        stream.set_nodelay(true)?;
+        let tcp = TcpStream::connect((request.host(), request.port()))?;
+        tcp.set_nodelay(true)?;
         // A read timeout lets the handshake deadline fire even if the server says nothing.
-        stream.set_read_timeout(request.limits().timeout)?;
+        tcp.set_read_timeout(request.limits().timeout)?;
+        let stream = if request.is_secure() {
+            tls(tcp, &client)?
+        } else {
+            MaybeTlsStream::Plain(tcp)
+        };
         let (ws, accepted) = Self::client(stream, &client)?;
-        ws.get_ref().set_read_timeout(None)?;
+        ws.get_ref().tcp().set_read_timeout(None)?;
         Ok((ws, accepted))
+    }
+}
+
+#[cfg(feature = "rustls")]
+fn tls(tcp: TcpStream, client: &ClientBuilder) -> Result<MaybeTlsStream, Error> {
+    let (config, name) = crate::tls::for_client(client)?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+    Ok(MaybeTlsStream::Rustls(Box::new(rustls::StreamOwned::new(
+        conn, tcp,
+    ))))
+}
+
+#[cfg(not(feature = "rustls"))]
+fn tls(_: TcpStream, _: &ClientBuilder) -> Result<MaybeTlsStream, Error> {
+    Err(Error::TlsRequired)
+}
+
+/// The stream [`WebSocket::connect`] opens: TCP, or TLS over TCP for
+/// `wss://` (feature `rustls`).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTlsStream {
+    /// A `ws://` connection.
+    Plain(TcpStream),
+    /// A `wss://` connection.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    Rustls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl MaybeTlsStream {
+    /// The TCP stream underneath (for socket options such as read timeouts).
+    #[must_use]
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Plain(tcp) => tcp,
+            #[cfg(feature = "rustls")]
+            Self::Rustls(tls) => tls.get_ref(),
+        }
+    }
+}
+
+impl Read for MaybeTlsStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.read(buf),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for MaybeTlsStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write(buf),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(s) => s.write(buf),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Self::Plain(s) => s.write_vectored(bufs),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(s) => s.write_vectored(bufs),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(s) => s.flush(),
+            #[cfg(feature = "rustls")]
+            Self::Rustls(s) => s.flush(),
+        }
     }
 }
 
@@ -326,7 +407,9 @@ impl WebSocket<TcpStream> {
 /// # Errors
 ///
 /// As [`WebSocket::connect`].
-pub fn connect(client: impl IntoClientBuilder) -> Result<(WebSocket<TcpStream>, Accepted), Error> {
+pub fn connect(
+    client: impl IntoClientBuilder,
+) -> Result<(WebSocket<MaybeTlsStream>, Accepted), Error> {
     WebSocket::connect(client)
 }
 

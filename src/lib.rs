@@ -87,7 +87,7 @@
 //! | --- | --- | --- |
 //! | `tokio` | yes | [`rt::tokio`] |
 //! | `deflate` | yes | permessage-deflate ([`extensions::deflate`]), negotiated when [`Config::deflate`] is set |
-//! | `rustls` | no | `wss://` in `connect_async`, with [`ClientBuilder::tls_config`] |
+//! | `rustls` | no | `wss://` in `connect_async` and [`blocking::connect`], with [`ClientBuilder::tls_config`] |
 //! | `rustls-tls-webpki-roots` | no | `rustls` trusting the Mozilla roots |
 //! | `rustls-tls-native-roots` | no | `rustls` trusting the system's roots |
 //! | `futures-io` | no | [`rt::futures_io`] for smol, async-std and other `futures-io` runtimes |

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use rustls::{ClientConfig, RootCertStore};
 
 /// The default configuration (ring's provider, the safe default versions).
-pub(crate) fn default_config() -> Result<Arc<ClientConfig>, rustls::Error> {
+fn default_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     if let Some(config) = CONFIG.get() {
         return Ok(Arc::clone(config));
@@ -18,6 +18,20 @@ pub(crate) fn default_config() -> Result<Arc<ClientConfig>, rustls::Error> {
             .with_root_certificates(roots())
             .with_no_client_auth();
     Ok(Arc::clone(CONFIG.get_or_init(|| Arc::new(config))))
+}
+
+/// The configuration and server name for `client`'s `wss://` connection:
+/// its own [`tls_config`](crate::ClientBuilder::tls_config) or the default.
+pub(crate) fn for_client(
+    client: &crate::ClientBuilder,
+) -> std::io::Result<(Arc<ClientConfig>, rustls::pki_types::ServerName<'static>)> {
+    let config = match client.tls() {
+        Some(config) => Arc::clone(config),
+        None => default_config().map_err(std::io::Error::other)?,
+    };
+    let name = rustls::pki_types::ServerName::try_from(client.request().host().to_owned())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    Ok((config, name))
 }
 
 /// Every root the enabled features bring; none with `rustls` alone.

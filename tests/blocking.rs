@@ -311,28 +311,39 @@ fn invalid_request_gets_status_and_subprotocol_is_negotiated() {
     second.unwrap();
 }
 
+#[cfg(not(feature = "rustls"))]
 #[test]
-fn wss_url_needs_a_tls_stream() {
+fn wss_url_needs_tls() {
     assert!(matches!(
         blocking::connect("wss://127.0.0.1:1/"),
         Err(Error::TlsRequired)
     ));
 }
 
-// wss: the same adapter over rustls StreamOwned on both ends.
-#[test]
-fn over_rustls() {
+/// A rustls echo server for `localhost` with a fresh self-signed
+/// certificate, serving `connections` connections over rustls's
+/// `StreamOwned`; its port, a client configuration that trusts it, and the
+/// thread (which returns each connection's Close).
+fn rustls_echo_server(
+    connections: usize,
+) -> (
+    u16,
+    Arc<rustls::ClientConfig>,
+    thread::JoinHandle<Vec<Option<CloseFrame>>>,
+) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
     let cert_der = cert.cert.der().clone();
     let key_der =
         rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert_der.clone()], key_der)
-        .unwrap();
+    let server_config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert_der.clone()], key_der)
+            .unwrap(),
+    );
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert_der).unwrap();
     let client_config = rustls::ClientConfig::builder_with_provider(provider)
@@ -343,25 +354,59 @@ fn over_rustls() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = thread::spawn(move || {
-        let (tcp, _) = listener.accept().unwrap();
-        let tls = rustls::StreamOwned::new(
-            rustls::ServerConnection::new(Arc::new(server_config)).unwrap(),
-            tcp,
-        );
-        echo(blocking::accept(tls).unwrap())
+        (0..connections)
+            .map(|_| {
+                let (tcp, _) = listener.accept().unwrap();
+                let conn = rustls::ServerConnection::new(server_config.clone()).unwrap();
+                // A client that refuses the certificate fails the accept.
+                blocking::accept(rustls::StreamOwned::new(conn, tcp))
+                    .ok()
+                    .and_then(echo)
+            })
+            .collect()
     });
+    (port, Arc::new(client_config), server)
+}
+
+// wss over a TLS stream the caller made: the adapter over rustls's
+// StreamOwned on both ends.
+#[test]
+fn over_a_callers_rustls_stream() {
+    let (port, client_config, server) = rustls_echo_server(1);
     let request = ClientBuilder::new(&format!("wss://localhost:{port}/")).unwrap();
     let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let tls = rustls::StreamOwned::new(
-        rustls::ClientConnection::new(Arc::new(client_config), name).unwrap(),
+        rustls::ClientConnection::new(client_config, name).unwrap(),
         tcp,
     );
     let (mut ws, _) = WebSocket::client(tls, &request).unwrap();
     ws.send(Message::text("secret")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("secret"));
     ws.close(CloseCode::NORMAL, "").unwrap();
-    assert!(server.join().unwrap().is_some());
+    assert!(server.join().unwrap()[0].is_some());
+}
+
+// wss through the rustls feature: connect does TCP, TLS and the handshake;
+// without the certificate among its roots it refuses the server.
+#[cfg(feature = "rustls")]
+#[test]
+fn connect_speaks_wss_through_the_rustls_feature() {
+    let (port, client_config, server) = rustls_echo_server(2);
+    let url = format!("wss://localhost:{port}/");
+    let error = blocking::connect(&url).unwrap_err();
+    let Error::Io(io) = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(io.kind(), io::ErrorKind::InvalidData, "{io:?}");
+    let client = ClientBuilder::new(&url).unwrap().tls_config(client_config);
+    let (mut ws, _) = WebSocket::connect(&client).unwrap();
+    assert!(matches!(ws.get_ref(), blocking::MaybeTlsStream::Rustls(_)));
+    ws.send(Message::text("secret")).unwrap();
+    assert_eq!(ws.read().unwrap(), Message::text("secret"));
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    let closes = server.join().unwrap();
+    assert!(closes[1].is_some());
 }
 
 /// A stream that takes every write and has nothing to read.

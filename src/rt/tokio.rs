@@ -127,12 +127,7 @@ impl WebSocketStream<MaybeTlsStream> {
 
 #[cfg(feature = "rustls")]
 async fn tls(tcp: TcpStream, client: &crate::ClientBuilder) -> Result<MaybeTlsStream, Error> {
-    let config = match client.tls() {
-        Some(config) => std::sync::Arc::clone(config),
-        None => crate::tls::default_config().map_err(io::Error::other)?,
-    };
-    let name = rustls::pki_types::ServerName::try_from(client.request().host().to_owned())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let (config, name) = crate::tls::for_client(client)?;
     let connector = tokio_rustls::TlsConnector::from(config);
     let stream = connector.connect(name, tcp).await?;
     Ok(MaybeTlsStream::Rustls(Box::new(stream)))
