@@ -186,6 +186,7 @@ pub mod extensions;
 pub mod frame;
 pub mod handshake;
 mod message;
+mod prepared;
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tokio", feature = "futures-io"))))]
 pub mod rt;
@@ -201,6 +202,7 @@ pub use conn::{Connection, Role, State};
 pub use error::{ConfigError, Error, ProtocolError, SendError};
 pub use handshake::HandshakeError;
 pub use message::{Message, Utf8Bytes};
+pub use prepared::PreparedMessage;
 
 /// The types a [`Connection`]'s methods speak in besides those at the crate
 /// root: its output queue, which side started the close, the kind of a

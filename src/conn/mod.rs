@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::error::{ConfigError, ProtocolError, SendError};
 use crate::frame::{MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, OpCode};
 use crate::message::{DataKind, Message};
+use crate::prepared::PreparedMessage;
 
 /// Which end of the connection this is. Clients mask what they send and
 /// require unmasked input; servers the reverse (RFC 6455 §5.1).
@@ -401,6 +402,32 @@ impl Connection {
             Message::Pong(data) => self.sender.control(OpCode::Pong, &data),
             Message::Close(_) => {}
         }
+        Ok(())
+    }
+
+    /// Queues a [`PreparedMessage`]: on a server connection its shared frame
+    /// by reference (no copy of the payload, no allocation), or one
+    /// compressed encoding shared with every connection of the same
+    /// fresh-context deflate settings; otherwise frames made from its shared
+    /// payload (masked for a client, split at
+    /// [`Config::max_send_frame_size`], compressed by this connection's own
+    /// compressor when it keeps its context).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send); [`SendError::Full`] hands back the message
+    /// as a [`Message`] (the prepared one is still the caller's to retry).
+    pub fn send_prepared(&mut self, message: &PreparedMessage) -> Result<(), SendError> {
+        if !self.life.may_send() {
+            return Err(SendError::Closed);
+        }
+        if self.sender.is_fragmenting() {
+            return Err(SendError::FragmentInProgress);
+        }
+        if self.is_write_buffer_full() {
+            return Err(SendError::Full(message.to_message()));
+        }
+        self.sender.prepared(message);
         Ok(())
     }
 

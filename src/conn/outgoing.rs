@@ -146,6 +146,27 @@ impl Outgoing {
 }
 
 impl Outgoing {
+    /// Queues a frame already encoded (a prepared message's): copied into
+    /// the write buffer when small, else queued by reference.
+    pub(crate) fn push_encoded(&mut self, frame: Bytes) {
+        let len = frame.len();
+        self.len += len;
+        if len <= INLINE_PAYLOAD {
+            if self.buf.capacity() - self.buf.len() < len {
+                let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
+                self.buf.reserve(len.max(room));
+            }
+            self.buf.extend_from_slice(&frame);
+            self.open += len;
+            return;
+        }
+        if self.open > 0 {
+            self.queue.push_back(Segment::Buffered(self.open));
+        }
+        self.queue.push_back(Segment::Payload(frame));
+        self.open = 0;
+    }
+
     /// Queues an unmasked frame whose payload is copied next to its header
     /// (a server's small frames): the header written directly, no segment.
     fn push_inline(&mut self, first_byte: u8, payload: &[u8]) {

@@ -13,6 +13,7 @@ use crate::close::CloseFrame;
 use crate::error::SendError;
 use crate::frame::{FrameHeader, OpCode};
 use crate::message::DataKind;
+use crate::prepared::PreparedMessage;
 use crate::utf8::Utf8Validator;
 
 /// Every Ping gets its own Pong while less than this much output is waiting;
@@ -89,6 +90,45 @@ impl Sender {
     pub(crate) fn data(&mut self, kind: DataKind, payload: Bytes, may_compress: bool) {
         let (payload, rsv1) = self.maybe_compress(payload, may_compress);
         self.split(kind.opcode(), true, payload, rsv1);
+    }
+
+    /// Queues a prepared message: its shared frame where the wire bytes are
+    /// the same for every connection (a server's, within the frame size
+    /// limit), else frames made from its shared payload. Compressed, when
+    /// it may and is long enough, into the encoding it shares with every
+    /// connection of the same fresh-context settings, or by this
+    /// connection's own compressor when it keeps its context.
+    pub(crate) fn prepared(&mut self, message: &PreparedMessage) {
+        let kind = message.kind();
+        #[cfg(feature = "deflate")]
+        if let Some(deflater) = self.deflater.as_mut()
+            && message.may_compress()
+            && message.payload().len() >= deflater.threshold
+        {
+            match deflater.shared_key() {
+                Some(key) => {
+                    let (frame, header_len) =
+                        message.compressed(key, |payload| deflater.compress(payload));
+                    return self.shared(kind, frame, header_len, true);
+                }
+                None => {
+                    let body = Bytes::from(deflater.compress(&message.payload()));
+                    return self.split(kind.opcode(), true, body, true);
+                }
+            }
+        }
+        self.shared(kind, message.frame().clone(), message.header_len(), false);
+    }
+
+    /// Queues a shared server-role frame as it is if this connection would
+    /// write exactly those bytes, else re-frames its payload.
+    fn shared(&mut self, kind: DataKind, frame: Bytes, header_len: usize, rsv1: bool) {
+        let payload_len = frame.len().saturating_sub(header_len);
+        if self.rng.is_none() && payload_len <= self.max_frame {
+            self.out.push_encoded(frame);
+        } else {
+            self.split(kind.opcode(), true, frame.slice(header_len..), rsv1);
+        }
     }
 
     /// Queues one fragment of a streamed message (never compressed): the

@@ -310,6 +310,17 @@ pub(crate) struct Deflater {
     compress: Compress,
     fresh_each_message: bool,
     pub(crate) threshold: usize,
+    /// What its output depends on, when each message starts afresh.
+    key: SharedKey,
+}
+
+/// The settings a fresh-context compressor's output depends on: two
+/// connections with the same key compress a message to the same bytes, so
+/// a prepared message can share one encoding among them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SharedKey {
+    level: u32,
+    window_bits: u8,
 }
 
 impl fmt::Debug for Deflater {
@@ -327,15 +338,27 @@ impl Deflater {
         fresh_each_message: bool,
         threshold: usize,
     ) -> Self {
+        let key = SharedKey {
+            level: level.min(9),
+            window_bits: window_bits.clamp(MIN_ZLIB_WINDOW, 15),
+        };
         Self {
             compress: Compress::new_with_window_bits(
-                Compression::new(level.min(9)),
+                Compression::new(key.level),
                 false,
-                window_bits.clamp(MIN_ZLIB_WINDOW, 15),
+                key.window_bits,
             ),
             fresh_each_message,
             threshold,
+            key,
         }
+    }
+
+    /// The key under which its output can be shared: `Some` when every
+    /// message starts with a fresh context, as a compressor of a
+    /// connection with context takeover depends on what it sent before.
+    pub(crate) fn shared_key(&self) -> Option<SharedKey> {
+        self.fresh_each_message.then_some(self.key)
     }
 
     /// Compresses one message's payload (§7.2.1): a sync flush with its
