@@ -179,6 +179,7 @@ impl PreparedMessage {
         self.inner.header_len
     }
 
+    #[cfg(feature = "deflate")]
     pub(crate) fn may_compress(&self) -> bool {
         self.inner.may_compress
     }
