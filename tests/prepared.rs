@@ -9,8 +9,7 @@ mod support;
 
 use alloc::{Meter, thread_allocations};
 use bytes::{Buf, Bytes};
-use proptest::prelude::*;
-use rfc6455::{Config, Connection, Message, PreparedMessage, Role, SendError};
+use rfc6455::{Config, Connection, Message, PreparedMessage, SendError};
 use support::{client, pull, server, take_output};
 
 /// Every queued chunk's address and length, without consuming them.
@@ -125,6 +124,8 @@ fn send_rules_apply() {
 
 #[cfg(feature = "deflate")]
 mod deflate {
+    use proptest::prelude::*;
+    use rfc6455::Role;
     use rfc6455::extensions::deflate::{DeflateConfig, DeflateParams};
 
     use super::*;
