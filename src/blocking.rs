@@ -46,6 +46,7 @@ use crate::builder::{ClientBuilder, IntoClientBuilder, ServerBuilder};
 use crate::handshake::{
     AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
 };
+use crate::prepared::Outbound;
 use crate::transport::{self, WriteCall};
 use crate::{CloseCode, CloseFrame, Connection, Error, Message, SendError};
 
@@ -111,15 +112,15 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Error::Send`] if the connection refuses the message (closed, control
     /// payload too long, queue full), [`Error::Io`] from writing out the
     /// backlog.
-    pub fn write(&mut self, message: Message) -> Result<(), Error> {
+    pub fn write(&mut self, message: impl Outbound) -> Result<(), Error> {
         // On WouldBlock, what the stream did not take stays queued.
-        if self.conn.is_write_backlogged(message.payload().len())
+        if self.conn.is_write_backlogged(message.payload_len())
             && let Err(e) = self.write_out()
             && e.kind() != io::ErrorKind::WouldBlock
         {
             return Err(e.into());
         }
-        Ok(self.conn.send(message)?)
+        Ok(message.queue_on(&mut self.conn)?)
     }
 
     /// Queues a message and writes everything queued.
@@ -127,7 +128,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// # Errors
     ///
     /// As [`write`](Self::write) and [`flush`](Self::flush).
-    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+    pub fn send(&mut self, message: impl Outbound) -> Result<(), Error> {
         self.write(message)?;
         self.flush()
     }

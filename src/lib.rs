@@ -210,6 +210,7 @@ pub use prepared::PreparedMessage;
 pub mod connection {
     pub use crate::conn::{Outgoing, Side};
     pub use crate::message::DataKind;
+    pub use crate::prepared::Outbound;
 }
 
 /// The README's examples, compiled and run as doctests (they use the tokio adapter).

@@ -244,3 +244,53 @@ fn encode(opcode: OpCode, rsv1: bool, payload: &[u8]) -> (Bytes, usize) {
     frame.extend_from_slice(payload);
     (frame.freeze(), header_len)
 }
+
+/// What the adapters' `feed`, `send` and `write` take: a [`Message`], or a
+/// [`PreparedMessage`] (by value or by reference) for fan-out.
+pub trait Outbound: sealed::Sealed {
+    /// The payload length, for backpressure.
+    #[doc(hidden)]
+    fn payload_len(&self) -> usize;
+    /// Queues it on `conn`.
+    #[doc(hidden)]
+    fn queue_on(self, conn: &mut crate::Connection) -> Result<(), crate::SendError>;
+}
+
+mod sealed {
+    /// Only the crate's message types are outbound.
+    #[allow(unnameable_types)]
+    pub trait Sealed {}
+    impl Sealed for crate::Message {}
+    impl Sealed for super::PreparedMessage {}
+    impl Sealed for &super::PreparedMessage {}
+}
+
+impl Outbound for Message {
+    fn payload_len(&self) -> usize {
+        self.payload().len()
+    }
+
+    fn queue_on(self, conn: &mut crate::Connection) -> Result<(), crate::SendError> {
+        conn.send(self)
+    }
+}
+
+impl Outbound for &PreparedMessage {
+    fn payload_len(&self) -> usize {
+        self.inner.frame.len() - self.inner.header_len
+    }
+
+    fn queue_on(self, conn: &mut crate::Connection) -> Result<(), crate::SendError> {
+        conn.send_prepared(self)
+    }
+}
+
+impl Outbound for PreparedMessage {
+    fn payload_len(&self) -> usize {
+        (&self).payload_len()
+    }
+
+    fn queue_on(self, conn: &mut crate::Connection) -> Result<(), crate::SendError> {
+        conn.send_prepared(&self)
+    }
+}

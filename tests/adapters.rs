@@ -15,7 +15,8 @@ use io::OneByte;
 use rfc6455::handshake::{AcceptOptions, Rejection};
 use rfc6455::rt::{Runtime, WebSocketStream};
 use rfc6455::{
-    CloseCode, CloseFrame, Config, Error, HandshakeError, Message, ProtocolError, State,
+    CloseCode, CloseFrame, Config, Error, HandshakeError, Message, PreparedMessage, ProtocolError,
+    State,
 };
 use rt::{BoxFuture, Harness, accept, client, timeout};
 
@@ -122,6 +123,31 @@ async fn pipelined_messages<H: Harness>() {
         );
     }
     ws.close(CloseCode::NORMAL, "").await.unwrap();
+    server.await;
+}
+
+// A prepared message goes out through feed/send by reference, by value
+// and through a split write half, small and large, among plain messages.
+async fn prepared_messages<H: Harness>() {
+    let (url, server) = tcp_server::<H>().await;
+    let mut ws = connect::<H>(&url).await;
+    let small = PreparedMessage::text("tick");
+    let large = PreparedMessage::binary(vec![9u8; 100_000]);
+    ws.feed(&small).await.unwrap();
+    ws.feed(Message::text("plain")).await.unwrap();
+    ws.send(large.clone()).await.unwrap();
+    for expected in [
+        small.to_message(),
+        Message::text("plain"),
+        large.to_message(),
+    ] {
+        assert_eq!(ws.next().await.unwrap().unwrap(), expected);
+    }
+    let (mut write, mut read) = ws.split();
+    write.send(&large).await.unwrap();
+    assert_eq!(read.next().await.unwrap().unwrap(), large.to_message());
+    write.close(CloseCode::NORMAL, "").await.unwrap();
+    while read.next().await.is_some() {}
     server.await;
 }
 
@@ -570,7 +596,7 @@ async fn queued_output_goes_out_at_an_error<H: Harness>() {
 macro_rules! adapter_tests {
     ($harness:ty) => {
         adapter_tests!($harness; plain: [
-            tcp_echo_and_close, pipelined_messages, fragments_ping_and_server_close,
+            tcp_echo_and_close, pipelined_messages, prepared_messages, fragments_ping_and_server_close,
             one_byte_io, slow_reader_back_pressure, feed_waits_past_the_high_water_mark,
             feed_of_a_message_over_the_mark_waits_for_an_empty_queue,
             split_halves_in_two_tasks, split_halves_reunite, callback_rejection, eof_mid_message_is_abnormal,

@@ -49,6 +49,21 @@ fn messages() -> Vec<Message> {
     ]
 }
 
+// A prepared message goes out through write (by reference) and send (by value).
+#[test]
+fn prepared_messages() {
+    let (url, server) = tcp_echo_server(Config::default());
+    let (mut ws, _) = blocking::connect(&url).unwrap();
+    let small = rfc6455::PreparedMessage::text("tick");
+    let large = rfc6455::PreparedMessage::binary(vec![5u8; 70_000]);
+    ws.write(&small).unwrap();
+    ws.send(large.clone()).unwrap();
+    assert_eq!(ws.read().unwrap(), small.to_message());
+    assert_eq!(ws.read().unwrap(), large.to_message());
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    server.join().unwrap();
+}
+
 // Echo of text, binary, empty and large messages over TCP; close code and reason.
 #[test]
 fn tcp_echo_and_close() {

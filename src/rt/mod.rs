@@ -46,6 +46,7 @@ use crate::builder::{ClientBuilder, ServerBuilder};
 use crate::handshake::{
     AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
 };
+use crate::prepared::Outbound;
 use crate::transport::{self, WriteCall};
 use crate::{CloseCode, CloseFrame, Connection, Error, Message, SendError};
 
@@ -304,8 +305,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         Poll::Ready(Ok(()))
     }
 
-    fn start_send(&mut self, message: Message) -> Result<(), Error> {
-        Ok(self.conn.send(message)?)
+    fn start_send(&mut self, message: impl Outbound) -> Result<(), Error> {
+        Ok(message.queue_on(&mut self.conn)?)
     }
 
     /// Sends a Close (unless one was sent) and flushes it.
@@ -440,8 +441,8 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     ///
     /// [`Error::Send`] if the connection refuses it, [`Error::Io`] from
     /// writing out the backlog.
-    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
-        let len = message.payload().len();
+    pub async fn feed(&mut self, message: impl Outbound) -> Result<(), Error> {
+        let len = message.payload_len();
         poll_fn(|cx| self.driver.poll_ready(cx, len)).await?;
         self.driver.start_send(message)
     }
@@ -451,7 +452,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// # Errors
     ///
     /// As [`feed`](Self::feed) and [`flush`](Self::flush).
-    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+    pub async fn send(&mut self, message: impl Outbound) -> Result<(), Error> {
         self.feed(message).await?;
         self.flush().await
     }
@@ -710,8 +711,8 @@ impl<S, R: Runtime<S>> WriteHalf<S, R> {
     /// # Errors
     ///
     /// As [`WebSocketStream::feed`].
-    pub async fn feed(&mut self, message: Message) -> Result<(), Error> {
-        let len = message.payload().len();
+    pub async fn feed(&mut self, message: impl Outbound) -> Result<(), Error> {
+        let len = message.payload_len();
         poll_fn(|cx| self.with(cx, |d, cx| d.poll_ready(cx, len))).await?;
         lock(&self.shared).driver.start_send(message)
     }
@@ -721,7 +722,7 @@ impl<S, R: Runtime<S>> WriteHalf<S, R> {
     /// # Errors
     ///
     /// As [`WebSocketStream::send`].
-    pub async fn send(&mut self, message: Message) -> Result<(), Error> {
+    pub async fn send(&mut self, message: impl Outbound) -> Result<(), Error> {
         self.feed(message).await?;
         self.flush().await
     }
