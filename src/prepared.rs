@@ -131,6 +131,18 @@ impl PreparedMessage {
         self.inner.kind == DataKind::Text
     }
 
+    /// The payload length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.frame.len() - self.inner.header_len
+    }
+
+    /// Whether the payload is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The payload (shared, not copied).
     #[must_use]
     pub fn payload(&self) -> Bytes {
@@ -215,7 +227,7 @@ impl fmt::Debug for PreparedMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PreparedMessage")
             .field("kind", &self.inner.kind)
-            .field("len", &(self.inner.frame.len() - self.inner.header_len))
+            .field("len", &self.len())
             .field("may_compress", &self.inner.may_compress)
             .field("compressed_encodings", &self.compressed_encodings())
             .finish()
@@ -277,7 +289,7 @@ impl Outbound for Message {
 
 impl Outbound for &PreparedMessage {
     fn payload_len(&self) -> usize {
-        self.inner.frame.len() - self.inner.header_len
+        self.len()
     }
 
     fn queue_on(self, conn: &mut crate::Connection) -> Result<(), crate::SendError> {

@@ -103,7 +103,7 @@ impl Sender {
         #[cfg(feature = "deflate")]
         if let Some(deflater) = self.deflater.as_mut()
             && message.may_compress()
-            && message.payload().len() >= deflater.threshold
+            && message.len() >= deflater.threshold
         {
             match deflater.shared_key() {
                 Some(key) => {

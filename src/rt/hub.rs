@@ -1,0 +1,685 @@
+//! Topics: one [`PreparedMessage`] to every connection subscribed to a
+//! topic, with a per-subscriber queue bounded in bytes and an explicit
+//! policy for a subscriber that does not keep up.
+//!
+//! A connection [`join`](Hub::join)s the hub as a [`Member`], subscribes to
+//! topics, and runs [`Member::forward`] on its [`WriteHalf`] (in the task
+//! that owns the write half, or beside its read loop): that moves what is
+//! published to it onto the connection, all that waits at once (one
+//! vectored write of the shared frames). [`Hub::publish`] never waits: it
+//! puts the message on each subscriber's queue, or applies the
+//! [`SlowPolicy`] to a subscriber whose queue is full, and reports what it
+//! did. A member leaves every topic when it is dropped.
+//!
+//! **Slow is not overloaded.** A subscriber is slow when its own socket does
+//! not drain: its last write has been waiting while the other members
+//! completed [`HubConfig::slow_after`] writes. A full queue whose writes are
+//! not stuck (the server has not found time to write yet) is overload, not
+//! slowness: the message is dropped for it and counted, and no one is
+//! closed. Publishers that await [`Hub::ready`] before reading the next
+//! message are slowed down instead, which pushes back on their sockets.
+//!
+//! Memory: queued messages are shared, so what the hub keeps alive is at
+//! most about [`HubConfig::queue_limit`] plus one message of distinct
+//! payload, and a pointer per queued delivery.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use super::{Runtime, WriteHalf, lock, store};
+use crate::{CloseCode, Error, PreparedMessage};
+
+/// What a hub does with a message for a subscriber whose queue is full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlowPolicy {
+    /// Close a slow subscriber with this code (1008 policy violation or
+    /// 1013 try again later) and reason; while its queue is full but it is
+    /// not slow (overload), the message is dropped for it.
+    Close {
+        /// The close code.
+        code: CloseCode,
+        /// The close reason (at most 123 bytes).
+        reason: &'static str,
+    },
+    /// Drop the new message for it (it sees a gap).
+    DropNewest,
+    /// Keep only the new message: what was waiting is dropped (for state
+    /// where only the latest value matters, such as a price).
+    KeepLatest,
+}
+
+/// A hub's limits and policy.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct HubConfig {
+    /// Bytes a subscriber's queue takes (it holds at most this plus one
+    /// message): each waiting message counts its payload and 16 bytes for
+    /// its slot. Default 1 MiB.
+    pub queue_limit: usize,
+    /// What happens when a subscriber's queue is full. Default: close a slow
+    /// subscriber with 1008 "too slow".
+    pub policy: SlowPolicy,
+    /// A subscriber whose write has waited while the others completed this
+    /// many writes is slow. Default 2048.
+    pub slow_after: u64,
+    /// Queued payload bytes across all subscribers past which
+    /// [`Hub::ready`] waits. Default 64 MiB.
+    pub publish_high_water: usize,
+    /// Payload bytes moved onto a connection per write, so a Pong or Close
+    /// the connection queues meanwhile waits at most this much. Default 256 KiB.
+    pub batch_bytes: usize,
+    /// The longest topic name, in bytes. Default 256.
+    pub max_topic_len: usize,
+    /// Topics one member may subscribe to. Default 64.
+    pub max_topics_per_member: usize,
+    /// Topics the hub holds at once. Default 100 000.
+    pub max_topics: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            queue_limit: 1 << 20,
+            policy: SlowPolicy::Close {
+                code: CloseCode::POLICY_VIOLATION,
+                reason: "too slow",
+            },
+            slow_after: 2048,
+            publish_high_water: 64 << 20,
+            batch_bytes: 256 << 10,
+            max_topic_len: 256,
+            max_topics_per_member: 64,
+            max_topics: 100_000,
+        }
+    }
+}
+
+by_value_setters! {
+    HubConfig {
+        /// Sets [`queue_limit`](Self::queue_limit).
+        queue_limit: usize;
+        /// Sets [`policy`](Self::policy).
+        policy: SlowPolicy;
+        /// Sets [`slow_after`](Self::slow_after).
+        slow_after: u64;
+        /// Sets [`publish_high_water`](Self::publish_high_water).
+        publish_high_water: usize;
+        /// Sets [`batch_bytes`](Self::batch_bytes).
+        batch_bytes: usize;
+        /// Sets [`max_topic_len`](Self::max_topic_len).
+        max_topic_len: usize;
+        /// Sets [`max_topics_per_member`](Self::max_topics_per_member).
+        max_topics_per_member: usize;
+        /// Sets [`max_topics`](Self::max_topics).
+        max_topics: usize;
+    }
+}
+
+/// Why a subscription was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// The topic name is empty or longer than [`HubConfig::max_topic_len`].
+    #[error("topic name must be 1 to {0} bytes")]
+    TopicLength(usize),
+    /// The member holds [`HubConfig::max_topics_per_member`] topics already.
+    #[error("at most {0} topics per connection")]
+    TooManySubscriptions(usize),
+    /// The hub holds [`HubConfig::max_topics`] topics already.
+    #[error("at most {0} topics")]
+    TooManyTopics(usize),
+    /// The member was closed by the slow-subscriber policy.
+    #[error("closed as a slow subscriber")]
+    Closed,
+}
+
+/// What one [`Hub::publish`] did.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Publish {
+    /// Subscribers the message was queued for.
+    pub delivered: usize,
+    /// Deliveries dropped by the policy (for [`SlowPolicy::KeepLatest`],
+    /// the waiting messages it replaced), or because a full queue was not
+    /// slow (overload).
+    pub dropped: usize,
+    /// Subscribers closed as slow.
+    pub closed: usize,
+}
+
+/// A hub's counters since it was made, and its current size.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Members now.
+    pub members: usize,
+    /// Topics with at least one subscriber now.
+    pub topics: usize,
+    /// Subscriptions now.
+    pub subscriptions: usize,
+    /// Payload bytes queued for all members now.
+    pub queued_bytes: usize,
+    /// Calls to [`Hub::publish`].
+    pub published: u64,
+    /// Deliveries queued.
+    pub delivered: u64,
+    /// Deliveries dropped (policy or overload).
+    pub dropped: u64,
+    /// Members closed as slow.
+    pub closed_slow: u64,
+}
+
+/// Topics and their subscribers (see the [module docs](self)). Cloning
+/// gives another handle to the same hub.
+#[derive(Clone)]
+pub struct Hub {
+    shared: Arc<HubShared>,
+}
+
+struct HubShared {
+    config: HubConfig,
+    state: Mutex<State>,
+    /// Writes completed by all members: the clock slowness is judged by.
+    progress: AtomicU64,
+    /// Payload bytes queued across members.
+    queued: AtomicUsize,
+    /// Members whose queue is at least half full while their writes are
+    /// not stuck: [`Hub::ready`] waits for none, so a paced publisher never
+    /// overflows a subscriber that keeps up.
+    pressured: AtomicUsize,
+    /// Publishers waiting in [`Hub::ready`].
+    waiters: Mutex<Vec<Waker>>,
+}
+
+#[derive(Default)]
+struct State {
+    members: HashMap<u64, Entry>,
+    topics: HashMap<Box<str>, HashSet<u64>>,
+    next_id: u64,
+    stats: HubStats,
+}
+
+struct Entry {
+    queue: Arc<Mutex<Queue>>,
+    topics: HashSet<Box<str>>,
+}
+
+/// One member's waiting deliveries and what its writer is doing.
+#[derive(Default)]
+struct Queue {
+    messages: VecDeque<PreparedMessage>,
+    bytes: usize,
+    /// The writer's task.
+    waker: Option<Waker>,
+    /// `progress` when its current write started waiting on the socket.
+    stuck_since: Option<u64>,
+    /// Closed by the policy: the Close to send.
+    close: Option<(CloseCode, &'static str)>,
+    /// Counted in [`HubShared::pressured`].
+    pressured: bool,
+}
+
+/// What a queued delivery is charged besides its payload: the queue's slot
+/// for it, so a flood of tiny messages is bounded too.
+const ENTRY_COST: usize = 16;
+
+fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every update below leaves the data consistent at each step, so a
+    // poisoned lock is still usable.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Hub {
+    /// An empty hub.
+    #[must_use]
+    pub fn new(config: HubConfig) -> Self {
+        Self {
+            shared: Arc::new(HubShared {
+                config,
+                state: Mutex::new(State::default()),
+                progress: AtomicU64::new(0),
+                queued: AtomicUsize::new(0),
+                pressured: AtomicUsize::new(0),
+                waiters: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The hub's configuration.
+    #[must_use]
+    pub fn config(&self) -> &HubConfig {
+        &self.shared.config
+    }
+
+    /// A new member, subscribed to nothing. It leaves the hub when dropped.
+    #[must_use]
+    pub fn join(&self) -> Member {
+        let mut state = guard(&self.shared.state);
+        let id = state.next_id;
+        state.next_id += 1;
+        let queue = Arc::new(Mutex::new(Queue::default()));
+        state.members.insert(
+            id,
+            Entry {
+                queue: Arc::clone(&queue),
+                topics: HashSet::new(),
+            },
+        );
+        state.stats.members = state.members.len();
+        Member {
+            id,
+            queue,
+            hub: self.clone(),
+        }
+    }
+
+    /// Subscribes `member` to `topic`; `Ok(false)` if it already was.
+    ///
+    /// # Errors
+    ///
+    /// [`HubError`] for a topic name out of bounds, a member or hub at its
+    /// topic limit, or a member closed as slow.
+    pub fn subscribe(&self, member: &Member, topic: &str) -> Result<bool, HubError> {
+        let config = &self.shared.config;
+        if topic.is_empty() || topic.len() > config.max_topic_len {
+            return Err(HubError::TopicLength(config.max_topic_len));
+        }
+        let mut guard_state = guard(&self.shared.state);
+        let state = &mut *guard_state;
+        let Some(entry) = state.members.get_mut(&member.id) else {
+            return Err(HubError::Closed);
+        };
+        if entry.topics.contains(topic) {
+            return Ok(false);
+        }
+        if entry.topics.len() >= config.max_topics_per_member {
+            return Err(HubError::TooManySubscriptions(config.max_topics_per_member));
+        }
+        if !state.topics.contains_key(topic) && state.topics.len() >= config.max_topics {
+            return Err(HubError::TooManyTopics(config.max_topics));
+        }
+        entry.topics.insert(topic.into());
+        state
+            .topics
+            .entry(topic.into())
+            .or_default()
+            .insert(member.id);
+        state.stats.subscriptions += 1;
+        state.stats.topics = state.topics.len();
+        Ok(true)
+    }
+
+    /// Unsubscribes `member` from `topic`; whether it was subscribed.
+    pub fn unsubscribe(&self, member: &Member, topic: &str) -> bool {
+        let mut guard_state = guard(&self.shared.state);
+        let state = &mut *guard_state;
+        let removed = state
+            .members
+            .get_mut(&member.id)
+            .is_some_and(|entry| entry.topics.remove(topic));
+        if removed {
+            state.unlink(member.id, topic);
+        }
+        removed
+    }
+
+    /// Queues `message` for every subscriber of `topic`, applying the
+    /// [`SlowPolicy`] to those whose queue is full. Never waits.
+    pub fn publish(&self, topic: &str, message: &PreparedMessage) -> Publish {
+        let shared = &*self.shared;
+        let len = message.len() + ENTRY_COST;
+        let progress = shared.progress.load(Ordering::Relaxed);
+        let mut report = Publish::default();
+        let mut closed = Vec::new();
+        let mut guard_state = guard(&shared.state);
+        let state = &mut *guard_state;
+        state.stats.published += 1;
+        let Some(subscribers) = state.topics.get(topic) else {
+            return report;
+        };
+        for id in subscribers {
+            let Some(entry) = state.members.get(id) else {
+                continue;
+            };
+            let mut queue = guard(&entry.queue);
+            if queue.bytes < shared.config.queue_limit {
+                queue.push(message.clone(), len, shared);
+                report.delivered += 1;
+                continue;
+            }
+            match &shared.config.policy {
+                SlowPolicy::DropNewest => report.dropped += 1,
+                SlowPolicy::KeepLatest => {
+                    report.dropped += queue.clear(shared);
+                    queue.push(message.clone(), len, shared);
+                    report.delivered += 1;
+                }
+                SlowPolicy::Close { code, reason } => {
+                    let slow = queue.stuck_since.is_some_and(|since| {
+                        progress.saturating_sub(since) >= shared.config.slow_after
+                    });
+                    if slow {
+                        queue.close = Some((*code, reason));
+                        report.dropped += queue.clear(shared);
+                        queue.wake();
+                        report.closed += 1;
+                        closed.push(*id);
+                    } else {
+                        report.dropped += 1;
+                    }
+                }
+            }
+        }
+        let any_closed = !closed.is_empty();
+        for id in closed {
+            state.remove(id);
+        }
+        state.stats.delivered += report.delivered as u64;
+        state.stats.dropped += report.dropped as u64;
+        state.stats.closed_slow += report.closed as u64;
+        drop(guard_state);
+        if any_closed {
+            self.drained();
+        }
+        report
+    }
+
+    /// Subscribers of `topic`.
+    #[must_use]
+    pub fn subscribers(&self, topic: &str) -> usize {
+        guard(&self.shared.state)
+            .topics
+            .get(topic)
+            .map_or(0, HashSet::len)
+    }
+
+    /// The hub's counters and size.
+    #[must_use]
+    pub fn stats(&self) -> HubStats {
+        let mut stats = guard(&self.shared.state).stats;
+        stats.queued_bytes = self.shared.queued.load(Ordering::Relaxed);
+        stats
+    }
+
+    /// Waits until fewer than [`HubConfig::publish_high_water`] payload
+    /// bytes are queued across the hub: a publisher that awaits it before
+    /// reading its next message slows down to what the subscribers' writes
+    /// take, and its peer feels it as TCP backpressure.
+    pub async fn ready(&self) {
+        poll_fn(|cx| self.poll_ready(cx)).await;
+    }
+
+    fn poll_ready(&self, cx: &Context<'_>) -> Poll<()> {
+        let shared = &*self.shared;
+        if shared.is_ready() {
+            return Poll::Ready(());
+        }
+        guard(&shared.waiters).push(cx.waker().clone());
+        // A writer may have drained in between: check again.
+        if shared.is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    /// Queues shrank or writes got stuck: wake the publishers once ready.
+    fn drained(&self) {
+        let shared = &*self.shared;
+        if shared.is_ready() {
+            let waiters = std::mem::take(&mut *guard(&shared.waiters));
+            for waker in waiters {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl HubShared {
+    /// Below the high-water mark, and no subscriber that keeps up is half full.
+    fn is_ready(&self) -> bool {
+        self.queued.load(Ordering::Acquire) < self.config.publish_high_water
+            && self.pressured.load(Ordering::Acquire) == 0
+    }
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl State {
+    /// Drops `id` from `topic`'s subscribers (and the topic once empty).
+    fn unlink(&mut self, id: u64, topic: &str) {
+        if let Some(subscribers) = self.topics.get_mut(topic) {
+            subscribers.remove(&id);
+            if subscribers.is_empty() {
+                self.topics.remove(topic);
+            }
+        }
+        self.stats.subscriptions -= 1;
+        self.stats.topics = self.topics.len();
+    }
+
+    /// Removes a member and its subscriptions.
+    fn remove(&mut self, id: u64) {
+        if let Some(entry) = self.members.remove(&id) {
+            for topic in &entry.topics {
+                self.unlink(id, topic);
+            }
+        }
+        self.stats.members = self.members.len();
+    }
+}
+
+impl Queue {
+    fn push(&mut self, message: PreparedMessage, len: usize, hub: &HubShared) {
+        self.messages.push_back(message);
+        self.bytes += len;
+        hub.queued.fetch_add(len, Ordering::AcqRel);
+        self.refresh(hub);
+        self.wake();
+    }
+
+    /// Takes the oldest message (of `len` bytes, with its slot).
+    fn pop(&mut self, hub: &HubShared) -> Option<PreparedMessage> {
+        let message = self.messages.pop_front()?;
+        let len = message.len() + ENTRY_COST;
+        self.bytes -= len;
+        hub.queued.fetch_sub(len, Ordering::AcqRel);
+        Some(message)
+    }
+
+    /// Empties the queue; how many messages it held.
+    fn clear(&mut self, hub: &HubShared) -> usize {
+        hub.queued.fetch_sub(self.bytes, Ordering::AcqRel);
+        self.bytes = 0;
+        let dropped = self.messages.len();
+        self.messages.clear();
+        self.refresh(hub);
+        dropped
+    }
+
+    /// Recounts whether it holds back a paced publisher.
+    fn refresh(&mut self, hub: &HubShared) {
+        let pressured = self.close.is_none()
+            && self.stuck_since.is_none()
+            && self.bytes >= hub.config.queue_limit / 2;
+        if pressured != self.pressured {
+            self.pressured = pressured;
+            if pressured {
+                hub.pressured.fetch_add(1, Ordering::AcqRel);
+            } else {
+                hub.pressured.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = &self.waker {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+/// A connection's membership of a [`Hub`]: its subscriptions and its queue.
+/// Dropping it leaves the hub.
+pub struct Member {
+    id: u64,
+    queue: Arc<Mutex<Queue>>,
+    hub: Hub,
+}
+
+/// What ended [`Member::forward`] without an error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Forwarded {
+    /// The policy closed the member as slow; its Close was sent.
+    ClosedSlow(CloseCode),
+}
+
+impl Member {
+    /// Its id in the hub (unique for the hub's life).
+    #[must_use]
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The hub it belongs to.
+    #[must_use]
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// Topics it is subscribed to.
+    #[must_use]
+    pub fn topics(&self) -> Vec<String> {
+        guard(&self.hub.shared.state)
+            .members
+            .get(&self.id)
+            .map(|entry| entry.topics.iter().map(|t| t.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Payload bytes waiting for it.
+    #[must_use]
+    pub fn queued_bytes(&self) -> usize {
+        guard(&self.queue).bytes
+    }
+
+    /// Moves what is published to this member onto `write`'s connection and
+    /// writes it, everything waiting at once (up to
+    /// [`HubConfig::batch_bytes`] per write), until the policy closes it
+    /// (then it sends the Close and returns). Run it for as long as the
+    /// connection lives, beside the read half's loop; cancelling it loses
+    /// nothing that was not yet taken from the queue.
+    ///
+    /// # Errors
+    ///
+    /// What writing to the connection fails with (the peer went away, the
+    /// connection closed).
+    pub async fn forward<S, R: Runtime<S>>(
+        &self,
+        write: &mut WriteHalf<S, R>,
+    ) -> Result<Forwarded, Error> {
+        let mut writing = false;
+        poll_fn(|cx| self.poll_forward(cx, write, &mut writing)).await
+    }
+
+    fn poll_forward<S, R: Runtime<S>>(
+        &self,
+        cx: &mut Context<'_>,
+        write: &WriteHalf<S, R>,
+        writing: &mut bool,
+    ) -> Poll<Result<Forwarded, Error>> {
+        let hub = &*self.hub.shared;
+        loop {
+            let close = {
+                let mut queue = guard(&self.queue);
+                store(&mut queue.waker, cx);
+                queue.close
+            };
+            if let Some((code, reason)) = close {
+                return write
+                    .with(cx, |d, cx| d.poll_send_close(cx, code, reason))
+                    .map_ok(|()| Forwarded::ClosedSlow(code));
+            }
+            if *writing {
+                match write.with(cx, |d, cx| d.poll_flush(cx)) {
+                    Poll::Pending => {
+                        let mut queue = guard(&self.queue);
+                        if queue.stuck_since.is_none() {
+                            queue.stuck_since = Some(hub.progress.load(Ordering::Relaxed));
+                            queue.refresh(hub);
+                            drop(queue);
+                            self.hub.drained();
+                        }
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                    Poll::Ready(Ok(())) => {
+                        *writing = false;
+                        let mut queue = guard(&self.queue);
+                        queue.stuck_since = None;
+                        queue.refresh(hub);
+                        hub.progress.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            // Move the next batch onto the connection, by reference.
+            let mut moved = 0;
+            {
+                let mut queue = guard(&self.queue);
+                let mut shared = lock(&write.shared);
+                while moved < hub.config.batch_bytes {
+                    // Past `max_write_buffer` the rest waits for this write.
+                    if shared.driver.conn.is_write_buffer_full() {
+                        break;
+                    }
+                    let Some(message) = queue.pop(hub) else {
+                        break;
+                    };
+                    moved += message.len() + ENTRY_COST;
+                    if let Err(error) = shared.driver.conn.send_prepared(&message) {
+                        return Poll::Ready(Err(error.into()));
+                    }
+                }
+                queue.refresh(hub);
+            }
+            if moved == 0 {
+                return Poll::Pending;
+            }
+            self.hub.drained();
+            *writing = true;
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let mut state = guard(&self.hub.shared.state);
+        state.remove(self.id);
+        drop(state);
+        let mut queue = guard(&self.queue);
+        queue.close = Some((CloseCode::GOING_AWAY, ""));
+        queue.clear(&self.hub.shared);
+        drop(queue);
+        self.hub.drained();
+    }
+}
+
+impl fmt::Debug for Member {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Member")
+            .field("id", &self.id)
+            .field("queued_bytes", &self.queued_bytes())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,353 @@
+//! The topic hub: delivery in order to every subscriber, bookkeeping under
+//! any sequence of operations, a stalled subscriber treated by the policy
+//! while the others get everything, and overload that closes no one.
+#![cfg(feature = "tokio")]
+
+#[path = "support/alloc.rs"]
+mod alloc;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use alloc::Meter;
+use proptest::prelude::*;
+use rfc6455::rt::hub::{Forwarded, Hub, HubConfig, HubError, Member, Publish, SlowPolicy};
+use rfc6455::rt::tokio::WebSocketStream;
+use rfc6455::{ClientBuilder, CloseCode, Message, PreparedMessage, ServerBuilder};
+use tokio::io::{DuplexStream, duplex};
+use tokio::task::JoinHandle;
+
+/// A subscriber: the server side runs the member's `forward` beside its
+/// read loop (which answers Pings); the client side is returned.
+async fn subscriber(
+    hub: &Hub,
+    topic: &str,
+    pipe: usize,
+) -> (
+    WebSocketStream<DuplexStream>,
+    JoinHandle<Result<Forwarded, rfc6455::Error>>,
+) {
+    let (a, b) = duplex(pipe);
+    let server = tokio::spawn(async move {
+        WebSocketStream::accept_with(b, &ServerBuilder::new())
+            .await
+            .unwrap()
+    });
+    let client = ClientBuilder::new("ws://hub/").unwrap();
+    let (client, _) = WebSocketStream::client(a, &client).await.unwrap();
+    let (mut write, mut read) = server.await.unwrap().split();
+    let member = hub.join();
+    hub.subscribe(&member, topic).unwrap();
+    let task = tokio::spawn(async move {
+        tokio::spawn(async move { while let Some(Ok(_)) = read.next().await {} });
+        member.forward(&mut write).await
+    });
+    (client, task)
+}
+
+fn numbered(i: u32) -> PreparedMessage {
+    PreparedMessage::binary(i.to_be_bytes().to_vec())
+}
+
+// Published messages reach every subscriber of the topic, in order; other
+// topics see nothing; a dropped member leaves its topics.
+#[tokio::test]
+async fn delivers_in_order_to_each_subscriber() {
+    let _serial = Meter::start(); // not while another test measures the heap
+    let hub = Hub::new(HubConfig::default());
+    let mut news = Vec::new();
+    for _ in 0..3 {
+        news.push(subscriber(&hub, "news", 1 << 16).await);
+    }
+    let (mut sport, _sport_task) = subscriber(&hub, "sport", 1 << 16).await;
+    assert_eq!(hub.subscribers("news"), 3);
+    for i in 0..1000 {
+        let report = hub.publish("news", &numbered(i));
+        assert_eq!((report.delivered, report.dropped, report.closed), (3, 0, 0));
+        if i % 100 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    for (client, _) in &mut news {
+        for i in 0..1000 {
+            assert_eq!(
+                client.next().await.unwrap().unwrap(),
+                numbered(i).to_message()
+            );
+        }
+    }
+    hub.publish("sport", &PreparedMessage::text("goal"));
+    assert_eq!(sport.next().await.unwrap().unwrap(), Message::text("goal"));
+    let (_, task) = news.pop().unwrap();
+    task.abort();
+    let _ = task.await;
+    assert_eq!(hub.subscribers("news"), 2);
+    assert_eq!(hub.stats().delivered, 3001);
+}
+
+#[tokio::test]
+async fn limits_are_enforced() {
+    let hub = Hub::new(
+        HubConfig::default()
+            .max_topic_len(8)
+            .max_topics_per_member(2)
+            .max_topics(3),
+    );
+    let a = hub.join();
+    let b = hub.join();
+    assert_eq!(hub.subscribe(&a, ""), Err(HubError::TopicLength(8)));
+    assert_eq!(
+        hub.subscribe(&a, "123456789"),
+        Err(HubError::TopicLength(8))
+    );
+    assert_eq!(hub.subscribe(&a, "t1"), Ok(true));
+    assert_eq!(hub.subscribe(&a, "t1"), Ok(false));
+    assert_eq!(hub.subscribe(&a, "t2"), Ok(true));
+    assert_eq!(
+        hub.subscribe(&a, "t3"),
+        Err(HubError::TooManySubscriptions(2))
+    );
+    assert_eq!(hub.subscribe(&b, "t3"), Ok(true));
+    assert_eq!(hub.subscribe(&b, "t4"), Err(HubError::TooManyTopics(3)));
+    assert_eq!(hub.subscribe(&b, "t1"), Ok(true));
+    assert_eq!(hub.publish("none", &numbered(0)), Publish::default());
+}
+
+/// A subscriber whose client side is the raw pipe after the handshake:
+/// memory-cheap, so the heap the test measures is the server's.
+async fn raw_subscriber(
+    hub: &Hub,
+    topic: &str,
+    pipe: usize,
+) -> (DuplexStream, JoinHandle<Result<Forwarded, rfc6455::Error>>) {
+    let (client, task) = subscriber(hub, topic, pipe).await;
+    // Nothing was published yet, so the connection holds no input.
+    let (_conn, stream) = client.into_parts();
+    (stream, task)
+}
+
+/// Reads `count` server frames of 4-byte big-endian numbers from `stream`
+/// and checks they are 0, 1, 2, … in order.
+async fn read_numbers(stream: DuplexStream, count: u32) {
+    use tokio::io::AsyncReadExt;
+    let mut stream = tokio::io::BufReader::with_capacity(64 * 1024, stream);
+    let mut frame = [0u8; 6];
+    for i in 0..count {
+        stream.read_exact(&mut frame).await.unwrap();
+        assert_eq!(frame[..2], [0x82, 4], "frame header");
+        assert_eq!(
+            u32::from_be_bytes(frame[2..].try_into().unwrap()),
+            i,
+            "out of order"
+        );
+    }
+}
+
+// One subscriber never reads; the others get every one of 100 000 messages
+// in order; the stalled one is closed with the policy's code once the
+// others have moved on; the heap stays within the queue limit plus a
+// constant that does not grow with the number of messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_subscriber_is_closed_and_the_rest_get_everything() {
+    const SUBSCRIBERS: usize = 100;
+    const MESSAGES: u32 = 100_000;
+    let limit = 64 * 1024;
+    let hub = Hub::new(
+        HubConfig::default()
+            .queue_limit(limit)
+            .slow_after(50 * SUBSCRIBERS as u64)
+            .policy(SlowPolicy::Close {
+                code: CloseCode::TRY_AGAIN_LATER,
+                reason: "too slow",
+            }),
+    );
+    let (stalled, stalled_task) = raw_subscriber(&hub, "feed", 4096).await;
+    let mut readers = Vec::new();
+    for _ in 1..SUBSCRIBERS {
+        let (stream, _task) = raw_subscriber(&hub, "feed", 64 * 1024).await;
+        readers.push(tokio::spawn(read_numbers(stream, MESSAGES)));
+    }
+    let meter = Meter::start();
+    let mut most_queued = 0;
+    for i in 0..MESSAGES {
+        hub.ready().await;
+        hub.publish("feed", &numbered(i));
+        most_queued = most_queued.max(hub.stats().queued_bytes);
+    }
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    // The stalled queue's limit and the connections' write buffers. Without
+    // the limit its queue alone would keep ~100 000 messages (over 10 MiB).
+    meter.assert_below(limit + SUBSCRIBERS * 64 * 1024, "hub and connections");
+    drop(meter);
+    assert!(most_queued <= HubConfig::default().publish_high_water + SUBSCRIBERS * 20);
+    let stats = hub.stats();
+    assert_eq!(stats.closed_slow, 1, "{stats:?}");
+    assert_eq!(hub.subscribers("feed"), SUBSCRIBERS - 1);
+    // Every reader got every message; the stalled one's excess was dropped.
+    let to_readers = u64::from(MESSAGES) * (SUBSCRIBERS as u64 - 1);
+    assert!(stats.delivered >= to_readers, "{stats:?}");
+    assert!(stats.dropped > 0, "{stats:?}");
+    // The stalled one took its queue's worth and one batch onto its connection.
+    let batch = HubConfig::default().batch_bytes;
+    assert!(
+        stats.delivered - to_readers <= ((limit + batch) / 20 + 2) as u64,
+        "{stats:?}"
+    );
+    // Its Close cannot go out while it reads nothing; dropping it ends the task.
+    drop(stalled);
+    assert!(matches!(
+        stalled_task.await.unwrap(),
+        Ok(Forwarded::ClosedSlow(CloseCode::TRY_AGAIN_LATER)) | Err(_)
+    ));
+}
+
+// Overload: a publisher far faster than the writes, subscribers that read
+// as fast as they can. No one is closed; the excess is what the policy
+// says (dropped and counted), and the publisher that awaits `ready` is
+// held back instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_closes_no_one() {
+    let _serial = Meter::start(); // not while another test measures the heap
+    const SUBSCRIBERS: usize = 200;
+    let hub = Hub::new(HubConfig::default().queue_limit(16 * 1024));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..SUBSCRIBERS {
+        let (mut client, _task) = subscriber(&hub, "firehose", 1 << 16).await;
+        let stop = Arc::clone(&stop);
+        readers.push(tokio::spawn(async move {
+            let mut last = None;
+            while !stop.load(Ordering::Relaxed) {
+                match client.next().await {
+                    Some(Ok(Message::Binary(data))) => {
+                        let n = u32::from_be_bytes(data[..4].try_into().unwrap());
+                        assert!(last.is_none_or(|l| n > l), "reordered");
+                        last = Some(n);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }));
+    }
+    // Unpaced: publish without awaiting `ready`, to overload the writers.
+    let message = |i: u32| PreparedMessage::binary([&i.to_be_bytes()[..], &[0u8; 1000]].concat());
+    let mut dropped = 0;
+    for i in 0..20_000 {
+        let report = hub.publish("firehose", &message(i));
+        assert_eq!(report.closed, 0);
+        dropped += report.dropped;
+        if i % 64 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    assert!(dropped > 0, "the writers kept up; no overload was made");
+    assert!(hub.stats().queued_bytes <= SUBSCRIBERS * (16 * 1024 + 1100));
+    // Paced by `ready`: the same publisher drops nothing.
+    let before = hub.stats().dropped;
+    for i in 20_000..25_000 {
+        hub.ready().await;
+        hub.publish("firehose", &message(i));
+    }
+    let stats = hub.stats();
+    assert_eq!(stats.closed_slow, 0);
+    assert_eq!(hub.subscribers("firehose"), SUBSCRIBERS);
+    assert_eq!(stats.dropped, before, "paced publishes dropped: {stats:?}");
+    stop.store(true, Ordering::Relaxed);
+    hub.publish("firehose", &message(u32::MAX));
+    for reader in readers {
+        reader.await.unwrap();
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Join,
+    Leave(usize),
+    Subscribe(usize, u8),
+    Unsubscribe(usize, u8),
+    Publish(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        Just(Op::Join),
+        (0usize..8).prop_map(Op::Leave),
+        (0usize..8, 0u8..5).prop_map(|(m, t)| Op::Subscribe(m, t)),
+        (0usize..8, 0u8..5).prop_map(|(m, t)| Op::Unsubscribe(m, t)),
+        (0u8..5).prop_map(Op::Publish),
+    ]
+}
+
+proptest! {
+    // Any sequence of joins, leaves, (un)subscriptions and publishes keeps
+    // the hub's books equal to a model: subscribers per topic, no topic or
+    // subscription left by a member that left, deliveries and drops adding
+    // up to subscribers per publish.
+    #[test]
+    fn bookkeeping_matches_a_model(ops in proptest::collection::vec(op(), 0..200)) {
+        let hub = Hub::new(
+            HubConfig::default().queue_limit(64).policy(SlowPolicy::DropNewest),
+        );
+        let mut members: Vec<Member> = Vec::new();
+        let mut model: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
+        let mut expected_deliveries = 0u64;
+        for op in ops {
+            match op {
+                Op::Join => {
+                    let member = hub.join();
+                    model.insert(member.id(), BTreeSet::new());
+                    members.push(member);
+                }
+                Op::Leave(i) if i < members.len() => {
+                    let member = members.swap_remove(i);
+                    model.remove(&member.id());
+                }
+                Op::Subscribe(i, t) if i < members.len() => {
+                    let topic = format!("t{t}");
+                    let new = model.get_mut(&members[i].id()).unwrap().insert(topic.clone());
+                    prop_assert_eq!(hub.subscribe(&members[i], &topic), Ok(new));
+                }
+                Op::Unsubscribe(i, t) if i < members.len() => {
+                    let topic = format!("t{t}");
+                    let was = model.get_mut(&members[i].id()).unwrap().remove(&topic);
+                    prop_assert_eq!(hub.unsubscribe(&members[i], &topic), was);
+                }
+                Op::Publish(t) => {
+                    let topic = format!("t{t}");
+                    let subscribers = model.values().filter(|ts| ts.contains(&topic)).count();
+                    let report = hub.publish(&topic, &numbered(0));
+                    prop_assert_eq!(report.delivered + report.dropped, subscribers);
+                    expected_deliveries += subscribers as u64;
+                }
+                _ => {}
+            }
+            for t in 0..5u8 {
+                let topic = format!("t{t}");
+                let subscribers = model.values().filter(|ts| ts.contains(&topic)).count();
+                prop_assert_eq!(hub.subscribers(&topic), subscribers);
+            }
+            for member in &members {
+                let mut topics = member.topics();
+                topics.sort();
+                let want: Vec<String> = model[&member.id()].iter().cloned().collect();
+                prop_assert_eq!(topics, want);
+            }
+            let stats = hub.stats();
+            prop_assert_eq!(stats.members, members.len());
+            prop_assert_eq!(stats.subscriptions, model.values().map(BTreeSet::len).sum::<usize>());
+            prop_assert_eq!(
+                stats.topics,
+                model.values().flatten().collect::<BTreeSet<_>>().len()
+            );
+            prop_assert_eq!(stats.delivered + stats.dropped, expected_deliveries);
+            let queued: usize = members.iter().map(Member::queued_bytes).sum();
+            prop_assert_eq!(stats.queued_bytes, queued);
+        }
+        drop(members);
+        prop_assert_eq!(hub.stats().queued_bytes, 0);
+        prop_assert_eq!(hub.stats().subscriptions, 0);
+    }
+}
