@@ -45,7 +45,10 @@ async fn join(id: u64, tcp: TcpStream, hub: &Hub) -> Result<(), Error> {
     let member = hub.join();
     // One topic per member cannot pass the default limits.
     let _ = hub.subscribe(&member, ROOM);
-    hub.publish(ROOM, &PreparedMessage::text(format!("* client {id} joined")));
+    hub.publish(
+        ROOM,
+        &PreparedMessage::text(format!("* client {id} joined")),
+    );
     let reading = async {
         while let Some(message) = reader.next().await {
             if let Message::Text(text) = message? {

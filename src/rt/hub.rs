@@ -568,6 +568,19 @@ impl Member {
             .unwrap_or_default()
     }
 
+    /// Queues `message` for this member alone (a reply to its request),
+    /// under the same queue limit; `false` if its queue is full (or the
+    /// policy closed it) and the message was dropped.
+    pub fn send(&self, message: &PreparedMessage) -> bool {
+        let shared = &*self.hub.shared;
+        let mut queue = guard(&self.queue);
+        if queue.close.is_some() || queue.bytes >= shared.config.queue_limit {
+            return false;
+        }
+        queue.push(message.clone(), message.len() + ENTRY_COST, shared);
+        true
+    }
+
     /// Payload bytes waiting for it.
     #[must_use]
     pub fn queued_bytes(&self) -> usize {
