@@ -75,7 +75,10 @@ async fn serve_tcp(tcp: TcpStream, hub: &Hub) -> Result<(), Error> {
 }
 
 /// One client: its commands, and what is published to it.
-pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, hub: &Hub) -> Result<(), Error> {
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    hub: &Hub,
+) -> Result<(), Error> {
     let (mut writer, mut reader) = WebSocketStream::accept(stream).await?.split();
     let member = hub.join();
     let reading = async {

@@ -46,6 +46,15 @@ async fn subscriber(
     (client, task)
 }
 
+/// Subscribers for the load tests: `default`, or `HUB_SUBSCRIBERS` (CI
+/// runs them with 1 000 in a release build).
+fn scale(default: usize) -> usize {
+    std::env::var("HUB_SUBSCRIBERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 fn numbered(i: u32) -> PreparedMessage {
     PreparedMessage::binary(i.to_be_bytes().to_vec())
 }
@@ -150,13 +159,13 @@ async fn read_numbers(stream: DuplexStream, count: u32) {
 // constant that does not grow with the number of messages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_subscriber_is_closed_and_the_rest_get_everything() {
-    const SUBSCRIBERS: usize = 100;
+    let subscribers = scale(100);
     const MESSAGES: u32 = 100_000;
     let limit = 64 * 1024;
     let hub = Hub::new(
         HubConfig::default()
             .queue_limit(limit)
-            .slow_after(50 * SUBSCRIBERS as u64)
+            .slow_after(50 * subscribers as u64)
             .policy(SlowPolicy::Close {
                 code: CloseCode::TRY_AGAIN_LATER,
                 reason: "too slow",
@@ -164,7 +173,7 @@ async fn a_stalled_subscriber_is_closed_and_the_rest_get_everything() {
     );
     let (stalled, stalled_task) = raw_subscriber(&hub, "feed", 4096).await;
     let mut readers = Vec::new();
-    for _ in 1..SUBSCRIBERS {
+    for _ in 1..subscribers {
         let (stream, _task) = raw_subscriber(&hub, "feed", 64 * 1024).await;
         readers.push(tokio::spawn(read_numbers(stream, MESSAGES)));
     }
@@ -180,14 +189,14 @@ async fn a_stalled_subscriber_is_closed_and_the_rest_get_everything() {
     }
     // The stalled queue's limit and the connections' write buffers. Without
     // the limit its queue alone would keep ~100 000 messages (over 10 MiB).
-    meter.assert_below(limit + SUBSCRIBERS * 64 * 1024, "hub and connections");
+    meter.assert_below(limit + subscribers * 64 * 1024, "hub and connections");
     drop(meter);
-    assert!(most_queued <= HubConfig::default().publish_high_water + SUBSCRIBERS * 20);
+    assert!(most_queued <= HubConfig::default().publish_high_water + subscribers * 20);
     let stats = hub.stats();
     assert_eq!(stats.closed_slow, 1, "{stats:?}");
-    assert_eq!(hub.subscribers("feed"), SUBSCRIBERS - 1);
+    assert_eq!(hub.subscribers("feed"), subscribers - 1);
     // Every reader got every message; the stalled one's excess was dropped.
-    let to_readers = u64::from(MESSAGES) * (SUBSCRIBERS as u64 - 1);
+    let to_readers = u64::from(MESSAGES) * (subscribers as u64 - 1);
     assert!(stats.delivered >= to_readers, "{stats:?}");
     assert!(stats.dropped > 0, "{stats:?}");
     // The stalled one took its queue's worth and one batch onto its connection.
@@ -211,11 +220,11 @@ async fn a_stalled_subscriber_is_closed_and_the_rest_get_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_closes_no_one() {
     let _serial = Meter::start(); // not while another test measures the heap
-    const SUBSCRIBERS: usize = 200;
+    let subscribers = scale(200);
     let hub = Hub::new(HubConfig::default().queue_limit(16 * 1024));
     let stop = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
-    for _ in 0..SUBSCRIBERS {
+    for _ in 0..subscribers {
         let (mut client, _task) = subscriber(&hub, "firehose", 1 << 16).await;
         let stop = Arc::clone(&stop);
         readers.push(tokio::spawn(async move {
@@ -244,7 +253,7 @@ async fn overload_closes_no_one() {
         }
     }
     assert!(dropped > 0, "the writers kept up; no overload was made");
-    assert!(hub.stats().queued_bytes <= SUBSCRIBERS * (16 * 1024 + 1100));
+    assert!(hub.stats().queued_bytes <= subscribers * (16 * 1024 + 1100));
     // Paced by `ready`: the same publisher drops nothing.
     let before = hub.stats().dropped;
     for i in 20_000..25_000 {
@@ -253,7 +262,7 @@ async fn overload_closes_no_one() {
     }
     let stats = hub.stats();
     assert_eq!(stats.closed_slow, 0);
-    assert_eq!(hub.subscribers("firehose"), SUBSCRIBERS);
+    assert_eq!(hub.subscribers("firehose"), subscribers);
     assert_eq!(stats.dropped, before, "paced publishes dropped: {stats:?}");
     stop.store(true, Ordering::Relaxed);
     hub.publish("firehose", &message(u32::MAX));
