@@ -95,6 +95,50 @@ async fn delivers_in_order_to_each_subscriber() {
     assert_eq!(hub.stats().delivered, 3001);
 }
 
+// With permessage-deflate negotiated without server context takeover, a
+// message published to many subscribers is compressed once, and each
+// subscriber inflates it.
+#[cfg(feature = "deflate")]
+#[tokio::test]
+async fn deflate_without_context_takeover_compresses_once() {
+    use rfc6455::Config;
+    use rfc6455::extensions::deflate::DeflateConfig;
+    let deflate = |server_fresh| {
+        Config::default().deflate(Some(
+            DeflateConfig::default()
+                .threshold(0)
+                .server_no_context_takeover(server_fresh),
+        ))
+    };
+    let hub = Hub::new(HubConfig::default());
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        let (a, b) = duplex(1 << 16);
+        let server = ServerBuilder::new().config(deflate(true));
+        let accepting =
+            tokio::spawn(async move { WebSocketStream::accept_with(b, &server).await.unwrap() });
+        let client = ClientBuilder::new("ws://hub/")
+            .unwrap()
+            .config(deflate(true));
+        let (client, accepted) = WebSocketStream::client(a, &client).await.unwrap();
+        assert!(!accepted.extensions().is_empty(), "deflate negotiated");
+        let (mut write, mut read) = accepting.await.unwrap().split();
+        let member = hub.join();
+        hub.subscribe(&member, "z").unwrap();
+        tokio::spawn(async move {
+            tokio::spawn(async move { while let Some(Ok(_)) = read.next().await {} });
+            member.forward(&mut write).await
+        });
+        clients.push(client);
+    }
+    let message = PreparedMessage::text("compress me once ".repeat(500));
+    assert_eq!(hub.publish("z", &message).delivered, 50);
+    for client in &mut clients {
+        assert_eq!(client.next().await.unwrap().unwrap(), message.to_message());
+    }
+    assert_eq!(message.compressed_encodings(), 1);
+}
+
 #[tokio::test]
 async fn limits_are_enforced() {
     let hub = Hub::new(
