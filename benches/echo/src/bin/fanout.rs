@@ -1,0 +1,295 @@
+//! Broadcast servers for the fan-out comparison: one publisher connection
+//! (on PUB_ADDR), every message it sends goes to all subscriber connections
+//! (on SUB_ADDR). Each is written the way its library's users write a
+//! broadcast, on a multi-threaded tokio runtime:
+//!
+//! - `rfc6455`: the crate's hub and prepared messages (`rt::hub`), the
+//!   publisher paced by `Hub::ready`; `--deflate` accepts permessage-deflate
+//!   (a subscriber asking for no server context takeover shares one
+//!   compressed encoding).
+//! - `tungstenite`, `fastwebsockets`, `tokio-websockets`: a
+//!   `tokio::sync::broadcast` channel of payloads (capacity 1024; a lagging
+//!   subscriber skips what it missed), each subscriber task sending each
+//!   message with its library's send.
+//! - `raw`: the ceiling: the frame is encoded once and each subscriber task
+//!   writes every frame waiting for it in one vectored write.
+//!
+//! ```text
+//! fanout KIND SUB_ADDR PUB_ADDR [--deflate]
+//! ```
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use rfc6455::PreparedMessage;
+use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
+use rfc6455::rt::hub::{Hub, HubConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
+
+type Result = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let kind = args.get(1).cloned().unwrap_or_default();
+    let subs = TcpListener::bind(args.get(2).map_or("127.0.0.1:9201", String::as_str)).await?;
+    let publisher = TcpListener::bind(args.get(3).map_or("127.0.0.1:9202", String::as_str)).await?;
+    let deflate = args.iter().any(|a| a == "--deflate");
+    let hub = Hub::new(HubConfig::default());
+    let (tx, _) = broadcast::channel::<Bytes>(1024);
+    let state = Arc::new(State {
+        kind,
+        deflate,
+        hub,
+        tx,
+    });
+    let for_publisher = Arc::clone(&state);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = publisher.accept().await {
+            tcp.set_nodelay(true).ok();
+            let state = Arc::clone(&for_publisher);
+            tokio::spawn(async move { drop(state.publish(tcp).await) });
+        }
+    });
+    loop {
+        let (tcp, _) = subs.accept().await?;
+        tcp.set_nodelay(true)?;
+        let state = Arc::clone(&state);
+        tokio::spawn(async move { drop(state.subscribe(tcp).await) });
+    }
+}
+
+struct State {
+    kind: String,
+    deflate: bool,
+    hub: Hub,
+    tx: broadcast::Sender<Bytes>,
+}
+
+impl State {
+    fn config(&self) -> rfc6455::Config {
+        let config = rfc6455::Config::default();
+        if self.deflate {
+            let deflate = rfc6455::extensions::deflate::DeflateConfig::default().threshold(0);
+            return config.deflate(Some(deflate));
+        }
+        config
+    }
+
+    /// Reads the publisher's messages and broadcasts their payloads.
+    async fn publish(&self, mut tcp: TcpStream) -> Result {
+        match self.kind.as_str() {
+            "rfc6455" => {
+                let server = rfc6455::ServerBuilder::new().config(self.config());
+                let mut ws = rfc6455::rt::tokio::WebSocketStream::accept_with(tcp, &server).await?;
+                while let Some(message) = ws.next().await {
+                    if let Some(prepared) = PreparedMessage::from_message(message?) {
+                        self.hub.ready().await;
+                        self.hub.publish("t", &prepared);
+                    }
+                }
+            }
+            "tungstenite" => {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await?;
+                while let Some(message) = ws.next().await {
+                    if let tokio_tungstenite::tungstenite::Message::Binary(data) = message? {
+                        let _ = self.tx.send(data);
+                    }
+                }
+            }
+            "fastwebsockets" => {
+                hand_upgrade(&mut tcp).await?;
+                let ws =
+                    fastwebsockets::WebSocket::after_handshake(tcp, fastwebsockets::Role::Server);
+                let mut ws = fastwebsockets::FragmentCollector::new(ws);
+                loop {
+                    let frame = ws.read_frame().await?;
+                    match frame.opcode {
+                        fastwebsockets::OpCode::Close => return Ok(()),
+                        fastwebsockets::OpCode::Binary => {
+                            let _ = self.tx.send(Bytes::copy_from_slice(&frame.payload));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            "tokio-websockets" => {
+                let (_, mut ws) = tokio_websockets::ServerBuilder::new().accept(tcp).await?;
+                while let Some(message) = ws.next().await {
+                    let message = message?;
+                    if message.is_binary() {
+                        let _ = self.tx.send(Bytes::from(message.into_payload()));
+                    }
+                }
+            }
+            "raw" => {
+                hand_upgrade(&mut tcp).await?;
+                raw_publisher(tcp, &self.tx).await?;
+            }
+            other => return Err(format!("unknown server kind {other:?}").into()),
+        }
+        Ok(())
+    }
+
+    /// Serves one subscriber until it goes away.
+    async fn subscribe(&self, mut tcp: TcpStream) -> Result {
+        let mut rx = self.tx.subscribe();
+        match self.kind.as_str() {
+            "rfc6455" => {
+                let server = rfc6455::ServerBuilder::new().config(self.config());
+                let ws = rfc6455::rt::tokio::WebSocketStream::accept_with(tcp, &server).await?;
+                let (mut write, mut read) = ws.split();
+                let member = self.hub.join();
+                let _ = self.hub.subscribe(&member, "t");
+                tokio::select! {
+                    _ = async { while let Some(Ok(_)) = read.next().await {} } => {}
+                    _ = member.forward(&mut write) => {}
+                }
+            }
+            "tungstenite" => {
+                let mut ws = tokio_tungstenite::accept_async(tcp).await?;
+                loop {
+                    match rx.recv().await {
+                        Ok(data) => {
+                            ws.send(tokio_tungstenite::tungstenite::Message::Binary(data))
+                                .await?
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    }
+                }
+            }
+            "fastwebsockets" => {
+                hand_upgrade(&mut tcp).await?;
+                let mut ws =
+                    fastwebsockets::WebSocket::after_handshake(tcp, fastwebsockets::Role::Server);
+                loop {
+                    match rx.recv().await {
+                        Ok(data) => {
+                            let payload = fastwebsockets::Payload::Borrowed(&data);
+                            ws.write_frame(fastwebsockets::Frame::binary(payload))
+                                .await?;
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    }
+                }
+            }
+            "tokio-websockets" => {
+                let (_, mut ws) = tokio_websockets::ServerBuilder::new().accept(tcp).await?;
+                loop {
+                    match rx.recv().await {
+                        Ok(data) => ws.send(tokio_websockets::Message::binary(data)).await?,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    }
+                }
+            }
+            "raw" => {
+                hand_upgrade(&mut tcp).await?;
+                raw_subscriber(tcp, rx).await?;
+            }
+            other => return Err(format!("unknown server kind {other:?}").into()),
+        }
+        Ok(())
+    }
+}
+
+/// The ceiling's publisher: unmasks each binary frame and broadcasts it
+/// re-encoded once as a server frame.
+async fn raw_publisher(mut tcp: TcpStream, tx: &broadcast::Sender<Bytes>) -> Result {
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut start, mut filled) = (0, 0);
+    loop {
+        while let Some((header, header_len)) = FrameHeader::parse(&buf[start..filled])? {
+            let len = header_len + header.payload_len as usize;
+            if filled - start < len {
+                break;
+            }
+            let payload = &mut buf[start + header_len..start + len];
+            if let Some(key) = header.mask {
+                apply_mask(payload, key, 0);
+            }
+            if header.opcode == OpCode::Binary {
+                let out = FrameHeader::new(OpCode::Binary, payload.len() as u64);
+                let mut frame = Vec::with_capacity(out.encoded_len() + payload.len());
+                out.encode_into(&mut frame);
+                frame.extend_from_slice(payload);
+                let _ = tx.send(Bytes::from(frame));
+            }
+            start += len;
+        }
+        if start == filled {
+            (start, filled) = (0, 0);
+        } else if start > buf.len() / 2 {
+            buf.copy_within(start..filled, 0);
+            (start, filled) = (0, filled - start);
+        }
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = tcp.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        filled += n;
+    }
+}
+
+/// The ceiling's subscriber: every frame waiting goes out in one vectored write.
+async fn raw_subscriber(mut tcp: TcpStream, mut rx: broadcast::Receiver<Bytes>) -> Result {
+    let mut frames = Vec::new();
+    loop {
+        match rx.recv().await {
+            Ok(frame) => frames.push(frame),
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return Ok(()),
+        }
+        while frames.len() < 64 {
+            match rx.try_recv() {
+                Ok(frame) => frames.push(frame),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+        let mut slices: Vec<std::io::IoSlice<'_>> =
+            frames.iter().map(|f| std::io::IoSlice::new(f)).collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            let n = tcp.write_vectored(slices).await?;
+            if n == 0 {
+                return Err("write returned 0".into());
+            }
+            std::io::IoSlice::advance_slices(&mut slices, n);
+        }
+        frames.clear();
+    }
+}
+
+/// Reads the upgrade request and answers 101 by hand.
+async fn hand_upgrade(tcp: &mut TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).await?;
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head);
+    let key = text
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("sec-websocket-key")
+                .then(|| value.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let accept = rfc6455::handshake::accept_key(&key);
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    tcp.write_all(response.as_bytes()).await
+}
