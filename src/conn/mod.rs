@@ -521,6 +521,11 @@ impl Connection {
         self.sender.outgoing()
     }
 
+    /// Bytes queued for the transport (a pending Pong not counted).
+    pub(crate) fn queued_output(&self) -> usize {
+        self.sender.queued()
+    }
+
     /// Whether there are bytes to write (see [`outgoing`](Self::outgoing)).
     #[must_use]
     pub fn wants_write(&self) -> bool {

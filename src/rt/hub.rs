@@ -651,6 +651,9 @@ impl Member {
             {
                 let mut queue = guard(&self.queue);
                 let mut shared = lock(&write.shared);
+                // A Pong waiting for the last batch to drain goes first, not
+                // behind this one (tests/hub.rs, pongs_are_not_held_behind_the_queue).
+                let _ = shared.driver.conn.outgoing();
                 while moved < hub.config.batch_bytes {
                     // Past `max_write_buffer` the rest waits for this write.
                     if shared.driver.conn.is_write_buffer_full() {

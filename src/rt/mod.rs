@@ -262,13 +262,16 @@ impl<S, R: Runtime<S>> Driver<S, R> {
                 // Returned already: what is left is flushing and shutting down.
                 Err(_) => {}
             }
-            // What is queued goes out before waiting for input.
-            match self.poll_write_out(cx) {
-                Poll::Ready(Ok(())) => {}
+            // What is queued goes out before waiting for input. A transport
+            // that takes no more does not stop reading: the peer's Ping or
+            // Close must still be seen (and a writer of the other half keep
+            // going; tests/hub.rs, pongs_are_not_held_behind_the_queue).
+            let written = match self.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => true,
                 Poll::Ready(Err(error)) => return self.transport_failed(error),
-                Poll::Pending => return Poll::Pending,
-            }
-            if self.conn.should_close_transport() {
+                Poll::Pending => false,
+            };
+            if written && self.conn.should_close_transport() {
                 return self.poll_finish(cx);
             }
             if self.poll_timer(cx) {
@@ -678,10 +681,16 @@ impl<S, R: Runtime<S>> ReadHalf<S, R> {
     fn poll_next_message(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let mut shared = lock(&self.shared);
         store(&mut shared.read_waker, cx);
+        let queued = shared.driver.conn.queued_output();
         let poll = shared.driver.poll_next(cx);
-        // The read half may have written (Pongs, the writer's queued bytes)
-        // and taken over the stream's write wake-up: let the writer retry.
-        wake(shared.write_waker.as_ref());
+        // The read half writes what is queued (Pongs, the writer's bytes),
+        // which can take over the stream's write wake-up: when it wrote,
+        // let the writer retry. Not otherwise: a writer polled in the same
+        // task as this half would be woken on every poll, for ever
+        // (tests/hub.rs runs both halves in one task).
+        if shared.driver.conn.queued_output() != queued {
+            wake(shared.write_waker.as_ref());
+        }
         poll
     }
 }
