@@ -68,8 +68,7 @@ pub struct HubConfig {
     /// many writes is slow. Default 2048.
     pub slow_after: u64,
     /// Queued payload bytes across all subscribers past which
-    /// [`Hub::ready`] waits (each delivery counts its payload, though the
-    /// payload is shared). Default 1 GiB.
+    /// [`Hub::ready`] waits. Default 64 MiB.
     pub publish_high_water: usize,
     /// Payload bytes moved onto a connection per write, so a Pong or Close
     /// the connection queues meanwhile waits at most this much. Default 256 KiB.
@@ -91,7 +90,7 @@ impl Default for HubConfig {
                 reason: "too slow",
             },
             slow_after: 2048,
-            publish_high_water: 1 << 30,
+            publish_high_water: 64 << 20,
             batch_bytes: 256 << 10,
             max_topic_len: 256,
             max_topics_per_member: 64,
