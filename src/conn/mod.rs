@@ -522,6 +522,7 @@ impl Connection {
     }
 
     /// Bytes queued for the transport (a pending Pong not counted).
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn queued_output(&self) -> usize {
         self.sender.queued()
     }
