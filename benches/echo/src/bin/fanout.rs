@@ -25,6 +25,7 @@ use futures_util::{SinkExt, StreamExt};
 use rfc6455::PreparedMessage;
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
 use rfc6455::rt::hub::{Hub, HubConfig};
+use rfc6455_echo_bench::hand_upgrade;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
@@ -267,29 +268,4 @@ async fn raw_subscriber(mut tcp: TcpStream, mut rx: broadcast::Receiver<Bytes>) 
         }
         frames.clear();
     }
-}
-
-/// Reads the upgrade request and answers 101 by hand.
-async fn hand_upgrade(tcp: &mut TcpStream) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        tcp.read_exact(&mut byte).await?;
-        head.push(byte[0]);
-    }
-    let text = String::from_utf8_lossy(&head);
-    let key = text
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("sec-websocket-key")
-                .then(|| value.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let accept = rfc6455::handshake::accept_key(&key);
-    let response = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    tcp.write_all(response.as_bytes()).await
 }
