@@ -149,12 +149,15 @@ impl Refused {
     /// The response to send.
     #[must_use]
     pub fn into_response(self) -> Response<Bytes> {
-        let response = match &self {
-            Self::Invalid(error) => Ok(error.to_http_response()),
-            Self::Rejected(rejection) => rejection.to_http_response(),
-            Self::Build(_) | Self::Config(_) => Err(BuildError::InvalidStatus(500)),
-        };
-        response.unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new()))
+        let internal = || plain(StatusCode::INTERNAL_SERVER_ERROR, Bytes::new());
+        match &self {
+            Self::Invalid(error) => error.to_http_response(),
+            // A rejection `http` refuses (a bad header) is a server error.
+            Self::Rejected(rejection) => {
+                rejection.to_http_response().unwrap_or_else(|_| internal())
+            }
+            Self::Build(_) | Self::Config(_) => internal(),
+        }
     }
 }
 

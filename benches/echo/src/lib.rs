@@ -1,5 +1,7 @@
 //! What the benchmark binaries share.
 
+use std::io::IoSlice;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -26,4 +28,19 @@ pub async fn hand_upgrade(tcp: &mut TcpStream) -> std::io::Result<()> {
          Sec-WebSocket-Accept: {accept}\r\n\r\n"
     );
     tcp.write_all(response.as_bytes()).await
+}
+
+/// Writes every slice, vectored, however many calls it takes.
+pub async fn write_all_vectored(
+    tcp: &mut TcpStream,
+    mut slices: &mut [IoSlice<'_>],
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        let n = tcp.write_vectored(slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut slices, n);
+    }
+    Ok(())
 }

@@ -25,8 +25,8 @@ use futures_util::{SinkExt, StreamExt};
 use rfc6455::PreparedMessage;
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
 use rfc6455::rt::hub::{Hub, HubConfig};
-use rfc6455_echo_bench::hand_upgrade;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rfc6455_echo_bench::{hand_upgrade, write_all_vectored};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
@@ -258,14 +258,7 @@ async fn raw_subscriber(mut tcp: TcpStream, mut rx: broadcast::Receiver<Bytes>) 
         }
         let mut slices: Vec<std::io::IoSlice<'_>> =
             frames.iter().map(|f| std::io::IoSlice::new(f)).collect();
-        let mut slices = &mut slices[..];
-        while !slices.is_empty() {
-            let n = tcp.write_vectored(slices).await?;
-            if n == 0 {
-                return Err("write returned 0".into());
-            }
-            std::io::IoSlice::advance_slices(&mut slices, n);
-        }
+        write_all_vectored(&mut tcp, &mut slices).await?;
         frames.clear();
     }
 }

@@ -12,7 +12,7 @@
 
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use rfc6455::frame::{FrameHeader, MAX_HEADER_LEN};
-use rfc6455_echo_bench::hand_upgrade;
+use rfc6455_echo_bench::{hand_upgrade, write_all_vectored};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -106,14 +106,7 @@ async fn store_forward(mut tcp: TcpStream) -> Result {
                 .iter()
                 .map(|r| std::io::IoSlice::new(&buf[r.clone()]))
                 .collect();
-            let mut slices = &mut slices[..];
-            while !slices.is_empty() {
-                let n = tcp.write_vectored(slices).await?;
-                if n == 0 {
-                    return Err("write returned 0".into());
-                }
-                std::io::IoSlice::advance_slices(&mut slices, n);
-            }
+            write_all_vectored(&mut tcp, &mut slices).await?;
             answers.clear();
         }
         // Room for the frame at the front: move it down and grow if needed.
