@@ -294,9 +294,11 @@ async fn a_stalled_subscriber_is_closed_and_the_rest_get_everything() {
     let to_readers = u64::from(MESSAGES) * (subscribers as u64 - 1);
     assert!(stats.delivered >= to_readers, "{stats:?}");
     assert!(stats.dropped > 0, "{stats:?}");
-    // The stalled one took its queue's worth and one batch onto its connection.
+    // The stalled one took its queue's worth, one batch stuck on its
+    // connection, and the earlier batches its pipe absorbed (6-byte frames).
+    let pipe_frames = 4096 / 6;
     assert!(
-        stats.delivered - to_readers <= ((limit + batch) / 20 + 2) as u64,
+        stats.delivered - to_readers <= ((limit + batch) / 20 + 2 + pipe_frames) as u64,
         "{stats:?}"
     );
     // Its Close cannot go out while it reads nothing; dropping it ends the task.
