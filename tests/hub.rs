@@ -368,6 +368,45 @@ async fn overload_closes_no_one() {
     }
 }
 
+// A publisher whose input is all buffered never waits on I/O; `ready`
+// yields to the runtime once per 16 KiB of messages, so the writers on its
+// thread keep each queue near that instead of filling the high-water mark
+// first (without the yield this one queues all 5 000 × 100 messages, 10 MB,
+// before any writer runs).
+#[tokio::test(flavor = "current_thread")]
+async fn the_publisher_lets_the_writers_run() {
+    const MESSAGES: u32 = 5_000;
+    let subscribers = 100;
+    let hub = Hub::new(HubConfig::default().publish_high_water(1 << 30));
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let (stream, _task) = raw_subscriber(&hub, "feed", 64 * 1024).await;
+        readers.push(tokio::spawn(read_numbers(stream, MESSAGES)));
+    }
+    // A task like a server's publisher (block_on's own future is polled
+    // between every 61 tasks, not after the others).
+    let publisher = hub.clone();
+    let most_queued = tokio::spawn(async move {
+        let mut most_queued = 0;
+        for i in 0..MESSAGES {
+            publisher.ready().await;
+            publisher.publish("feed", &numbered(i));
+            most_queued = most_queued.max(publisher.stats().queued_bytes);
+        }
+        most_queued
+    })
+    .await
+    .unwrap();
+    for reader in readers {
+        reader.await.unwrap();
+    }
+    assert!(
+        most_queued <= subscribers * 20 * 1024,
+        "{most_queued} bytes queued at most"
+    );
+    assert_eq!(hub.stats().dropped, 0);
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Join,

@@ -193,6 +193,9 @@ struct HubShared {
     pressured: AtomicUsize,
     /// Publishers waiting in [`Hub::ready`].
     waiters: Mutex<Vec<Waker>>,
+    /// Bytes of messages published (each counted once, with its slot)
+    /// since a publisher last yielded in [`Hub::ready`].
+    since_yield: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -227,6 +230,13 @@ struct Queue {
 /// for it, so a flood of tiny messages is bounded too.
 const ENTRY_COST: usize = 16;
 
+/// Message bytes a publisher may publish between two yields in
+/// [`Hub::ready`]: enough that each subscriber's write carries many small
+/// frames, few enough that writers run long before the high-water mark
+/// (benches/echo `fanout.sh`: without a yield, a 1 GiB mark starved every
+/// writer at 10 000 × 16 B).
+const YIELD_AFTER: usize = 16 << 10;
+
 fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update below leaves the data consistent at each step, so a
     // poisoned lock is still usable.
@@ -245,6 +255,7 @@ impl Hub {
                 queued: AtomicUsize::new(0),
                 pressured: AtomicUsize::new(0),
                 waiters: Mutex::new(Vec::new()),
+                since_yield: AtomicUsize::new(0),
             }),
         }
     }
@@ -378,6 +389,10 @@ impl Hub {
         for id in closed {
             state.remove(id);
         }
+        shared.since_yield.fetch_add(
+            if report.delivered > 0 { len } else { 0 },
+            Ordering::Relaxed,
+        );
         state.stats.delivered += report.delivered as u64;
         state.stats.dropped += report.dropped as u64;
         state.stats.closed_slow += report.closed as u64;
@@ -409,12 +424,23 @@ impl Hub {
     /// bytes are queued across the hub: a publisher that awaits it before
     /// reading its next message slows down to what the subscribers' writes
     /// take, and its peer feels it as TCP backpressure.
+    ///
+    /// It also yields to the runtime once per 16 KiB of messages published:
+    /// a publisher whose input is already buffered would otherwise fill the
+    /// whole high-water mark before any writer on its thread ran (tests/hub.rs,
+    /// `the_publisher_lets_the_writers_run`), while 16 KiB per subscriber
+    /// still makes each write carry many small frames.
     pub async fn ready(&self) {
         poll_fn(|cx| self.poll_ready(cx)).await;
     }
 
     fn poll_ready(&self, cx: &Context<'_>) -> Poll<()> {
         let shared = &*self.shared;
+        if shared.since_yield.load(Ordering::Relaxed) >= YIELD_AFTER {
+            shared.since_yield.store(0, Ordering::Relaxed);
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
         if shared.is_ready() {
             return Poll::Ready(());
         }
@@ -522,9 +548,11 @@ impl Queue {
         }
     }
 
-    fn wake(&self) {
-        if let Some(waker) = &self.waker {
-            waker.wake_by_ref();
+    /// Wakes the writer once: it stores its waker again when it next
+    /// looks at the queue, so a burst of pushes costs one wake-up.
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
         }
     }
 }
