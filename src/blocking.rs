@@ -93,6 +93,14 @@ impl<S: Read + Write> WebSocket<S> {
             if self.conn.should_close_transport() {
                 return Err(Error::ConnectionClosed);
             }
+            if self.conn.is_input_paused() {
+                // A rate limit holds input back: the peer waits in TCP.
+                if let Some(deadline) = self.conn.poll_timeout() {
+                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                }
+                self.conn.handle_timeout(Instant::now());
+                continue;
+            }
             self.fill()?;
         }
     }
@@ -174,6 +182,24 @@ impl<S: Read + Write> WebSocket<S> {
             }
         }
         Ok(self.conn.close_frame().cloned())
+    }
+
+    /// Sends a timed Ping ([`Connection::ping`]) and flushes it; once
+    /// [`read`](Self::read) has returned its Pong, [`stats`](Self::stats)
+    /// has the round-trip time.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn ping(&mut self) -> Result<(), Error> {
+        self.conn.ping(Instant::now())?;
+        self.flush()
+    }
+
+    /// The connection's counters and Ping round-trip time ([`Connection::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> crate::connection::Stats {
+        self.conn.stats()
     }
 
     /// The protocol state (for its getters: state, close frame, role).

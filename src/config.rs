@@ -70,6 +70,10 @@ pub struct Config {
     /// A fixed seed makes masks predictable to anyone who knows it, which
     /// defeats the purpose of masking; it exists for reproducible tests.
     pub dangerous_mask_seed: Option<u64>,
+    /// Token buckets over what the peer sends (messages, wire bytes,
+    /// inflated bytes per second) and what to do past them: pause reading
+    /// or close with 1008. Default: no limits.
+    pub rate_limits: RateLimits,
     /// permessage-deflate (RFC 7692): what to offer (client) or accept
     /// (server) in the adapters' handshakes. Default `None`: no compression.
     #[cfg(feature = "deflate")]
@@ -90,6 +94,7 @@ impl Default for Config {
             idle_timeout: None,
             close_timeout: Some(Duration::from_secs(5)),
             dangerous_mask_seed: None,
+            rate_limits: RateLimits::default(),
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -118,6 +123,90 @@ by_value_setters! {
         close_timeout: Option<Duration>;
         /// Sets [`dangerous_mask_seed`](Self::dangerous_mask_seed).
         dangerous_mask_seed: Option<u64>;
+        /// Sets [`rate_limits`](Self::rate_limits).
+        rate_limits: RateLimits;
+    }
+}
+
+/// A token bucket: `per_second` tokens added each second, at most `burst`
+/// held. A message costs one token, a byte one token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: u64,
+    /// Tokens the bucket holds when full: what may arrive at once.
+    pub burst: u64,
+}
+
+impl RateLimit {
+    /// `per_second` tokens a second, `burst` at once.
+    #[must_use]
+    pub const fn new(per_second: u64, burst: u64) -> Self {
+        Self { per_second, burst }
+    }
+}
+
+/// What a connection does with input past a [`RateLimit`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum OverLimit {
+    /// Stop taking input at the next frame until the buckets refill:
+    /// [`Connection::wants_read`](crate::Connection::wants_read) is false
+    /// and [`Connection::poll_timeout`](crate::Connection::poll_timeout)
+    /// says when to look again, so the adapters stop reading and the peer
+    /// feels TCP backpressure. The frame that empties a bucket may run it
+    /// into debt, so a frame larger than a burst still gets through.
+    #[default]
+    Pause,
+    /// Fail with [`ProtocolError::RateLimited`](crate::ProtocolError::RateLimited)
+    /// (Close 1008, "rate limit exceeded") at the first frame the buckets
+    /// cannot pay for in full.
+    Close,
+}
+
+/// Limits on what the peer sends, checked as it arrives, with time from
+/// [`Connection::handle_timeout`](crate::Connection::handle_timeout).
+///
+/// ```
+/// use rfc6455::{Config, OverLimit, RateLimit, RateLimits};
+/// let config = Config::default().rate_limits(
+///     RateLimits::default()
+///         .messages(Some(RateLimit::new(1_000, 100)))
+///         .wire_bytes(Some(RateLimit::new(1 << 20, 4 << 20)))
+///         .action(OverLimit::Close),
+/// );
+/// # let _ = config;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct RateLimits {
+    /// Messages per second: each data message and each control frame, at
+    /// its first frame's header.
+    pub messages: Option<RateLimit>,
+    /// Bytes on the wire per second (headers and payloads), charged at each
+    /// frame's header.
+    pub wire_bytes: Option<RateLimit>,
+    /// Payload bytes per second after inflating (permessage-deflate),
+    /// charged as they inflate: a flood of compressed data counts at its
+    /// real size. A message may inflate past what the bucket holds by at
+    /// most one burst when pausing (not at all when closing); past that it
+    /// fails with [`ProtocolError::RateLimited`](crate::ProtocolError::RateLimited),
+    /// before [`Config::max_message_size`] is reached.
+    pub inflated_bytes: Option<RateLimit>,
+    /// Pause reading (the default) or close with 1008.
+    pub action: OverLimit,
+}
+
+by_value_setters! {
+    RateLimits {
+        /// Sets [`messages`](Self::messages).
+        messages: Option<RateLimit>;
+        /// Sets [`wire_bytes`](Self::wire_bytes).
+        wire_bytes: Option<RateLimit>;
+        /// Sets [`inflated_bytes`](Self::inflated_bytes).
+        inflated_bytes: Option<RateLimit>;
+        /// Sets [`action`](Self::action).
+        action: OverLimit;
     }
 }
 
@@ -157,6 +246,16 @@ impl Config {
         ] {
             if value == Some(Duration::ZERO) {
                 return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        let limits = &self.rate_limits;
+        for (name, limit) in [
+            ("rate_limits.messages", limits.messages),
+            ("rate_limits.wire_bytes", limits.wire_bytes),
+            ("rate_limits.inflated_bytes", limits.inflated_bytes),
+        ] {
+            if limit.is_some_and(|l| l.per_second == 0 || l.burst == 0) {
+                return Err(ConfigError::ZeroLimit(name));
             }
         }
         Ok(())

@@ -77,6 +77,10 @@ pub enum ProtocolError {
     /// Nothing arrived for [`Config::idle_timeout`](crate::Config::idle_timeout).
     #[error("no data received within the idle timeout")]
     IdleTimeout,
+    /// The peer sent more than [`Config::rate_limits`](crate::Config::rate_limits)
+    /// allow, and they say to close (or one message inflated past what pausing allows).
+    #[error("rate limit exceeded")]
+    RateLimited,
 }
 
 impl ProtocolError {
@@ -88,11 +92,22 @@ impl ProtocolError {
         matches!(self, Self::AbnormalClosure)
     }
 
+    /// The reason the Close reporting this error carries: empty, except
+    /// where the code alone does not say what happened (1008 for a rate
+    /// limit).
+    #[must_use]
+    pub fn close_reason(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate limit exceeded",
+            _ => "",
+        }
+    }
+
     /// The close code this error stands for (RFC 6455 §7.4.1).
     ///
     /// 1002 for framing errors, 1007 for bad UTF-8, 1009 for limits, 1001 for
     /// an idle peer, and 1006 for a transport that ended without a close
-    /// handshake. 1006 is reported locally and never sent.
+    /// handshake, 1008 past a rate limit. 1006 is reported locally and never sent.
     #[must_use]
     pub fn close_code(self) -> CloseCode {
         match self {
@@ -111,6 +126,7 @@ impl ProtocolError {
             Self::InvalidUtf8 | Self::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             Self::FrameTooBig | Self::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
             Self::IdleTimeout => CloseCode::GOING_AWAY,
+            Self::RateLimited => CloseCode::POLICY_VIOLATION,
             Self::AbnormalClosure => CloseCode::ABNORMAL,
         }
     }

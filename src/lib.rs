@@ -197,7 +197,7 @@ mod utf8;
 
 pub use builder::{AcceptAll, ClientBuilder, IntoClientBuilder, ServerBuilder};
 pub use close::{CloseCode, CloseFrame};
-pub use config::Config;
+pub use config::{Config, OverLimit, RateLimit, RateLimits};
 pub use conn::{Connection, Role, State};
 pub use error::{ConfigError, Error, ProtocolError, SendError};
 pub use handshake::HandshakeError;
@@ -208,7 +208,7 @@ pub use prepared::PreparedMessage;
 /// root: its output queue, which side started the close, the kind of a
 /// message sent in fragments.
 pub mod connection {
-    pub use crate::conn::{Outgoing, Side};
+    pub use crate::conn::{Outgoing, Side, Stats, Traffic};
     pub use crate::message::DataKind;
     pub use crate::prepared::Outbound;
 }

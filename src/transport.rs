@@ -101,7 +101,7 @@ pub(crate) fn after_read(
         }
         Err(e) => return Err(e),
     };
-    if conn.poll_timeout().is_some() {
+    if conn.wants_clock() {
         conn.handle_timeout(now);
     }
     outcome

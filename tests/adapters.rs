@@ -8,6 +8,8 @@ mod io;
 #[path = "support/rt.rs"]
 mod rt;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,7 +18,7 @@ use rfc6455::handshake::{AcceptOptions, Rejection};
 use rfc6455::rt::{Runtime, WebSocketStream};
 use rfc6455::{
     CloseCode, CloseFrame, Config, Error, HandshakeError, Message, PreparedMessage, ProtocolError,
-    State,
+    RateLimit, RateLimits, State,
 };
 use rt::{BoxFuture, Harness, accept, client, timeout};
 
@@ -404,15 +406,22 @@ async fn keepalive_pings_are_sent<H: Harness>() {
         let pong = client.next().await;
         (pong, client)
     });
+    // The first timed Ping carries the connection's counter, 1.
+    let timed = Bytes::copy_from_slice(&1u64.to_be_bytes());
     assert_eq!(
         server.next().await.unwrap().unwrap(),
-        Message::Ping(Bytes::new())
+        Message::Ping(timed.clone())
     );
     assert!(H::now() - started >= secs::<H>(5));
     // The Pong was queued when the Ping was read; it leaves with the next write.
     server.flush().await.unwrap();
-    let (pong, _client) = client_task.await;
-    assert_eq!(pong.unwrap().unwrap(), Message::Pong(Bytes::new()));
+    let (pong, client) = client_task.await;
+    assert_eq!(pong.unwrap().unwrap(), Message::Pong(timed));
+    // Its round trip was measured by the adapter's clock.
+    let stats = client.stats();
+    assert!(stats.rtt.is_some_and(|rtt| rtt < secs::<H>(5)), "{stats:?}");
+    assert_eq!(stats.sent.pings, 1);
+    assert_eq!(stats.received.pongs, 1);
 }
 
 // A silent peer fails the connection after the idle timeout, with Close 1001.
@@ -591,6 +600,41 @@ async fn queued_output_goes_out_at_an_error<H: Harness>() {
     );
 }
 
+// A rate limit pauses reading: messages arrive no faster than the limit,
+// and the peer's writes stall behind the pipe (backpressure) instead of
+// piling up at the server.
+async fn a_rate_limit_pauses_reading<H: Harness>() {
+    const COUNT: usize = 5_000;
+    let per_second = 1_000 * u64::from(H::TIME_DIVISOR);
+    let limits = RateLimits::default().messages(Some(RateLimit::new(per_second, 100)));
+    // The client writes each message out before taking the next.
+    let client_config = Config::default().write_high_water(0);
+    let started = H::now();
+    let (mut client, mut server) =
+        duplex_pair::<H>(4096, client_config, Config::default().rate_limits(limits)).await;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&sent);
+    let writer = H::spawn(async move {
+        for _ in 0..COUNT {
+            client.feed(Message::binary(&b"x"[..])).await.unwrap();
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        client.flush().await.unwrap();
+        client
+    });
+    for received in 1..=COUNT {
+        let message = server.next().await.unwrap().unwrap();
+        assert_eq!(message, Message::binary(&b"x"[..]));
+        // Ahead of what was let through: the pipe, one read, one message.
+        let ahead = sent.load(Ordering::Relaxed).saturating_sub(received);
+        assert!(ahead <= (4096 + 16 * 1024) / 7 + 1, "{ahead} ahead");
+    }
+    let took = H::now() - started;
+    assert!(took >= secs::<H>(4) + secs::<H>(9) / 10, "{took:?}");
+    assert!(server.stats().rate_limited > 0);
+    let _client = writer.await;
+}
+
 /// One `#[test]` per body for a harness: `plain` bodies on its executor,
 /// `timed` ones on its (paused, where it has one) clock.
 macro_rules! adapter_tests {
@@ -603,7 +647,7 @@ macro_rules! adapter_tests {
             thousand_connections, queued_output_goes_out_at_an_error
         ]; timed: [
             keepalive_pings_are_sent, idle_timeout_closes_a_silent_peer,
-            close_timeout_bounds_the_wait
+            close_timeout_bounds_the_wait, a_rate_limit_pauses_reading
         ]);
     };
     ($harness:ty; plain: [$($plain:ident),*]; timed: [$($timed:ident),*]) => {

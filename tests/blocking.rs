@@ -594,3 +594,29 @@ fn reads_are_offered_room_in_proportion_to_what_arrives() {
         );
     }
 }
+
+// A rate-limited blocking server sleeps while input is paused: 600 echoes
+// under 1 000 messages a second with a burst of 100 take at least 0.5 s;
+// a timed Ping's round trip is measured.
+#[test]
+fn a_rate_limit_paces_a_blocking_server() {
+    use rfc6455::{RateLimit, RateLimits};
+    let limits = RateLimits::default().messages(Some(RateLimit::new(1_000, 100)));
+    let (url, server) = tcp_echo_server(Config::default().rate_limits(limits));
+    let (mut ws, _) = blocking::connect(&url).unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..600 {
+        ws.write(Message::binary(&b"x"[..])).unwrap();
+    }
+    ws.flush().unwrap();
+    for _ in 0..600 {
+        assert_eq!(ws.read().unwrap(), Message::binary(&b"x"[..]));
+    }
+    let took = started.elapsed();
+    assert!(took >= std::time::Duration::from_millis(495), "{took:?}");
+    ws.ping().unwrap();
+    assert!(matches!(ws.read().unwrap(), Message::Pong(p) if p.len() == 8));
+    assert!(ws.stats().rtt.is_some());
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    server.join().unwrap();
+}

@@ -8,7 +8,9 @@ use bytes::{Buf, Bytes};
 use rfc6455::connection::DataKind;
 use rfc6455::extensions::deflate::{DeflateConfig, DeflateParams};
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
-use rfc6455::{CloseCode, Config, Connection, Message, Role, SendError};
+use rfc6455::{
+    CloseCode, Config, Connection, Message, OverLimit, RateLimit, RateLimits, Role, SendError,
+};
 
 /// A configuration small enough that limits are reached by fuzz inputs.
 #[derive(Arbitrary, Debug, Clone)]
@@ -22,6 +24,32 @@ pub struct FuzzConfig {
     idle_ms: Option<u8>,
     close_ms: Option<u8>,
     deflate: Option<FuzzDeflate>,
+    rate_limits: Option<FuzzLimits>,
+}
+
+/// Rate limits small enough to be reached: (per second, burst) per bucket.
+#[derive(Arbitrary, Debug, Clone, Copy)]
+pub struct FuzzLimits {
+    messages: Option<(u8, u8)>,
+    wire_bytes: Option<(u16, u16)>,
+    inflated_bytes: Option<(u16, u16)>,
+    close: bool,
+}
+
+impl FuzzLimits {
+    /// The limits (zero rates and bursts kept: the connection must refuse them).
+    fn limits(self) -> RateLimits {
+        let limit = |(rate, burst): (u16, u16)| RateLimit::new(u64::from(rate), u64::from(burst));
+        RateLimits::default()
+            .messages(self.messages.map(|(r, b)| limit((r.into(), b.into()))))
+            .wire_bytes(self.wire_bytes.map(limit))
+            .inflated_bytes(self.inflated_bytes.map(limit))
+            .action(if self.close {
+                OverLimit::Close
+            } else {
+                OverLimit::Pause
+            })
+    }
 }
 
 /// Negotiated permessage-deflate parameters, and our own level and threshold.
@@ -69,6 +97,7 @@ impl FuzzConfig {
             .close_timeout(ms(self.close_ms))
             .dangerous_mask_seed(Some(7))
             .deflate(self.deflate.map(FuzzDeflate::config))
+            .rate_limits(self.rate_limits.map(FuzzLimits::limits).unwrap_or_default())
     }
 }
 
@@ -112,6 +141,8 @@ pub enum Op {
     Advance(u16),
     /// Write at most this many output bytes to the peer.
     Drain(u16),
+    /// Send a timed Ping.
+    TimedPing,
 }
 
 /// A fuzzed conversation: who we are, how we are configured, what happens.
@@ -202,6 +233,9 @@ pub fn run_conversation(role: Role, conversation: Conversation) {
             }
             Op::Close { code, reason } => {
                 let _ = conn.close(CloseCode(code), &reason);
+            }
+            Op::TimedPing => {
+                let _ = conn.ping(now);
             }
             Op::Advance(ms) => {
                 now += Duration::from_millis(u64::from(ms));

@@ -2,10 +2,12 @@
 //! close handshake (RFC 6455 §5–§7).
 
 mod input;
+mod limit;
 mod outgoing;
 mod recv;
 mod send;
 mod state;
+mod stats;
 mod timer;
 
 use std::time::Instant;
@@ -16,12 +18,15 @@ use rand::rngs::{StdRng, SysRng};
 
 pub use outgoing::Outgoing;
 pub use state::{Side, State};
+pub use stats::{Stats, Traffic};
 
 use self::input::Input;
 pub(crate) use self::input::read_zeroed;
+use self::limit::Limiter;
 use self::recv::Receiver;
 use self::send::Sender;
 use self::state::Lifecycle;
+use self::stats::RoundTrip;
 use self::timer::Timers;
 use crate::close::{CloseCode, CloseFrame, MAX_REASON_LEN};
 use crate::config::Config;
@@ -95,6 +100,12 @@ pub struct Connection {
     /// Frames onto the output: masking, compression, fragments, Pongs.
     sender: Sender,
     timers: Timers,
+    /// The round-trip time of timed Pings.
+    rtt: RoundTrip,
+    /// The first time given to `handle_timeout`.
+    since: Option<Instant>,
+    /// The Close this end queued.
+    close_sent: Option<CloseFrame>,
 }
 
 impl Connection {
@@ -115,18 +126,23 @@ impl Connection {
                 Some(StdRng::try_from_rng(&mut SysRng).map_err(|_| ConfigError::Entropy)?)
             }
         };
+        let mut receiver = Receiver::new(
+            role == Role::Server,
+            config.max_frame_size,
+            config.max_message_size,
+        );
+        receiver.limiter = Limiter::new(&config.rate_limits);
         Ok(Self {
             role,
-            receiver: Receiver::new(
-                role == Role::Server,
-                config.max_frame_size,
-                config.max_message_size,
-            ),
+            receiver,
             sender: Sender::new(rng, config.max_send_frame_size),
             config,
             life: Lifecycle::default(),
             input: Input::default(),
             timers: Timers::default(),
+            rtt: RoundTrip::default(),
+            since: None,
+            close_sent: None,
         })
     }
 
@@ -256,6 +272,10 @@ impl Connection {
     /// It may be called at any time; calling it after each read keeps the
     /// idle and keepalive timers exact (input is credited at the next call).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.since.get_or_insert(now);
+        if let Some(limiter) = &mut self.receiver.limiter {
+            limiter.refill(now);
+        }
         let rx_total = self.input.total();
         self.timers.advance(
             now,
@@ -272,7 +292,9 @@ impl Connection {
             self.fail(ProtocolError::IdleTimeout);
         }
         if Timers::take_due(&mut self.timers.keepalive, now) && self.life.state() == State::Open {
-            self.sender.control(OpCode::Ping, &Bytes::new());
+            let payload = self.rtt.ping(now);
+            self.sender
+                .control(OpCode::Ping, &Bytes::copy_from_slice(&payload));
             self.timers.keepalive = self
                 .config
                 .keepalive_interval
@@ -286,12 +308,22 @@ impl Connection {
     }
 
     /// Whether the connection can use more input: false once the transport
-    /// ended or the connection is done with it, and while a whole frame's
-    /// worth of input is buffered and not yet pulled.
+    /// ended or the connection is done with it, while a whole frame's
+    /// worth of input is buffered and not yet pulled, and while a
+    /// [rate limit](Config::rate_limits) pauses input (until
+    /// [`poll_timeout`](Self::poll_timeout)).
     #[must_use]
     pub fn wants_read(&self) -> bool {
         self.life.wants_read(self.role, self.wants_write())
             && self.input.buf.len() < self.config.max_frame_size.saturating_add(MAX_HEADER_LEN)
+            && !self.receiver.is_paused()
+    }
+
+    /// Whether a [rate limit](Config::rate_limits) holds input back until
+    /// [`poll_timeout`](Self::poll_timeout).
+    #[must_use]
+    pub fn is_input_paused(&self) -> bool {
+        self.receiver.is_paused()
     }
 
     // ---- Pull --------------------------------------------------------------
@@ -318,9 +350,22 @@ impl Connection {
         let polled = self.receiver.poll(&mut self.input.buf);
         self.input.consumed_from(before);
         match &polled {
-            // Data needs nothing more: handed on as the receiver returned it.
-            Ok(Some(Message::Text(_) | Message::Binary(_) | Message::Pong(_))) => polled,
+            // Data needs nothing more: counted and handed on.
+            Ok(Some(Message::Text(text))) => {
+                self.receiver.traffic.message(true, text.len());
+                polled
+            }
+            Ok(Some(Message::Binary(data))) => {
+                self.receiver.traffic.message(false, data.len());
+                polled
+            }
+            Ok(Some(Message::Pong(data))) => {
+                self.receiver.traffic.pongs += 1;
+                self.rtt.on_pong(data, self.timers.now);
+                polled
+            }
             Ok(Some(Message::Ping(data))) => {
+                self.receiver.traffic.pings += 1;
                 if self.config.auto_pong && self.life.answers_pings() {
                     self.sender.pong(data.clone());
                 }
@@ -330,7 +375,10 @@ impl Connection {
                 self.on_close(frame.as_ref());
                 polled
             }
-            Ok(None) if self.life.eof() => Err(self.fail(ProtocolError::AbnormalClosure)),
+            // Frames held back by a rate limit are still delivered first.
+            Ok(None) if self.life.eof() && !self.receiver.is_paused() => {
+                Err(self.fail(ProtocolError::AbnormalClosure))
+            }
             Ok(None) => polled,
             Err(error) => Err(self.fail(*error)),
         }
@@ -350,7 +398,8 @@ impl Connection {
     fn fail(&mut self, error: ProtocolError) -> ProtocolError {
         self.sender.abandon_fragment();
         if self.life.on_failure(error) {
-            self.queue_close(Some(&CloseFrame::new(error.close_code(), "")));
+            let frame = CloseFrame::new(error.close_code(), error.close_reason());
+            self.queue_close(Some(&frame));
         }
         self.input.discard();
         error
@@ -394,10 +443,18 @@ impl Connection {
         }
         match message {
             Message::Text(text) => {
+                let traffic = &mut self.sender.traffic;
+                traffic.text_messages += 1;
+                traffic.text_bytes += text.len() as u64;
                 self.sender
                     .data(DataKind::Text, text.into_bytes(), may_compress);
             }
-            Message::Binary(data) => self.sender.data(DataKind::Binary, data, may_compress),
+            Message::Binary(data) => {
+                let traffic = &mut self.sender.traffic;
+                traffic.binary_messages += 1;
+                traffic.binary_bytes += data.len() as u64;
+                self.sender.data(DataKind::Binary, data, may_compress);
+            }
             Message::Ping(data) => self.sender.control(OpCode::Ping, &data),
             Message::Pong(data) => self.sender.control(OpCode::Pong, &data),
             Message::Close(_) => {}
@@ -428,6 +485,30 @@ impl Connection {
             return Err(SendError::Full(message.to_message()));
         }
         self.sender.prepared(message);
+        Ok(())
+    }
+
+    /// Queues a Ping whose Pong the connection times, sent at `now`: when
+    /// the Pong arrives, [`Stats::rtt`] and [`Stats::smoothed_rtt`] take
+    /// the sample (measured to the time last given to
+    /// [`handle_timeout`](Self::handle_timeout), which the adapters give
+    /// after every read while a timed Ping waits). Keepalive Pings are timed
+    /// the same way. Its payload is the connection's own (8 bytes); only the
+    /// latest timed Ping is waited for. Then drain [`outgoing`](Self::outgoing).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send) for a Ping.
+    pub fn ping(&mut self, now: Instant) -> Result<(), SendError> {
+        if !self.life.may_send() {
+            return Err(SendError::Closed);
+        }
+        if self.is_write_buffer_full() {
+            return Err(SendError::Full(Message::Ping(Bytes::new())));
+        }
+        let payload = self.rtt.ping(now);
+        self.sender
+            .control(OpCode::Ping, &Bytes::copy_from_slice(&payload));
         Ok(())
     }
 
@@ -503,6 +584,11 @@ impl Connection {
     /// Queues a Close (after any pending Pong) and moves the state on.
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         self.sender.close(frame);
+        self.close_sent = Some(
+            frame
+                .cloned()
+                .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
+        );
         self.life.on_sent_close();
         if self.config.close_timeout.is_some() {
             self.timers.close_pending = true;
@@ -534,11 +620,15 @@ impl Connection {
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) has work
-    /// to do, or `None` when no timer is armed. A time already past means
-    /// "call it now".
+    /// to do (a timer, or input paused by a rate limit resuming), or `None`
+    /// when there is none. A time already past means "call it now".
     #[must_use = "re-arm the timer to this deadline"]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.earliest()
+        let resume = self.receiver.limiter.as_ref().and_then(|l| l.resume_at());
+        match (self.timers.earliest(), resume) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     // ---- State -------------------------------------------------------------
@@ -605,5 +695,35 @@ impl Connection {
     #[must_use]
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The connection's counters: messages, frames and bytes each way,
+    /// compression, the closes, the error, and the Ping round-trip time.
+    /// Counting costs a few additions per message; this call copies them
+    /// (and clones the Close frames).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let mut received = self.receiver.traffic;
+        received.wire_bytes = self.input.total();
+        let mut sent = self.sender.traffic;
+        sent.wire_bytes = self.sender.written();
+        Stats {
+            received,
+            sent,
+            queued_output: self.sender.queued(),
+            close_received: self.life.peer_close().cloned(),
+            close_sent: self.close_sent.clone(),
+            error: self.life.failure(),
+            connected_since: self.since,
+            rtt: self.rtt.last,
+            smoothed_rtt: self.rtt.smoothed,
+            rate_limited: self.receiver.limiter.as_ref().map_or(0, |l| l.actions),
+        }
+    }
+
+    /// Whether the adapters should give the time after every read: a timer
+    /// is armed, a timed Ping waits for its Pong, or rate limits refill.
+    pub(crate) fn wants_clock(&self) -> bool {
+        self.timers.earliest().is_some() || self.rtt.is_waiting() || self.receiver.limiter.is_some()
     }
 }

@@ -69,6 +69,8 @@ pub struct Outgoing {
     len: usize,
     /// Bytes consumed from the front of `buf` since it was last reclaimed.
     consumed: usize,
+    /// Bytes taken out by `advance`, in total.
+    written: u64,
     /// Allocations of written payloads that nothing else shared, empty, each
     /// with room for at least [`RECYCLE_MIN`] bytes (at most [`MAX_RECYCLED`]).
     recycled: Vec<BytesMut>,
@@ -78,6 +80,11 @@ impl Outgoing {
     /// Bytes waiting.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Bytes written (taken out by `advance`) in total.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
     }
 
     /// Nothing is waiting.
@@ -231,6 +238,7 @@ impl Buf for Outgoing {
     fn advance(&mut self, mut cnt: usize) {
         cnt = cnt.min(self.len);
         self.len -= cnt;
+        self.written += cnt as u64;
         while cnt > 0 {
             let (taken, done) = match self.queue.front_mut() {
                 None => {

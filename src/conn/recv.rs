@@ -11,6 +11,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::limit::Limiter;
+use super::stats::Traffic;
 use crate::close::CloseFrame;
 use crate::error::ProtocolError;
 use crate::frame::{CommonFrame, FrameHeader, OpCode, apply_mask};
@@ -57,6 +59,10 @@ pub(crate) struct Receiver {
     current: Option<InFrame>,
     fragmented: Option<Fragmented>,
     utf8: Utf8Validator,
+    /// Frames and compression counted here; messages by the connection.
+    pub(crate) traffic: Traffic,
+    /// The rate limits, if any are set.
+    pub(crate) limiter: Option<Box<Limiter>>,
 }
 
 impl Receiver {
@@ -71,6 +77,8 @@ impl Receiver {
             current: None,
             fragmented: None,
             utf8: Utf8Validator::default(),
+            traffic: Traffic::default(),
+            limiter: None,
         }
     }
 
@@ -79,6 +87,11 @@ impl Receiver {
     pub(crate) fn set_inflater(&mut self, inflater: crate::extensions::deflate::Inflater) {
         self.allowed_rsv |= RSV1;
         self.inflater = Some(inflater);
+    }
+
+    /// Whether a rate limit holds input back.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.limiter.as_ref().is_some_and(|l| l.is_paused())
     }
 
     /// Payload bytes the current frame still needs, or 0 between frames.
@@ -124,9 +137,11 @@ impl Receiver {
     /// or `Ok(None)` when `rx` holds no more whole items.
     #[inline]
     pub(crate) fn poll(&mut self, rx: &mut BytesMut) -> Result<Option<Message>, ProtocolError> {
-        if self.current.is_none() && self.fragmented.is_none() {
+        // Rate-limited input takes the general path, which admits each frame.
+        if self.current.is_none() && self.fragmented.is_none() && self.limiter.is_none() {
             let whole = self.whole_message(rx);
             if !matches!(whole, Ok(None)) {
+                self.traffic.frames = self.traffic.frames.wrapping_add(1);
                 return whole;
             }
         }
@@ -177,7 +192,15 @@ impl Receiver {
                         return Ok(None);
                     };
                     self.check(&header)?;
+                    if let Some(limiter) = &mut self.limiter {
+                        let wire = (header_len as u64).saturating_add(header.payload_len);
+                        let starts = header.opcode != OpCode::Continuation;
+                        if !limiter.admit(wire, starts)? {
+                            return Ok(None);
+                        }
+                    }
                     rx.advance(header_len);
+                    self.traffic.frames = self.traffic.frames.wrapping_add(1);
                     // Compressed text is checked after inflating, not here.
                     let text = match header.opcode {
                         OpCode::Text => !header.rsv1,
@@ -286,12 +309,34 @@ impl Receiver {
         fin: bool,
         fragmented: &mut Fragmented,
     ) -> Result<(), ProtocolError> {
-        let limit = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);
+        let message_limit = usize::try_from(self.max_message_size).unwrap_or(usize::MAX);
         let Some(inflater) = self.inflater.as_mut() else {
             return Err(ProtocolError::ReservedBits);
         };
         let start = fragmented.data.len();
-        inflater.inflate(payload, fin, &mut fragmented.data, limit)?;
+        let allowance = self
+            .limiter
+            .as_ref()
+            .map_or(usize::MAX, |l| l.inflate_allowance());
+        let limit = message_limit.min(start.saturating_add(allowance));
+        match inflater.inflate(payload, fin, &mut fragmented.data, limit) {
+            Err(ProtocolError::MessageTooBig) if limit < message_limit => {
+                if let Some(limiter) = &mut self.limiter {
+                    limiter.refused();
+                }
+                return Err(ProtocolError::RateLimited);
+            }
+            result => result?,
+        }
+        let grown = fragmented.data.len().saturating_sub(start);
+        if let Some(limiter) = &mut self.limiter {
+            limiter.inflated(grown);
+        }
+        let traffic = &mut self.traffic;
+        // Counters of bytes that have arrived: u64 does not wrap in practice.
+        traffic.compressed_bytes = traffic.compressed_bytes.wrapping_add(payload.len() as u64);
+        traffic.uncompressed_bytes = traffic.uncompressed_bytes.wrapping_add(grown as u64);
+        traffic.compressed_messages = traffic.compressed_messages.wrapping_add(u64::from(fin));
         if fragmented.kind == DataKind::Text {
             let fresh = fragmented.data.get(start..).unwrap_or_default();
             self.utf8

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use super::outgoing::Outgoing;
+use super::stats::Traffic;
 use crate::close::CloseFrame;
 use crate::error::SendError;
 use crate::frame::{FrameHeader, OpCode};
@@ -35,6 +36,8 @@ pub(crate) struct Sender {
     /// permessage-deflate's compressor, once negotiated.
     #[cfg(feature = "deflate")]
     deflater: Option<crate::extensions::deflate::Deflater>,
+    /// What was queued; the bytes written are the queue's count.
+    pub(crate) traffic: Traffic,
 }
 
 impl Sender {
@@ -49,6 +52,7 @@ impl Sender {
             max_frame: max_frame.unwrap_or(usize::MAX),
             #[cfg(feature = "deflate")]
             deflater: None,
+            traffic: Traffic::default(),
         }
     }
 
@@ -69,6 +73,11 @@ impl Sender {
         &mut self.out
     }
 
+    /// Bytes taken out of the queue as written.
+    pub(crate) fn written(&self) -> u64 {
+        self.out.written()
+    }
+
     /// Bytes waiting to be written (a pending Pong not counted).
     pub(crate) fn queued(&self) -> usize {
         self.out.len()
@@ -87,6 +96,7 @@ impl Sender {
     /// Queues a whole data message: compressed if permessage-deflate is on,
     /// it may be, and it is long enough; split into frames of the maximum
     /// frame size. Only the first frame carries RSV1.
+    /// The caller counts the message (it knows its kind without a branch).
     pub(crate) fn data(&mut self, kind: DataKind, payload: Bytes, may_compress: bool) {
         let (payload, rsv1) = self.maybe_compress(payload, may_compress);
         self.split(kind.opcode(), true, payload, rsv1);
@@ -100,6 +110,7 @@ impl Sender {
     /// connection's own compressor when it keeps its context.
     pub(crate) fn prepared(&mut self, message: &PreparedMessage) {
         let kind = message.kind();
+        self.traffic.message(kind == DataKind::Text, message.len());
         #[cfg(feature = "deflate")]
         if let Some(deflater) = self.deflater.as_mut()
             && message.may_compress()
@@ -109,10 +120,12 @@ impl Sender {
                 Some(key) => {
                     let (frame, header_len) =
                         message.compressed(key, |payload| deflater.compress(payload));
+                    self.count_compressed(message.len(), frame.len().saturating_sub(header_len));
                     return self.shared(kind, frame, header_len, true);
                 }
                 None => {
                     let body = Bytes::from(deflater.compress(&message.payload()));
+                    self.count_compressed(message.len(), body.len());
                     return self.split(kind.opcode(), true, body, true);
                 }
             }
@@ -125,6 +138,7 @@ impl Sender {
     fn shared(&mut self, kind: DataKind, frame: Bytes, header_len: usize, rsv1: bool) {
         let payload_len = frame.len().saturating_sub(header_len);
         if self.rng.is_none() && payload_len <= self.max_frame {
+            self.traffic.frames += 1;
             self.out.push_encoded(frame);
         } else {
             self.split(kind.opcode(), true, frame.slice(header_len..), rsv1);
@@ -159,13 +173,30 @@ impl Sender {
         if !room {
             return Err(SendError::FullFragment(data));
         }
+        let (messages, bytes) = match kind {
+            DataKind::Text => (
+                &mut self.traffic.text_messages,
+                &mut self.traffic.text_bytes,
+            ),
+            DataKind::Binary => (
+                &mut self.traffic.binary_messages,
+                &mut self.traffic.binary_bytes,
+            ),
+        };
+        *messages += u64::from(fin);
+        *bytes += data.len() as u64;
         self.split(opcode, fin, data, false);
         self.fragment = if fin { None } else { Some((kind, utf8)) };
         Ok(())
     }
 
-    /// Queues a Ping or Pong.
+    /// Queues a Ping, Pong or Close.
     pub(crate) fn control(&mut self, opcode: OpCode, payload: &Bytes) {
+        match opcode {
+            OpCode::Ping => self.traffic.pings += 1,
+            OpCode::Pong => self.traffic.pongs += 1,
+            _ => {}
+        }
         self.frame(opcode, true, payload, false);
     }
 
@@ -221,10 +252,20 @@ impl Sender {
     fn maybe_compress(&mut self, payload: Bytes, may_compress: bool) -> (Bytes, bool) {
         match self.deflater.as_mut() {
             Some(deflater) if may_compress && payload.len() >= deflater.threshold => {
-                (Bytes::from(deflater.compress(&payload)), true)
+                let body = Bytes::from(deflater.compress(&payload));
+                self.count_compressed(payload.len(), body.len());
+                (body, true)
             }
             _ => (payload, false),
         }
+    }
+
+    /// Counts a message compressed from `uncompressed` to `compressed` bytes.
+    #[cfg(feature = "deflate")]
+    fn count_compressed(&mut self, uncompressed: usize, compressed: usize) {
+        self.traffic.compressed_messages += 1;
+        self.traffic.compressed_bytes += compressed as u64;
+        self.traffic.uncompressed_bytes += uncompressed as u64;
     }
 
     #[cfg(not(feature = "deflate"))]
@@ -238,6 +279,7 @@ impl Sender {
         header.fin = fin;
         header.rsv1 = rsv1;
         header.mask = self.rng.as_mut().map(|rng| rng.next_u32().to_ne_bytes());
+        self.traffic.frames += 1;
         self.out.push_frame(&header, payload);
     }
 }

@@ -43,6 +43,7 @@ use futures_core::Stream;
 use futures_sink::Sink;
 
 use crate::builder::{ClientBuilder, ServerBuilder};
+use crate::connection::Stats;
 use crate::handshake::{
     AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
 };
@@ -470,6 +471,25 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         Ok(poll_fn(|cx| self.driver.poll_flush(cx)).await?)
     }
 
+    /// Sends a timed Ping ([`Connection::ping`]) and flushes it; once the
+    /// Pong has been read (keep calling [`next`](Self::next)),
+    /// [`stats`](Self::stats) has its round-trip time.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_ready(cx, 0)).await?;
+        self.driver.conn.ping(R::now())?;
+        self.flush().await
+    }
+
+    /// The connection's counters and Ping round-trip time ([`Connection::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        self.driver.conn.stats()
+    }
+
     /// Runs the close handshake: sends a Close with `code` and `reason`,
     /// then reads (discarding messages) until the peer's Close and the end of
     /// the transport, bounded by [`Config::close_timeout`](crate::Config::close_timeout).
@@ -678,6 +698,12 @@ impl<S, R: Runtime<S>> ReadHalf<S, R> {
         poll_fn(|cx| self.poll_next_message(cx)).await
     }
 
+    /// The connection's counters and Ping round-trip time ([`Connection::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared).driver.conn.stats()
+    }
+
     fn poll_next_message(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let mut shared = lock(&self.shared);
         store(&mut shared.read_waker, cx);
@@ -744,6 +770,24 @@ impl<S, R: Runtime<S>> WriteHalf<S, R> {
     /// [`Error::Io`] from the stream.
     pub async fn flush(&mut self) -> Result<(), Error> {
         Ok(poll_fn(|cx| self.with(cx, |d, cx| d.poll_flush(cx))).await?)
+    }
+
+    /// Sends a timed Ping and flushes it (see [`WebSocketStream::ping`]);
+    /// the read half reads its Pong.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocketStream::ping`].
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.with(cx, |d, cx| d.poll_ready(cx, 0))).await?;
+        lock(&self.shared).driver.conn.ping(R::now())?;
+        self.flush().await
+    }
+
+    /// The connection's counters and Ping round-trip time ([`Connection::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared).driver.conn.stats()
     }
 
     /// Sends a Close with `code` and `reason` and flushes it. The read half

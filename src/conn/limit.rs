@@ -1,0 +1,211 @@
+//! Token buckets over what a peer sends: messages, wire bytes and inflated
+//! bytes per second, checked at each frame header and as compressed data
+//! inflates, with time as an input (refilled by `handle_timeout`).
+
+use std::time::{Duration, Instant};
+
+use crate::config::{OverLimit, RateLimit, RateLimits};
+use crate::error::ProtocolError;
+
+/// Fixed-point scale: a bucket counts billionths of a token, so a refill
+/// over any number of nanoseconds is exact.
+const SCALE: i128 = 1_000_000_000;
+
+/// One bucket: `level` billionths of a token, negative while in debt.
+#[derive(Clone, Debug)]
+struct Bucket {
+    limit: RateLimit,
+    level: i128,
+    /// When it was last refilled.
+    at: Option<Instant>,
+}
+
+impl Bucket {
+    fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            level: i128::from(limit.burst) * SCALE,
+            at: None,
+        }
+    }
+
+    fn capacity(&self) -> i128 {
+        i128::from(self.limit.burst) * SCALE
+    }
+
+    fn refill(&mut self, now: Instant) {
+        if let Some(at) = self.at {
+            let elapsed =
+                i128::try_from(now.saturating_duration_since(at).as_nanos()).unwrap_or(i128::MAX);
+            let added = elapsed.saturating_mul(i128::from(self.limit.per_second));
+            self.level = self.level.saturating_add(added).min(self.capacity());
+        }
+        if self.at.is_none_or(|at| now > at) {
+            self.at = Some(now);
+        }
+    }
+
+    /// Whole tokens available (none while in debt).
+    fn available(&self) -> u64 {
+        u64::try_from(self.level / SCALE).unwrap_or(0)
+    }
+
+    fn take(&mut self, tokens: u64) {
+        self.level = self
+            .level
+            .saturating_sub(i128::from(tokens).saturating_mul(SCALE));
+    }
+
+    /// Level at which paused input resumes: 10 ms of refill, at least one
+    /// token and at most the burst, so a paused connection is woken at most
+    /// about 100 times a second.
+    fn resume_level(&self) -> i128 {
+        let tokens = (self.limit.per_second / 100).clamp(1, self.limit.burst.max(1));
+        i128::from(tokens) * SCALE
+    }
+
+    /// When the level reaches the resume level, if it is below it.
+    fn resume_at(&self) -> Option<Instant> {
+        let missing = self.resume_level().saturating_sub(self.level);
+        if missing <= 0 {
+            return None;
+        }
+        let rate = i128::from(self.limit.per_second.max(1));
+        // Billionths of a token over tokens per second: nanoseconds, rounded up.
+        let nanos = (missing + rate - 1) / rate;
+        let wait = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        self.at.and_then(|at| at.checked_add(wait))
+    }
+}
+
+/// The configured buckets and what to do when one runs dry.
+#[derive(Clone, Debug)]
+pub(crate) struct Limiter {
+    messages: Option<Bucket>,
+    wire: Option<Bucket>,
+    inflated: Option<Bucket>,
+    action: OverLimit,
+    /// Paused at a frame boundary until the buckets refill.
+    paused: bool,
+    /// Times input was paused or the connection closed by a limit.
+    pub(crate) actions: u64,
+}
+
+impl Limiter {
+    /// The limiter for `limits`, or `None` if no limit is set.
+    pub(crate) fn new(limits: &RateLimits) -> Option<Box<Self>> {
+        let limiter = Self {
+            messages: limits.messages.map(Bucket::new),
+            wire: limits.wire_bytes.map(Bucket::new),
+            inflated: limits.inflated_bytes.map(Bucket::new),
+            action: limits.action,
+            paused: false,
+            actions: 0,
+        };
+        let any = limiter.buckets().next().is_some();
+        any.then(|| Box::new(limiter))
+    }
+
+    fn buckets(&self) -> impl Iterator<Item = &Bucket> {
+        [&self.messages, &self.wire, &self.inflated]
+            .into_iter()
+            .flatten()
+    }
+
+    /// Refills every bucket to `now`; input paused resumes once each is at
+    /// its resume level.
+    pub(crate) fn refill(&mut self, now: Instant) {
+        for bucket in [&mut self.messages, &mut self.wire, &mut self.inflated]
+            .into_iter()
+            .flatten()
+        {
+            bucket.refill(now);
+        }
+        if self.paused && self.buckets().all(|b| b.resume_at().is_none()) {
+            self.paused = false;
+        }
+    }
+
+    /// Whether input waits for the buckets to refill.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// When paused input may resume.
+    pub(crate) fn resume_at(&self) -> Option<Instant> {
+        if !self.paused {
+            return None;
+        }
+        self.buckets().filter_map(Bucket::resume_at).max()
+    }
+
+    /// A frame of `wire` bytes (header and payload) has its header at the
+    /// front of the input; `starts_message` unless it continues a data
+    /// message. `Ok(true)`: take it (its cost is charged). `Ok(false)`:
+    /// leave it where it is, input is paused. Pausing lets the last frame
+    /// taken run the buckets into debt (a frame larger than a burst still
+    /// gets through, once the bucket is full again); closing refuses any
+    /// frame the buckets cannot pay for in full.
+    pub(crate) fn admit(&mut self, wire: u64, starts_message: bool) -> Result<bool, ProtocolError> {
+        if self.paused {
+            return Ok(false);
+        }
+        let action = self.action;
+        let ok = |bucket: &Option<Bucket>, cost: u64| {
+            bucket.as_ref().is_none_or(|b| match action {
+                OverLimit::Close => b.available() >= cost,
+                OverLimit::Pause => b.level > 0,
+            })
+        };
+        let affordable = ok(&self.messages, u64::from(starts_message))
+            && ok(&self.wire, wire)
+            && ok(&self.inflated, 0);
+        if !affordable {
+            self.actions += 1;
+            return match self.action {
+                OverLimit::Close => Err(ProtocolError::RateLimited),
+                OverLimit::Pause => {
+                    self.paused = true;
+                    Ok(false)
+                }
+            };
+        }
+        if starts_message && let Some(bucket) = &mut self.messages {
+            bucket.take(1);
+        }
+        if let Some(bucket) = &mut self.wire {
+            bucket.take(wire);
+        }
+        Ok(true)
+    }
+
+    /// How many more bytes the message being inflated may grow by: what
+    /// the inflated-bytes bucket holds, and when pausing, one burst of
+    /// debt beyond it (a message that inflates past that is refused, so a
+    /// compression bomb stops here rather than at the message size limit).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn inflate_allowance(&self) -> usize {
+        let Some(bucket) = &self.inflated else {
+            return usize::MAX;
+        };
+        let debt = match self.action {
+            OverLimit::Close => 0,
+            OverLimit::Pause => bucket.limit.burst,
+        };
+        usize::try_from(bucket.available().saturating_add(debt)).unwrap_or(usize::MAX)
+    }
+
+    /// Charges `bytes` inflated.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn inflated(&mut self, bytes: usize) {
+        if let Some(bucket) = &mut self.inflated {
+            bucket.take(bytes as u64);
+        }
+    }
+
+    /// Counts a message refused for inflating past its allowance.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn refused(&mut self) {
+        self.actions += 1;
+    }
+}
