@@ -352,11 +352,11 @@ impl Connection {
         match &polled {
             // Data needs nothing more: counted and handed on.
             Ok(Some(Message::Text(text))) => {
-                self.receiver.traffic.message(true, text.len());
+                self.receiver.traffic.message(DataKind::Text, text.len());
                 polled
             }
             Ok(Some(Message::Binary(data))) => {
-                self.receiver.traffic.message(false, data.len());
+                self.receiver.traffic.message(DataKind::Binary, data.len());
                 polled
             }
             Ok(Some(Message::Pong(data))) => {
@@ -443,18 +443,10 @@ impl Connection {
         }
         match message {
             Message::Text(text) => {
-                let traffic = &mut self.sender.traffic;
-                traffic.text_messages += 1;
-                traffic.text_bytes += text.len() as u64;
                 self.sender
                     .data(DataKind::Text, text.into_bytes(), may_compress);
             }
-            Message::Binary(data) => {
-                let traffic = &mut self.sender.traffic;
-                traffic.binary_messages += 1;
-                traffic.binary_bytes += data.len() as u64;
-                self.sender.data(DataKind::Binary, data, may_compress);
-            }
+            Message::Binary(data) => self.sender.data(DataKind::Binary, data, may_compress),
             Message::Ping(data) => self.sender.control(OpCode::Ping, &data),
             Message::Pong(data) => self.sender.control(OpCode::Pong, &data),
             Message::Close(_) => {}
@@ -703,13 +695,15 @@ impl Connection {
     /// (and clones the Close frames).
     #[must_use]
     pub fn stats(&self) -> Stats {
-        let mut received = self.receiver.traffic;
-        received.wire_bytes = self.input.total();
-        let mut sent = self.sender.traffic;
-        sent.wire_bytes = self.sender.written();
         Stats {
-            received,
-            sent,
+            received: Traffic {
+                wire_bytes: self.input.total(),
+                ..self.receiver.traffic
+            },
+            sent: Traffic {
+                wire_bytes: self.sender.written(),
+                ..self.sender.traffic
+            },
             queued_output: self.sender.queued(),
             close_received: self.life.peer_close().cloned(),
             close_sent: self.close_sent.clone(),

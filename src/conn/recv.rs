@@ -332,11 +332,7 @@ impl Receiver {
         if let Some(limiter) = &mut self.limiter {
             limiter.inflated(grown);
         }
-        let traffic = &mut self.traffic;
-        // Counters of bytes that have arrived: u64 does not wrap in practice.
-        traffic.compressed_bytes = traffic.compressed_bytes.wrapping_add(payload.len() as u64);
-        traffic.uncompressed_bytes = traffic.uncompressed_bytes.wrapping_add(grown as u64);
-        traffic.compressed_messages = traffic.compressed_messages.wrapping_add(u64::from(fin));
+        self.traffic.compressed(grown, payload.len(), fin);
         if fragmented.kind == DataKind::Text {
             let fresh = fragmented.data.get(start..).unwrap_or_default();
             self.utf8

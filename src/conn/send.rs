@@ -96,8 +96,8 @@ impl Sender {
     /// Queues a whole data message: compressed if permessage-deflate is on,
     /// it may be, and it is long enough; split into frames of the maximum
     /// frame size. Only the first frame carries RSV1.
-    /// The caller counts the message (it knows its kind without a branch).
     pub(crate) fn data(&mut self, kind: DataKind, payload: Bytes, may_compress: bool) {
+        self.traffic.message(kind, payload.len());
         let (payload, rsv1) = self.maybe_compress(payload, may_compress);
         self.split(kind.opcode(), true, payload, rsv1);
     }
@@ -110,7 +110,7 @@ impl Sender {
     /// connection's own compressor when it keeps its context.
     pub(crate) fn prepared(&mut self, message: &PreparedMessage) {
         let kind = message.kind();
-        self.traffic.message(kind == DataKind::Text, message.len());
+        self.traffic.message(kind, message.len());
         #[cfg(feature = "deflate")]
         if let Some(deflater) = self.deflater.as_mut()
             && message.may_compress()
@@ -173,18 +173,7 @@ impl Sender {
         if !room {
             return Err(SendError::FullFragment(data));
         }
-        let (messages, bytes) = match kind {
-            DataKind::Text => (
-                &mut self.traffic.text_messages,
-                &mut self.traffic.text_bytes,
-            ),
-            DataKind::Binary => (
-                &mut self.traffic.binary_messages,
-                &mut self.traffic.binary_bytes,
-            ),
-        };
-        *messages += u64::from(fin);
-        *bytes += data.len() as u64;
+        self.traffic.fragment(kind, data.len(), fin);
         self.split(opcode, fin, data, false);
         self.fragment = if fin { None } else { Some((kind, utf8)) };
         Ok(())
@@ -263,9 +252,7 @@ impl Sender {
     /// Counts a message compressed from `uncompressed` to `compressed` bytes.
     #[cfg(feature = "deflate")]
     fn count_compressed(&mut self, uncompressed: usize, compressed: usize) {
-        self.traffic.compressed_messages += 1;
-        self.traffic.compressed_bytes += compressed as u64;
-        self.traffic.uncompressed_bytes += uncompressed as u64;
+        self.traffic.compressed(uncompressed, compressed, true);
     }
 
     #[cfg(not(feature = "deflate"))]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::close::CloseFrame;
 use crate::error::ProtocolError;
+use crate::message::DataKind;
 
 /// Traffic one way, counted from the start of the connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,14 +41,27 @@ pub struct Traffic {
 
 impl Traffic {
     /// Counts a whole data message of `len` payload bytes.
-    pub(crate) fn message(&mut self, text: bool, len: usize) {
-        if text {
-            self.text_messages += 1;
-            self.text_bytes += len as u64;
-        } else {
-            self.binary_messages += 1;
-            self.binary_bytes += len as u64;
-        }
+    pub(crate) fn message(&mut self, kind: DataKind, len: usize) {
+        self.fragment(kind, len, true);
+    }
+
+    /// Counts `len` payload bytes of a message of `kind`, and the message
+    /// itself with its last piece.
+    pub(crate) fn fragment(&mut self, kind: DataKind, len: usize, last: bool) {
+        let (messages, bytes) = match kind {
+            DataKind::Text => (&mut self.text_messages, &mut self.text_bytes),
+            DataKind::Binary => (&mut self.binary_messages, &mut self.binary_bytes),
+        };
+        *messages = messages.wrapping_add(u64::from(last));
+        *bytes = bytes.wrapping_add(len as u64);
+    }
+
+    /// Counts a message compressed from (or inflated to) `uncompressed`
+    /// bytes, `compressed` on the wire; the message itself with its last piece.
+    pub(crate) fn compressed(&mut self, uncompressed: usize, compressed: usize, last: bool) {
+        self.compressed_messages = self.compressed_messages.wrapping_add(u64::from(last));
+        self.compressed_bytes = self.compressed_bytes.wrapping_add(compressed as u64);
+        self.uncompressed_bytes = self.uncompressed_bytes.wrapping_add(uncompressed as u64);
     }
 }
 
