@@ -186,11 +186,27 @@ where
         ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + '_>,
         HandshakeFailure,
     > {
+        self.driver_with(now, |_| Ok(()))
+    }
+
+    /// Like [`driver`](Self::driver), with `first` deciding on a valid
+    /// request before the builder's callback does (admission limits).
+    pub(crate) fn driver_with<'a>(
+        &'a self,
+        now: Instant,
+        first: impl FnOnce(&RequestView<'_>) -> Result<(), Rejection> + 'a,
+    ) -> Result<
+        ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + 'a>,
+        HandshakeFailure,
+    > {
         ServerDriver::new(
             self.config.clone(),
             ServerHandshake::with_limits(self.limits),
             now,
-            |request| self.answer(request),
+            move |request| {
+                first(request)?;
+                self.answer(request)
+            },
         )
     }
 }

@@ -176,7 +176,9 @@
 #[macro_use]
 mod macros;
 
+pub mod admission;
 pub mod blocking;
+mod bucket;
 mod builder;
 mod close;
 mod config;

@@ -2,81 +2,11 @@
 //! bytes per second, checked at each frame header and as compressed data
 //! inflates, with time as an input (refilled by `handle_timeout`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::config::{OverLimit, RateLimit, RateLimits};
+use crate::bucket::Bucket;
+use crate::config::{OverLimit, RateLimits};
 use crate::error::ProtocolError;
-
-/// Fixed-point scale: a bucket counts billionths of a token, so a refill
-/// over any number of nanoseconds is exact.
-const SCALE: i128 = 1_000_000_000;
-
-/// One bucket: `level` billionths of a token, negative while in debt.
-#[derive(Clone, Debug)]
-struct Bucket {
-    limit: RateLimit,
-    level: i128,
-    /// When it was last refilled.
-    at: Option<Instant>,
-}
-
-impl Bucket {
-    fn new(limit: RateLimit) -> Self {
-        Self {
-            limit,
-            level: i128::from(limit.burst) * SCALE,
-            at: None,
-        }
-    }
-
-    fn capacity(&self) -> i128 {
-        i128::from(self.limit.burst) * SCALE
-    }
-
-    fn refill(&mut self, now: Instant) {
-        if let Some(at) = self.at {
-            let elapsed =
-                i128::try_from(now.saturating_duration_since(at).as_nanos()).unwrap_or(i128::MAX);
-            let added = elapsed.saturating_mul(i128::from(self.limit.per_second));
-            self.level = self.level.saturating_add(added).min(self.capacity());
-        }
-        if self.at.is_none_or(|at| now > at) {
-            self.at = Some(now);
-        }
-    }
-
-    /// Whole tokens available (none while in debt).
-    fn available(&self) -> u64 {
-        u64::try_from(self.level / SCALE).unwrap_or(0)
-    }
-
-    fn take(&mut self, tokens: u64) {
-        self.level = self
-            .level
-            .saturating_sub(i128::from(tokens).saturating_mul(SCALE));
-    }
-
-    /// Level at which paused input resumes: 10 ms of refill, at least one
-    /// token and at most the burst, so a paused connection is woken at most
-    /// about 100 times a second.
-    fn resume_level(&self) -> i128 {
-        let tokens = (self.limit.per_second / 100).clamp(1, self.limit.burst.max(1));
-        i128::from(tokens) * SCALE
-    }
-
-    /// When the level reaches the resume level, if it is below it.
-    fn resume_at(&self) -> Option<Instant> {
-        let missing = self.resume_level().saturating_sub(self.level);
-        if missing <= 0 {
-            return None;
-        }
-        let rate = i128::from(self.limit.per_second.max(1));
-        // Billionths of a token over tokens per second: nanoseconds, rounded up.
-        let nanos = (missing + rate - 1) / rate;
-        let wait = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
-        self.at.and_then(|at| at.checked_add(wait))
-    }
-}
 
 /// The configured buckets and what to do when one runs dry.
 #[derive(Clone, Debug)]
@@ -121,7 +51,7 @@ impl Limiter {
         {
             bucket.refill(now);
         }
-        if self.paused && self.buckets().all(|b| b.resume_at().is_none()) {
+        if self.paused && self.buckets().all(|b| resume_at(b).is_none()) {
             self.paused = false;
         }
     }
@@ -136,7 +66,7 @@ impl Limiter {
         if !self.paused {
             return None;
         }
-        self.buckets().filter_map(Bucket::resume_at).max()
+        self.buckets().filter_map(resume_at).max()
     }
 
     /// A frame of `wire` bytes (header and payload) has its header at the
@@ -154,7 +84,7 @@ impl Limiter {
         let ok = |bucket: &Option<Bucket>, cost: u64| {
             bucket.as_ref().is_none_or(|b| match action {
                 OverLimit::Close => b.available() >= cost,
-                OverLimit::Pause => b.level > 0,
+                OverLimit::Pause => b.has_credit(),
             })
         };
         let affordable = ok(&self.messages, u64::from(starts_message))
@@ -190,7 +120,7 @@ impl Limiter {
         };
         let debt = match self.action {
             OverLimit::Close => 0,
-            OverLimit::Pause => bucket.limit.burst,
+            OverLimit::Pause => bucket.limit().burst,
         };
         usize::try_from(bucket.available().saturating_add(debt)).unwrap_or(usize::MAX)
     }
@@ -208,4 +138,12 @@ impl Limiter {
     pub(crate) fn refused(&mut self) {
         self.actions += 1;
     }
+}
+
+/// When paused input may resume as far as `bucket` is concerned: once it
+/// holds 10 ms of refill (at least one token, at most the burst), so a
+/// paused connection is woken at most about 100 times a second.
+fn resume_at(bucket: &Bucket) -> Option<Instant> {
+    let limit = bucket.limit();
+    bucket.when_holding((limit.per_second / 100).clamp(1, limit.burst.max(1)))
 }

@@ -58,6 +58,7 @@ impl Traffic {
 
     /// Counts a message compressed from (or inflated to) `uncompressed`
     /// bytes, `compressed` on the wire; the message itself with its last piece.
+    #[cfg(feature = "deflate")]
     pub(crate) fn compressed(&mut self, uncompressed: usize, compressed: usize, last: bool) {
         self.compressed_messages = self.compressed_messages.wrapping_add(u64::from(last));
         self.compressed_bytes = self.compressed_bytes.wrapping_add(compressed as u64);

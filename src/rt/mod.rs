@@ -33,6 +33,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker, ready};
@@ -42,10 +43,12 @@ use bytes::BytesMut;
 use futures_core::Stream;
 use futures_sink::Sink;
 
+use crate::admission::{Admission, Permit};
 use crate::builder::{ClientBuilder, ServerBuilder};
 use crate::connection::Stats;
 use crate::handshake::{
     AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
+    ServerDriver,
 };
 use crate::prepared::Outbound;
 use crate::transport::{self, WriteCall};
@@ -390,11 +393,50 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// when the callback rejected (both after the response was written),
     /// [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] past
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
-    pub async fn accept_with<F>(mut stream: S, server: &ServerBuilder<F>) -> Result<Self, Error>
+    pub async fn accept_with<F>(stream: S, server: &ServerBuilder<F>) -> Result<Self, Error>
     where
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
         let driver = server.driver(R::now())?;
+        Self::serve_handshake(stream, driver).await
+    }
+
+    /// Like [`accept_with`](Self::accept_with), with `admission`'s limits
+    /// decided first: the client address (`peer`'s, or the one a trusted
+    /// proxy reports) takes a place under them, or the upgrade is refused
+    /// with 429 or 503 and `Retry-After`. The [`Permit`] holds the place:
+    /// keep it with the connection.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_with`](Self::accept_with); a refusal by the limits is
+    /// [`Error::Rejected`] with its status.
+    pub async fn accept_admitted<F>(
+        stream: S,
+        peer: SocketAddr,
+        server: &ServerBuilder<F>,
+        admission: &Admission,
+    ) -> Result<(Self, Permit), Error>
+    where
+        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
+        let mut permit = None;
+        let driver = server.driver_with(R::now(), |request| {
+            let client = admission.client_address(peer.ip(), request.headers());
+            permit = Some(admission.admit_at(client, R::now())?);
+            Ok(())
+        })?;
+        let ws = Self::serve_handshake(stream, driver).await?;
+        // The handshake completes only once the limits admitted it.
+        let permit = permit.ok_or(Error::Rejected(503))?;
+        Ok((ws, permit))
+    }
+
+    /// Runs a server handshake to its end; shuts the stream down after a refusal.
+    async fn serve_handshake<C>(mut stream: S, driver: ServerDriver<C>) -> Result<Self, Error>
+    where
+        C: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
         match handshake::<S, R, _>(&mut stream, driver).await {
             Ok(conn) => Ok(Self::new(stream, conn)),
             Err(error) => {
