@@ -3,7 +3,12 @@
 //! ```text
 //! cargo run --release --example echo_server            # ws://127.0.0.1:9001
 //! cargo run --release --example echo_server -- 0.0.0.0:9002
+//! cargo run --release --example echo_server --features metrics -- --metrics 127.0.0.1:9090
 //! ```
+//!
+//! With the `metrics` feature, `--metrics ADDR` serves the adapter's
+//! metrics (see `rfc6455::metrics`) in Prometheus's text format on
+//! `http://ADDR/metrics`.
 //!
 //! Each connection runs `next` + `feed`: every message already read is
 //! answered, and the answers leave in one write before the next read.
@@ -21,9 +26,18 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9001".to_owned());
+    let mut addr = "127.0.0.1:9001".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--metrics" {
+            let Some(metrics) = args.next() else {
+                return Err(std::io::Error::other("--metrics needs an address"));
+            };
+            serve_metrics(&metrics)?;
+        } else {
+            addr = arg;
+        }
+    }
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("echo_server: listening on ws://{}", listener.local_addr()?);
     loop {
@@ -58,4 +72,23 @@ async fn echo(tcp: TcpStream) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Installs the Prometheus recorder and its HTTP listener on `addr`.
+#[cfg(feature = "metrics")]
+fn serve_metrics(addr: &str) -> std::io::Result<()> {
+    let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(std::io::Error::other)?;
+    eprintln!("echo_server: metrics on http://{addr}/metrics");
+    Ok(())
+}
+
+#[cfg(not(feature = "metrics"))]
+fn serve_metrics(_: &str) -> std::io::Result<()> {
+    Err(std::io::Error::other(
+        "--metrics needs the metrics feature: cargo run --example echo_server --features metrics",
+    ))
 }

@@ -55,6 +55,9 @@ use crate::{CloseCode, CloseFrame, Connection, Error, Message, SendError};
 pub struct WebSocket<S> {
     conn: Connection,
     stream: S,
+    /// What has been reported to the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::ConnectionMetrics,
 }
 
 impl<S: Read + Write> WebSocket<S> {
@@ -62,7 +65,12 @@ impl<S: Read + Write> WebSocket<S> {
     #[must_use]
     pub fn new(stream: S, mut conn: Connection) -> Self {
         conn.handle_timeout(Instant::now());
-        Self { conn, stream }
+        Self {
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::ConnectionMetrics::new(conn.role()),
+            conn,
+            stream,
+        }
     }
 
     /// The next message. Queued output (Pongs, a Close echo, earlier
@@ -79,6 +87,17 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Error::ConnectionClosed`] after the close handshake, [`Error::Io`]
     /// for the stream's errors, including `WouldBlock`.
     pub fn read(&mut self) -> Result<Message, Error> {
+        let result = self.read_inner();
+        // Metrics catch up when the connection ends (and before each
+        // blocking read, below).
+        #[cfg(feature = "metrics")]
+        if result.is_err() {
+            self.metrics.end(self.conn.stats());
+        }
+        result
+    }
+
+    fn read_inner(&mut self) -> Result<Message, Error> {
         loop {
             match self.conn.next_message() {
                 Ok(Some(message)) => return Ok(message),
@@ -101,6 +120,8 @@ impl<S: Read + Write> WebSocket<S> {
                 self.conn.handle_timeout(Instant::now());
                 continue;
             }
+            #[cfg(feature = "metrics")]
+            self.metrics.update(self.conn.stats());
             self.fill()?;
         }
     }
@@ -454,6 +475,16 @@ pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
 /// the deadline is retried, so such a timeout only sets how often the
 /// deadline is checked, even for a silent peer.
 fn handshake<S: Read + Write, R: HandshakeRole>(
+    stream: &mut S,
+    driver: HandshakeDriver<R>,
+) -> Result<R::Output, Error> {
+    let result = handshake_io(stream, driver);
+    #[cfg(feature = "metrics")]
+    crate::metrics::handshake(R::ROLE, &result);
+    result
+}
+
+fn handshake_io<S: Read + Write, R: HandshakeRole>(
     stream: &mut S,
     mut driver: HandshakeDriver<R>,
 ) -> Result<R::Output, Error> {

@@ -281,3 +281,33 @@ impl From<Error> for std::io::Error {
         }
     }
 }
+
+impl ProtocolError {
+    /// A short, fixed name for the error, for logs and metrics (the
+    /// `error` label of the `metrics` feature's
+    /// `websocket_protocol_errors_total`).
+    #[must_use]
+    pub fn kind(self) -> &'static str {
+        match self {
+            Self::ReservedBits => "reserved_bits",
+            Self::ReservedOpcode(_) => "reserved_opcode",
+            Self::UnmaskedFrame => "unmasked_frame",
+            Self::MaskedFrame => "masked_frame",
+            Self::FragmentedControl => "fragmented_control",
+            Self::ControlTooLong => "control_too_long",
+            Self::NonMinimalLength => "non_minimal_length",
+            Self::LengthOverflow => "length_overflow",
+            Self::UnexpectedContinuation => "unexpected_continuation",
+            Self::ExpectedContinuation => "expected_continuation",
+            Self::InvalidUtf8 => "invalid_utf8",
+            Self::BadClosePayload => "bad_close_payload",
+            Self::InvalidCloseCode(_) => "invalid_close_code",
+            Self::FrameTooBig => "frame_too_big",
+            Self::MessageTooBig => "message_too_big",
+            Self::InvalidCompressedData => "invalid_compressed_data",
+            Self::AbnormalClosure => "abnormal_closure",
+            Self::IdleTimeout => "idle_timeout",
+            Self::RateLimited => "rate_limited",
+        }
+    }
+}

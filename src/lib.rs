@@ -188,6 +188,9 @@ pub mod extensions;
 pub mod frame;
 pub mod handshake;
 mod message;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 mod prepared;
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tokio", feature = "futures-io"))))]

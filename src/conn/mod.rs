@@ -711,6 +711,7 @@ impl Connection {
             connected_since: self.since,
             rtt: self.rtt.last,
             smoothed_rtt: self.rtt.smoothed,
+            rtt_samples: self.rtt.samples,
             rate_limited: self.receiver.limiter.as_ref().map_or(0, |l| l.actions),
         }
     }

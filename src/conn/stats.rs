@@ -107,6 +107,8 @@ pub struct Stats {
     /// The round-trip times smoothed (RFC 6298's 1/8 gain): what a health
     /// check should look at.
     pub smoothed_rtt: Option<Duration>,
+    /// Timed Pings answered: round-trip samples taken.
+    pub rtt_samples: u64,
     /// Times a [rate limit](crate::Config::rate_limits) paused input or
     /// closed the connection.
     pub rate_limited: u64,
@@ -123,6 +125,8 @@ pub(crate) struct RoundTrip {
     outstanding: Option<(u64, Instant)>,
     pub(crate) last: Option<Duration>,
     pub(crate) smoothed: Option<Duration>,
+    /// Samples taken.
+    pub(crate) samples: u64,
 }
 
 /// Length of a timed Ping's payload: the counter, big-endian.
@@ -151,6 +155,7 @@ impl RoundTrip {
             return;
         }
         self.outstanding = None;
+        self.samples = self.samples.wrapping_add(1);
         let sample = now.saturating_duration_since(sent);
         self.last = Some(sample);
         // RFC 6298 §2.3: SRTT <- 7/8 SRTT + 1/8 R'.

@@ -95,6 +95,10 @@ pub trait HandshakeRole: sealed::Sealed {
     /// What the handshake ends with.
     type Output;
 
+    /// The end of the connection this handshake opens.
+    #[doc(hidden)]
+    const ROLE: Role;
+
     /// Moves the role's handshake on, once earlier output is written.
     #[doc(hidden)]
     fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, HandshakeFailure>;
@@ -258,6 +262,7 @@ where
     F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
     type Output = Connection;
+    const ROLE: Role = Role::Server;
 
     fn advance(&mut self, io: &mut Io) -> Result<Progress<Connection>, HandshakeFailure> {
         if let Some(failure) = self.failure.take() {
@@ -345,6 +350,7 @@ impl ClientDriver {
 
 impl HandshakeRole for Connecting {
     type Output = (Connection, Accepted);
+    const ROLE: Role = Role::Client;
 
     fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, HandshakeFailure> {
         let Status::Complete((accepted, used)) = self.handshake.receive(&io.input)? else {

@@ -167,6 +167,9 @@ struct Driver<S, R: Runtime<S>> {
     /// The caller has been handed the connection's error; from now on the
     /// stream only flushes the Close reporting it and ends.
     error_returned: bool,
+    /// What has been reported to the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::ConnectionMetrics,
     /// The stream has ended: the transport was shut down, or failed.
     finished: bool,
     runtime: PhantomData<fn() -> R>,
@@ -186,6 +189,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
     fn new(stream: S, mut conn: Connection) -> Self {
         conn.handle_timeout(R::now());
         Self {
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::ConnectionMetrics::new(conn.role()),
             conn,
             stream,
             timer: None,
@@ -246,6 +251,18 @@ impl<S, R: Runtime<S>> Driver<S, R> {
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        let poll = self.poll_next_inner(cx);
+        // Metrics catch up when the connection waits, and once when it ends.
+        #[cfg(feature = "metrics")]
+        match &poll {
+            Poll::Pending => self.metrics.update(self.conn.stats()),
+            Poll::Ready(None | Some(Err(_))) => self.metrics.end(self.conn.stats()),
+            Poll::Ready(Some(Ok(_))) => {}
+        }
+        poll
+    }
+
+    fn poll_next_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         loop {
             if self.finished {
                 return Poll::Ready(None);
@@ -867,6 +884,16 @@ impl<S, R: Runtime<S>> Sink<Message> for WriteHalf<S, R> {
 
 /// Moves a handshake's bytes until it is done, waking at its deadline.
 async fn handshake<S, R: Runtime<S>, H: HandshakeRole>(
+    stream: &mut S,
+    driver: HandshakeDriver<H>,
+) -> Result<H::Output, Error> {
+    let result = handshake_io::<S, R, H>(stream, driver).await;
+    #[cfg(feature = "metrics")]
+    crate::metrics::handshake(H::ROLE, &result);
+    result
+}
+
+async fn handshake_io<S, R: Runtime<S>, H: HandshakeRole>(
     stream: &mut S,
     mut driver: HandshakeDriver<H>,
 ) -> Result<H::Output, Error> {
