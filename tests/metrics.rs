@@ -152,80 +152,101 @@ fn the_adapters_report_what_happened() {
     }
     let server = ("role", "server");
     let client = ("role", "client");
-    let handshakes = "websocket_handshakes_total";
-    exactly(&text, handshakes, &[server, ("outcome", "accepted")], 2.0);
-    exactly(&text, handshakes, &[server, ("outcome", "rejected")], 1.0);
-    exactly(&text, handshakes, &[client, ("outcome", "accepted")], 1.0);
-    exactly(&text, handshakes, &[client, ("outcome", "invalid")], 1.0);
-    let messages = "websocket_messages_total";
-    for direction in ["in", "out"] {
-        let d = ("direction", direction);
-        exactly(&text, messages, &[server, d, ("kind", "text")], 10.0);
-        exactly(&text, messages, &[server, d, ("kind", "binary")], 5.0);
-        exactly(&text, "websocket_payload_bytes_total", &[server, d], 65.0);
+    let (din, dout) = (("direction", "in"), ("direction", "out"));
+    let expected: &[(&str, &[(&str, &str)], f64)] = &[
+        (
+            "websocket_handshakes_total",
+            &[server, ("outcome", "accepted")],
+            2.0,
+        ),
+        (
+            "websocket_handshakes_total",
+            &[server, ("outcome", "rejected")],
+            1.0,
+        ),
+        (
+            "websocket_handshakes_total",
+            &[client, ("outcome", "accepted")],
+            1.0,
+        ),
+        (
+            "websocket_handshakes_total",
+            &[client, ("outcome", "invalid")],
+            1.0,
+        ),
+        (
+            "websocket_messages_total",
+            &[server, din, ("kind", "text")],
+            10.0,
+        ),
+        (
+            "websocket_messages_total",
+            &[server, din, ("kind", "binary")],
+            5.0,
+        ),
+        (
+            "websocket_messages_total",
+            &[server, dout, ("kind", "text")],
+            10.0,
+        ),
+        (
+            "websocket_messages_total",
+            &[server, dout, ("kind", "binary")],
+            5.0,
+        ),
+        ("websocket_payload_bytes_total", &[server, din], 65.0),
+        ("websocket_payload_bytes_total", &[server, dout], 65.0),
+        (
+            "websocket_control_frames_total",
+            &[server, din, ("kind", "ping")],
+            1.0,
+        ),
+        (
+            "websocket_control_frames_total",
+            &[server, dout, ("kind", "pong")],
+            1.0,
+        ),
+        (
+            "websocket_control_frames_total",
+            &[client, dout, ("kind", "ping")],
+            1.0,
+        ),
+        (
+            "websocket_closes_total",
+            &[server, ("side", "remote"), ("code", "1000")],
+            1.0,
+        ),
+        (
+            "websocket_closes_total",
+            &[server, ("side", "local"), ("code", "1000")],
+            1.0,
+        ),
+        (
+            "websocket_closes_total",
+            &[server, ("side", "local"), ("code", "1002")],
+            1.0,
+        ),
+        (
+            "websocket_closes_total",
+            &[client, ("side", "local"), ("code", "1000")],
+            1.0,
+        ),
+        (
+            "websocket_protocol_errors_total",
+            &[server, ("error", "unmasked_frame")],
+            1.0,
+        ),
+        ("websocket_ping_rtt_seconds_count", &[client], 1.0),
+        ("websocket_connections_open", &[server], 0.0),
+        ("websocket_connections_open", &[client], 0.0),
+    ];
+    for (name, labels, count) in expected {
+        exactly(&text, name, labels, *count);
     }
-    let wire = value(
-        &text,
-        "websocket_wire_bytes_total",
-        &[server, ("direction", "in")],
-    )
-    .unwrap();
+    let wire = value(&text, "websocket_wire_bytes_total", &[server, din]).unwrap();
     assert!(wire > 65.0 + 15.0 * 6.0, "{wire}");
-    let control = "websocket_control_frames_total";
-    exactly(
-        &text,
-        control,
-        &[server, ("direction", "in"), ("kind", "ping")],
-        1.0,
-    );
-    exactly(
-        &text,
-        control,
-        &[server, ("direction", "out"), ("kind", "pong")],
-        1.0,
-    );
-    exactly(
-        &text,
-        control,
-        &[client, ("direction", "out"), ("kind", "ping")],
-        1.0,
-    );
-    let closes = "websocket_closes_total";
-    exactly(
-        &text,
-        closes,
-        &[server, ("side", "remote"), ("code", "1000")],
-        1.0,
-    );
-    exactly(
-        &text,
-        closes,
-        &[server, ("side", "local"), ("code", "1000")],
-        1.0,
-    );
-    exactly(
-        &text,
-        closes,
-        &[server, ("side", "local"), ("code", "1002")],
-        1.0,
-    );
-    exactly(
-        &text,
-        closes,
-        &[client, ("side", "local"), ("code", "1000")],
-        1.0,
-    );
-    exactly(
-        &text,
-        "websocket_protocol_errors_total",
-        &[server, ("error", "unmasked_frame")],
-        1.0,
-    );
     let limited = value(&text, "websocket_rate_limited_total", &[server]).unwrap();
     assert!(limited >= 1.0, "{limited}");
-    exactly(&text, "websocket_ping_rtt_seconds_count", &[client], 1.0);
-    exactly(&text, "websocket_connections_open", &[server], 0.0);
-    exactly(&text, "websocket_connections_open", &[client], 0.0);
 }
 
 /// `GET /metrics` over a plain HTTP/1.0 request.
