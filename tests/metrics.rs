@@ -51,6 +51,9 @@ fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     })
 }
 
+/// A sample's name, labels and value.
+type Sample<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 fn exactly(text: &str, name: &str, labels: &[(&str, &str)], expected: f64) {
     assert_eq!(
         value(text, name, labels),
@@ -153,7 +156,7 @@ fn the_adapters_report_what_happened() {
     let server = ("role", "server");
     let client = ("role", "client");
     let (din, dout) = (("direction", "in"), ("direction", "out"));
-    let expected: &[(&str, &[(&str, &str)], f64)] = &[
+    let expected: &[Sample<'_>] = &[
         (
             "websocket_handshakes_total",
             &[server, ("outcome", "accepted")],

