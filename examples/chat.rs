@@ -11,10 +11,18 @@
 //! draining while the others keep up is closed with 1008 "too slow", and
 //! while the server itself is behind, the sender's next line waits
 //! (`Hub::ready`), which slows the sender down instead of dropping anyone.
+//!
+//! A public room guards itself: at most 8 connections per client address
+//! and 5 new ones a second (then `429` with `Retry-After`), and each client
+//! may send 20 lines a second in bursts of 40 (past that its reading
+//! pauses, so a flood waits in its own TCP buffers).
 
+use std::net::SocketAddr;
+
+use rfc6455::admission::{Admission, AdmissionConfig};
 use rfc6455::rt::hub::{Forwarded, Hub, HubConfig};
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{Error, Message, PreparedMessage};
+use rfc6455::{Config, Error, Message, PreparedMessage, RateLimit, RateLimits, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
 const ROOM: &str = "room";
@@ -27,11 +35,18 @@ async fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("chat: listening on ws://{}", listener.local_addr()?);
     let hub = Hub::new(HubConfig::default());
+    let admission = Admission::new(
+        AdmissionConfig::default()
+            .max_per_address(Some(8))
+            .handshakes_per_address(Some(RateLimit::new(5, 10))),
+    );
+    let lines = RateLimits::default().messages(Some(RateLimit::new(20, 40)));
+    let server = ServerBuilder::new().config(Config::default().rate_limits(lines));
     for id in 0u64.. {
-        let (tcp, _) = listener.accept().await?;
-        let hub = hub.clone();
+        let (tcp, peer) = listener.accept().await?;
+        let (hub, admission, server) = (hub.clone(), admission.clone(), server.clone());
         tokio::spawn(async move {
-            if let Err(error) = join(id, tcp, &hub).await {
+            if let Err(error) = join(id, tcp, peer, &hub, &admission, &server).await {
                 eprintln!("chat: client {id}: {error}");
             }
         });
@@ -39,9 +54,18 @@ async fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-async fn join(id: u64, tcp: TcpStream, hub: &Hub) -> Result<(), Error> {
+async fn join(
+    id: u64,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    hub: &Hub,
+    admission: &Admission,
+    server: &ServerBuilder,
+) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    let (mut writer, mut reader) = WebSocketStream::accept(tcp).await?.split();
+    // The permit holds this client's place until the function returns.
+    let (ws, _permit) = WebSocketStream::accept_admitted(tcp, peer, server, admission).await?;
+    let (mut writer, mut reader) = ws.split();
     let member = hub.join();
     // One topic per member cannot pass the default limits.
     let _ = hub.subscribe(&member, ROOM);
