@@ -336,6 +336,17 @@ pub struct Refusal {
     pub body: Bytes,
 }
 
+impl Refusal {
+    /// The first value of header `name` (case-insensitive), e.g. `Retry-After`.
+    #[must_use]
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
 impl fmt::Debug for Accepted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Accepted")
