@@ -306,10 +306,7 @@ impl Accepted {
     /// The first value of response header `name` (case-insensitive), e.g. `Set-Cookie`.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        first_header(&self.headers, name)
     }
 
     /// Every response header in order, as (name, value).
@@ -336,14 +333,19 @@ pub struct Refusal {
     pub body: Bytes,
 }
 
+/// The first value of header `name` (case-insensitive) in `headers`.
+fn first_header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
 impl Refusal {
     /// The first value of header `name` (case-insensitive), e.g. `Retry-After`.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        first_header(&self.headers, name)
     }
 }
 
