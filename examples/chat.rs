@@ -1,5 +1,6 @@
-//! A broadcast chat room on the topic hub: every text message goes to every
-//! client in the room (its sender too, as the room's transcript).
+//! A broadcast chat room on the topic hub (`examples/support/room.rs`):
+//! every text message goes to every client in the room (its sender too, as
+//! the room's transcript).
 //!
 //! ```text
 //! cargo run --example chat                 # ws://127.0.0.1:9002
@@ -16,16 +17,30 @@
 //! and 5 new ones a second (then `429` with `Retry-After`), and each client
 //! may send 20 lines a second in bursts of 40 (past that its reading
 //! pauses, so a flood waits in its own TCP buffers).
+//!
+//! On Ctrl-C or SIGTERM the room drains (`rfc6455::rt::drain`): new
+//! upgrades get 503, and the members are closed with 1001 over five seconds.
 
 use std::net::SocketAddr;
 
 use rfc6455::admission::{Admission, AdmissionConfig};
-use rfc6455::rt::hub::{Forwarded, Hub, HubConfig};
-use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{Config, Error, Message, PreparedMessage, RateLimit, RateLimits, ServerBuilder};
+use rfc6455::rt::drain::{Drain, DrainConfig, Ticket};
+use rfc6455::rt::hub::{Hub, HubConfig};
+use rfc6455::{Config, Error, RateLimit, RateLimits, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
-const ROOM: &str = "room";
+#[path = "support/room.rs"]
+mod room;
+#[path = "support/shutdown.rs"]
+mod shutdown;
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct Room {
+    hub: Hub,
+    admission: Admission,
+    server: ServerBuilder,
+}
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -34,22 +49,35 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:9002".to_owned());
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("chat: listening on ws://{}", listener.local_addr()?);
-    let hub = Hub::new(HubConfig::default());
     let admission = Admission::new(
         AdmissionConfig::default()
             .max_per_address(Some(8))
             .handshakes_per_address(Some(RateLimit::new(5, 10))),
     );
     let lines = RateLimits::default().messages(Some(RateLimit::new(20, 40)));
-    let server = ServerBuilder::new().config(Config::default().rate_limits(lines));
+    let room = Room {
+        hub: Hub::new(HubConfig::default()),
+        admission,
+        server: ServerBuilder::new().config(Config::default().rate_limits(lines)),
+    };
+    let drain = Drain::new(DrainConfig::default());
+    let report = drain
+        .serve_until(serve(&listener, &drain, &room), shutdown::signal())
+        .await?;
+    eprintln!("chat: {report}");
+    Ok(())
+}
+
+/// Accepts clients, each a task the drain watches.
+async fn serve(listener: &TcpListener, drain: &Drain, room: &Room) -> std::io::Result<()> {
     for id in 0u64.. {
         let (tcp, peer) = listener.accept().await?;
-        let (hub, admission, server) = (hub.clone(), admission.clone(), server.clone());
-        tokio::spawn(async move {
-            if let Err(error) = join(id, tcp, peer, &hub, &admission, &server).await {
+        let room = room.clone();
+        tokio::spawn(drain.watch(move |ticket| async move {
+            if let Err(error) = join(id, tcp, peer, &ticket, &room).await {
                 eprintln!("chat: client {id}: {error}");
             }
-        });
+        }));
     }
     Ok(())
 }
@@ -58,39 +86,13 @@ async fn join(
     id: u64,
     tcp: TcpStream,
     peer: SocketAddr,
-    hub: &Hub,
-    admission: &Admission,
-    server: &ServerBuilder,
+    ticket: &Ticket,
+    room: &Room,
 ) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
     // The permit holds this client's place until the function returns.
-    let (ws, _permit) = WebSocketStream::accept_admitted(tcp, peer, server, admission).await?;
-    let (mut writer, mut reader) = ws.split();
-    let member = hub.join();
-    // One topic per member cannot pass the default limits.
-    let _ = hub.subscribe(&member, ROOM);
-    hub.publish(
-        ROOM,
-        &PreparedMessage::text(format!("* client {id} joined")),
-    );
-    let reading = async {
-        while let Some(message) = reader.next().await {
-            if let Message::Text(text) = message? {
-                hub.ready().await;
-                hub.publish(ROOM, &PreparedMessage::text(format!("{id}: {}", &*text)));
-            }
-        }
-        Ok(())
-    };
-    let result = tokio::select! {
-        result = reading => result,
-        result = member.forward(&mut writer) => result.map(|end| {
-            if let Forwarded::ClosedSlow(code) = end {
-                eprintln!("chat: client {id} is too slow, closed with {code}");
-            }
-        }),
-    };
-    drop(member);
-    hub.publish(ROOM, &PreparedMessage::text(format!("* client {id} left")));
-    result
+    let (ws, _permit) = ticket
+        .accept_admitted(tcp, peer, &room.server, &room.admission)
+        .await?;
+    room::member(id, ws, &room.hub).await
 }

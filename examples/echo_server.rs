@@ -18,11 +18,17 @@
 //! hold two of them per connection.
 //! permessage-deflate is accepted when offered. This is the Autobahn and
 //! benchmark target; nothing is logged per message.
+//!
+//! On Ctrl-C or SIGTERM it drains (`rfc6455::rt::drain`): new upgrades get
+//! 503, and the open connections are closed with 1001 over five seconds.
 
 use rfc6455::extensions::deflate::DeflateConfig;
-use rfc6455::rt::tokio::accept_async_with_config;
-use rfc6455::{Config, Error, Message};
+use rfc6455::rt::drain::{Drain, DrainConfig, Ticket};
+use rfc6455::{Config, Error, Message, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/shutdown.rs"]
+mod shutdown;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -40,25 +46,40 @@ async fn main() -> std::io::Result<()> {
     }
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("echo_server: listening on ws://{}", listener.local_addr()?);
+    // permessage-deflate is accepted when the client offers it; an echo
+    // answers in kind, so every message is compressed (threshold 0).
+    let server = ServerBuilder::new()
+        .config(Config::default().deflate(Some(DeflateConfig::default().threshold(0))));
+    let drain = Drain::new(DrainConfig::default());
+    let serve = serve(&listener, &drain, &server);
+    let report = drain.serve_until(serve, shutdown::signal()).await?;
+    eprintln!("echo_server: {report}");
+    Ok(())
+}
+
+/// Accepts connections, each an echo task the drain watches.
+async fn serve(
+    listener: &TcpListener,
+    drain: &Drain,
+    server: &ServerBuilder,
+) -> std::io::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
-        tokio::spawn(async move {
-            if let Err(error) = echo(tcp).await
+        let server = server.clone();
+        tokio::spawn(drain.watch(|ticket| async move {
+            if let Err(error) = echo(tcp, &ticket, &server).await
                 && !matches!(error, Error::ConnectionClosed)
             {
                 eprintln!("echo_server: connection ended: {error}");
             }
-        });
+        }));
     }
 }
 
-async fn echo(tcp: TcpStream) -> Result<(), Error> {
+async fn echo(tcp: TcpStream, ticket: &Ticket, server: &ServerBuilder) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    // permessage-deflate is accepted when the client offers it; an echo
-    // answers in kind, so every message is compressed (threshold 0).
-    let config = Config::default().deflate(Some(DeflateConfig::default().threshold(0)));
-    let large = config.write_high_water;
-    let mut ws = accept_async_with_config(tcp, config).await?;
+    let large = server.get_config().write_high_water;
+    let mut ws = ticket.accept(tcp, server).await?;
     while let Some(message) = ws.next().await {
         // Pongs and Close echoes are the connection's job; echo the data.
         let message = message?;

@@ -26,12 +26,19 @@
 //! `--max-topics N` [100000]. Each message is framed once for all its
 //! subscribers; a subscriber that stops reading while the others keep up is
 //! closed with 1008, and a publisher waits while subscribers are behind.
+//!
+//! On Ctrl-C or SIGTERM it drains (`rfc6455::rt::drain`): new upgrades get
+//! 503, and the clients are closed with 1001 over five seconds.
 
+use rfc6455::rt::drain::{Drain, DrainConfig, Ticket};
 use rfc6455::rt::hub::{Forwarded, Hub, HubConfig, Member};
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{Error, Message, PreparedMessage};
+use rfc6455::{Error, Message, PreparedMessage, ServerBuilder};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/shutdown.rs"]
+mod shutdown;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -41,14 +48,24 @@ async fn main() -> Result<(), BoxError> {
     let listener = TcpListener::bind(&addr).await?;
     eprintln!("pubsub: listening on ws://{}", listener.local_addr()?);
     let hub = Hub::new(config);
+    let drain = Drain::new(DrainConfig::default());
+    let report = drain
+        .serve_until(accept(&listener, &drain, &hub), shutdown::signal())
+        .await?;
+    eprintln!("pubsub: {report}");
+    Ok(())
+}
+
+/// Accepts clients, each a task the drain watches.
+async fn accept(listener: &TcpListener, drain: &Drain, hub: &Hub) -> std::io::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
         let hub = hub.clone();
-        tokio::spawn(async move {
-            if let Err(error) = serve_tcp(tcp, &hub).await {
+        tokio::spawn(drain.watch(|ticket| async move {
+            if let Err(error) = serve_tcp(tcp, &ticket, &hub).await {
                 eprintln!("pubsub: connection ended: {error}");
             }
-        });
+        }));
     }
 }
 
@@ -69,17 +86,17 @@ fn options() -> Result<(String, HubConfig), BoxError> {
     Ok((addr, config))
 }
 
-async fn serve_tcp(tcp: TcpStream, hub: &Hub) -> Result<(), Error> {
+async fn serve_tcp(tcp: TcpStream, ticket: &Ticket, hub: &Hub) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    serve(tcp, hub).await
+    serve(ticket.accept(tcp, &ServerBuilder::new()).await?, hub).await
 }
 
 /// One client: its commands, and what is published to it.
 pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
+    ws: WebSocketStream<S>,
     hub: &Hub,
 ) -> Result<(), Error> {
-    let (mut writer, mut reader) = WebSocketStream::accept(stream).await?.split();
+    let (mut writer, mut reader) = ws.split();
     let member = hub.join();
     let reading = async {
         while let Some(message) = reader.next().await {

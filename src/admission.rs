@@ -247,10 +247,8 @@ impl From<Denied> for Rejection {
     /// The response: the status, `Retry-After` in whole seconds (rounded
     /// up, at least 1), and the reason as the body.
     fn from(denied: Denied) -> Self {
-        let wait = denied.retry_after();
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         Self::new(denied.status())
-            .header("Retry-After", seconds.max(1).to_string())
+            .retry_after(denied.retry_after())
             .body(denied.to_string())
     }
 }

@@ -14,7 +14,7 @@ use tokio::io::{DuplexStream, duplex};
 async fn connect(hub: &Hub) -> WebSocketStream<DuplexStream> {
     let (a, b) = duplex(1 << 16);
     let hub = hub.clone();
-    tokio::spawn(async move { pubsub::serve(b, &hub).await });
+    tokio::spawn(async move { pubsub::serve(WebSocketStream::accept(b).await?, &hub).await });
     let client = ClientBuilder::new("ws://pubsub/").unwrap();
     WebSocketStream::client(a, &client).await.unwrap().0
 }

@@ -131,8 +131,9 @@ fn an_untrusted_certificate_is_not_retried() {
     assert_eq!(Verdict::for_error(&other), Verdict::Retry);
 }
 
-/// `rt::reconnect::Reconnect` against real servers on loopback, on a real
-/// clock with short delays.
+/// `rt::reconnect::Reconnect` against real servers on loopback, on tokio's
+/// paused clock where a test measures waits, else on a real clock with
+/// short delays.
 #[cfg(feature = "tokio")]
 mod adapter {
     use std::sync::{Arc, Mutex};
@@ -150,8 +151,10 @@ mod adapter {
     enum Script {
         /// Accept, then close with this code.
         Close(u16),
-        /// Refuse the upgrade with this status (and `Retry-After: 1`).
-        Refuse(u16),
+        /// Accept, wait this long, then close with this code.
+        CloseAfter(Duration, u16),
+        /// Refuse the upgrade with this status and `Retry-After` in seconds.
+        Refuse(u16, u64),
         /// Accept and echo until the client goes.
         Echo,
     }
@@ -169,22 +172,21 @@ mod adapter {
                 *count.lock().unwrap() += 1;
                 let script = scripts[n.min(scripts.len() - 1)];
                 tokio::spawn(async move {
-                    let status = match script {
-                        Script::Refuse(status) => status,
-                        _ => 0,
-                    };
-                    let builder = ServerBuilder::new().on_request(move |_| {
-                        if status == 0 {
-                            Ok(AcceptOptions::new())
-                        } else {
-                            Err(Rejection::new(status).header("Retry-After", "1"))
+                    let builder = ServerBuilder::new().on_request(move |_| match script {
+                        Script::Refuse(status, after) => {
+                            Err(Rejection::new(status).retry_after(Duration::from_secs(after)))
                         }
+                        _ => Ok(AcceptOptions::new()),
                     });
                     let Ok(mut ws) = WebSocketStream::accept_with(tcp, &builder).await else {
                         return;
                     };
                     match script {
                         Script::Close(code) => {
+                            let _ = ws.close(CloseCode(code), "bye").await;
+                        }
+                        Script::CloseAfter(after, code) => {
+                            tokio::time::sleep(after).await;
                             let _ = ws.close(CloseCode(code), "bye").await;
                         }
                         _ => {
@@ -271,7 +273,7 @@ mod adapter {
         ));
         assert_eq!(*taken.lock().unwrap(), 1);
 
-        let (url, taken) = server(vec![Script::Refuse(401)]).await;
+        let (url, taken) = server(vec![Script::Refuse(401, 1)]).await;
         let mut reconnect = Reconnect::new(url.as_str()).unwrap().backoff(quick());
         let result = reconnect.connect().await;
         assert!(
@@ -281,24 +283,85 @@ mod adapter {
         assert_eq!(*taken.lock().unwrap(), 1);
     }
 
-    // 503 with Retry-After: 1 waits that second, then gets in.
-    #[tokio::test]
+    // 503 with Retry-After: 5 waits those 5 s (on the paused clock), then
+    // gets in.
+    #[tokio::test(start_paused = true)]
     async fn retry_after_is_honoured() {
-        let (url, taken) = server(vec![Script::Refuse(503), Script::Echo]).await;
+        let (url, taken) = server(vec![Script::Refuse(503, 5), Script::Echo]).await;
         let events = Arc::new(Mutex::new(Vec::new()));
         let mut reconnect = Reconnect::new(url.as_str())
             .unwrap()
             .backoff(quick())
             .on_event(log(&events));
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let _ws = reconnect.connect().await.unwrap();
-        assert!(started.elapsed() >= Duration::from_secs(1));
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_secs(5) && waited < Duration::from_millis(5_100),
+            "{waited:?}"
+        );
         assert_eq!(*taken.lock().unwrap(), 2);
         let events = events.lock().unwrap().clone();
         assert!(events[1].starts_with("failed "), "{events:?}");
-        assert_eq!(events[2], "connecting 1 1s");
+        assert_eq!(events[2], "connecting 1 5s");
     }
 
+    // On the paused clock: each wait is the delay drawn for it, within its
+    // attempt's ceiling, and a connection that lasted the stable period
+    // starts the count again while a short one does not.
+    #[tokio::test(start_paused = true)]
+    async fn waits_follow_the_backoff_and_reset_after_a_stable_connection() {
+        let (url, _) = server(vec![
+            Script::Refuse(502, 1),
+            Script::CloseAfter(Duration::from_secs(1), 1012),
+            Script::CloseAfter(Duration::from_secs(11), 1012),
+            Script::Echo,
+        ])
+        .await;
+        let config = BackoffConfig::default()
+            .base(Duration::from_secs(1))
+            .stable_after(Duration::from_secs(10));
+        let times = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&times);
+        let mut reconnect = Reconnect::new(url.as_str())
+            .unwrap()
+            .backoff(config.clone())
+            .seed(5)
+            .on_event(move |event| {
+                if let Event::Connecting { attempt, delay } = event {
+                    let now = tokio::time::Instant::now();
+                    recorded.lock().unwrap().push((now, *attempt, *delay));
+                }
+            });
+        for _ in 0..2 {
+            let mut ws = reconnect.connect().await.unwrap();
+            let error = run_out(&mut ws).await;
+            reconnect.ended(&ws, error.as_ref());
+        }
+        let _ws = reconnect.connect().await.unwrap();
+        let times = times.lock().unwrap().clone();
+        let attempts: Vec<u32> = times.iter().map(|&(_, attempt, _)| attempt).collect();
+        // 502 with Retry-After (retried after it); a 1 s connection (not
+        // stable: the count goes on); an 11 s one (stable: it starts again).
+        assert_eq!(attempts, [1, 1, 2, 1], "{times:?}");
+        // Each attempt waited its delay before the next event.
+        for pair in times.windows(2) {
+            let ((at, _, delay), (next, _, _)) = (pair[0], pair[1]);
+            assert!(next - at >= delay, "{times:?}");
+        }
+        for (n, &(_, attempt, delay)) in times.iter().enumerate().skip(1) {
+            let ceiling = config.base * 2u32.pow(attempt - 1);
+            let retry_after = n == 1;
+            assert!(
+                if retry_after {
+                    delay == Duration::from_secs(1)
+                } else {
+                    delay <= ceiling
+                },
+                "attempt {attempt}: {delay:?} over {ceiling:?}"
+            );
+        }
+    }
     // Nothing listening yet: refused connections are retried with growing
     // ceilings until the server appears.
     #[tokio::test]
@@ -325,5 +388,95 @@ mod adapter {
         let failed = events.iter().filter(|e| e.starts_with("failed")).count();
         assert!(failed >= 2, "{events:?}");
         assert_eq!(events.last().unwrap(), "connected");
+    }
+
+    /// An echo server on `listener`; aborting its task drops the listener
+    /// and every connection (no Close: the clients see 1006).
+    fn echo_server(listener: TcpListener) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tasks = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                tasks.spawn(async move {
+                    let Ok(mut ws) = WebSocketStream::accept(tcp).await else {
+                        return;
+                    };
+                    while let Some(Ok(message)) = ws.next().await {
+                        if message.is_text() && ws.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        })
+    }
+
+    // The echo server dies and a new one starts on the same port: 1 000
+    // reconnecting clients come back, each after its own random delay,
+    // spread over the first ceiling instead of in one burst, and each
+    // runs its resume step on the new connection.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_thousand_clients_come_back_spread_over_the_window() {
+        const CLIENTS: usize = 1_000;
+        const BASE: Duration = Duration::from_secs(1);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let url = format!("ws://{addr}/");
+        let first = echo_server(listener);
+        let (ready_tx, mut ready) = tokio::sync::mpsc::channel(CLIENTS);
+        let mut clients = Vec::new();
+        for _ in 0..CLIENTS {
+            let (url, ready_tx) = (url.clone(), ready_tx.clone());
+            clients.push(tokio::spawn(async move {
+                let delay = Arc::new(Mutex::new(Duration::MAX));
+                let drawn = Arc::clone(&delay);
+                let mut reconnect = Reconnect::new(url.as_str())
+                    .unwrap()
+                    .backoff(BackoffConfig::default().base(BASE))
+                    .on_event(move |event| {
+                        if let Event::Connecting { delay, .. } = event {
+                            *drawn.lock().unwrap() = *delay;
+                        }
+                    });
+                let mut ws = reconnect.connect().await.unwrap();
+                ready_tx.send(()).await.unwrap();
+                let error = run_out(&mut ws).await;
+                reconnect.ended(&ws, error.as_ref());
+                let mut ws = reconnect.connect().await.unwrap();
+                let back = tokio::time::Instant::now();
+                ws.send(Message::text("resume")).await.unwrap();
+                assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("resume"));
+                let delay = *delay.lock().unwrap();
+                (back, delay)
+            }));
+        }
+        for _ in 0..CLIENTS {
+            ready.recv().await.unwrap();
+        }
+        // The restart: the old server and its connections go, a new one
+        // listens on the same port.
+        first.abort();
+        let _ = first.await;
+        let stopped = tokio::time::Instant::now();
+        let _second = echo_server(TcpListener::bind(addr).await.unwrap());
+
+        let mut tenths = [0usize; 10];
+        let mut delays = Vec::new();
+        for client in clients {
+            let (back, delay) = client.await.unwrap();
+            assert!(delay <= BASE, "{delay:?}");
+            delays.push(delay);
+            let tenth = ((back - stopped).as_secs_f64() / BASE.as_secs_f64() * 10.0) as usize;
+            tenths[tenth.min(9)] += 1;
+        }
+        eprintln!("reconnections per tenth of {BASE:?} after the restart: {tenths:?}");
+        let mean = CLIENTS / 10;
+        assert!(tenths.iter().all(|&n| n <= 2 * mean), "{tenths:?}");
+        delays.sort();
+        delays.dedup();
+        assert!(
+            delays.len() > CLIENTS * 99 / 100,
+            "delays are random: {} distinct",
+            delays.len()
+        );
     }
 }

@@ -8,8 +8,10 @@
 //! and subprotocol choice, negotiates permessage-deflate per
 //! [`Config::deflate`](crate::Config::deflate), and gives back the `101`
 //! response and the [`Connection`] to run on the upgraded stream; a refusal
-//! ([`Refused`]) turns into the response to send instead. With hyper 1 and
-//! its `hyper-util` companion:
+//! ([`Refused`]) turns into the response to send instead. (With hyper 1,
+//! feature `hyper`'s [`rt::hyper::upgrade`](crate::rt) does all of this and
+//! hands over the stream; axum has feature `axum`.) By hand, with hyper 1
+//! and its `hyper-util` companion:
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]

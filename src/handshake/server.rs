@@ -414,6 +414,13 @@ impl Rejection {
         }
     }
 
+    /// Adds `Retry-After` with `wait` in whole seconds (rounded up, at least 1).
+    #[must_use = "rejections are built by value"]
+    pub fn retry_after(self, wait: std::time::Duration) -> Self {
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.header("Retry-After", seconds.max(1).to_string())
+    }
+
     /// Adds a header.
     #[must_use = "rejections are built by value"]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {

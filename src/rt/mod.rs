@@ -137,10 +137,19 @@ macro_rules! forward_writes {
 }
 use forward_writes;
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub mod drain;
 #[cfg(feature = "futures-io")]
 #[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
 pub mod futures_io;
 pub mod hub;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 #[cfg(feature = "tokio")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub mod reconnect;
@@ -175,6 +184,9 @@ struct Driver<S, R: Runtime<S>> {
     metrics: crate::metrics::ConnectionMetrics,
     /// The stream has ended: the transport was shut down, or failed.
     finished: bool,
+    /// The drain this stream's task is watched by.
+    #[cfg(feature = "tokio")]
+    drain: Option<Arc<drain::Signal>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -200,6 +212,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             armed: None,
             error_returned: false,
             finished: false,
+            #[cfg(feature = "tokio")]
+            drain: None,
             runtime: PhantomData,
         }
     }
@@ -250,10 +264,26 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         }
         let _ = ready!(R::poll_shutdown(&mut self.stream, cx));
         self.finished = true;
+        #[cfg(feature = "tokio")]
+        if let Some(signal) = &self.drain
+            && self
+                .conn
+                .close_frame()
+                .is_some_and(|close| close.code != CloseCode::ABNORMAL)
+        {
+            signal.closed_cleanly();
+        }
         Poll::Ready(None)
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        // A drain's Close goes out before anything else is read.
+        #[cfg(feature = "tokio")]
+        if let Some((code, reason)) = self.drain.as_ref().and_then(|s| s.close_request())
+            && self.conn.state() == crate::State::Open
+        {
+            let _ = self.conn.close(code, reason);
+        }
         let poll = self.poll_next_inner(cx);
         // Metrics catch up when the connection waits, and once when it ends.
         #[cfg(feature = "metrics")]
@@ -440,16 +470,45 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     where
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
+        Self::admitted(stream, peer, server, admission, || Ok(())).await
+    }
+
+    /// [`accept_admitted`](Self::accept_admitted) with `gate` deciding first.
+    pub(crate) async fn admitted<F>(
+        stream: S,
+        peer: SocketAddr,
+        server: &ServerBuilder<F>,
+        admission: &Admission,
+        gate: impl FnOnce() -> Result<(), Rejection>,
+    ) -> Result<(Self, Permit), Error>
+    where
+        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
         let mut permit = None;
-        let driver = server.driver_with(R::now(), |request| {
+        let ws = Self::accept_gated(stream, server, |request| {
+            gate()?;
             let client = admission.client_address(peer.ip(), request.headers());
             permit = Some(admission.admit_at(client, R::now())?);
             Ok(())
-        })?;
-        let ws = Self::serve_handshake(stream, driver).await?;
+        })
+        .await?;
         // The handshake completes only once the limits admitted it.
         let permit = permit.ok_or(Error::Rejected(503))?;
         Ok((ws, permit))
+    }
+
+    /// [`accept_with`](Self::accept_with) with `gate` deciding on a valid
+    /// request before `server`'s callback does.
+    pub(crate) async fn accept_gated<F>(
+        stream: S,
+        server: &ServerBuilder<F>,
+        gate: impl FnOnce(&RequestView<'_>) -> Result<(), Rejection>,
+    ) -> Result<Self, Error>
+    where
+        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
+        let driver = server.driver_with(R::now(), gate)?;
+        Self::serve_handshake(stream, driver).await
     }
 
     /// Runs a server handshake to its end; shuts the stream down after a refusal.

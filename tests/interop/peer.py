@@ -3,6 +3,8 @@
     peer.py client URL   run every check against an echo server at URL; exit 0 if all pass
     peer.py server PORT  echo one connection on 127.0.0.1:PORT; exit 0 if its close was
                          code 4001, reason "rust done"
+    peer.py chat URL     two clients in the chat room at URL (examples/axum_chat): what
+                         one says, both receive; exit 0 if so
 """
 
 import asyncio
@@ -64,10 +66,31 @@ async def server(port: int) -> int:
     return 0 if (code, reason) == (4001, "rust done") else 1
 
 
+async def chat(url: str) -> None:
+    async def until(ws, line: str) -> None:
+        while (got := await asyncio.wait_for(ws.recv(), 5)) != line:
+            print(f"   (skipping {got!r})")
+
+    async with connect(url) as alice, connect(url) as bob:
+        await bob.send("κόσμε from python")
+        said = await asyncio.wait_for(bob.recv(), 5)
+        # The room prefixes each line with its sender's id.
+        while not said.endswith(": κόσμε from python"):
+            said = await asyncio.wait_for(bob.recv(), 5)
+        await until(alice, said)
+        print(f"ok: both clients got {said!r}")
+        await bob.close()
+        assert bob.close_code == 1000, f"close code {bob.close_code}"
+        print("ok: close handshake")
+
+
 def main() -> int:
     mode, arg = sys.argv[1], sys.argv[2]
     if mode == "client":
         asyncio.run(client(arg))
+        return 0
+    if mode == "chat":
+        asyncio.run(chat(arg))
         return 0
     return asyncio.run(server(int(arg)))
 

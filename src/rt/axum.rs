@@ -1,0 +1,198 @@
+//! axum 0.8 (feature `axum`, on `axum-core`): [`WebSocketUpgrade`], the
+//! extractor axum users know, answering with this crate's handshake and
+//! handing over a [`WebSocket`].
+//!
+//! ```no_run
+//! use axum::Router;
+//! use axum::response::Response;
+//! use axum::routing::get;
+//! use rfc6455::rt::axum::{WebSocket, WebSocketUpgrade};
+//!
+//! async fn ws(upgrade: WebSocketUpgrade) -> Response {
+//!     upgrade
+//!         .protocols(["chat"])
+//!         .on_failed_upgrade(|error| eprintln!("upgrade failed: {error}"))
+//!         .on_upgrade(echo)
+//! }
+//!
+//! async fn echo(mut ws: WebSocket) {
+//!     while let Some(Ok(message)) = ws.next().await {
+//!         if ws.send(message).await.is_err() {
+//!             break;
+//!         }
+//!     }
+//! }
+//!
+//! # #[allow(dead_code)]
+//! # async fn run() -> std::io::Result<()> {
+//! let app: Router = Router::new().route("/ws", get(ws));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! axum::serve(listener, app).await
+//! # }
+//! ```
+//!
+//! HTTP/2 extended CONNECT (RFC 8441) is answered as well when the server
+//! enables it.
+
+use std::fmt;
+use std::future::Future;
+
+use axum_core::body::Body;
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{Method, Request};
+use hyper::ext::Protocol;
+use hyper::upgrade::OnUpgrade;
+
+use crate::builder::ServerBuilder;
+use crate::config::Config;
+use crate::error::Error;
+use crate::handshake::http::Refused;
+use crate::handshake::{HandshakeError, RequestView};
+use crate::rt::hyper::{Upgrade, answer};
+
+pub use crate::rt::hyper::WebSocket;
+
+/// An extractor for a WebSocket upgrade request: validated when extracted
+/// (a bad request is answered with 400, 405 or 426 and the headers each
+/// needs, before the handler runs), accepted by
+/// [`on_upgrade`](Self::on_upgrade). See the [module docs](self).
+#[must_use = "answer with on_upgrade"]
+pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
+    /// The request's method, URI, version, headers and `:protocol`.
+    request: Request<()>,
+    on: OnUpgrade,
+    server: ServerBuilder,
+    on_failed: F,
+}
+
+impl<F> fmt::Debug for WebSocketUpgrade<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocketUpgrade")
+            .field("request", &self.request)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a [`WebSocketUpgrade`] does when the connection cannot be handed
+/// over after the response: nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DefaultOnFailedUpgrade;
+
+/// A callback for a failed upgrade ([`WebSocketUpgrade::on_failed_upgrade`]).
+pub trait OnFailedUpgrade: Send + 'static {
+    /// Called with the reason.
+    fn call(self, error: Error);
+}
+
+impl<G: FnOnce(Error) + Send + 'static> OnFailedUpgrade for G {
+    fn call(self, error: Error) {
+        self(error);
+    }
+}
+
+impl OnFailedUpgrade for DefaultOnFailedUpgrade {
+    fn call(self, _: Error) {}
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let mut request = Request::new(());
+        *request.method_mut() = parts.method.clone();
+        *request.uri_mut() = parts.uri.clone();
+        *request.version_mut() = parts.version;
+        *request.headers_mut() = parts.headers.clone();
+        let protocol = parts.extensions.get::<Protocol>().cloned();
+        let valid = match &protocol {
+            Some(protocol) if parts.method == Method::CONNECT => {
+                RequestView::from_extended_connect(&request, protocol.as_str()).map(drop)
+            }
+            _ => RequestView::from_http(&request).map(drop),
+        };
+        valid.map_err(|error| refusal(Refused::Invalid(error)))?;
+        if let Some(protocol) = protocol {
+            request.extensions_mut().insert(protocol);
+        }
+        // hyper puts the handle there for a connection it can upgrade.
+        let on = parts
+            .extensions
+            .remove::<OnUpgrade>()
+            .ok_or_else(|| refusal(Refused::Invalid(HandshakeError::NotWebSocketUpgrade)))?;
+        Ok(Self {
+            request,
+            on,
+            server: ServerBuilder::new(),
+            on_failed: DefaultOnFailedUpgrade,
+        })
+    }
+}
+
+fn refusal(refused: Refused) -> Response {
+    refused.into_response().map(Body::from)
+}
+
+impl<F: OnFailedUpgrade> WebSocketUpgrade<F> {
+    /// The subprotocols this server speaks, in its order of preference: the
+    /// first one the client also offered is chosen
+    /// ([`ServerBuilder::protocols`]).
+    pub fn protocols<I>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.server = self.server.protocols(protocols);
+        self
+    }
+
+    /// The connection's [`Config`]: limits, timeouts, permessage-deflate.
+    pub fn config(mut self, config: Config) -> Self {
+        self.server = self.server.config(config);
+        self
+    }
+
+    /// Calls `callback` if the connection cannot be handed over after the
+    /// response was sent (the client went away).
+    pub fn on_failed_upgrade<G: OnFailedUpgrade>(self, callback: G) -> WebSocketUpgrade<G> {
+        WebSocketUpgrade {
+            request: self.request,
+            on: self.on,
+            server: self.server,
+            on_failed: callback,
+        }
+    }
+
+    /// Accepts: the response to return from the handler (`101`, or `200`
+    /// over HTTP/2), and a spawned task that runs `callback` on the
+    /// WebSocket once hyper has handed the connection over. A refusal
+    /// (a configuration that cannot work) is its own response instead.
+    pub fn on_upgrade<C, Fut>(self, callback: C) -> Response
+    where
+        C: FnOnce(WebSocket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (response, conn) = match answer(&self.request, &self.server) {
+            Ok(accepted) => accepted,
+            Err(refused) => return refusal(refused),
+        };
+        let upgrade = Upgrade::new(self.on, conn);
+        let on_failed = self.on_failed;
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(ws) => callback(ws).await,
+                Err(error) => on_failed.call(error),
+            }
+        });
+        response.map(|()| Body::empty())
+    }
+}
+
+/// A handler may return a [`Refused`] (from [`crate::handshake::http::upgrade`]).
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        refusal(self)
+    }
+}

@@ -1,0 +1,523 @@
+//! Graceful shutdown for servers (feature `tokio`): a [`Drain`] tracks the
+//! connection tasks; on shutdown it refuses new upgrades with `503` and
+//! `Retry-After`, sends every live connection a Close (1001 by default)
+//! spread evenly over a window so its clients do not all reconnect to the
+//! next node at once, waits for the close handshakes, drops the tasks still
+//! running at the grace deadline, and reports how each ended.
+//!
+//! ```no_run
+//! use rfc6455::ServerBuilder;
+//! use rfc6455::rt::drain::{Drain, DrainConfig};
+//! use tokio::net::TcpListener;
+//!
+//! async fn serve(listener: TcpListener, drain: Drain) -> std::io::Result<()> {
+//!     loop {
+//!         let (tcp, _) = listener.accept().await?;
+//!         // The task is the drain's to watch: spawn what `watch` returns.
+//!         tokio::spawn(drain.watch(|ticket| async move {
+//!             // During a drain the upgrade is refused with 503.
+//!             let mut ws = ticket.accept(tcp, &ServerBuilder::new()).await?;
+//!             // A drained stream sees the close handshake end like any other.
+//!             while let Some(message) = ws.next().await {
+//!                 ws.send(message?).await?;
+//!             }
+//!             Ok::<(), rfc6455::Error>(())
+//!         }));
+//!     }
+//! }
+//!
+//! # #[allow(dead_code)]
+//! # async fn run() -> std::io::Result<()> {
+//! let listener = TcpListener::bind("127.0.0.1:9001").await?;
+//! let drain = Drain::new(DrainConfig::default());
+//! let ctrl_c = async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! };
+//! let report = drain.serve_until(serve(listener, drain.clone()), ctrl_c).await?;
+//! eprintln!("{report}");
+//! # Ok(()) }
+//! ```
+//!
+//! A connection's Close goes out when its stream is next polled: the drain
+//! wakes the watched task, so poll the stream (or its read half) from that
+//! task, as a reading loop does.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep, sleep_until};
+
+use crate::admission::{Admission, Permit};
+use crate::builder::ServerBuilder;
+use crate::close::CloseCode;
+use crate::error::Error;
+use crate::handshake::{AcceptOptions, Rejection, RequestView};
+use crate::rt::tokio::WebSocketStream as TokioStream;
+use crate::rt::{Runtime, WebSocketStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// How a [`Drain`] closes the connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainConfig {
+    /// The code every connection's Close carries: 1001 (going away) by
+    /// default, or 1012 (service restart). Both tell a reconnecting client
+    /// to come back ([`CloseCode::suggests_retry`]).
+    pub code: CloseCode,
+    /// The Close's reason (at most 123 bytes). Default "shutting down".
+    pub reason: String,
+    /// The Closes are spread evenly over this time, so the clients do not
+    /// all reconnect at once. Default 5 seconds.
+    pub window: Duration,
+    /// After the window, how long the last connections have to finish
+    /// their close handshakes before their tasks are dropped. Default 5
+    /// seconds.
+    pub grace: Duration,
+    /// `Retry-After` on the `503` that refuses upgrades during the drain.
+    /// Default 5 seconds.
+    pub retry_after: Duration,
+}
+
+impl Default for DrainConfig {
+    fn default() -> Self {
+        Self {
+            code: CloseCode::GOING_AWAY,
+            reason: "shutting down".to_owned(),
+            window: Duration::from_secs(5),
+            grace: Duration::from_secs(5),
+            retry_after: Duration::from_secs(5),
+        }
+    }
+}
+
+by_value_setters! {
+    DrainConfig {
+        /// Sets [`code`](Self::code).
+        code: CloseCode;
+        /// Sets [`reason`](Self::reason).
+        reason: String;
+        /// Sets [`window`](Self::window).
+        window: Duration;
+        /// Sets [`grace`](Self::grace).
+        grace: Duration;
+        /// Sets [`retry_after`](Self::retry_after).
+        retry_after: Duration;
+    }
+}
+
+/// How the connections ended, from [`Drain::shutdown`]. `closed + ended +
+/// forced == connections`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DrainReport {
+    /// Connection tasks running when the drain began or started during it.
+    pub connections: usize,
+    /// Ended after a complete close handshake.
+    pub closed: usize,
+    /// Ended before the grace deadline otherwise: before their turn came,
+    /// or with the peer gone, the close timeout or an error.
+    pub ended: usize,
+    /// Still running at the grace deadline, and dropped.
+    pub forced: usize,
+    /// Upgrades refused with 503 during the drain.
+    pub refused: usize,
+}
+
+impl fmt::Display for DrainReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "drained {} connections: {} closed, {} ended otherwise, {} forced; {} upgrades refused",
+            self.connections, self.closed, self.ended, self.forced, self.refused
+        )
+    }
+}
+
+const OPEN: u8 = 0;
+const CLOSING: u8 = 1;
+const FORCED: u8 = 2;
+
+/// One watched task's state, shared by the drain, the task and its stream.
+#[derive(Debug)]
+pub(crate) struct Signal {
+    state: AtomicU8,
+    /// The stream saw its close handshake complete.
+    clean: AtomicBool,
+    /// The watched task's waker, to make it poll its stream.
+    waker: Mutex<Option<Waker>>,
+    code: CloseCode,
+    reason: Arc<str>,
+}
+
+impl Signal {
+    /// The Close to send, once the drain asked for it.
+    pub(crate) fn close_request(&self) -> Option<(CloseCode, &str)> {
+        (self.state.load(Ordering::Acquire) != OPEN).then_some((self.code, &*self.reason))
+    }
+
+    /// The stream ended with its close handshake complete.
+    pub(crate) fn closed_cleanly(&self) {
+        self.clean.store(true, Ordering::Release);
+    }
+
+    /// Moves to `state` (never back) and wakes the task.
+    fn set(&self, state: u8) {
+        if self.state.fetch_max(state, Ordering::AcqRel) < state
+            && let Some(waker) = lock(&self.waker).as_ref()
+        {
+            waker.wake_by_ref();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing here is left half-updated by a panic.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The registry of watched tasks.
+#[derive(Debug, Default)]
+struct Registry {
+    next_id: u64,
+    /// Live tasks in the order they started (the order they are closed in).
+    live: BTreeMap<u64, Arc<Signal>>,
+    draining: bool,
+    report: DrainReport,
+    /// The shutdown waiting for the last task.
+    waiter: Option<Waker>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: DrainConfig,
+    reason: Arc<str>,
+    registry: Mutex<Registry>,
+}
+
+/// Tracks a server's connection tasks and shuts them down gracefully. See
+/// the [module docs](self). Clones share the tasks.
+#[derive(Clone, Debug)]
+pub struct Drain {
+    inner: Arc<Inner>,
+}
+
+impl Drain {
+    /// A drain with no tasks yet.
+    #[must_use]
+    pub fn new(config: DrainConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                reason: Arc::from(config.reason.as_str()),
+                config,
+                registry: Mutex::new(Registry::default()),
+            }),
+        }
+    }
+
+    /// Wraps a connection task so the drain tracks it: `task` gets the
+    /// [`Ticket`] that accepts (or attaches) its WebSocket. Spawn the
+    /// returned future; it resolves to the task's output, or `None` if the
+    /// drain dropped the task at the grace deadline.
+    pub fn watch<F, Fut>(&self, task: F) -> Watched<Fut>
+    where
+        F: FnOnce(Ticket) -> Fut,
+        Fut: Future,
+    {
+        let signal = Arc::new(Signal {
+            state: AtomicU8::new(OPEN),
+            clean: AtomicBool::new(false),
+            waker: Mutex::new(None),
+            code: self.inner.config.code,
+            reason: Arc::clone(&self.inner.reason),
+        });
+        let id = {
+            let mut registry = lock(&self.inner.registry);
+            let id = registry.next_id;
+            registry.next_id += 1;
+            registry.live.insert(id, Arc::clone(&signal));
+            if registry.draining {
+                registry.report.connections += 1;
+                signal.state.store(CLOSING, Ordering::Release);
+            }
+            id
+        };
+        let ticket = Ticket {
+            drain: self.clone(),
+            signal: Arc::clone(&signal),
+        };
+        Watched {
+            task: Some(Box::pin(task(ticket))),
+            guard: Guard {
+                drain: self.clone(),
+                id,
+                signal,
+            },
+            waker: None,
+        }
+    }
+
+    /// Whether a drain has begun.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        lock(&self.inner.registry).draining
+    }
+
+    /// Watched tasks still running.
+    #[must_use]
+    pub fn live(&self) -> usize {
+        lock(&self.inner.registry).live.len()
+    }
+
+    /// The response that refuses an upgrade during the drain: `503` with
+    /// `Retry-After`. For servers that upgrade by other means (hyper); the
+    /// [`Ticket`]'s accept functions answer it themselves.
+    #[must_use]
+    pub fn refusal(&self) -> Rejection {
+        Rejection::new(503)
+            .retry_after(self.inner.config.retry_after)
+            .body(self.inner.config.reason.clone())
+    }
+
+    /// Refuses the upgrade if draining, counting it.
+    fn check(&self) -> Result<(), Rejection> {
+        let mut registry = lock(&self.inner.registry);
+        if !registry.draining {
+            return Ok(());
+        }
+        registry.report.refused += 1;
+        Err(self.refusal())
+    }
+
+    /// Drains: from now on upgrades are refused; each live task's stream
+    /// is sent a Close, spread evenly over [`DrainConfig::window`]; tasks
+    /// still running [`DrainConfig::grace`] after the window are dropped.
+    /// Resolves once every watched task has ended.
+    pub async fn shutdown(&self) -> DrainReport {
+        let start = Instant::now();
+        let order: Vec<Arc<Signal>> = {
+            let mut registry = lock(&self.inner.registry);
+            registry.draining = true;
+            registry.report.connections += registry.live.len();
+            registry.live.values().cloned().collect()
+        };
+        let window = self.inner.config.window;
+        let count = u32::try_from(order.len()).unwrap_or(u32::MAX);
+        for (i, signal) in (0..count).zip(&order) {
+            // The i-th of n Closes goes out at (i + ½)·window/n.
+            let at = start + (window * (2 * i + 1)) / (2 * count);
+            sleep_until(at).await;
+            signal.set(CLOSING);
+        }
+        drop(order);
+        let mut deadline = Box::pin(sleep_until(start + window + self.inner.config.grace));
+        poll_fn(|cx| self.poll_ended(cx, Some(&mut deadline))).await;
+        poll_fn(|cx| self.poll_ended(cx, None)).await;
+        lock(&self.inner.registry).report
+    }
+
+    /// Ready once no watched task is live; when `deadline` fires first,
+    /// forces the rest and is ready.
+    fn poll_ended(&self, cx: &mut Context<'_>, deadline: Option<&mut Pin<Box<Sleep>>>) -> Poll<()> {
+        let mut registry = lock(&self.inner.registry);
+        if registry.live.is_empty() {
+            return Poll::Ready(());
+        }
+        registry.waiter = Some(cx.waker().clone());
+        let Some(deadline) = deadline else {
+            return Poll::Pending;
+        };
+        let forced: Vec<Arc<Signal>> = {
+            ready!(deadline.as_mut().poll(cx));
+            registry.live.values().cloned().collect()
+        };
+        drop(registry);
+        for signal in forced {
+            signal.set(FORCED);
+        }
+        Poll::Ready(())
+    }
+
+    /// Runs `serve` (an accept loop spawning watched tasks) until
+    /// `shutdown` resolves, then drains while `serve` keeps running (so new
+    /// upgrades get their 503), and drops it once every task has ended.
+    ///
+    /// # Errors
+    ///
+    /// `serve`'s error, if it fails before the drain ends; a `serve` that
+    /// ends without error only stops the accepting.
+    pub async fn serve_until<E>(
+        &self,
+        serve: impl Future<Output = Result<(), E>>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<DrainReport, E> {
+        let mut serve = std::pin::pin!(serve);
+        let mut serving = true;
+        // Polls `serve` while it runs; `Some` only for its error.
+        let mut poll_serve = |cx: &mut Context<'_>| -> Option<E> {
+            if serving && let Poll::Ready(result) = serve.as_mut().poll(cx) {
+                serving = false;
+                return result.err();
+            }
+            None
+        };
+        let mut shutdown = std::pin::pin!(shutdown);
+        poll_fn(|cx| match poll_serve(cx) {
+            Some(error) => Poll::Ready(Err(error)),
+            None => shutdown.as_mut().poll(cx).map(Ok),
+        })
+        .await?;
+        let mut drained = std::pin::pin!(self.shutdown());
+        poll_fn(|cx| match poll_serve(cx) {
+            Some(error) => Poll::Ready(Err(error)),
+            None => drained.as_mut().poll(cx).map(Ok),
+        })
+        .await
+    }
+}
+
+/// A watched task's handle on the drain: accepts its WebSocket (refusing
+/// with 503 during a drain) and ties the stream to the drain's Close.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    drain: Drain,
+    signal: Arc<Signal>,
+}
+
+impl Ticket {
+    /// [`WebSocketStream::accept_with`], refused with `503` and
+    /// `Retry-After` ([`Error::Rejected`]) during a drain, and the stream
+    /// [attached](Self::attach).
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocketStream::accept_with`].
+    pub async fn accept<S, F>(
+        &self,
+        stream: S,
+        server: &ServerBuilder<F>,
+    ) -> Result<TokioStream<S>, Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
+        let ws = TokioStream::accept_gated(stream, server, |_| self.drain.check()).await?;
+        Ok(self.attach(ws))
+    }
+
+    /// [`WebSocketStream::accept_admitted`], refused with `503` and
+    /// `Retry-After` during a drain, and the stream [attached](Self::attach).
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocketStream::accept_admitted`].
+    pub async fn accept_admitted<S, F>(
+        &self,
+        stream: S,
+        peer: std::net::SocketAddr,
+        server: &ServerBuilder<F>,
+        admission: &Admission,
+    ) -> Result<(TokioStream<S>, Permit), Error>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
+        let (ws, permit) =
+            TokioStream::admitted(stream, peer, server, admission, || self.drain.check()).await?;
+        Ok((self.attach(ws), permit))
+    }
+
+    /// Ties a stream to the drain: when its turn comes, the stream sends
+    /// the drain's Close on its next poll and reads on to the end of the
+    /// close handshake. Attach before [`split`](WebSocketStream::split).
+    #[must_use]
+    pub fn attach<S, R: Runtime<S>>(&self, mut ws: WebSocketStream<S, R>) -> WebSocketStream<S, R> {
+        ws.driver.drain = Some(Arc::clone(&self.signal));
+        ws
+    }
+
+    /// Whether the drain has asked this task's connection to close.
+    #[must_use]
+    pub fn is_closing(&self) -> bool {
+        self.signal.close_request().is_some()
+    }
+}
+
+/// Takes a watched task out of the registry when it ends or is dropped.
+#[derive(Debug)]
+struct Guard {
+    drain: Drain,
+    id: u64,
+    signal: Arc<Signal>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let mut registry = lock(&self.drain.inner.registry);
+        if registry.live.remove(&self.id).is_none() {
+            return;
+        }
+        if registry.draining {
+            let report = &mut registry.report;
+            match self.signal.state.load(Ordering::Acquire) {
+                FORCED => report.forced += 1,
+                _ if self.signal.clean.load(Ordering::Acquire) => report.closed += 1,
+                _ => report.ended += 1,
+            }
+            if registry.live.is_empty()
+                && let Some(waiter) = registry.waiter.take()
+            {
+                waiter.wake();
+            }
+        }
+    }
+}
+
+/// A connection task watched by a [`Drain`] (from [`Drain::watch`]): its
+/// output, or `None` if the drain dropped it at the grace deadline.
+#[must_use = "futures do nothing unless polled; spawn it"]
+pub struct Watched<F> {
+    task: Option<Pin<Box<F>>>,
+    guard: Guard,
+    /// The waker last given to the signal.
+    waker: Option<Waker>,
+}
+
+impl<F> fmt::Debug for Watched<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watched")
+            .field("id", &self.guard.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> Future for Watched<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        // The waker first, so a change after the check below still wakes.
+        // Compared with the copy kept here, it is stored (a lock) only when
+        // it changed: the echo server's every wake-up passes this way.
+        if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            this.waker = Some(cx.waker().clone());
+            *lock(&this.guard.signal.waker) = Some(cx.waker().clone());
+        }
+        if this.guard.signal.state.load(Ordering::Acquire) == FORCED {
+            // Dropping the task drops its stream: the transport closes.
+            self.task = None;
+            return Poll::Ready(None);
+        }
+        let Some(task) = self.task.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let output = ready!(task.as_mut().poll(cx));
+        self.task = None;
+        Poll::Ready(Some(output))
+    }
+}
