@@ -417,7 +417,9 @@ impl Rejection {
     /// Adds `Retry-After` with `wait` in whole seconds (rounded up, at least 1).
     #[must_use = "rejections are built by value"]
     pub fn retry_after(self, wait: std::time::Duration) -> Self {
-        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let seconds = wait
+            .as_secs()
+            .saturating_add(u64::from(wait.subsec_nanos() > 0));
         self.header("Retry-After", seconds.max(1).to_string())
     }
 

@@ -1,5 +1,5 @@
 //! hyper 1 (feature `hyper`): a request a hyper server already read
-//! becomes a [`WebSocketStream`], over HTTP/1.1 `Upgrade` or HTTP/2
+//! becomes a [`WebSocketStream`](crate::rt::WebSocketStream), over HTTP/1.1 `Upgrade` or HTTP/2
 //! extended CONNECT (RFC 8441; hyper's server offers it after
 //! `http2::Builder::enable_connect_protocol`).
 //!
