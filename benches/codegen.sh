@@ -16,9 +16,12 @@ cd "$(dirname "$0")/.."
 status=0
 for features in +avx2 +avx2,+avx512f,+avx512bw; do
   dir="target/codegen/${features//[+,]/_}"
+  # An explicit --target keeps RUSTFLAGS off build scripts and proc macros,
+  # which run on this CPU (that may lack AVX-512: they died of SIGILL).
+  host=$(rustc -vV | sed -n 's/^host: //p')
   RUSTFLAGS="-C target-feature=$features" CARGO_TARGET_DIR="$dir" \
-    cargo build --quiet --release --no-default-features --example echo_server_blocking
-  bin="$dir/release/examples/echo_server_blocking"
+    cargo build --quiet --release --no-default-features --example echo_server_blocking --target "$host"
+  bin="$dir/$host/release/examples/echo_server_blocking"
   found=$(objdump -d --no-show-raw-insn -C "$bin" |
     awk '/^[0-9a-f]+ <.*>:$/ { fn = $0 } /\tv(p?gather|p?scatter)/ && fn ~ /rfc6455/ { print fn; print }')
   echo "target-feature $features: $(grep -c $'\t' <<<"$found" || true) gather/scatter instructions in rfc6455 code"
