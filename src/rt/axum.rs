@@ -40,8 +40,8 @@ use std::future::Future;
 use axum_core::body::Body;
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
+use http::Request;
 use http::request::Parts;
-use http::{Method, Request};
 use hyper::ext::Protocol;
 use hyper::upgrade::OnUpgrade;
 
@@ -50,7 +50,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::handshake::http::Refused;
 use crate::handshake::{HandshakeError, RequestView};
-use crate::rt::hyper::{Upgrade, answer};
+use crate::rt::hyper::{Upgrade, answer, extended_connect};
 
 pub use crate::rt::hyper::WebSocket;
 
@@ -106,17 +106,14 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
         *request.uri_mut() = parts.uri.clone();
         *request.version_mut() = parts.version;
         *request.headers_mut() = parts.headers.clone();
-        let protocol = parts.extensions.get::<Protocol>().cloned();
-        let valid = match &protocol {
-            Some(protocol) if parts.method == Method::CONNECT => {
-                RequestView::from_extended_connect(&request, protocol.as_str()).map(drop)
-            }
-            _ => RequestView::from_http(&request).map(drop),
+        if let Some(protocol) = parts.extensions.get::<Protocol>() {
+            request.extensions_mut().insert(protocol.clone());
+        }
+        let valid = match extended_connect(&request) {
+            Some(protocol) => RequestView::from_extended_connect(&request, protocol).map(drop),
+            None => RequestView::from_http(&request).map(drop),
         };
         valid.map_err(|error| refusal(Refused::Invalid(error)))?;
-        if let Some(protocol) = protocol {
-            request.extensions_mut().insert(protocol);
-        }
         // hyper puts the handle there for a connection it can upgrade.
         let on = parts
             .extensions

@@ -55,7 +55,7 @@ use tokio::time::{Instant, Sleep, sleep_until};
 
 use crate::admission::{Admission, Permit};
 use crate::builder::ServerBuilder;
-use crate::close::CloseCode;
+use crate::close::{CloseCode, MAX_REASON_LEN};
 use crate::error::Error;
 use crate::handshake::{AcceptOptions, Rejection, RequestView};
 use crate::rt::tokio::WebSocketStream as TokioStream;
@@ -208,9 +208,20 @@ pub struct Drain {
 }
 
 impl Drain {
-    /// A drain with no tasks yet.
+    /// A drain with no tasks yet. A Close must be sendable, or no
+    /// connection would be closed before the grace deadline: a code that
+    /// may not be sent (1005, 1006, 1015) becomes 1001, and a reason is cut
+    /// to its first 123 bytes (at a character boundary).
     #[must_use]
-    pub fn new(config: DrainConfig) -> Self {
+    pub fn new(mut config: DrainConfig) -> Self {
+        if !config.code.is_sendable() {
+            config.code = CloseCode::GOING_AWAY;
+        }
+        let mut end = config.reason.len().min(MAX_REASON_LEN);
+        while !config.reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        config.reason.truncate(end);
         Self {
             inner: Arc::new(Inner {
                 reason: Arc::from(config.reason.as_str()),
@@ -307,15 +318,19 @@ impl Drain {
             registry.live.values().cloned().collect()
         };
         let window = self.inner.config.window;
-        let count = u32::try_from(order.len()).unwrap_or(u32::MAX);
-        for (i, signal) in (0..count).zip(&order) {
-            // The i-th of n Closes goes out at (i + ½)·window/n.
-            let at = start + (window * (2 * i + 1)) / (2 * count);
+        let count = order.len() as f64;
+        for (i, signal) in order.iter().enumerate() {
+            // The i-th of n Closes goes out at (i + ½)·window/n (a fraction
+            // of the window: no overflow whatever the configuration).
+            let at = start + window.mul_f64((i as f64 + 0.5) / count);
             sleep_until(at).await;
             signal.set(CLOSING);
         }
         drop(order);
-        let mut deadline = Box::pin(sleep_until(start + window + self.inner.config.grace));
+        let wait = window.saturating_add(self.inner.config.grace);
+        // A wait past what the clock can count is no deadline at all.
+        let deadline = start.checked_add(wait).unwrap_or_else(far_future);
+        let mut deadline = Box::pin(sleep_until(deadline));
         poll_fn(|cx| self.poll_ended(cx, Some(&mut deadline))).await;
         poll_fn(|cx| self.poll_ended(cx, None)).await;
         lock(&self.inner.registry).report
@@ -379,6 +394,11 @@ impl Drain {
         })
         .await
     }
+}
+
+/// About 30 years from now: tokio's own stand-in for "never".
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 /// A watched task's handle on the drain: accepts its WebSocket (refusing
@@ -519,5 +539,28 @@ impl<F: Future> Future for Watched<F> {
         let output = ready!(task.as_mut().poll(cx));
         self.task = None;
         Poll::Ready(Some(output))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A Close that could not be sent would leave every connection to the
+    // grace deadline.
+    #[test]
+    fn the_close_is_always_sendable() {
+        let drain = Drain::new(
+            DrainConfig::default()
+                .code(CloseCode::ABNORMAL)
+                .reason("é".repeat(100)),
+        );
+        let config = &drain.inner.config;
+        assert_eq!(config.code, CloseCode::GOING_AWAY);
+        assert_eq!(config.reason.len(), 122, "cut at a character boundary");
+        assert_eq!(&*drain.inner.reason, config.reason);
+        let mut conn =
+            crate::Connection::new(crate::Role::Server, crate::Config::default()).unwrap();
+        assert!(conn.close(config.code, &config.reason).is_ok());
     }
 }

@@ -77,8 +77,7 @@ where
 }
 
 /// The response and connection for `request`: RFC 8441 when it is an
-/// extended CONNECT (hyper reports `:protocol` as [`Protocol`]), RFC 6455
-/// otherwise.
+/// extended CONNECT, RFC 6455 otherwise.
 pub(crate) fn answer<B, F>(
     request: &Request<B>,
     server: &ServerBuilder<F>,
@@ -86,12 +85,17 @@ pub(crate) fn answer<B, F>(
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    match request.extensions().get::<Protocol>() {
-        Some(protocol) if request.method() == Method::CONNECT => {
-            upgrade_extended_connect(request, protocol.as_str(), server)
-        }
-        _ => crate::handshake::http::upgrade(request, server),
+    match extended_connect(request) {
+        Some(protocol) => upgrade_extended_connect(request, protocol, server),
+        None => crate::handshake::http::upgrade(request, server),
     }
+}
+
+/// The `:protocol` of an HTTP/2 extended CONNECT (hyper reports it as
+/// [`Protocol`]); `None` for any other request.
+pub(crate) fn extended_connect<B>(request: &Request<B>) -> Option<&str> {
+    let protocol = request.extensions().get::<Protocol>()?;
+    (request.method() == Method::CONNECT).then(|| protocol.as_str())
 }
 
 /// Resolves to the [`WebSocket`] once hyper has sent the response and
