@@ -3,6 +3,8 @@
 #
 #   autobahn/run.sh server   kosoku tests examples/echo_server
 #   autobahn/run.sh client   examples/autobahn_client runs against kosoku's fuzzing server
+#   autobahn/run.sh both     the two roles at once (each kosoku is one busy
+#                            Python process, so on two cores this halves the wait)
 #
 # Reports go to autobahn/reports/ROLE/ (git-ignored); the summary table ends
 # with `autobahn ROLE: N cases, F failed, S non-strict` and the exit status is
@@ -11,43 +13,65 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-role=${1:-}
-case "$role" in
-  server | client) ;;
-  *) echo "usage: autobahn/run.sh server|client" >&2; exit 2 ;;
+mode=${1:-}
+case "$mode" in
+  server) examples=(--example echo_server) ;;
+  client) examples=(--example autobahn_client) ;;
+  both) examples=(--example echo_server --example autobahn_client) ;;
+  *) echo "usage: autobahn/run.sh server|client|both" >&2; exit 2 ;;
 esac
 
 . .ci/lib.sh
 VENV=target/autobahn-venv
 ensure_venv "$VENV" kosoku 0.1.0
 PY="$VENV/bin/python"
+cargo build --quiet --release "${examples[@]}"
 
-reports="autobahn/reports/$role"
-rm -rf "$reports"
-mkdir -p "$reports"
-port=$(free_port)
-pid=
-trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
-if [ "$role" = server ]; then
-  cargo build --quiet --release --example echo_server
-  target/release/examples/echo_server "127.0.0.1:$port" 2>/dev/null &
-  pid=$!
-  wait_port "$port"
-  # kosoku's own exit status counts UNIMPLEMENTED as failure: judge from the reports.
-  timeout 900 "$VENV/bin/kosoku" -m fuzzingclient -p 4 -o "$reports" "127.0.0.1:$port" > "$reports/kosoku.log" 2>&1 || true
-else
-  cargo build --quiet --release --example autobahn_client
-  "$VENV/bin/kosoku" -m fuzzingserver -o "$reports" "127.0.0.1:$port" > "$reports/kosoku.log" 2>&1 &
-  pid=$!
-  wait_port "$port"
-  timeout 900 target/release/examples/autobahn_client "ws://127.0.0.1:$port"
-  # /updateReports makes the runner write the reports and finish.
-  for _ in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || break
-    [ -f "$reports/index.json" ] && sleep 0.5 && break
-    sleep 0.1
-  done
+# run_role ROLE: runs the cases of one role and prints its summary.
+run_role() {
+  local role=$1 reports="autobahn/reports/$1" port pid
+  rm -rf "$reports"
+  mkdir -p "$reports"
+  port=$(free_port)
+  if [ "$role" = server ]; then
+    target/release/examples/echo_server "127.0.0.1:$port" 2>/dev/null &
+    pid=$!
+    pids+=("$pid")
+    wait_port "$port"
+    # kosoku's own exit status counts UNIMPLEMENTED as failure: judge from the reports.
+    timeout 900 "$VENV/bin/kosoku" -m fuzzingclient -p 4 -o "$reports" "127.0.0.1:$port" > "$reports/kosoku.log" 2>&1 || true
+  else
+    "$VENV/bin/kosoku" -m fuzzingserver -o "$reports" "127.0.0.1:$port" > "$reports/kosoku.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    wait_port "$port"
+    timeout 900 target/release/examples/autobahn_client "ws://127.0.0.1:$port"
+    # /updateReports makes the runner write the reports and finish.
+    for _ in $(seq 1 300); do
+      kill -0 "$pid" 2>/dev/null || break
+      [ -f "$reports/index.json" ] && sleep 0.5 && break
+      sleep 0.1
+    done
+  fi
+  kill "$pid" 2>/dev/null || true
+  [ -f "$reports/index.json" ] || { echo "no reports written; see $reports/kosoku.log" >&2; return 1; }
+  "$PY" autobahn/summary.py "$role" "$reports" autobahn/known-runner-issues.md
+}
+
+if [ "$mode" = both ]; then
+  # The server role runs in the background; its output is shown after the client's.
+  log=$(mktemp)
+  run_role server > "$log" 2>&1 &
+  server=$!
+  pids+=("$server")
+  status=0
+  run_role client || status=1
+  wait "$server" || status=1
+  cat "$log"
+  rm -f "$log"
+  exit "$status"
 fi
-[ -f "$reports/index.json" ] || { echo "no reports written; see $reports/kosoku.log" >&2; exit 1; }
-"$PY" autobahn/summary.py "$role" "$reports" autobahn/known-runner-issues.md
+run_role "$mode"
