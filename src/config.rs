@@ -64,6 +64,19 @@ pub struct Config {
     /// server to close the transport after the close handshake (§7.1.1).
     /// Default 5 seconds.
     pub close_timeout: Option<Duration>,
+    /// How long the connection must be quiet (no bytes in or out, nothing
+    /// buffered, no message half-received or half-sent) before it gives
+    /// back its read and write buffers and its compression states (keeping,
+    /// with context takeover, only the bytes of the peer's window).
+    /// Default 1 second; `None` keeps them for the connection's life.
+    ///
+    /// What an idle connection costs is what it holds: with this, a plain
+    /// one keeps no buffer. The buffers come back once, on the next read or
+    /// send, not per message. Checked from
+    /// [`handle_timeout`](crate::Connection::handle_timeout), so a sans-IO
+    /// caller gets it by following [`poll_timeout`](crate::Connection::poll_timeout)
+    /// (the adapters do). Guarded by `tests/scale.rs`.
+    pub shrink_after_idle: Option<Duration>,
     /// Seed for the client's masking keys. Default `None`: seeded from the
     /// operating system's entropy, as RFC 6455 §10.3 requires.
     ///
@@ -93,6 +106,7 @@ impl Default for Config {
             keepalive_interval: None,
             idle_timeout: None,
             close_timeout: Some(Duration::from_secs(5)),
+            shrink_after_idle: Some(Duration::from_secs(1)),
             dangerous_mask_seed: None,
             rate_limits: RateLimits::default(),
             #[cfg(feature = "deflate")]
@@ -121,6 +135,8 @@ by_value_setters! {
         idle_timeout: Option<Duration>;
         /// Sets [`close_timeout`](Self::close_timeout).
         close_timeout: Option<Duration>;
+        /// Sets [`shrink_after_idle`](Self::shrink_after_idle).
+        shrink_after_idle: Option<Duration>;
         /// Sets [`dangerous_mask_seed`](Self::dangerous_mask_seed).
         dangerous_mask_seed: Option<u64>;
         /// Sets [`rate_limits`](Self::rate_limits).
@@ -243,6 +259,7 @@ impl Config {
             ("keepalive_interval", self.keepalive_interval),
             ("idle_timeout", self.idle_timeout),
             ("close_timeout", self.close_timeout),
+            ("shrink_after_idle", self.shrink_after_idle),
         ] {
             if value == Some(Duration::ZERO) {
                 return Err(ConfigError::ZeroDuration(name));

@@ -22,10 +22,39 @@ fn ext(name: &str, params: &[(&'static str, Option<&'static str>)]) -> Extension
     }
 }
 
+/// A configuration that limits no window, so the tables below show only
+/// what the offers ask for.
+fn unlimited() -> DeflateConfig {
+    DeflateConfig::default()
+        .client_max_window_bits(15)
+        .server_max_window_bits(15)
+}
+
+// By default both windows are limited to 14 bits: the server's always, the
+// client's where its offer allows a limit, as browsers' offers do.
+#[test]
+fn default_windows_are_14_bits() {
+    let pmd = "permessage-deflate";
+    let server = DeflateConfig::default();
+    let answer = |offer| server.negotiate(&[offer]).map(|(answer, _)| answer);
+    assert_eq!(
+        answer(ext(pmd, &[("client_max_window_bits", None)])).as_deref(),
+        Some("permessage-deflate; server_max_window_bits=14; client_max_window_bits=14")
+    );
+    assert_eq!(
+        answer(ext(pmd, &[])).as_deref(),
+        Some("permessage-deflate; server_max_window_bits=14")
+    );
+    assert_eq!(
+        DeflateConfig::default().offer(),
+        "permessage-deflate; server_max_window_bits=14; client_max_window_bits=14"
+    );
+}
+
 // §7.1: the server's choice among offers, parameter by parameter.
 #[test]
 fn server_negotiation_table() {
-    let server = DeflateConfig::default();
+    let server = unlimited();
     let pmd = "permessage-deflate";
     let cases: Vec<(Vec<Extension<'static>>, Option<&str>)> = vec![
         (vec![ext(pmd, &[])], Some("permessage-deflate")),
@@ -105,7 +134,7 @@ fn server_negotiation_table() {
 // §7.1: the client's checks of the answer.
 #[test]
 fn client_accepts_only_what_it_allowed() {
-    let client = DeflateConfig::default();
+    let client = unlimited();
     let pmd = "permessage-deflate";
     assert_eq!(client.accept(&[]), Ok(None));
     let ok = client
@@ -136,17 +165,13 @@ fn client_accepts_only_what_it_allowed() {
         assert!(client.accept(&bad).is_err(), "{bad:?}");
     }
     // A client that does not allow a limited window refuses one.
-    let strict = DeflateConfig::default().client_max_window_bits(12);
+    let strict = unlimited().client_max_window_bits(12);
     assert!(
         strict
             .accept(&[ext(pmd, &[("client_max_window_bits", Some("13"))])])
             .is_err()
     );
-    assert!(
-        DeflateConfig::default()
-            .offer()
-            .contains("client_max_window_bits")
-    );
+    assert!(unlimited().offer().contains("client_max_window_bits"));
 }
 
 fn pair(params: DeflateParams, threshold: usize) -> Pair {

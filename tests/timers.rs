@@ -11,6 +11,61 @@ use support::*;
 
 const SEC: Duration = Duration::from_secs(1);
 
+/// No shrink check, so the deadlines asserted are only the timers under test.
+fn quiet() -> Config {
+    Config::default().shrink_after_idle(None)
+}
+
+/// Bytes read the way the adapters read: into the connection's own buffer.
+fn read(conn: &mut rfc6455::Connection, bytes: &[u8]) {
+    conn.read_buf().extend_from_slice(bytes);
+}
+
+// A connection gives its buffers back after a whole period with no traffic,
+// and then asks for no time at all until traffic resumes.
+#[test]
+fn a_quiet_connection_shrinks_and_then_needs_no_timer() {
+    let t0 = Instant::now();
+    let mut s = server(Config::default());
+    s.handle_timeout(t0);
+    assert_eq!(s.poll_timeout(), None, "nothing held, nothing to check");
+    read(&mut s, &client_frame(OpCode::Text, true, b"hi"));
+    assert_eq!(pull(&mut s), (vec![Message::text("hi")], None));
+    // A period after the last known time, the check is armed afresh...
+    assert_eq!(s.poll_timeout(), Some(t0 + SEC));
+    s.handle_timeout(t0 + SEC);
+    assert_eq!(s.poll_timeout(), Some(t0 + 2 * SEC));
+    // ... traffic within the period postpones the shrink ...
+    read(&mut s, &client_frame(OpCode::Text, true, b"again"));
+    assert_eq!(pull(&mut s), (vec![Message::text("again")], None));
+    s.handle_timeout(t0 + 2 * SEC);
+    assert_eq!(s.poll_timeout(), Some(t0 + 3 * SEC));
+    // ... and a whole quiet period ends it: nothing held, no deadline.
+    s.handle_timeout(t0 + 3 * SEC);
+    assert_eq!(s.poll_timeout(), None);
+    // Traffic brings the buffer back, once.
+    read(&mut s, &client_frame(OpCode::Text, true, b"back"));
+    assert_eq!(pull(&mut s), (vec![Message::text("back")], None));
+    assert_eq!(s.poll_timeout(), Some(t0 + 4 * SEC));
+}
+
+// A frame half-received is never given back: the check comes round again.
+#[test]
+fn a_half_received_frame_keeps_the_buffer() {
+    let t0 = Instant::now();
+    let mut s = server(Config::default());
+    s.handle_timeout(t0);
+    let frame = client_frame(OpCode::Binary, true, &[7; 100]);
+    read(&mut s, &frame[..50]);
+    assert_eq!(pull(&mut s), (vec![], None));
+    for n in 1..5 {
+        s.handle_timeout(t0 + n * SEC);
+        assert_eq!(s.poll_timeout(), Some(t0 + (n + 1) * SEC));
+    }
+    read(&mut s, &frame[50..]);
+    assert_eq!(pull(&mut s), (vec![Message::binary(vec![7; 100])], None));
+}
+
 #[test]
 fn no_timer_armed_by_default() {
     let mut s = server(Config::default());
@@ -27,7 +82,7 @@ fn no_timer_armed_by_default() {
 #[test]
 fn keepalive_ping_after_silence() {
     let t0 = Instant::now();
-    let mut c = client(Config::default().keepalive_interval(Some(10 * SEC)));
+    let mut c = client(quiet().keepalive_interval(Some(10 * SEC)));
     c.handle_timeout(t0);
     assert_eq!(c.poll_timeout(), Some(t0 + 10 * SEC));
     c.handle_timeout(t0 + 9 * SEC);
@@ -47,7 +102,7 @@ fn keepalive_ping_after_silence() {
 #[test]
 fn idle_timeout_fails_with_1001() {
     let t0 = Instant::now();
-    let mut s = server(Config::default().idle_timeout(Some(30 * SEC)));
+    let mut s = server(quiet().idle_timeout(Some(30 * SEC)));
     s.handle_timeout(t0);
     s.receive(&client_frame(OpCode::Text, true, b"hi"));
     s.handle_timeout(t0 + 20 * SEC);
@@ -67,7 +122,7 @@ fn idle_timeout_fails_with_1001() {
 #[test]
 fn unanswered_close_times_out() {
     let t0 = Instant::now();
-    let mut c = client(Config::default().close_timeout(Some(5 * SEC)));
+    let mut c = client(quiet().close_timeout(Some(5 * SEC)));
     c.handle_timeout(t0);
     c.close(CloseCode::NORMAL, "").unwrap();
     assert_eq!(

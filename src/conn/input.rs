@@ -13,7 +13,7 @@ use super::outgoing::Outgoing;
 use crate::frame::MAX_HEADER_LEN;
 
 /// The smallest spare capacity [`Input::read_buf`] offers.
-const MIN_READ: usize = 16 * 1024;
+const MIN_READ: usize = 2 * 1024;
 /// The most spare capacity [`Input::read_buf`] offers between frames.
 const MAX_READ: usize = 256 * 1024;
 /// The most [`Input::read_buf`] reserves for a frame beyond the bytes that
@@ -64,6 +64,20 @@ impl Input {
     /// Records that the buffer shrank from `before` bytes by parsing.
     pub(crate) fn consumed_from(&mut self, before: usize) {
         self.consumed += (before - self.buf.len()) as u64;
+    }
+
+    /// Whether the buffer has given its allocation back (see [`release`](Self::release)).
+    pub(crate) fn is_released(&self) -> bool {
+        self.buf.capacity() == 0
+    }
+
+    /// Lets the buffer's allocation go; only while nothing is buffered. The
+    /// read sizing starts again from the smallest read.
+    pub(crate) fn release(&mut self) {
+        debug_assert!(self.buf.is_empty());
+        self.buf = BytesMut::new();
+        self.read_hint = MIN_READ;
+        self.last_offer = (self.total(), 0);
     }
 
     /// Drops everything buffered (counted as received).

@@ -215,7 +215,7 @@ impl Connection {
     /// arrives in one allocation and is handed out without a copy. Past that
     /// it grows with the bytes that have arrived (at most 1 MiB, or as much
     /// again as is buffered, ahead of them), never with a length a peer
-    /// merely announces. Between frames it starts at 16 KiB and doubles (up
+    /// merely announces. Between frames it starts at 2 KiB and doubles (up
     /// to 256 KiB) whenever a read filled all of it, so a peer that
     /// pipelines many frames is read in few system calls while an idle
     /// connection keeps a small buffer. Once the message has been handed out
@@ -227,6 +227,22 @@ impl Connection {
         let out = self.sender.queue();
         let idle = !out.has_remaining();
         self.input.read_buf(missing, idle, out)
+    }
+
+    /// Whether the input buffer was given back while idle: the adapters then
+    /// read into a small buffer of their own ([`fill_from`](Self::fill_from))
+    /// and the input buffer comes back only when bytes do.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn is_input_released(&self) -> bool {
+        self.input.is_released()
+    }
+
+    /// Takes bytes read elsewhere into the input (allocating the buffer).
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn fill_from(&mut self, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.read_buf().extend_from_slice(bytes);
+        }
     }
 
     /// Reads into initialised memory (for `std::io::Read`-style transports):
@@ -305,6 +321,58 @@ impl Connection {
         }
         // A Close queued just now (by an idle failure) is waited for from now.
         self.timers.arm_close(now, self.config.close_timeout);
+        self.check_shrink(now);
+    }
+
+    /// Gives back the buffers (and the compression states) once
+    /// a whole [`shrink_after_idle`](Config::shrink_after_idle) passed with
+    /// no bytes in or out and the connection quiet; otherwise checks again
+    /// one period later. Checking by counters, not per read, keeps the
+    /// deadline (and the adapters' timer) still while traffic flows.
+    fn check_shrink(&mut self, now: Instant) {
+        let Some(period) = self.config.shrink_after_idle else {
+            return;
+        };
+        let activity = (self.input.total(), self.sender.written());
+        match self.timers.shrink {
+            Some(at) if at > now => {}
+            Some(_) if activity == self.timers.activity && self.is_quiet() => {
+                self.input.release();
+                #[cfg(feature = "deflate")]
+                self.receiver.release();
+                self.sender.release();
+                self.timers.shrink = None;
+            }
+            _ if self.holds_idle_memory() => {
+                self.timers.activity = activity;
+                self.timers.shrink = now.checked_add(period);
+            }
+            _ => self.timers.shrink = None,
+        }
+    }
+
+    /// Nothing buffered either way, no frame or message half-way.
+    fn is_quiet(&self) -> bool {
+        self.input.buf.is_empty() && self.receiver.is_quiet() && self.sender.is_quiet()
+    }
+
+    /// Whether the connection holds memory a shrink would give back.
+    fn holds_idle_memory(&self) -> bool {
+        !self.input.is_released() || self.receiver.holds_memory() || self.sender.holds_memory()
+    }
+
+    /// When the shrink check is due: its deadline, or, with memory held and
+    /// no check armed (traffic resumed since the last shrink), one period
+    /// after the last known time; the `handle_timeout` then arms the check
+    /// from a fresh `now`.
+    fn shrink_deadline(&self) -> Option<Instant> {
+        match (self.timers.shrink, self.config.shrink_after_idle) {
+            (Some(at), _) => Some(at),
+            (None, Some(period)) if self.holds_idle_memory() => {
+                self.timers.now.and_then(|now| now.checked_add(period))
+            }
+            (None, _) => None,
+        }
     }
 
     /// Whether the connection can use more input: false once the transport
@@ -624,10 +692,10 @@ impl Connection {
     #[must_use = "re-arm the timer to this deadline"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let resume = self.receiver.limiter.as_ref().and_then(|l| l.resume_at());
-        match (self.timers.earliest(), resume) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.timers.earliest(), resume, self.shrink_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     // ---- State -------------------------------------------------------------

@@ -28,11 +28,11 @@ use crate::frame::{FrameHeader, extend_masked, put_short_header, short_header_le
 const INLINE_PAYLOAD: usize = 4096;
 
 /// The size the write buffer is given when it runs out of room.
-const MIN_WRITE_BUFFER: usize = 8 * 1024;
+const MIN_WRITE_BUFFER: usize = 2 * 1024;
 
 /// A drained write buffer goes back to the front of its allocation once this
 /// much has been consumed from it (not after every small write).
-const RECLAIM_AFTER: usize = 4 * 1024;
+const RECLAIM_AFTER: usize = 1024;
 
 /// A written payload's allocation is kept for reading if it holds at least
 /// this much.
@@ -102,6 +102,22 @@ impl Outgoing {
     /// Lets go of every kept allocation.
     pub(crate) fn clear_recycled(&mut self) {
         self.recycled.clear();
+    }
+
+    /// Whether any allocation is held (the write buffer, the segment queue,
+    /// kept payload allocations).
+    pub(crate) fn holds_memory(&self) -> bool {
+        self.buf.capacity() > 0 || self.queue.capacity() > 0 || !self.recycled.is_empty()
+    }
+
+    /// Lets every allocation go; only while nothing is waiting.
+    pub(crate) fn release(&mut self) {
+        debug_assert!(self.is_empty());
+        self.queue = VecDeque::new();
+        self.buf = BytesMut::new();
+        self.consumed = 0;
+        self.open = 0;
+        self.recycled = Vec::new();
     }
 
     /// Keeps a written payload's allocation if nothing else holds it.
@@ -345,14 +361,14 @@ mod tests {
     // buffer nor copies frames forward.
     #[test]
     fn a_drained_queue_starts_the_next_burst_at_the_front() {
-        let payload = Bytes::from(vec![5u8; 1000]);
-        let header = FrameHeader::new(OpCode::Binary, 1000);
+        let payload = Bytes::from(vec![5u8; 200]);
+        let header = FrameHeader::new(OpCode::Binary, 200);
         let mut out = Outgoing::default();
         out.push_frame(&header, &payload);
         let start = out.chunk().as_ptr();
-        let fits = out.buf.capacity() / 1004;
+        let fits = out.buf.capacity() / 204;
         assert!(
-            (fits - 3) * 1004 >= RECLAIM_AFTER,
+            (fits - 3) * 204 >= RECLAIM_AFTER,
             "room for bursts: {fits} frames"
         );
         for _ in 1..fits {
@@ -360,7 +376,7 @@ mod tests {
         }
         for burst in [fits - 3, fits, fits - 1, fits] {
             // Written in two steps, the second leaving nothing pending.
-            out.advance(1004);
+            out.advance(204);
             out.advance(out.remaining());
             for _ in 0..burst {
                 out.push_frame(&header, &payload);

@@ -95,6 +95,29 @@ impl Receiver {
     }
 
     /// Payload bytes the current frame still needs, or 0 between frames.
+    /// No frame or message is in progress.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.current.is_none() && self.fragmented.is_none()
+    }
+
+    /// Whether a decompressor state [`release`](Self::release) lets go is held.
+    pub(crate) fn holds_memory(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.inflater.as_ref().is_some_and(|i| i.is_live()) {
+            return true;
+        }
+        false
+    }
+
+    /// Lets the decompressor state go (its window's bytes stay); only while
+    /// [quiet](Self::is_quiet).
+    #[cfg(feature = "deflate")]
+    pub(crate) fn release(&mut self) {
+        if let Some(inflater) = &mut self.inflater {
+            inflater.release();
+        }
+    }
+
     pub(crate) fn frame_bytes_missing(&self, buffered: usize) -> usize {
         self.current
             .as_ref()

@@ -30,7 +30,8 @@ pub(crate) struct Sender {
     /// The kind and UTF-8 state of a fragmented message being sent.
     fragment: Option<(DataKind, Utf8Validator)>,
     /// Masking keys; clients only.
-    rng: Option<StdRng>,
+    /// Boxed: a server, which has none, does not carry its 300 bytes.
+    rng: Option<Box<StdRng>>,
     /// Data frames are split to at most this many payload bytes.
     max_frame: usize,
     /// permessage-deflate's compressor, once negotiated.
@@ -48,7 +49,7 @@ impl Sender {
             out: Outgoing::default(),
             pending_pong: None,
             fragment: None,
-            rng,
+            rng: rng.map(Box::new),
             max_frame: max_frame.unwrap_or(usize::MAX),
             #[cfg(feature = "deflate")]
             deflater: None,
@@ -86,6 +87,30 @@ impl Sender {
     /// Whether anything waits to be written.
     pub(crate) fn wants_write(&self) -> bool {
         !self.out.is_empty() || self.pending_pong.is_some()
+    }
+
+    /// Nothing is queued, pending or half-sent.
+    pub(crate) fn is_quiet(&self) -> bool {
+        !self.wants_write() && self.fragment.is_none()
+    }
+
+    /// Whether an allocation that [`release`](Self::release) lets go is held.
+    pub(crate) fn holds_memory(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        if self.deflater.as_ref().is_some_and(|d| d.is_live()) {
+            return true;
+        }
+        self.out.holds_memory()
+    }
+
+    /// Lets the output buffers (and a compressor with context takeover) go;
+    /// only while [quiet](Self::is_quiet).
+    pub(crate) fn release(&mut self) {
+        self.out.release();
+        #[cfg(feature = "deflate")]
+        if let Some(deflater) = &mut self.deflater {
+            deflater.release();
+        }
     }
 
     /// Whether a fragmented message is being sent.

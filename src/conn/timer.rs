@@ -23,6 +23,12 @@ pub(crate) struct Timers {
     /// A close wait started since the last `handle_timeout`; its deadline is
     /// armed from the next `now`.
     pub(crate) close_pending: bool,
+    /// When to check whether the connection stayed quiet (and shrink it).
+    /// Not among the deadlines reads need the time for: the check compares
+    /// `activity`, and the connection reports it from `poll_timeout`.
+    pub(crate) shrink: Option<Instant>,
+    /// Bytes received and written, in total, when `shrink` was armed.
+    pub(crate) activity: (u64, u64),
 }
 
 fn after(now: Instant, interval: Option<Duration>) -> Option<Instant> {

@@ -18,7 +18,9 @@
 // Numbers here come from the peer: arithmetic on them is checked.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -49,9 +51,16 @@ pub struct DeflateConfig {
     /// Messages shorter than this are sent uncompressed. Default 64 bytes.
     pub threshold: usize,
     /// The client's window bits to ask for (client offer) or to impose
-    /// (server answer). Default 15.
+    /// (server answer, when the client's offer allows it). Default 14.
+    ///
+    /// The receiving end keeps the last 2^bits bytes inflated while idle
+    /// (16 KiB at 14, 32 KiB at 15), so this bounds what an idle connection
+    /// with context takeover holds; the cost in compression is in
+    /// `benches/README.md` (`cargo bench --features deflate --bench deflate_ratio`:
+    /// 14 bits sends 3-5 % more bytes than 15 on this crate's sources).
     pub client_max_window_bits: u8,
-    /// The server's window bits to ask for (client) or to use at most (server). Default 15.
+    /// The server's window bits to ask for (client) or to use at most
+    /// (server). Default 14, as [`client_max_window_bits`](Self::client_max_window_bits).
     pub server_max_window_bits: u8,
     /// Ask for (client) or impose (server) a fresh client context per message. Default false.
     pub client_no_context_takeover: bool,
@@ -64,8 +73,8 @@ impl Default for DeflateConfig {
         Self {
             level: 6,
             threshold: 64,
-            client_max_window_bits: 15,
-            server_max_window_bits: 15,
+            client_max_window_bits: 14,
+            server_max_window_bits: 14,
             client_no_context_takeover: false,
             server_no_context_takeover: false,
         }
@@ -306,17 +315,44 @@ impl DeflateConfig {
 }
 
 /// One direction's compressor.
+/// Compressor and decompressor states kept between the messages of
+/// connections that start each message afresh (no context takeover), so
+/// such a connection holds none while idle and does not build one per
+/// message. A state taken is reset before it is put back; at most
+/// [`POOL_MAX`] of each kind are kept (the rest are dropped).
+static COMPRESSORS: Mutex<Vec<(SharedKey, Compress)>> = Mutex::new(Vec::new());
+static DECOMPRESSORS: Mutex<Vec<(u8, Decompress)>> = Mutex::new(Vec::new());
+const POOL_MAX: usize = 8;
+
+/// Takes a pooled state made for `key`, if one is kept.
+fn take_pooled<K: PartialEq, T>(pool: &Mutex<Vec<(K, T)>>, key: &K) -> Option<T> {
+    let mut pool = pool.lock().unwrap_or_else(PoisonError::into_inner);
+    let at = pool.iter().rposition(|(k, _)| k == key)?;
+    Some(pool.swap_remove(at).1)
+}
+
+/// Keeps a reset state for the next message (of any connection), if there is room.
+fn put_pooled<K, T>(pool: &Mutex<Vec<(K, T)>>, key: K, state: T) {
+    let mut pool = pool.lock().unwrap_or_else(PoisonError::into_inner);
+    if pool.len() < POOL_MAX {
+        pool.push((key, state));
+    }
+}
+
+/// Compresses outgoing messages. The zlib state is made on the first
+/// compressed message, not at the handshake; with no context takeover it
+/// goes back to the pool after each message, and with context takeover
+/// [`release`](Self::release) lets it go while the connection is idle
+/// (the next message then refers to nothing before it, which every
+/// decompressor accepts).
 pub(crate) struct Deflater {
-    compress: Compress,
+    compress: Option<Compress>,
     fresh_each_message: bool,
     pub(crate) threshold: usize,
-    /// What its output depends on, when each message starts afresh.
     key: SharedKey,
 }
 
-/// The settings a fresh-context compressor's output depends on: two
-/// connections with the same key compress a message to the same bytes, so
-/// a prepared message can share one encoding among them.
+/// What makes two compressors interchangeable between messages.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SharedKey {
     level: u32,
@@ -327,6 +363,7 @@ impl fmt::Debug for Deflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Deflater")
             .field("fresh_each_message", &self.fresh_each_message)
+            .field("live", &self.compress.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -338,45 +375,57 @@ impl Deflater {
         fresh_each_message: bool,
         threshold: usize,
     ) -> Self {
-        let key = SharedKey {
-            level: level.min(9),
-            window_bits: window_bits.clamp(MIN_ZLIB_WINDOW, 15),
-        };
         Self {
-            compress: Compress::new_with_window_bits(
-                Compression::new(key.level),
-                false,
-                key.window_bits,
-            ),
+            compress: None,
             fresh_each_message,
             threshold,
-            key,
+            key: SharedKey {
+                level: level.min(9),
+                window_bits: window_bits.clamp(MIN_ZLIB_WINDOW, 15),
+            },
         }
     }
 
-    /// The key under which its output can be shared: `Some` when every
-    /// message starts with a fresh context, as a compressor of a
-    /// connection with context takeover depends on what it sent before.
+    /// The key under which this compressor's output may be shared between
+    /// connections: only with no context takeover.
     pub(crate) fn shared_key(&self) -> Option<SharedKey> {
         self.fresh_each_message.then_some(self.key)
     }
 
-    /// Compresses one message's payload (§7.2.1): a sync flush with its
-    /// trailing `00 00 ff ff` removed.
+    /// Whether a zlib state is held.
+    pub(crate) fn is_live(&self) -> bool {
+        self.compress.is_some()
+    }
+
+    /// Lets the zlib state go (the connection is idle).
+    pub(crate) fn release(&mut self) {
+        self.compress = None;
+    }
+
+    fn state(&mut self) -> &mut Compress {
+        let key = self.key;
+        self.compress.get_or_insert_with(|| {
+            take_pooled(&COMPRESSORS, &key).unwrap_or_else(|| {
+                Compress::new_with_window_bits(Compression::new(key.level), false, key.window_bits)
+            })
+        })
+    }
+
     pub(crate) fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity((payload.len() / 2).saturating_add(64));
         let mut consumed = 0usize;
+        let compress = self.state();
         loop {
             out.reserve((payload.len().saturating_sub(consumed) / 2).saturating_add(64));
-            let before = self.compress.total_in();
+            let before = compress.total_in();
             // Compressing into spare room never fails on a stream we produce.
-            let _ = self.compress.compress_vec(
+            let _ = compress.compress_vec(
                 payload.get(consumed..).unwrap_or_default(),
                 &mut out,
                 FlushCompress::Sync,
             );
-            let taken = usize::try_from(self.compress.total_in().saturating_sub(before))
-                .unwrap_or(usize::MAX);
+            let taken =
+                usize::try_from(compress.total_in().saturating_sub(before)).unwrap_or(usize::MAX);
             consumed = consumed.saturating_add(taken);
             // The flush is complete once all input is in and room was left over.
             if consumed >= payload.len() && out.len() < out.capacity() {
@@ -390,25 +439,40 @@ impl Deflater {
             // An empty message is sent as one empty byte (§7.2.3.6).
             out.push(0x00);
         }
-        if self.fresh_each_message {
-            self.compress.reset();
+        if self.fresh_each_message
+            && let Some(mut compress) = self.compress.take()
+        {
+            compress.reset();
+            put_pooled(&COMPRESSORS, self.key, compress);
         }
         out
     }
 }
 
-/// One direction's decompressor.
+/// Inflates received messages. The zlib state is made on the first
+/// compressed message; with no context takeover it goes back to the pool
+/// after each message. With context takeover the peer may refer to anything
+/// in the window, so the window's bytes (the last 2^bits of what was
+/// inflated) are kept beside the state: [`release`](Self::release) lets the
+/// state go while the connection is idle, and the next message's state
+/// starts from them as its dictionary. An idle connection then holds the
+/// window's bytes, not the whole state (about 48 KiB with zlib-rs,
+/// whatever the window).
 pub(crate) struct Inflater {
-    decompress: Decompress,
+    decompress: Option<Decompress>,
+    window_bits: u8,
     fresh_each_message: bool,
-    /// The sender ended the DEFLATE stream (a block with BFINAL) in this message.
     ended: bool,
+    /// With context takeover: the last 2^`window_bits` bytes inflated.
+    history: VecDeque<u8>,
 }
 
 impl fmt::Debug for Inflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inflater")
             .field("fresh_each_message", &self.fresh_each_message)
+            .field("live", &self.decompress.is_some())
+            .field("history", &self.history.len())
             .finish_non_exhaustive()
     }
 }
@@ -416,18 +480,61 @@ impl fmt::Debug for Inflater {
 impl Inflater {
     pub(crate) fn new(window_bits: u8, fresh_each_message: bool) -> Self {
         Self {
-            decompress: Decompress::new_with_window_bits(
-                false,
-                window_bits.clamp(MIN_ZLIB_WINDOW, 15),
-            ),
+            decompress: None,
+            window_bits: window_bits.clamp(MIN_ZLIB_WINDOW, 15),
             fresh_each_message,
             ended: false,
+            history: VecDeque::new(),
         }
     }
 
-    /// Inflates `input` onto `out`, growing it geometrically but never past
-    /// `limit + 1` bytes, and fails with 1009 as soon as `out` passes `limit`. At the end of a message
-    /// (`fin`) the removed trailer is fed too (§7.2.2).
+    /// Whether a zlib state is held.
+    pub(crate) fn is_live(&self) -> bool {
+        self.decompress.is_some()
+    }
+
+    /// Lets the zlib state go, keeping the window's bytes; only between messages.
+    pub(crate) fn release(&mut self) {
+        self.decompress = None;
+    }
+
+    /// A state for the next message: the one kept, a pooled one (no context
+    /// takeover), or a new one primed with the window's bytes.
+    fn state(&mut self) -> Result<Decompress, ProtocolError> {
+        if let Some(decompress) = self.decompress.take() {
+            return Ok(decompress);
+        }
+        let bits = self.window_bits;
+        if self.fresh_each_message {
+            return Ok(take_pooled(&DECOMPRESSORS, &bits)
+                .unwrap_or_else(|| Decompress::new_with_window_bits(false, bits)));
+        }
+        let mut decompress = Decompress::new_with_window_bits(false, bits);
+        if !self.history.is_empty() {
+            decompress
+                .set_dictionary(self.history.make_contiguous())
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        }
+        Ok(decompress)
+    }
+
+    /// Keeps the last 2^bits bytes of what has been inflated (context takeover).
+    fn remember(&mut self, message: &[u8]) {
+        let window = 1usize << self.window_bits;
+        let tail = message
+            .get(message.len().saturating_sub(window)..)
+            .unwrap_or_default();
+        let excess = self
+            .history
+            .len()
+            .saturating_add(tail.len())
+            .saturating_sub(window);
+        self.history.drain(..excess.min(self.history.len()));
+        self.history.extend(tail);
+    }
+
+    /// Inflates one frame's payload onto `out` (the message so far); at
+    /// `fin`, the message is complete.
     pub(crate) fn inflate(
         &mut self,
         input: &[u8],
@@ -435,18 +542,40 @@ impl Inflater {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), ProtocolError> {
-        self.feed(input, out, limit)?;
-        if fin {
-            self.feed(&TRAILER, out, limit)?;
-            if self.fresh_each_message || self.ended {
-                self.decompress.reset(false);
-                self.ended = false;
+        let mut decompress = self.state()?;
+        let mut result = self.feed(&mut decompress, input, out, limit);
+        if result.is_ok() && fin {
+            result = self.feed(&mut decompress, &TRAILER, out, limit);
+            if result.is_ok() {
+                if self.fresh_each_message {
+                    self.ended = false;
+                    decompress.reset(false);
+                    put_pooled(&DECOMPRESSORS, self.window_bits, decompress);
+                    return Ok(());
+                }
+                if self.ended {
+                    // A peer that ended its stream starts a new one, which
+                    // refers to nothing before it.
+                    self.ended = false;
+                    decompress.reset(false);
+                    self.history.clear();
+                } else {
+                    self.remember(out);
+                }
             }
         }
-        Ok(())
+        // After an error the connection fails: the state is not pooled.
+        self.decompress = Some(decompress);
+        result
     }
 
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), ProtocolError> {
+    fn feed(
+        &mut self,
+        decompress: &mut Decompress,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
         let mut consumed = 0usize;
         while !self.ended {
             if out.len() == out.capacity() {
@@ -460,16 +589,15 @@ impl Inflater {
                     .max(out.len().saturating_add(1));
                 out.reserve_exact(target.saturating_sub(out.len()));
             }
-            let (before_in, before_out) = (self.decompress.total_in(), out.len());
-            let status = self
-                .decompress
+            let (before_in, before_out) = (decompress.total_in(), out.len());
+            let status = decompress
                 .decompress_vec(
                     input.get(consumed..).unwrap_or_default(),
                     out,
                     FlushDecompress::Sync,
                 )
                 .map_err(|_| ProtocolError::InvalidCompressedData)?;
-            let taken = usize::try_from(self.decompress.total_in().saturating_sub(before_in))
+            let taken = usize::try_from(decompress.total_in().saturating_sub(before_in))
                 .unwrap_or(usize::MAX);
             consumed = consumed.saturating_add(taken);
             if out.len() > limit {

@@ -104,6 +104,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for FuturesIo {
         as_poll(conn.read_into(read_with(|buf| Pin::new(stream).poll_read(cx, buf))))
     }
 
+    fn poll_read_slice(
+        stream: &mut S,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(stream).poll_read(cx, buf)
+    }
+
     fn poll_read_buf(
         stream: &mut S,
         cx: &mut Context<'_>,

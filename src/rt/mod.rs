@@ -79,6 +79,13 @@ pub trait Runtime<S>: sealed::Sealed + Sized {
         cx: &mut Context<'_>,
         conn: &mut Connection,
     ) -> Poll<io::Result<usize>>;
+    /// Reads once into `buf`.
+    #[doc(hidden)]
+    fn poll_read_slice(
+        stream: &mut S,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>>;
     /// Reads once into the spare room of `buf`.
     #[doc(hidden)]
     fn poll_read_buf(
@@ -169,6 +176,10 @@ fn write_call<S, R: Runtime<S>>(
     }
 }
 
+/// The most read at once into the stack while the connection's input
+/// buffer is given back (a small message in one read).
+const PROBE_READ: usize = 1024;
+
 /// The connection, its stream and its timer: the whole adapter.
 struct Driver<S, R: Runtime<S>> {
     conn: Connection,
@@ -233,6 +244,9 @@ impl<S, R: Runtime<S>> Driver<S, R> {
     /// (and `handle_timeout` ran).
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
         let Some(deadline) = self.conn.poll_timeout() else {
+            // No timer is kept while none is armed (an idle connection).
+            self.timer = None;
+            self.armed = None;
             return false;
         };
         let timer = self.timer.get_or_insert_with(|| R::timer(deadline));
@@ -251,7 +265,17 @@ impl<S, R: Runtime<S>> Driver<S, R> {
 
     /// Reads once into the connection; `Ready(Ok(()))` after any input or EOF.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let read = ready!(R::poll_read(&mut self.stream, cx, &mut self.conn));
+        let read = if self.conn.is_input_released() {
+            // An idle connection waits with a stack buffer, not its own.
+            let mut probe = [0u8; PROBE_READ];
+            let read = ready!(R::poll_read_slice(&mut self.stream, cx, &mut probe));
+            if let Ok(n) = read {
+                self.conn.fill_from(probe.get(..n).unwrap_or_default());
+            }
+            read
+        } else {
+            ready!(R::poll_read(&mut self.stream, cx, &mut self.conn))
+        };
         Poll::Ready(transport::after_read(&mut self.conn, read, R::now()))
     }
 
@@ -448,7 +472,10 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
         let driver = server.driver(R::now())?;
-        Self::serve_handshake(stream, driver).await
+        // Boxed: a task keeps the largest state its future ever had for its
+        // whole life, and the handshake's would otherwise sit beside the open
+        // connection's (tests/scale.rs).
+        Box::pin(Self::serve_handshake(stream, driver)).await
     }
 
     /// Like [`accept_with`](Self::accept_with), with `admission`'s limits
@@ -508,7 +535,8 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
         let driver = server.driver_with(R::now(), gate)?;
-        Self::serve_handshake(stream, driver).await
+        // Boxed, as in `accept_with`.
+        Box::pin(Self::serve_handshake(stream, driver)).await
     }
 
     /// Runs a server handshake to its end; shuts the stream down after a refusal.
@@ -535,7 +563,8 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
     pub async fn client(mut stream: S, client: &ClientBuilder) -> Result<(Self, Accepted), Error> {
         let driver = client.driver(R::now())?;
-        let (conn, accepted) = handshake::<S, R, _>(&mut stream, driver).await?;
+        // Boxed, as in `accept_with`.
+        let (conn, accepted) = Box::pin(handshake::<S, R, _>(&mut stream, driver)).await?;
         Ok((Self::new(stream, conn), accepted))
     }
 

@@ -32,7 +32,7 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -83,6 +83,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for Tokio {
         conn: &mut Connection,
     ) -> Poll<io::Result<usize>> {
         Self::poll_read_buf(stream, cx, conn.read_buf())
+    }
+
+    fn poll_read_slice(
+        stream: &mut S,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut buf = tokio::io::ReadBuf::new(buf);
+        ready!(Pin::new(stream).poll_read(cx, &mut buf))?;
+        Poll::Ready(Ok(buf.filled().len()))
     }
 
     fn poll_read_buf(
@@ -258,5 +268,9 @@ pub async fn accept_async_with_config<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    WebSocketStream::accept_with(stream, &ServerBuilder::new().config(config)).await
+    // Boxed with its builder, so neither stays in the caller's task.
+    Box::pin(async move {
+        WebSocketStream::accept_with(stream, &ServerBuilder::new().config(config)).await
+    })
+    .await
 }
