@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Connection scale: N connections held open against each echo server, by the
+# `scale` client (no WebSocket library): memory per idle connection,
+# handshakes per second while opening them, a second echo on every one, and
+# the time to close them all. Server on CPU 0, client on CPU 1, servers
+# interleaved per round.
+#
+#   bash benches/echo/scale.sh quick      # 10 000 connections, 1 round (CI)
+#   bash benches/echo/scale.sh full       # 10 000 x 3 rounds, 100 000 x 1,
+#                                         # and a storm: 10 000 opening at once
+#   bash benches/echo/scale.sh max N      # ours alone at N connections
+#
+# Servers: ours (examples/echo_server) plain and with permessage-deflate
+# offered the way browsers offer it, and the peers' echo servers (peer.rs).
+# Raw rows go to target/echo-bench/scale-MODE-STAMP.tsv. Loopback only; the
+# file limit is raised for this shell, and, as root, fs.nr_open and the
+# ephemeral port range too.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$(cd ../.. && pwd)
+. "$root/.ci/lib.sh"
+. ./lib.sh
+mode=${1:-quick}
+out="$root/target/echo-bench"
+mkdir -p "$out"
+tsv="$out/scale-$mode-$(date -u +%Y%m%dT%H%MZ).tsv"
+scale=$PWD/target/release/scale
+
+servers=(rfc6455 rfc6455+deflate tokio-websockets fastwebsockets tungstenite)
+case "$mode" in
+  quick) cells=("10000 1 256") ;;
+  full) cells=("10000 3 256" "100000 1 256" "10000 1 10000") ;;
+  max)
+    servers=(rfc6455)
+    cells=("${2:?max needs a connection count} 1 256")
+    ;;
+  *)
+    sed -n '2,18p' "${0##*/}"
+    exit 2
+    ;;
+esac
+
+# Two descriptors per connection on this machine (both ends), plus slack.
+largest=$(printf '%s\n' "${cells[@]}" | awk '{print $1}' | sort -n | tail -1)
+want=$((largest + 4096))
+if [ "$(id -u)" = 0 ]; then
+  [ "$(cat /proc/sys/fs/nr_open)" -ge "$want" ] || sysctl -qw fs.nr_open="$want"
+  sysctl -qw net.ipv4.ip_local_port_range="10000 65000" || true
+fi
+ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" -lt "$want" ]; then
+  echo "scale: the file limit is $(ulimit -n), $want needed; run as root" >&2
+  exit 1
+fi
+
+build_servers
+cargo build --release --quiet --bin scale
+
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
+rotation=0
+for cell in "${cells[@]}"; do
+  read -r count rounds concurrency <<<"$cell"
+  for _ in $(seq "$rounds"); do
+    rotation=$((rotation % ${#servers[@]}))
+    order=("${servers[@]:rotation}" "${servers[@]:0:rotation}")
+    rotation=$((rotation + 1))
+    for kind in "${order[@]}"; do
+      flags=()
+      case $kind in
+        rfc6455+deflate) start_server rfc6455; flags=(--deflate) ;;
+        *) start_server "$kind" ;;
+      esac
+      sleep 0.3
+      line=$(timeout 900 "${on_loadgen[@]}" "$scale" "127.0.0.1:$port" "$count" --pid "$server_pid" \
+        --concurrency "$concurrency" "${flags[@]}" || echo "failed=$count")
+      kill "$server_pid" 2>/dev/null || true
+      wait "$server_pid" 2>/dev/null || true
+      printf '%s\t%s\t%s\t%s\n' "$kind" "$count" "$concurrency" "$line" | tee -a "$tsv"
+    done
+  done
+done
+
+python3 - "$tsv" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    if line.startswith("#"):
+        continue
+    kind, count, concurrency, kv = line.rstrip("\n").split("\t")
+    values = dict(p.split("=", 1) for p in kv.split())
+    rows.setdefault((int(count), int(concurrency)), {}).setdefault(kind, []).append(values)
+for (count, concurrency), kinds in rows.items():
+    opening = "all at once" if concurrency >= count else f"{concurrency} at a time"
+    print(f"\n{count} connections, opened {opening}")
+    print("| server | KiB per idle connection | handshakes/s | echo all s | close all s | failed |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for kind, runs in kinds.items():
+        med = lambda k: statistics.median(float(r.get(k, "nan")) for r in runs)
+        print(f"| {kind} | {med('kib_per_conn'):.2f} | {med('handshakes_per_s'):,.0f} | "
+              f"{med('echo_s'):.2f} | {med('close_s'):.2f} | {max(int(r.get('failed', 0)) for r in runs)} |")
+PY
