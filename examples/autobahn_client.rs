@@ -45,12 +45,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// permessage-deflate offered with `client_no_context_takeover` and
-/// `client_max_window_bits`, which every case of section 13 needs to run.
+/// permessage-deflate offered with `client_no_context_takeover` and a bare
+/// `client_max_window_bits` (no window limits asked for), which every case
+/// of section 13 needs to run: its answers grant windows up to 15 bits.
 /// An echo answers in kind, so every message is compressed (threshold 0).
 fn config() -> Config {
     let deflate = DeflateConfig::default()
         .client_no_context_takeover(true)
+        .client_max_window_bits(15)
+        .server_max_window_bits(15)
         .threshold(0);
     Config::default().deflate(Some(deflate))
 }

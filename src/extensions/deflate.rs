@@ -61,6 +61,10 @@ pub struct DeflateConfig {
     pub client_max_window_bits: u8,
     /// The server's window bits to ask for (client) or to use at most
     /// (server). Default 14, as [`client_max_window_bits`](Self::client_max_window_bits).
+    ///
+    /// A client's default offer thus asks the server for at most 14 bits; a
+    /// server that cannot limit its window declines compression (RFC 7692
+    /// §7.1.2.1). Set 15 (and 15 for the client's window) to offer no limits.
     pub server_max_window_bits: u8,
     /// Ask for (client) or impose (server) a fresh client context per message. Default false.
     pub client_no_context_takeover: bool,

@@ -988,7 +988,8 @@ async fn handshake_io<S, R: Runtime<S>, H: HandshakeRole>(
     stream: &mut S,
     mut driver: HandshakeDriver<H>,
 ) -> Result<H::Output, Error> {
-    let mut timer = driver.poll_timeout().map(R::timer);
+    // Made only if the handshake has to wait: most complete at once.
+    let mut timer: Option<R::Timer> = None;
     let mut unflushed = false;
     poll_fn(|cx| {
         loop {
@@ -1018,9 +1019,10 @@ async fn handshake_io<S, R: Runtime<S>, H: HandshakeRole>(
             // Waiting on the transport: wake at the deadline too, when the
             // driver's next poll fails with the timeout.
             if waiting {
-                let Some(timer) = timer.as_mut() else {
+                let Some(deadline) = driver.poll_timeout() else {
                     return Poll::Pending;
                 };
+                let timer = timer.get_or_insert_with(|| R::timer(deadline));
                 if R::poll_timer(timer, cx).is_pending() {
                     return Poll::Pending;
                 }
