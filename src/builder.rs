@@ -15,6 +15,7 @@
 //! | connect over TCP (and TLS) | `WebSocket::connect(url_or_client)` | `WebSocketStream::connect(url_or_client)` (tokio) |
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::Config;
@@ -54,12 +55,16 @@ pub type AcceptAll = fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>;
 /// let ws = WebSocketStream::accept_with(tcp, &server).await?;
 /// # drop(ws); Ok(()) }
 /// ```
+///
+/// Cloning is cheap (the config, subprotocols and headers are shared), so a
+/// clone per accepted connection costs a few words, and every connection
+/// made shares one [`Config`].
 #[derive(Clone)]
 pub struct ServerBuilder<F = AcceptAll> {
-    config: Config,
+    config: Arc<Config>,
     limits: HandshakeLimits,
-    protocols: Vec<String>,
-    headers: Vec<(String, String)>,
+    protocols: Arc<[String]>,
+    headers: Arc<Vec<(String, String)>>,
     on_request: F,
 }
 
@@ -68,10 +73,10 @@ impl ServerBuilder {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            config: Config::default(),
+            config: Arc::default(),
             limits: HandshakeLimits::default(),
-            protocols: Vec::new(),
-            headers: Vec::new(),
+            protocols: Arc::new([]),
+            headers: Arc::default(),
             on_request: |_| Ok(AcceptOptions::new()),
         }
     }
@@ -100,8 +105,8 @@ where
 {
     /// The connection's [`Config`] (limits, timers, permessage-deflate).
     #[must_use = "builders are built by value"]
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
+        self.config = config.into();
         self
     }
 
@@ -129,7 +134,7 @@ where
     /// An extra header for every 101 response, e.g. `Server`.
     #[must_use = "builders are built by value"]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+        Arc::make_mut(&mut self.headers).push((name.into(), value.into()));
         self
     }
 
@@ -156,6 +161,13 @@ where
         &self.config
     }
 
+    /// The [`Config`], to share with a connection made outside a handshake
+    /// driver (an upgrade through an HTTP server).
+    #[cfg(feature = "http")]
+    pub(crate) fn shared_config(&self) -> Arc<Config> {
+        Arc::clone(&self.config)
+    }
+
     /// What to answer `request`: the callback's options, completed with the
     /// builder's subprotocol choice and headers.
     ///
@@ -172,7 +184,7 @@ where
         {
             options = options.protocol(chosen.clone());
         }
-        for (name, value) in &self.headers {
+        for (name, value) in self.headers.iter() {
             options = options.header(name.clone(), value.clone());
         }
         Ok(options)
@@ -200,7 +212,7 @@ where
         HandshakeFailure,
     > {
         ServerDriver::new(
-            self.config.clone(),
+            Arc::clone(&self.config),
             ServerHandshake::with_limits(self.limits),
             now,
             move |request| {
@@ -232,9 +244,9 @@ where
 #[derive(Clone, Debug)]
 pub struct ClientBuilder {
     request: ClientRequest,
-    config: Config,
+    config: Arc<Config>,
     #[cfg(feature = "rustls")]
-    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ClientBuilder {
@@ -271,8 +283,8 @@ impl ClientBuilder {
     /// The connection's [`Config`]; its [`deflate`](Config::deflate) setting
     /// is offered to the server.
     #[must_use = "builders are built by value"]
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
+        self.config = config.into();
         self
     }
 
@@ -283,7 +295,7 @@ impl ClientBuilder {
     #[cfg(feature = "rustls")]
     #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
     #[must_use = "builders are built by value"]
-    pub fn tls_config(mut self, tls: std::sync::Arc<rustls::ClientConfig>) -> Self {
+    pub fn tls_config(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
         self.tls = Some(tls);
         self
     }
@@ -302,13 +314,13 @@ impl ClientBuilder {
 
     /// The rustls configuration `connect` uses for `wss://`.
     #[cfg(feature = "rustls")]
-    pub(crate) fn tls(&self) -> Option<&std::sync::Arc<rustls::ClientConfig>> {
+    pub(crate) fn tls(&self) -> Option<&Arc<rustls::ClientConfig>> {
         self.tls.as_ref()
     }
 
     /// The sans-IO handshake an adapter runs, its deadline counted from `now`.
     pub(crate) fn driver(&self, now: Instant) -> Result<ClientDriver, HandshakeFailure> {
-        ClientDriver::new(&self.request, self.config.clone(), now)
+        ClientDriver::new(&self.request, Arc::clone(&self.config), now)
     }
 }
 
@@ -316,7 +328,7 @@ impl From<ClientRequest> for ClientBuilder {
     fn from(request: ClientRequest) -> Self {
         Self {
             request,
-            config: Config::default(),
+            config: Arc::default(),
             #[cfg(feature = "rustls")]
             tls: None,
         }

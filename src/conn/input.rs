@@ -41,6 +41,9 @@ pub(crate) struct Input {
     /// How much a read into initialised memory is offered at most: twice
     /// what the last one took, at least [`MIN_INIT_OFFER`].
     init_offer: usize,
+    /// Bytes have arrived since the buffer was made or released: see
+    /// [`fill_released`](Self::fill_released).
+    warm: bool,
 }
 
 impl Default for Input {
@@ -51,6 +54,7 @@ impl Default for Input {
             read_hint: MIN_READ,
             last_offer: (0, 0),
             init_offer: MIN_INIT_OFFER,
+            warm: false,
         }
     }
 }
@@ -78,6 +82,24 @@ impl Input {
         self.buf = BytesMut::new();
         self.read_hint = MIN_READ;
         self.last_offer = (self.total(), 0);
+        self.warm = false;
+    }
+
+    /// Takes `bytes`, read into the adapter's own small buffer while this
+    /// one was released, unless `more` (that buffer came back full). The
+    /// first such read after creation or a release gets an allocation of
+    /// exactly its size: a connection that wakes for one small message and
+    /// goes quiet again never holds a whole read buffer (`tests/scale.rs`).
+    /// Returns false, taking nothing, when the bytes belong in a buffer of
+    /// the usual size ([`read_buf`](Self::read_buf)); a busy connection's
+    /// reads land there, with no allocation per message.
+    pub(crate) fn fill_released(&mut self, bytes: &[u8], more: bool) -> bool {
+        let first = !std::mem::replace(&mut self.warm, true);
+        if first && !more && self.buf.capacity() == 0 {
+            self.buf = BytesMut::from(bytes);
+            return true;
+        }
+        false
     }
 
     /// Drops everything buffered (counted as received).

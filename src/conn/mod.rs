@@ -10,6 +10,7 @@ mod state;
 mod stats;
 mod timer;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -90,7 +91,9 @@ pub enum Role {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared with every connection a builder makes (one allocation, not
+    /// one copy per connection: `tests/scale.rs` bounds the idle heap).
+    config: Arc<Config>,
     /// Where the connection is in its lifetime; the only place that changes.
     life: Lifecycle,
     /// Received bytes, and how reads are sized.
@@ -113,11 +116,14 @@ impl Connection {
     ///
     /// A client's masking keys come from a generator seeded from the
     /// operating system's entropy (or [`Config::dangerous_mask_seed`]).
+    /// `config` is a [`Config`], or an `Arc<Config>` that many connections
+    /// share (as the builders do).
     ///
     /// # Errors
     ///
     /// [`ConfigError`] if `config` cannot work, or the entropy source failed.
-    pub fn new(role: Role, config: Config) -> Result<Self, ConfigError> {
+    pub fn new(role: Role, config: impl Into<Arc<Config>>) -> Result<Self, ConfigError> {
+        let config = config.into();
         config.validate()?;
         let rng = match (role, config.dangerous_mask_seed) {
             (Role::Server, _) => None,
@@ -152,7 +158,11 @@ impl Connection {
     /// # Errors
     ///
     /// As [`new`](Self::new).
-    pub fn with_leftover(role: Role, config: Config, leftover: &[u8]) -> Result<Self, ConfigError> {
+    pub fn with_leftover(
+        role: Role,
+        config: impl Into<Arc<Config>>,
+        leftover: &[u8],
+    ) -> Result<Self, ConfigError> {
         let mut conn = Self::new(role, config)?;
         conn.receive(leftover);
         Ok(conn)
@@ -237,10 +247,11 @@ impl Connection {
         self.input.is_released()
     }
 
-    /// Takes bytes read elsewhere into the input (allocating the buffer).
+    /// Takes bytes read elsewhere into the input (allocating the buffer);
+    /// `more`: the read filled all it was offered, more may be waiting.
     #[cfg(any(feature = "tokio", feature = "futures-io"))]
-    pub(crate) fn fill_from(&mut self, bytes: &[u8]) {
-        if !bytes.is_empty() {
+    pub(crate) fn fill_from(&mut self, bytes: &[u8], more: bool) {
+        if !bytes.is_empty() && !self.input.fill_released(bytes, more) {
             self.read_buf().extend_from_slice(bytes);
         }
     }

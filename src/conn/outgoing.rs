@@ -74,6 +74,9 @@ pub struct Outgoing {
     /// Allocations of written payloads that nothing else shared, empty, each
     /// with room for at least [`RECYCLE_MIN`] bytes (at most [`MAX_RECYCLED`]).
     recycled: Vec<BytesMut>,
+    /// The buffer has been grown since it was made or released: later
+    /// growth reserves [`MIN_WRITE_BUFFER`], the first only what it needs.
+    warm: bool,
 }
 
 impl Outgoing {
@@ -118,6 +121,23 @@ impl Outgoing {
         self.consumed = 0;
         self.open = 0;
         self.recycled = Vec::new();
+        self.warm = false;
+    }
+
+    /// Makes room for `needed` more bytes. The first time after creation or
+    /// a release, exactly that: a connection that wakes for one small
+    /// message and goes quiet again never holds a whole write buffer
+    /// (`tests/scale.rs`). After that, room for many small frames at once
+    /// (reserving exactly what one frame needs would reclaim the buffer on
+    /// nearly every push), counting what is pending, so a buffer of that
+    /// size is reused rather than grown (`tests/zero_alloc.rs`).
+    fn reserve(&mut self, needed: usize) {
+        let room = if std::mem::replace(&mut self.warm, true) {
+            MIN_WRITE_BUFFER.saturating_sub(self.buf.len())
+        } else {
+            0
+        };
+        self.buf.reserve(needed.max(room));
     }
 
     /// Keeps a written payload's allocation if nothing else holds it.
@@ -145,12 +165,7 @@ impl Outgoing {
         let copied = header.mask.is_some() || payload.len() <= INLINE_PAYLOAD;
         let needed = if copied { frame_len } else { header_len };
         if self.buf.capacity() - self.buf.len() < needed {
-            // Room for many small frames at once (reserving exactly what one
-            // frame needs would reclaim the buffer on nearly every push),
-            // counting what is pending, so a buffer of that size is reused
-            // rather than grown.
-            let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
-            self.buf.reserve(needed.max(room));
+            self.reserve(needed);
         }
         header.encode_into(&mut self.buf);
         match header.mask {
@@ -176,8 +191,7 @@ impl Outgoing {
         self.len += len;
         if len <= INLINE_PAYLOAD {
             if self.buf.capacity() - self.buf.len() < len {
-                let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
-                self.buf.reserve(len.max(room));
+                self.reserve(len);
             }
             self.buf.extend_from_slice(&frame);
             self.open += len;
@@ -197,8 +211,7 @@ impl Outgoing {
         let len = u16::try_from(payload.len()).unwrap_or(u16::MAX);
         let frame_len = payload.len() + short_header_len(len);
         if self.buf.capacity() - self.buf.len() < frame_len {
-            let room = MIN_WRITE_BUFFER.saturating_sub(self.buf.len());
-            self.buf.reserve(frame_len.max(room));
+            self.reserve(frame_len);
         }
         put_short_header(&mut self.buf, first_byte, 0, len);
         self.buf.extend_from_slice(payload);
@@ -364,6 +377,17 @@ mod tests {
         let payload = Bytes::from(vec![5u8; 200]);
         let header = FrameHeader::new(OpCode::Binary, 200);
         let mut out = Outgoing::default();
+        // The first frame gets exactly its room; the bursts use the buffer
+        // a larger one grows.
+        out.push_frame(
+            &FrameHeader::new(OpCode::Text, 2),
+            &Bytes::from_static(b"hi"),
+        );
+        assert!(
+            out.buf.capacity() < 64,
+            "the first frame gets about its room"
+        );
+        out.advance(out.remaining());
         out.push_frame(&header, &payload);
         let start = out.chunk().as_ptr();
         let fits = out.buf.capacity() / 204;

@@ -34,6 +34,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -241,7 +242,7 @@ where
     ///
     /// [`HandshakeFailure::Config`] if `config` cannot work.
     pub fn new(
-        config: Config,
+        config: impl Into<Arc<Config>>,
         parser: ServerHandshake,
         now: Instant,
         callback: F,
@@ -334,7 +335,7 @@ impl ClientDriver {
     /// [`HandshakeFailure::Config`] if `config` cannot work.
     pub fn new(
         request: &ClientRequest,
-        config: Config,
+        config: impl Into<Arc<Config>>,
         now: Instant,
     ) -> Result<Self, HandshakeFailure> {
         let conn = Connection::new(Role::Client, config)?;

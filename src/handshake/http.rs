@@ -112,7 +112,7 @@ where
 {
     let options = server.answer(view).map_err(Refused::Rejected)?;
     let mut conn =
-        Connection::new(Role::Server, server.get_config().clone()).map_err(Refused::Config)?;
+        Connection::new(Role::Server, server.shared_config()).map_err(Refused::Config)?;
     let response = accept_into(&mut conn, view, options, respond).map_err(Refused::Build)?;
     Ok((response, conn))
 }

@@ -36,6 +36,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use axum_core::body::Body;
 use axum_core::extract::FromRequestParts;
@@ -146,7 +147,7 @@ impl<F: OnFailedUpgrade> WebSocketUpgrade<F> {
     }
 
     /// The connection's [`Config`]: limits, timeouts, permessage-deflate.
-    pub fn config(mut self, config: Config) -> Self {
+    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
         self.server = self.server.config(config);
         self
     }

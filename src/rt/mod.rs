@@ -270,7 +270,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             let mut probe = [0u8; PROBE_READ];
             let read = ready!(R::poll_read_slice(&mut self.stream, cx, &mut probe));
             if let Ok(n) = read {
-                self.conn.fill_from(probe.get(..n).unwrap_or_default());
+                self.conn
+                    .fill_from(probe.get(..n).unwrap_or_default(), n == PROBE_READ);
             }
             read
         } else {
