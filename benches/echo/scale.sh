@@ -9,9 +9,14 @@
 #   bash benches/echo/scale.sh full       # 10 000 x 3 rounds, 100 000 x 1,
 #                                         # and a storm: 10 000 opening at once
 #   bash benches/echo/scale.sh max N      # ours alone at N connections
+#   bash benches/echo/scale.sh spread N P # ours at N connections held by P
+#                                         # server processes (P clients), for
+#                                         # counts past one process's file limit
 #
 # Servers: ours (examples/echo_server) plain and with permessage-deflate
-# offered the way browsers offer it, and the peers' echo servers (peer.rs).
+# offered the way browsers offer it (and again with glibc's mmap threshold
+# fixed at 128 KiB, so freed zlib states go back to the kernel rather than
+# staying in the heap), and the peers' echo servers (peer.rs).
 # Raw rows go to target/echo-bench/scale-MODE-STAMP.tsv. Loopback only; the
 # file limit is raised for this shell as far as the hard limit allows (and, as
 # root, fs.nr_open); a cell it cannot hold is skipped with a line saying so.
@@ -26,13 +31,18 @@ mkdir -p "$out"
 tsv="$out/scale-$mode-$(date -u +%Y%m%dT%H%MZ).tsv"
 scale=$PWD/target/release/scale
 
-servers=(rfc6455 rfc6455+deflate tokio-websockets fastwebsockets tungstenite)
+servers=(rfc6455 rfc6455+deflate rfc6455+deflate+mmap128k tokio-websockets fastwebsockets tungstenite)
 case "$mode" in
   quick) cells=("10000 1 256") ;;
   full) cells=("10000 3 256" "100000 1 256" "10000 1 10000") ;;
   max)
     servers=(rfc6455)
     cells=("${2:?max needs a connection count} 1 256")
+    ;;
+  spread)
+    total=${2:?spread needs a connection count}
+    procs=${3:?spread needs a process count}
+    cells=("$((total / procs)) 1 256")
     ;;
   *)
     sed -n '2,18p' "${0##*/}"
@@ -55,6 +65,61 @@ build_servers
 cargo build --release --quiet --bin scale
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
+
+# spread: P servers (ours) and P clients at once, each pair holding N/P
+# connections; every client waits (--barrier) until all pairs are open, then
+# 5 s more, before it samples, echoes and closes. Memory is the sum over the servers.
+if [ "$mode" = spread ]; then
+  per=$((total / procs))
+  if [ $((per + 1024)) -gt "$limit" ]; then
+    echo "scale: $per connections per process is past the file limit $limit" | tee -a "$tsv"
+    exit 1
+  fi
+  echo "# system-wide: fs.file-max $(cat /proc/sys/fs/file-max), $procs processes x $per" | tee -a "$tsv"
+  pids=() outs=()
+  barrier="$out/spread-barrier"
+  rm -rf "$barrier"
+  used_before=$(awk '/^MemTotal/ {t=$2} /^MemAvailable/ {a=$2} END {print int((t - a) / 1024)}' /proc/meminfo)
+  for i in $(seq "$procs"); do
+    start_server rfc6455
+    sleep 0.2
+    out_i="$out/spread-$i.out"
+    outs+=("$out_i")
+    timeout 900 "${on_loadgen[@]}" "$scale" "127.0.0.1:$port" "$per" --pid "$server_pid" \
+      --sources 2 --first-source $((i * 2)) --barrier "$barrier:$procs" --settle 5 \
+      >"$out_i" 2>"$out_i.err" &
+    pids+=("$server_pid:$!")
+  done
+  for pair in "${pids[@]}"; do
+    wait "${pair#*:}" || true
+    kill "${pair%%:*}" 2>/dev/null || true
+  done
+  for o in "${outs[@]}"; do
+    cat "$o.err" >&2
+    printf 'rfc6455\t%s\t256\t%s\n' "$per" "$(cat "$o")" | tee -a "$tsv"
+  done
+  python3 - "$tsv" "$total" "$used_before" <<'PY'
+import sys
+rows = [dict(p.split("=", 1) for p in l.rstrip("\n").split("\t")[3].split())
+        for l in open(sys.argv[1]) if l.startswith("rfc6455\t")]
+total = int(sys.argv[2])
+opened = sum(int(r.get("opened", 0)) for r in rows)
+echoed = sum(int(r.get("echoed", 0)) for r in rows)
+grown = sum(float(r["rss_idle_kib"]) - float(r["rss_base_kib"]) for r in rows if "rss_idle_kib" in r)
+open_s = max(float(r["open_until"]) for r in rows) - min(float(r["open_from"]) for r in rows)
+together = min(float(r["echo_from"]) for r in rows) > max(float(r["open_until"]) for r in rows)
+print(f"\n{total} connections over {len(rows)} server processes: opened {opened}, "
+      f"echoed {'after all were open' if together else 'BEFORE ALL WERE OPEN'} {echoed}, failed {sum(int(r.get('failed', 0)) for r in rows)}")
+print(f"server RSS growth {grown / 1024:.1f} MiB, {grown / max(opened, 1):.2f} KiB per idle connection; "
+      f"{opened / open_s:,.0f} handshakes/s ({open_s:.1f} s to open all); "
+      f"echo all {max(float(r.get('echo_s', 'nan')) for r in rows):.2f} s; "
+      f"close all {max(float(r.get('close_s', 'nan')) for r in rows):.2f} s; "
+      f"kernel TCP buffers {max(int(r.get('tcp_mem_kib', 0)) for r in rows) / 1024:.0f} MiB; "
+      f"machine memory in use +{max(int(r.get('system_used_mib', 0)) for r in rows) - int(sys.argv[3]):,} MiB "
+      f"(servers, clients and kernel)")
+PY
+  exit 0
+fi
 rotation=0
 for cell in "${cells[@]}"; do
   read -r count rounds concurrency <<<"$cell"
@@ -70,6 +135,10 @@ for cell in "${cells[@]}"; do
       flags=()
       case $kind in
         rfc6455+deflate) start_server rfc6455; flags=(--deflate) ;;
+        rfc6455+deflate+mmap128k)
+          MALLOC_MMAP_THRESHOLD_=131072 start_server rfc6455
+          flags=(--deflate)
+          ;;
         *) start_server "$kind" ;;
       esac
       sleep 0.3

@@ -18,10 +18,15 @@
 //! - `close_s`: every connection sends a Close and waits for the server to
 //!   end the TCP connection;
 //! - `tcp_mem_kib`: the kernel's TCP buffer memory with all open
-//!   (`/proc/net/sockstat`).
+//!   (`/proc/net/sockstat`);
+//! - `system_used_mib`: the whole machine's memory in use then
+//!   (`/proc/meminfo`: total less available), kernel included;
+//! - `open_from`, `open_until`, `echo_from`: when opening started and ended
+//!   and the second echo started, in seconds since the Unix epoch (for
+//!   clients run side by side).
 //!
 //! ```text
-//! scale ADDR N [--pid PID] [--deflate] [--concurrency C] [--sources K] [--settle SECS]
+//! scale ADDR N [--pid PID] [--deflate] [--concurrency C] [--sources K] [--first-source I] [--barrier DIR:K] [--settle SECS]
 //! ```
 //!
 //! `--deflate` offers permessage-deflate the way browsers do
@@ -45,12 +50,19 @@ struct Options {
     deflate: bool,
     concurrency: usize,
     sources: usize,
+    /// The index of the first source address (clients run side by side
+    /// use different ones, so their ports do not collide).
+    first_source: usize,
+    /// A directory shared by K clients run side by side: each marks it
+    /// once its connections are open and waits for all K marks before it
+    /// settles, samples and echoes.
+    barrier: Option<(std::path::PathBuf, usize)>,
     settle: Duration,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: scale ADDR N [--pid PID] [--deflate] [--concurrency C] [--sources K] [--settle SECS]"
+        "usage: scale ADDR N [--pid PID] [--deflate] [--concurrency C] [--sources K] [--first-source I] [--barrier DIR:K] [--settle SECS]"
     );
     std::process::exit(2)
 }
@@ -73,6 +85,8 @@ fn options() -> Options {
         concurrency: 256,
         // About 28 000 ephemeral ports per source address.
         sources: count / 20_000 + 1,
+        first_source: 0,
+        barrier: None,
         settle: Duration::from_secs(3),
     };
     while let Some(arg) = args.next() {
@@ -82,6 +96,12 @@ fn options() -> Options {
             "--deflate" => options.deflate = true,
             "--concurrency" => options.concurrency = value().parse().unwrap_or_else(|_| usage()),
             "--sources" => options.sources = value().parse().unwrap_or_else(|_| usage()),
+            "--barrier" => {
+                let spec = value();
+                let (dir, k) = spec.rsplit_once(':').unwrap_or_else(|| usage());
+                options.barrier = Some((dir.into(), k.parse().unwrap_or_else(|_| usage())));
+            }
+            "--first-source" => options.first_source = value().parse().unwrap_or_else(|_| usage()),
             "--settle" => {
                 options.settle =
                     Duration::from_secs_f64(value().parse().unwrap_or_else(|_| usage()))
@@ -163,7 +183,7 @@ async fn open(
     request: &str,
     frame: &[u8],
 ) -> std::io::Result<TcpStream> {
-    let s = index % o.sources;
+    let s = o.first_source + index % o.sources;
     let source = Ipv4Addr::new(127, 0, (s / 250) as u8, (1 + s % 250) as u8);
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::V4(SocketAddrV4::new(source, 0)))?;
@@ -227,6 +247,30 @@ fn tcp_mem_kib() -> u64 {
     pages * 4
 }
 
+/// Marks `dir` (this client's connections are open) and waits until
+/// `clients` clients have.
+async fn wait_for_all(dir: &std::path::Path, clients: usize) {
+    let _ = std::fs::create_dir_all(dir);
+    let _ = std::fs::write(dir.join(std::process::id().to_string()), b"");
+    while std::fs::read_dir(dir).map_or(0, |d| d.count()) < clients {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Memory in use on the whole machine (`MemTotal - MemAvailable`), MiB.
+fn system_used_mib() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    field("MemTotal:").saturating_sub(field("MemAvailable:")) / 1024
+}
+
 fn main() {
     let o = options();
     tokio::runtime::Builder::new_current_thread()
@@ -245,6 +289,7 @@ async fn run(o: Options) {
     };
     let rss_base = o.pid.map_or(0, rss_kib);
 
+    let open_from = unix_now();
     let started = Instant::now();
     let results: Vec<_> = futures_util::stream::iter(0..o.count)
         .map(|i| open(i, &o, &request, &frame))
@@ -252,6 +297,7 @@ async fn run(o: Options) {
         .collect()
         .await;
     let open_s = started.elapsed().as_secs_f64();
+    let open_until = unix_now();
     let mut streams = Vec::with_capacity(o.count);
     let mut first_error = None;
     for result in results {
@@ -268,10 +314,15 @@ async fn run(o: Options) {
         eprintln!("scale: {failed} connections failed; the first: {e}");
     }
 
+    if let Some((dir, clients)) = &o.barrier {
+        wait_for_all(dir, *clients).await;
+    }
     tokio::time::sleep(o.settle).await;
     let rss_idle = o.pid.map_or(0, rss_kib);
     let tcp_mem = tcp_mem_kib();
+    let system_used = system_used_mib();
 
+    let echo_from = unix_now();
     let started = Instant::now();
     let echoed = futures_util::stream::iter(streams.iter_mut())
         .map(|tcp| echo(tcp, &frame))
@@ -299,7 +350,16 @@ async fn run(o: Options) {
         "opened={opened} failed={failed} open_s={open_s:.3} handshakes_per_s={:.0} \
          rss_base_kib={rss_base} rss_idle_kib={rss_idle} kib_per_conn={per_conn:.2} \
          echo_s={echo_s:.3} echoed={echoed} rss_after_echo_kib={rss_after_echo} \
-         close_s={close_s:.3} tcp_mem_kib={tcp_mem}",
+         close_s={close_s:.3} tcp_mem_kib={tcp_mem} system_used_mib={system_used} open_from={open_from:.3} \
+         open_until={open_until:.3} echo_from={echo_from:.3}",
         opened as f64 / open_s
     );
+}
+
+/// Seconds since the Unix epoch: when clients run side by side, when all
+/// of them had their connections open.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
