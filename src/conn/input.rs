@@ -93,6 +93,7 @@ impl Input {
     /// Returns false, taking nothing, when the bytes belong in a buffer of
     /// the usual size ([`read_buf`](Self::read_buf)); a busy connection's
     /// reads land there, with no allocation per message.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn fill_released(&mut self, bytes: &[u8], more: bool) -> bool {
         let first = !std::mem::replace(&mut self.warm, true);
         if first && !more && self.buf.capacity() == 0 {
