@@ -3,7 +3,7 @@
 #![cfg(feature = "tokio")]
 #![allow(dead_code)]
 
-#[path = "../examples/pubsub.rs"]
+#[path = "../examples/pubsub/main.rs"]
 mod pubsub;
 
 use rfc6455::rt::hub::{Hub, HubConfig};

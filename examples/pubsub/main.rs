@@ -37,7 +37,7 @@ use rfc6455::{Error, Message, PreparedMessage, ServerBuilder};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-#[path = "support/shutdown.rs"]
+#[path = "../support/shutdown.rs"]
 mod shutdown;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
