@@ -1,0 +1,199 @@
+//! The `pubsub` example's cluster node over an in-process broker: each
+//! publish reaches every other node's subscribers once, a node's own
+//! publishes coming back are dropped, broker subscriptions follow local
+//! subscribers, and what an outage lost is counted, never delivered twice.
+#![cfg(feature = "tokio")]
+
+#[path = "../examples/pubsub/cluster.rs"]
+mod cluster;
+#[path = "../examples/pubsub/envelope.rs"]
+mod envelope;
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use cluster::{Broker, BrokerError, BrokerFuture, Node, Received};
+use envelope::Origin;
+use rfc6455::rt::hub::{Hub, HubConfig};
+
+/// The broker: every node's subscriptions, and a log of what each node
+/// made of each message it was handed.
+#[derive(Default)]
+struct Bus {
+    nodes: Mutex<Vec<Attached>>,
+    down: Mutex<bool>,
+    log: Mutex<Vec<(usize, Received)>>,
+}
+
+#[derive(Default)]
+struct Attached {
+    node: OnceLock<Weak<Node>>,
+    topics: HashSet<String>,
+}
+
+struct Handle {
+    bus: Arc<Bus>,
+    index: usize,
+}
+
+impl Broker for Handle {
+    fn publish<'a>(&'a self, topic: &'a str, bytes: Vec<u8>) -> BrokerFuture<'a> {
+        Box::pin(async move {
+            if *self.bus.down.lock().unwrap() {
+                return Err(BrokerError("down".into()));
+            }
+            let receivers: Vec<_> = (self.bus.nodes.lock().unwrap().iter().enumerate())
+                .filter(|(_, a)| a.topics.contains(topic))
+                .filter_map(|(i, a)| Some((i, a.node.get()?.upgrade()?)))
+                .collect();
+            for (i, node) in receivers {
+                let received = node.receive(&bytes);
+                self.bus.log.lock().unwrap().push((i, received));
+            }
+            Ok(())
+        })
+    }
+    fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a> {
+        Box::pin(async move {
+            self.bus.nodes.lock().unwrap()[self.index]
+                .topics
+                .insert(topic.into());
+            Ok(())
+        })
+    }
+    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a> {
+        Box::pin(async move {
+            self.bus.nodes.lock().unwrap()[self.index]
+                .topics
+                .remove(topic);
+            Ok(())
+        })
+    }
+}
+
+fn node(bus: &Arc<Bus>, id: u64) -> Arc<Node> {
+    let index = {
+        let mut nodes = bus.nodes.lock().unwrap();
+        nodes.push(Attached::default());
+        nodes.len() - 1
+    };
+    let handle = Handle {
+        bus: Arc::clone(bus),
+        index,
+    };
+    let origin = Origin { node: id, epoch: 1 };
+    let node = Arc::new(Node::new(
+        Hub::new(HubConfig::default()),
+        Arc::new(handle),
+        origin,
+    ));
+    bus.nodes.lock().unwrap()[index]
+        .node
+        .set(Arc::downgrade(&node))
+        .unwrap();
+    node
+}
+
+fn take_log(bus: &Bus) -> Vec<(usize, Received)> {
+    std::mem::take(&mut *bus.log.lock().unwrap())
+}
+
+fn subscribed(bus: &Bus, index: usize) -> HashSet<String> {
+    bus.nodes.lock().unwrap()[index].topics.clone()
+}
+
+#[tokio::test]
+async fn a_publish_reaches_every_node_once() {
+    let bus = Arc::new(Bus::default());
+    let (a, b) = (node(&bus, 1), node(&bus, 2));
+    let (a1, a2) = (a.hub().join(), a.hub().join());
+    let b1 = b.hub().join();
+    a.subscribe(&a1, "t").await.unwrap();
+    a.subscribe(&a2, "t").await.unwrap();
+    b.subscribe(&b1, "t").await.unwrap();
+
+    assert_eq!(
+        a.publish("t", "from a").await,
+        2,
+        "a's own subscribers at once"
+    );
+    // a gets its own publish back and drops it; b delivers it once.
+    assert_eq!(
+        take_log(&bus),
+        [(0, Received::Own), (1, Received::Delivered(1))]
+    );
+    assert_eq!(b.publish("t", "from b").await, 1);
+    assert_eq!(
+        take_log(&bus),
+        [(0, Received::Delivered(2)), (1, Received::Own)]
+    );
+    assert_eq!(a.counters().received.load(Ordering::Relaxed), 1);
+    assert_eq!(a.counters().own.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn broker_subscriptions_follow_local_subscribers() {
+    let bus = Arc::new(Bus::default());
+    let a = node(&bus, 1);
+    let (m1, m2) = (a.hub().join(), a.hub().join());
+    a.subscribe(&m1, "t").await.unwrap();
+    a.subscribe(&m2, "t").await.unwrap();
+    assert!(subscribed(&bus, 0).contains("t"));
+    assert!(a.unsubscribe(&m1, "t").await);
+    assert!(subscribed(&bus, 0).contains("t"), "m2 still listens");
+    a.leave(m2).await;
+    assert!(
+        subscribed(&bus, 0).is_empty(),
+        "the last local subscriber left"
+    );
+    assert!(!a.unsubscribe(&m1, "t").await);
+}
+
+#[tokio::test]
+async fn an_outage_is_counted_as_lost_and_nothing_comes_twice() {
+    let bus = Arc::new(Bus::default());
+    let (a, b) = (node(&bus, 1), node(&bus, 2));
+    let (a1, b1) = (a.hub().join(), b.hub().join());
+    a.subscribe(&a1, "t").await.unwrap();
+    b.subscribe(&b1, "t").await.unwrap();
+    a.publish("t", "1").await;
+    *bus.down.lock().unwrap() = true;
+    assert_eq!(a.publish("t", "2").await, 1, "local delivery goes on");
+    *bus.down.lock().unwrap() = false;
+    take_log(&bus);
+    a.publish("t", "3").await;
+    assert_eq!(
+        take_log(&bus),
+        [(0, Received::Own), (1, Received::Delivered(1))]
+    );
+    assert_eq!(a.counters().publish_failed.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        b.counters().lost.load(Ordering::Relaxed),
+        1,
+        "publish 2 is reported lost"
+    );
+}
+
+#[tokio::test]
+async fn repeats_and_garbage_from_the_broker_are_dropped() {
+    let bus = Arc::new(Bus::default());
+    let b = node(&bus, 2);
+    let b1 = b.hub().join();
+    b.subscribe(&b1, "t").await.unwrap();
+    let bytes = envelope::Envelope {
+        origin: Origin { node: 1, epoch: 1 },
+        seq: 1,
+        topic: "t",
+        payload: b"hi",
+    }
+    .encode();
+    assert_eq!(b.receive(&bytes), Received::Delivered(1));
+    assert_eq!(b.receive(&bytes), Received::Duplicate);
+    assert_eq!(b.receive(b"\xff\xfe garbage"), Received::Malformed);
+    let mut not_text = bytes;
+    not_text.extend_from_slice(b"\xff");
+    assert_eq!(b.receive(&not_text), Received::Malformed);
+    assert_eq!(b.counters().duplicates.load(Ordering::Relaxed), 1);
+    assert_eq!(b.counters().malformed.load(Ordering::Relaxed), 2);
+}
