@@ -197,3 +197,25 @@ async fn repeats_and_garbage_from_the_broker_are_dropped() {
     assert_eq!(b.counters().duplicates.load(Ordering::Relaxed), 1);
     assert_eq!(b.counters().malformed.load(Ordering::Relaxed), 2);
 }
+
+#[tokio::test]
+async fn envelopes_for_topics_no_one_here_holds_are_not_recorded() {
+    let bus = Arc::new(Bus::default());
+    let b = node(&bus, 2);
+    let bytes = envelope::Envelope {
+        origin: Origin { node: 1, epoch: 1 },
+        seq: 1,
+        topic: "u",
+        payload: b"hi",
+    }
+    .encode();
+    assert_eq!(b.receive(&bytes), Received::Delivered(0));
+    let b1 = b.hub().join();
+    b.subscribe(&b1, "u").await.unwrap();
+    assert_eq!(
+        b.receive(&bytes),
+        Received::Delivered(1),
+        "not taken for a repeat"
+    );
+    assert_eq!(b.counters().duplicates.load(Ordering::Relaxed), 0);
+}

@@ -202,6 +202,12 @@ impl Node {
             counters.own.fetch_add(1, Ordering::Relaxed);
             return Received::Own;
         }
+        if self.hub.subscribers(envelope.topic) == 0 {
+            // In flight past the last local unsubscribe, or naming a topic
+            // this node never asked for: nothing to deliver, and nothing
+            // recorded (the tracker holds only topics someone here holds).
+            return Received::Delivered(0);
+        }
         match lock(&self.tracker).arrive(&envelope) {
             Arrival::Duplicate => {
                 counters.duplicates.fetch_add(1, Ordering::Relaxed);
