@@ -6,15 +6,32 @@
 #[path = "../examples/pubsub/main.rs"]
 mod pubsub;
 
+use std::sync::Arc;
+
+use pubsub::cluster::Node;
+use pubsub::envelope::Origin;
 use rfc6455::rt::hub::{Hub, HubConfig};
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{ClientBuilder, Message};
 use tokio::io::{DuplexStream, duplex};
 
-async fn connect(hub: &Hub) -> WebSocketStream<DuplexStream> {
+const MAX_TOPIC_LEN: usize = 8;
+
+/// A node alone (no broker), as the example runs without `--redis`.
+fn node(config: HubConfig) -> Arc<Node> {
+    let origin = Origin {
+        node: 0xab,
+        epoch: 7,
+    };
+    Arc::new(Node::new(Hub::new(config), None, origin))
+}
+
+async fn connect(node: &Arc<Node>) -> WebSocketStream<DuplexStream> {
     let (a, b) = duplex(1 << 16);
-    let hub = hub.clone();
-    tokio::spawn(async move { pubsub::serve(WebSocketStream::accept(b).await?, &hub).await });
+    let node = node.clone();
+    tokio::spawn(async move {
+        pubsub::serve(WebSocketStream::accept(b).await?, &node, MAX_TOPIC_LEN).await
+    });
     let client = ClientBuilder::new("ws://pubsub/").unwrap();
     WebSocketStream::client(a, &client).await.unwrap().0
 }
@@ -34,9 +51,10 @@ async fn next_text(ws: &mut WebSocketStream<DuplexStream>) -> String {
 
 #[tokio::test]
 async fn subscribe_publish_unsubscribe() {
-    let hub = Hub::new(HubConfig::default());
-    let mut alice = connect(&hub).await;
-    let mut bob = connect(&hub).await;
+    let node = node(HubConfig::default());
+    let hub = node.hub();
+    let mut alice = connect(&node).await;
+    let mut bob = connect(&node).await;
     assert_eq!(
         ask(&mut alice, Message::text("SUB news")).await,
         "OK SUB news"
@@ -63,20 +81,27 @@ async fn subscribe_publish_unsubscribe() {
 
 #[tokio::test]
 async fn bad_input_gets_an_error_and_changes_nothing() {
-    let hub = Hub::new(
-        HubConfig::default()
-            .max_topic_len(8)
-            .max_topics_per_member(2)
-            .max_topics(3),
-    );
-    let mut ws = connect(&hub).await;
+    let node = node(HubConfig::default().max_topics_per_member(2).max_topics(3));
+    let hub = node.hub();
+    let mut ws = connect(&node).await;
+    let unknown = "ERR unknown command (SUB, SUBENV, UNSUB, PUB, STATS)";
     for (command, reply) in [
-        ("HELLO", "ERR unknown command (SUB, UNSUB, PUB)"),
-        ("sub news", "ERR unknown command (SUB, UNSUB, PUB)"),
+        ("HELLO", unknown),
+        ("sub news", unknown),
+        ("STATS now", unknown),
         ("SUB", "ERR usage: SUB topic (one word)"),
         ("SUB two words", "ERR usage: SUB topic (one word)"),
         ("UNSUB", "ERR usage: UNSUB topic (one word)"),
         ("SUB waytoolongtopic", "ERR topic name must be 1 to 8 bytes"),
+        ("SUBENV", "ERR usage: SUBENV topic (one word)"),
+        (
+            "SUBENV a\tb",
+            "ERR topic name holds a space or a control character",
+        ),
+        (
+            "PUB a\nb x",
+            "ERR topic name holds a space or a control character",
+        ),
         ("PUB", "ERR usage: PUB topic payload"),
         ("PUB news", "ERR usage: PUB topic payload"),
         (
@@ -99,7 +124,7 @@ async fn bad_input_gets_an_error_and_changes_nothing() {
         ask(&mut ws, Message::binary(&b"SUB t1"[..])).await,
         "ERR commands are text"
     );
-    let mut other = connect(&hub).await;
+    let mut other = connect(&node).await;
     assert_eq!(ask(&mut other, Message::text("SUB t3")).await, "OK SUB t3");
     assert_eq!(
         ask(&mut other, Message::text("SUB t4")).await,
@@ -107,4 +132,43 @@ async fn bad_input_gets_an_error_and_changes_nothing() {
     );
     let stats = hub.stats();
     assert_eq!((stats.topics, stats.subscriptions), (3, 3));
+}
+
+#[tokio::test]
+async fn envelope_subscribers_see_sequence_numbers() {
+    let node = node(HubConfig::default());
+    let mut plain = connect(&node).await;
+    let mut enveloped = connect(&node).await;
+    let mut publisher = connect(&node).await;
+    assert_eq!(ask(&mut plain, Message::text("SUB t")).await, "OK SUB t");
+    assert_eq!(
+        ask(&mut enveloped, Message::text("SUBENV t")).await,
+        "OK SUBENV t"
+    );
+    for n in 1..=2 {
+        assert_eq!(
+            ask(&mut publisher, Message::text(format!("PUB t m{n}"))).await,
+            "OK PUB t 2"
+        );
+        assert_eq!(next_text(&mut plain).await, format!("MSG t m{n}"));
+        assert_eq!(
+            next_text(&mut enveloped).await,
+            format!("rfc6455-pubsub/1 00000000000000ab 0000000000000007 {n} t\nm{n}")
+        );
+    }
+    assert_eq!(
+        ask(&mut enveloped, Message::text("UNSUB t")).await,
+        "OK UNSUB t"
+    );
+    assert_eq!(node.subscribers("t"), 1);
+    assert_eq!(
+        ask(&mut plain, Message::text("STATS")).await,
+        "OK STATS published=0 publish_failed=0 received=0 own=0 duplicates=0 malformed=0 \
+         lost=0 tracked=0 broker=none"
+    );
+    drop((plain, publisher));
+    // The server side leaves the hub once it sees the connection end.
+    while node.hub().stats().members > 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 }

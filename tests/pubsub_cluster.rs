@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use cluster::{Broker, BrokerError, BrokerFuture, Node, Received};
+use cluster::{Broker, BrokerError, BrokerFuture, Form, Node, Published, Received};
 use envelope::Origin;
 use rfc6455::rt::hub::{Hub, HubConfig};
 
@@ -38,21 +38,20 @@ struct Handle {
 }
 
 impl Broker for Handle {
+    // Delivered at the call, as the trait asks (order is the calls').
     fn publish<'a>(&'a self, topic: &'a str, bytes: Vec<u8>) -> BrokerFuture<'a> {
-        Box::pin(async move {
-            if *self.bus.down.lock().unwrap() {
-                return Err(BrokerError("down".into()));
-            }
-            let receivers: Vec<_> = (self.bus.nodes.lock().unwrap().iter().enumerate())
-                .filter(|(_, a)| a.topics.contains(topic))
-                .filter_map(|(i, a)| Some((i, a.node.get()?.upgrade()?)))
-                .collect();
-            for (i, node) in receivers {
-                let received = node.receive(&bytes);
-                self.bus.log.lock().unwrap().push((i, received));
-            }
-            Ok(())
-        })
+        if *self.bus.down.lock().unwrap() {
+            return Box::pin(std::future::ready(Err(BrokerError("down".into()))));
+        }
+        let receivers: Vec<_> = (self.bus.nodes.lock().unwrap().iter().enumerate())
+            .filter(|(_, a)| a.topics.contains(topic))
+            .filter_map(|(i, a)| Some((i, a.node.get()?.upgrade()?)))
+            .collect();
+        for (i, node) in receivers {
+            let received = node.receive(topic, &bytes);
+            self.bus.log.lock().unwrap().push((i, received));
+        }
+        Box::pin(std::future::ready(Ok(())))
     }
     fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a> {
         Box::pin(async move {
@@ -70,6 +69,9 @@ impl Broker for Handle {
             Ok(())
         })
     }
+    fn connected(&self) -> bool {
+        !*self.bus.down.lock().unwrap()
+    }
 }
 
 fn node(bus: &Arc<Bus>, id: u64) -> Arc<Node> {
@@ -85,7 +87,7 @@ fn node(bus: &Arc<Bus>, id: u64) -> Arc<Node> {
     let origin = Origin { node: id, epoch: 1 };
     let node = Arc::new(Node::new(
         Hub::new(HubConfig::default()),
-        Arc::new(handle),
+        Some(Arc::new(handle)),
         origin,
     ));
     bus.nodes.lock().unwrap()[index]
@@ -109,12 +111,12 @@ async fn a_publish_reaches_every_node_once() {
     let (a, b) = (node(&bus, 1), node(&bus, 2));
     let (a1, a2) = (a.hub().join(), a.hub().join());
     let b1 = b.hub().join();
-    a.subscribe(&a1, "t").await.unwrap();
-    a.subscribe(&a2, "t").await.unwrap();
-    b.subscribe(&b1, "t").await.unwrap();
+    a.subscribe(&a1, "t", Form::Plain).await.unwrap();
+    a.subscribe(&a2, "t", Form::Plain).await.unwrap();
+    b.subscribe(&b1, "t", Form::Plain).await.unwrap();
 
     assert_eq!(
-        a.publish("t", "from a").await,
+        a.publish("t", "from a").await.delivered,
         2,
         "a's own subscribers at once"
     );
@@ -123,7 +125,7 @@ async fn a_publish_reaches_every_node_once() {
         take_log(&bus),
         [(0, Received::Own), (1, Received::Delivered(1))]
     );
-    assert_eq!(b.publish("t", "from b").await, 1);
+    assert_eq!(b.publish("t", "from b").await.delivered, 1);
     assert_eq!(
         take_log(&bus),
         [(0, Received::Delivered(2)), (1, Received::Own)]
@@ -137,8 +139,8 @@ async fn broker_subscriptions_follow_local_subscribers() {
     let bus = Arc::new(Bus::default());
     let a = node(&bus, 1);
     let (m1, m2) = (a.hub().join(), a.hub().join());
-    a.subscribe(&m1, "t").await.unwrap();
-    a.subscribe(&m2, "t").await.unwrap();
+    a.subscribe(&m1, "t", Form::Plain).await.unwrap();
+    a.subscribe(&m2, "t", Form::Plain).await.unwrap();
     assert!(subscribed(&bus, 0).contains("t"));
     assert!(a.unsubscribe(&m1, "t").await);
     assert!(subscribed(&bus, 0).contains("t"), "m2 still listens");
@@ -155,11 +157,18 @@ async fn an_outage_is_counted_as_lost_and_nothing_comes_twice() {
     let bus = Arc::new(Bus::default());
     let (a, b) = (node(&bus, 1), node(&bus, 2));
     let (a1, b1) = (a.hub().join(), b.hub().join());
-    a.subscribe(&a1, "t").await.unwrap();
-    b.subscribe(&b1, "t").await.unwrap();
+    a.subscribe(&a1, "t", Form::Plain).await.unwrap();
+    b.subscribe(&b1, "t", Form::Plain).await.unwrap();
     a.publish("t", "1").await;
     *bus.down.lock().unwrap() = true;
-    assert_eq!(a.publish("t", "2").await, 1, "local delivery goes on");
+    assert_eq!(
+        a.publish("t", "2").await,
+        Published {
+            delivered: 1,
+            shared: Some(false)
+        },
+        "local delivery goes on"
+    );
     *bus.down.lock().unwrap() = false;
     take_log(&bus);
     a.publish("t", "3").await;
@@ -180,7 +189,7 @@ async fn repeats_and_garbage_from_the_broker_are_dropped() {
     let bus = Arc::new(Bus::default());
     let b = node(&bus, 2);
     let b1 = b.hub().join();
-    b.subscribe(&b1, "t").await.unwrap();
+    b.subscribe(&b1, "t", Form::Plain).await.unwrap();
     let bytes = envelope::Envelope {
         origin: Origin { node: 1, epoch: 1 },
         seq: 1,
@@ -188,14 +197,19 @@ async fn repeats_and_garbage_from_the_broker_are_dropped() {
         payload: b"hi",
     }
     .encode();
-    assert_eq!(b.receive(&bytes), Received::Delivered(1));
-    assert_eq!(b.receive(&bytes), Received::Duplicate);
-    assert_eq!(b.receive(b"\xff\xfe garbage"), Received::Malformed);
+    assert_eq!(b.receive("t", &bytes), Received::Delivered(1));
+    assert_eq!(b.receive("t", &bytes), Received::Duplicate);
+    assert_eq!(b.receive("t", b"\xff\xfe garbage"), Received::Malformed);
+    assert_eq!(
+        b.receive("u", &bytes),
+        Received::Malformed,
+        "on another topic's channel"
+    );
     let mut not_text = bytes;
     not_text.extend_from_slice(b"\xff");
-    assert_eq!(b.receive(&not_text), Received::Malformed);
+    assert_eq!(b.receive("t", &not_text), Received::Malformed);
     assert_eq!(b.counters().duplicates.load(Ordering::Relaxed), 1);
-    assert_eq!(b.counters().malformed.load(Ordering::Relaxed), 2);
+    assert_eq!(b.counters().malformed.load(Ordering::Relaxed), 3);
 }
 
 #[tokio::test]
@@ -209,13 +223,61 @@ async fn envelopes_for_topics_no_one_here_holds_are_not_recorded() {
         payload: b"hi",
     }
     .encode();
-    assert_eq!(b.receive(&bytes), Received::Delivered(0));
+    assert_eq!(b.receive("u", &bytes), Received::Delivered(0));
+    assert!(b.stats().ends_with(" tracked=0 broker=up"), "{}", b.stats());
     let b1 = b.hub().join();
-    b.subscribe(&b1, "u").await.unwrap();
+    b.subscribe(&b1, "u", Form::Plain).await.unwrap();
     assert_eq!(
-        b.receive(&bytes),
+        b.receive("u", &bytes),
         Received::Delivered(1),
         "not taken for a repeat"
     );
     assert_eq!(b.counters().duplicates.load(Ordering::Relaxed), 0);
+}
+
+#[tokio::test]
+async fn both_forms_share_one_broker_subscription() {
+    let bus = Arc::new(Bus::default());
+    let (a, b) = (node(&bus, 1), node(&bus, 2));
+    let (plain, enveloped) = (b.hub().join(), b.hub().join());
+    b.subscribe(&plain, "t", Form::Plain).await.unwrap();
+    b.subscribe(&enveloped, "t", Form::Envelope).await.unwrap();
+    assert_eq!(b.subscribers("t"), 2);
+    let a1 = a.hub().join();
+    a.subscribe(&a1, "t", Form::Envelope).await.unwrap();
+    assert_eq!(a.publish("t", "x").await.delivered, 1);
+    assert_eq!(
+        take_log(&bus),
+        [(0, Received::Own), (1, Received::Delivered(2))],
+        "each form framed once, both delivered"
+    );
+    assert!(b.unsubscribe(&plain, "t").await);
+    assert!(subscribed(&bus, 1).contains("t"), "the envelope form holds it");
+    b.leave(enveloped).await;
+    assert!(subscribed(&bus, 1).is_empty());
+    assert_eq!(b.subscribers("t"), 0);
+}
+
+#[tokio::test]
+async fn a_node_without_a_broker_serves_alone() {
+    let node = Node::new(
+        Hub::new(HubConfig::default()),
+        None,
+        Origin { node: 1, epoch: 1 },
+    );
+    let (m1, m2) = (node.hub().join(), node.hub().join());
+    node.subscribe(&m1, "t", Form::Plain).await.unwrap();
+    node.subscribe(&m2, "t", Form::Envelope).await.unwrap();
+    assert_eq!(
+        node.publish("t", "x").await,
+        Published {
+            delivered: 2,
+            shared: None
+        }
+    );
+    assert_eq!(
+        node.stats(),
+        "published=0 publish_failed=0 received=0 own=0 duplicates=0 malformed=0 lost=0 \
+         tracked=0 broker=none"
+    );
 }

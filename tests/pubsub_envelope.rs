@@ -6,7 +6,7 @@
 #[path = "../examples/pubsub/envelope.rs"]
 mod envelope;
 
-use envelope::{Arrival, Envelope, EnvelopeError, Origin, Sequencer, Tracker};
+use envelope::{Arrival, Envelope, EnvelopeError, MAX_ORIGINS, Origin, Sequencer, Tracker};
 use proptest::prelude::*;
 
 const NODE: Origin = Origin { node: 7, epoch: 1 };
@@ -138,6 +138,31 @@ fn a_topic_left_and_joined_again_starts_afresh() {
         tracker.arrive(&Envelope::decode(&later).unwrap()),
         Arrival::InOrder
     );
+}
+
+#[test]
+fn invented_origins_do_not_grow_the_tracker_without_bound() {
+    let mut tracker = Tracker::default();
+    let arrive = |tracker: &mut Tracker, node: u64, seq| {
+        let origin = Origin { node, epoch: 1 };
+        tracker.arrive(&Envelope::decode(&envelope(origin, seq, "t")).unwrap())
+    };
+    arrive(&mut tracker, 0, 1);
+    for node in 1..10 * MAX_ORIGINS as u64 {
+        arrive(&mut tracker, node, 1);
+        // Node 0 keeps publishing: the most recently heard are kept.
+        if node % 16 == 0 {
+            assert_eq!(arrive(&mut tracker, 0, node / 16 + 1), Arrival::InOrder);
+        }
+    }
+    assert_eq!(tracker.records(), MAX_ORIGINS);
+    assert_eq!(
+        arrive(&mut tracker, 0, 10 * MAX_ORIGINS as u64 / 16),
+        Arrival::Duplicate,
+        "a node still heard from keeps its numbers"
+    );
+    // A forgotten node starts afresh, as if first seen part-way.
+    assert_eq!(arrive(&mut tracker, 1, 1), Arrival::InOrder);
 }
 
 fn topic() -> impl Strategy<Value = String> {

@@ -1,4 +1,5 @@
-//! Several pubsub nodes as one logical server, through a broker.
+//! Several pubsub nodes as one logical server, through a broker; with no
+//! broker, one node alone.
 //!
 //! A node delivers its own clients' publishes itself and hands them to the
 //! broker in an [`Envelope`]; what the broker brings back from other nodes
@@ -7,8 +8,14 @@
 //! Delivery across nodes is at most once, in order per publisher and topic:
 //! its own publishes coming back are dropped by origin, repeats by sequence
 //! number, and what a broker outage lost is counted.
+//!
+//! A client subscribes to a topic in one of two [`Form`]s: plain (`MSG
+//! topic payload`) or as the envelope itself, whose header line carries the
+//! publisher's node, epoch and sequence number, so the client can see a gap.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,17 +37,49 @@ pub(crate) struct BrokerError(pub(crate) String);
 /// What a node needs of a broker. Messages arriving on subscribed topics
 /// go to [`Node::receive`], from whatever task the broker runs.
 pub(crate) trait Broker: Send + Sync + 'static {
-    /// Publishes `bytes` (an encoded envelope) on `topic`.
+    /// Publishes `bytes` (an encoded envelope) on `topic`. Publishes reach
+    /// the broker in the order of these calls, whenever their futures are
+    /// awaited: a node numbers them in that order.
     fn publish<'a>(&'a self, topic: &'a str, bytes: Vec<u8>) -> BrokerFuture<'a>;
     /// Starts receiving what is published on `topic`.
     fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a>;
     /// Stops receiving `topic`.
     fn unsubscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a>;
+    /// Whether the broker is reachable and holds every subscription asked
+    /// for.
+    fn connected(&self) -> bool;
 }
 
-/// The text a subscriber receives for a publish.
+/// The text a plain subscriber receives for a publish.
 pub(crate) fn delivery(topic: &str, payload: &str) -> PreparedMessage {
     PreparedMessage::text(format!("MSG {topic} {payload}"))
+}
+
+/// How a client receives a topic's publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `MSG topic payload`.
+    Plain,
+    /// The envelope: its header line (`rfc6455-pubsub/1 ORIGIN EPOCH SEQ
+    /// TOPIC`), a line break, the payload.
+    Envelope,
+}
+
+/// Envelope subscribers are the hub topic `"{topic} env"`: a client's topic
+/// holds no space, so the two never meet.
+const ENVELOPE_SUFFIX: &str = " env";
+
+/// The hub topic of `topic` received in `form`.
+pub(crate) fn hub_topic(topic: &str, form: Form) -> Cow<'_, str> {
+    match form {
+        Form::Plain => Cow::Borrowed(topic),
+        Form::Envelope => Cow::Owned(format!("{topic}{ENVELOPE_SUFFIX}")),
+    }
+}
+
+/// The client's topic of a hub topic.
+fn client_topic(hub_topic: &str) -> &str {
+    hub_topic.strip_suffix(ENVELOPE_SUFFIX).unwrap_or(hub_topic)
 }
 
 /// A node's counters, since it started.
@@ -62,6 +101,33 @@ pub(crate) struct Counters {
     pub(crate) lost: AtomicU64,
 }
 
+impl fmt::Display for Counters {
+    /// `name=value` pairs, space-separated, in the order of the fields.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        write!(
+            f,
+            "published={} publish_failed={} received={} own={} duplicates={} malformed={} lost={}",
+            get(&self.published),
+            get(&self.publish_failed),
+            get(&self.received),
+            get(&self.own),
+            get(&self.duplicates),
+            get(&self.malformed),
+            get(&self.lost),
+        )
+    }
+}
+
+/// What [`Node::publish`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Published {
+    /// The local subscribers it was queued for.
+    pub(crate) delivered: usize,
+    /// With a broker, whether it took the publish (for the other nodes).
+    pub(crate) shared: Option<bool>,
+}
+
 /// What [`Node::receive`] did with a broker message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Received {
@@ -71,19 +137,20 @@ pub(crate) enum Received {
     Own,
     /// Seen before.
     Duplicate,
-    /// Not an envelope (or not text).
+    /// Not an envelope (or not text, or on another topic's channel).
     Malformed,
 }
 
-/// One node: its hub, its broker, and what makes delivery exactly once.
+/// One node: its hub, its broker if any, and what makes delivery exactly
+/// once.
 pub(crate) struct Node {
     hub: Hub,
-    broker: Arc<dyn Broker>,
+    broker: Option<Arc<dyn Broker>>,
     origin: Origin,
-    /// Held from numbering a publish until the broker has it, so numbers
-    /// reach the broker in order (a later number arriving first would make
-    /// the earlier one a duplicate everywhere).
-    sequencer: tokio::sync::Mutex<Sequencer>,
+    /// Held while a publish is numbered, delivered here and handed to the
+    /// broker, so numbers reach the broker in order (a later number arriving
+    /// first would make the earlier one a duplicate everywhere).
+    sequencer: Mutex<Sequencer>,
     tracker: Mutex<Tracker>,
     /// Topics with a broker subscription. Held across the broker call, so a
     /// client joining a topic while its last subscriber leaves ends with
@@ -98,13 +165,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Node {
     /// A node with its own identity (`origin`: node id, and the epoch of
-    /// this run).
-    pub(crate) fn new(hub: Hub, broker: Arc<dyn Broker>, origin: Origin) -> Self {
+    /// this run), sharing topics through `broker` (or alone, with none).
+    pub(crate) fn new(hub: Hub, broker: Option<Arc<dyn Broker>>, origin: Origin) -> Self {
         Self {
             hub,
             broker,
             origin,
-            sequencer: tokio::sync::Mutex::default(),
+            sequencer: Mutex::default(),
             tracker: Mutex::default(),
             topics: tokio::sync::Mutex::default(),
             counters: Counters::default(),
@@ -121,34 +188,64 @@ impl Node {
         &self.counters
     }
 
-    /// Subscribes a local client; the broker subscription comes with the
-    /// topic's first local subscriber.
-    pub(crate) async fn subscribe(&self, member: &Member, topic: &str) -> Result<bool, HubError> {
+    /// What `STATS` answers: the counters, the (origin, topic) records the
+    /// tracker holds, and the broker's state (`up`, `down` or `none`).
+    pub(crate) fn stats(&self) -> String {
+        let broker = match &self.broker {
+            None => "none",
+            Some(broker) if broker.connected() => "up",
+            Some(_) => "down",
+        };
+        let tracked = lock(&self.tracker).records();
+        format!("{} tracked={tracked} broker={broker}", self.counters())
+    }
+
+    /// Local subscribers of `topic`, in either form.
+    pub(crate) fn subscribers(&self, topic: &str) -> usize {
+        self.hub.subscribers(topic) + self.hub.subscribers(&hub_topic(topic, Form::Envelope))
+    }
+
+    /// Subscribes a local client to `topic` in `form`; the broker
+    /// subscription comes with the topic's first local subscriber.
+    pub(crate) async fn subscribe(
+        &self,
+        member: &Member,
+        topic: &str,
+        form: Form,
+    ) -> Result<bool, HubError> {
         let mut topics = self.topics.lock().await;
-        let added = self.hub.subscribe(member, topic)?;
-        if !topics.contains(topic) {
-            // Kept even if the broker call fails: the broker client
-            // subscribes again when it reconnects.
+        let added = self.hub.subscribe(member, &hub_topic(topic, form))?;
+        if let Some(broker) = &self.broker
+            && !topics.contains(topic)
+        {
+            // Kept even if the broker call fails: the broker subscribes
+            // again when it reconnects.
             topics.insert(topic.to_owned());
-            if let Err(BrokerError(error)) = self.broker.subscribe(topic).await {
+            if let Err(BrokerError(error)) = broker.subscribe(topic).await {
                 eprintln!("pubsub: broker subscribe to {topic} failed: {error}");
             }
         }
         Ok(added)
     }
 
-    /// Unsubscribes a local client; whether it was subscribed.
+    /// Unsubscribes a local client from `topic` (either form); whether it
+    /// was subscribed.
     pub(crate) async fn unsubscribe(&self, member: &Member, topic: &str) -> bool {
         let mut topics = self.topics.lock().await;
-        let removed = self.hub.unsubscribe(member, topic);
+        let plain = self.hub.unsubscribe(member, topic);
+        let envelope = self
+            .hub
+            .unsubscribe(member, &hub_topic(topic, Form::Envelope));
         self.release(&mut topics, topic).await;
-        removed
+        plain || envelope
     }
 
     /// A local client left: its topics without other local subscribers are
     /// given up at the broker.
     pub(crate) async fn leave(&self, member: Member) {
-        let held = member.topics();
+        let held: HashSet<String> = (member.topics().iter())
+            .map(|topic| client_topic(topic).to_owned())
+            .collect();
         drop(member);
         let mut topics = self.topics.lock().await;
         for topic in held {
@@ -157,44 +254,78 @@ impl Node {
     }
 
     async fn release(&self, topics: &mut HashSet<String>, topic: &str) {
-        if self.hub.subscribers(topic) == 0 && topics.remove(topic) {
+        if self.subscribers(topic) == 0 && topics.remove(topic) {
             // Publishes made while no one here listens are not lost to us.
             lock(&self.tracker).forget_topic(topic);
-            if let Err(BrokerError(error)) = self.broker.unsubscribe(topic).await {
+            if let Some(broker) = &self.broker
+                && let Err(BrokerError(error)) = broker.unsubscribe(topic).await
+            {
                 eprintln!("pubsub: broker unsubscribe from {topic} failed: {error}");
             }
         }
     }
 
     /// A local client's publish: delivered here at once, and to the other
-    /// nodes through the broker. The local subscribers it was queued for.
-    pub(crate) async fn publish(&self, topic: &str, payload: &str) -> usize {
-        let mut sequencer = self.sequencer.lock().await;
-        let seq = sequencer.next(topic);
-        let delivered = self.hub.publish(topic, &delivery(topic, payload)).delivered;
-        let envelope = Envelope {
-            origin: self.origin,
-            seq,
-            topic,
-            payload: payload.as_bytes(),
+    /// nodes through the broker.
+    pub(crate) async fn publish(&self, topic: &str, payload: &str) -> Published {
+        let (delivered, handed) = {
+            let mut sequencer = lock(&self.sequencer);
+            let envelope = Envelope {
+                origin: self.origin,
+                seq: sequencer.next(topic),
+                topic,
+                payload: payload.as_bytes(),
+            }
+            .encode();
+            let delivered = self.deliver(topic, payload, || {
+                String::from_utf8_lossy(&envelope).into_owned()
+            });
+            let handed = (self.broker.as_ref()).map(|broker| broker.publish(topic, envelope));
+            (delivered, handed)
         };
-        match self.broker.publish(topic, envelope.encode()).await {
-            Ok(()) => self.counters.published.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.counters.publish_failed.fetch_add(1, Ordering::Relaxed),
+        let shared = match handed {
+            None => None,
+            Some(handed) => Some(match handed.await {
+                Ok(()) => {
+                    self.counters.published.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(_) => {
+                    self.counters.publish_failed.fetch_add(1, Ordering::Relaxed);
+                    false
+                }
+            }),
         };
-        drop(sequencer);
+        Published { delivered, shared }
+    }
+
+    /// Queues a publish for the local subscribers of `topic`, each form
+    /// framed once; how many it was queued for.
+    fn deliver(&self, topic: &str, payload: &str, envelope: impl FnOnce() -> String) -> usize {
+        let mut delivered = 0;
+        if self.hub.subscribers(topic) > 0 {
+            delivered += self.hub.publish(topic, &delivery(topic, payload)).delivered;
+        }
+        let enveloped = hub_topic(topic, Form::Envelope);
+        if self.hub.subscribers(&enveloped) > 0 {
+            let message = PreparedMessage::text(envelope());
+            delivered += self.hub.publish(&enveloped, &message).delivered;
+        }
         delivered
     }
 
-    /// A message the broker brought: checked, then queued for the local
-    /// subscribers of its topic (encoded once for all of them).
-    pub(crate) fn receive(&self, bytes: &[u8]) -> Received {
+    /// A message the broker brought on `channel` (the topic): checked, then
+    /// queued for the local subscribers of its topic.
+    pub(crate) fn receive(&self, channel: &str, bytes: &[u8]) -> Received {
         let counters = &self.counters;
         let Ok(envelope) = Envelope::decode(bytes) else {
             counters.malformed.fetch_add(1, Ordering::Relaxed);
             return Received::Malformed;
         };
-        let Ok(payload) = std::str::from_utf8(envelope.payload) else {
+        let (Ok(payload), true) = (
+            std::str::from_utf8(envelope.payload),
+            envelope.topic == channel,
+        ) else {
             counters.malformed.fetch_add(1, Ordering::Relaxed);
             return Received::Malformed;
         };
@@ -202,7 +333,7 @@ impl Node {
             counters.own.fetch_add(1, Ordering::Relaxed);
             return Received::Own;
         }
-        if self.hub.subscribers(envelope.topic) == 0 {
+        if self.subscribers(envelope.topic) == 0 {
             // In flight past the last local unsubscribe, or naming a topic
             // this node never asked for: nothing to deliver, and nothing
             // recorded (the tracker holds only topics someone here holds).
@@ -219,7 +350,10 @@ impl Node {
             Arrival::InOrder => {}
         }
         counters.received.fetch_add(1, Ordering::Relaxed);
-        let message = delivery(envelope.topic, payload);
-        Received::Delivered(self.hub.publish(envelope.topic, &message).delivered)
+        // The header is ASCII and the payload UTF-8: the whole is text.
+        let delivered = self.deliver(envelope.topic, payload, || {
+            String::from_utf8_lossy(bytes).into_owned()
+        });
+        Received::Delivered(delivered)
     }
 }

@@ -183,12 +183,22 @@ pub(crate) enum Arrival {
     Duplicate,
 }
 
+/// The most publishing nodes a [`Tracker`] remembers at once; past it, the
+/// one heard from least recently is forgotten. Nodes that restart with a
+/// fresh id leave theirs behind, and broker input must not grow memory
+/// without bound.
+pub(crate) const MAX_ORIGINS: usize = 256;
+
 /// Per origin epoch and topic, the last sequence number delivered: what
 /// makes delivery at most once and gaps visible. A topic first seen part-way
 /// (this node subscribed after the origin's first publishes) starts in order.
+/// At most [`MAX_ORIGINS`] node ids are remembered.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     last: HashMap<(Origin, String), u64>,
+    /// Each node id remembered, with when it was last heard from.
+    heard: HashMap<u64, u64>,
+    clock: u64,
 }
 
 impl Tracker {
@@ -197,6 +207,7 @@ impl Tracker {
     /// (the node restarted: their numbers will not come again).
     pub(crate) fn arrive(&mut self, envelope: &Envelope<'_>) -> Arrival {
         let origin = envelope.origin;
+        self.hear(origin.node);
         let key = (origin, envelope.topic.to_owned());
         if !self.last.contains_key(&key) {
             self.last
@@ -216,8 +227,27 @@ impl Tracker {
         }
     }
 
+    /// Notes that `node` was heard from, forgetting the least recently heard
+    /// node if `node` is new and the tracker is full.
+    fn hear(&mut self, node: u64) {
+        self.clock += 1;
+        if !self.heard.contains_key(&node) && self.heard.len() >= MAX_ORIGINS {
+            let oldest = self.heard.iter().min_by_key(|&(_, &at)| at).map(|(&n, _)| n);
+            if let Some(oldest) = oldest {
+                self.heard.remove(&oldest);
+                self.last.retain(|(seen, _), _| seen.node != oldest);
+            }
+        }
+        self.heard.insert(node, self.clock);
+    }
+
     /// Forgets `topic` (this node no longer subscribes to it).
     pub(crate) fn forget_topic(&mut self, topic: &str) {
         self.last.retain(|(_, seen), _| seen != topic);
+    }
+
+    /// How many (origin epoch, topic) records are held.
+    pub(crate) fn records(&self) -> usize {
+        self.last.len()
     }
 }
