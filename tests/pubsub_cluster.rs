@@ -252,7 +252,10 @@ async fn both_forms_share_one_broker_subscription() {
         "each form framed once, both delivered"
     );
     assert!(b.unsubscribe(&plain, "t").await);
-    assert!(subscribed(&bus, 1).contains("t"), "the envelope form holds it");
+    assert!(
+        subscribed(&bus, 1).contains("t"),
+        "the envelope form holds it"
+    );
     b.leave(enveloped).await;
     assert!(subscribed(&bus, 1).is_empty());
     assert_eq!(b.subscribers("t"), 0);

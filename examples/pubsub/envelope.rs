@@ -232,7 +232,11 @@ impl Tracker {
     fn hear(&mut self, node: u64) {
         self.clock += 1;
         if !self.heard.contains_key(&node) && self.heard.len() >= MAX_ORIGINS {
-            let oldest = self.heard.iter().min_by_key(|&(_, &at)| at).map(|(&n, _)| n);
+            let oldest = self
+                .heard
+                .iter()
+                .min_by_key(|&(_, &at)| at)
+                .map(|(&n, _)| n);
             if let Some(oldest) = oldest {
                 self.heard.remove(&oldest);
                 self.last.retain(|(seen, _), _| seen.node != oldest);

@@ -249,7 +249,11 @@ async fn command(node: &Node, member: &Member, line: &str, max_topic_len: usize)
             bad_topic(rest, max_topic_len).unwrap_or_default()
         }
         "SUB" | "SUBENV" => {
-            let form = if verb == "SUB" { Form::Plain } else { Form::Envelope };
+            let form = if verb == "SUB" {
+                Form::Plain
+            } else {
+                Form::Envelope
+            };
             match node.subscribe(member, rest, form).await {
                 Ok(_) => format!("OK {verb} {rest}"),
                 Err(error) => format!("ERR {error}"),

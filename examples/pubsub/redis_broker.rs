@@ -89,7 +89,10 @@ impl RedisBroker {
     ) -> redis::RedisResult<Arc<Self>> {
         let info = url.into_connection_info()?;
         // Pushed messages and commands share one connection only on RESP3.
-        let settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))?;
         let state = Arc::new(Mutex::new(State::default()));
         let dropped = Arc::new(Notify::new());
@@ -176,7 +179,9 @@ impl RedisBroker {
     async fn check(&self) {
         let mut manager = self.manager.clone();
         let ping = redis::cmd("PING");
-        if (self.outcome(timeout(CALL_TIMEOUT, ping.query_async::<()>(&mut manager)).await)).is_err() {
+        if (self.outcome(timeout(CALL_TIMEOUT, ping.query_async::<()>(&mut manager)).await))
+            .is_err()
+        {
             return;
         }
         if lock(&self.state).connected {
@@ -186,7 +191,10 @@ impl RedisBroker {
         // subscribe or unsubscribe came in meanwhile (then again, next beat).
         let (channels, version) = {
             let state = lock(&self.state);
-            (state.wanted.iter().cloned().collect::<Vec<_>>(), state.version)
+            (
+                state.wanted.iter().cloned().collect::<Vec<_>>(),
+                state.version,
+            )
         };
         for chunk in channels.chunks(1024) {
             if (self.outcome(timeout(CALL_TIMEOUT, manager.subscribe(chunk)).await)).is_err() {
@@ -196,7 +204,10 @@ impl RedisBroker {
         let mut state = lock(&self.state);
         if state.version == version {
             state.connected = true;
-            eprintln!("pubsub: redis connected, {} topics subscribed", channels.len());
+            eprintln!(
+                "pubsub: redis connected, {} topics subscribed",
+                channels.len()
+            );
         }
     }
 }
@@ -232,7 +243,10 @@ async fn publisher(broker: Weak<RedisBroker>, mut pending: mpsc::UnboundedReceiv
         let result = if lock(&broker.state).connected {
             let mut pipe = redis::pipe();
             for publish in &batch {
-                pipe.cmd("PUBLISH").arg(&publish.channel).arg(&publish.bytes).ignore();
+                pipe.cmd("PUBLISH")
+                    .arg(&publish.channel)
+                    .arg(&publish.bytes)
+                    .ignore();
             }
             let mut manager = broker.manager.clone();
             broker.outcome(timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut manager)).await)
@@ -257,7 +271,9 @@ impl Broker for RedisBroker {
             Some(unreachable())
         } else if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            Some(BrokerError("too many publishes waiting for redis".to_owned()))
+            Some(BrokerError(
+                "too many publishes waiting for redis".to_owned(),
+            ))
         } else {
             let channel = self.channel(topic);
             let pending = Pending {
