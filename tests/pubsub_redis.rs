@@ -703,3 +703,323 @@ async fn a_node_dying(cluster: &mut Cluster) {
     assert_eq!(cluster.stats(1).await["broker"], "up");
     eprintln!("node killed: its 200 clients disconnected, the other node's 200 unaffected");
 }
+
+// Benchmarks (`bash tests/cluster/run.sh bench`, release build): figures in
+// benches/README.md. Each round runs the cluster and its comparison side by
+// side in one process, alternating, as the machine is noisy.
+
+const ROUNDS: usize = 3;
+
+/// A node with no broker: the one-machine comparison.
+async fn start_single(port: u16) -> Process {
+    let child = Command::new(env("PUBSUB_BIN"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .spawn()
+        .expect("the pubsub example starts");
+    wait_listening(port, "node").await;
+    Process(child)
+}
+
+/// A subscriber to `topic` that hands each delivery's text to `on`; returns
+/// once subscribed.
+async fn subscriber(
+    port: u16,
+    topic: &str,
+    on: impl Fn(&str) + Send + 'static,
+) -> tokio::task::JoinHandle<String> {
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (mut ws, _) = WebSocketStream::connect(url.as_str()).await.unwrap();
+    ws.send(Message::text(format!("SUB {topic}"))).await.unwrap();
+    match ws.next().await {
+        Some(Ok(Message::Text(text))) if text.starts_with("OK SUB") => {}
+        other => panic!("{other:?}"),
+    }
+    tokio::spawn(async move {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => on(&text),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return error.to_string(),
+                None => return "closed".to_owned(),
+            }
+        }
+    })
+}
+
+/// A publisher sending `PUB topic payload` as fast as its replies come
+/// back (`WINDOW` unanswered at most) until `stop`; the publishes answered.
+async fn flood(port: u16, topic: String, payload: String, stop: Arc<AtomicBool>) -> u64 {
+    let url = format!("ws://127.0.0.1:{port}/");
+    let (ws, _) = WebSocketStream::connect(url.as_str()).await.unwrap();
+    let (mut write, mut read) = ws.split();
+    let window = Arc::new(Semaphore::new(WINDOW));
+    let answered = Arc::new(AtomicU64::new(0));
+    let (w, a) = (window.clone(), answered.clone());
+    let reader = tokio::spawn(async move {
+        while let Some(Ok(message)) = read.next().await {
+            if let Message::Text(text) = message
+                && text.starts_with("OK PUB")
+            {
+                a.fetch_add(1, Ordering::Relaxed);
+                w.add_permits(1);
+            }
+        }
+    });
+    let command = format!("PUB {topic} {payload}");
+    while !stop.load(Ordering::Relaxed) {
+        window.acquire().await.unwrap().forget();
+        write.send(Message::text(command.as_str())).await.unwrap();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(10), window.acquire_many(WINDOW as u32)).await;
+    reader.abort();
+    answered.load(Ordering::Relaxed)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Publish-to-receive latency from a node's client to a subscriber on the
+/// other node, beside a subscriber on the publisher's node; one publish
+/// every 2 ms (64-byte payload, a timestamp).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run tests/cluster/run.sh bench"]
+async fn bench_cross_node_latency() {
+    let redis_port = free_port();
+    let _redis = start_redis(redis_port).await;
+    let (a, b) = (free_port(), free_port());
+    let _nodes = [start_node(a, redis_port).await, start_node(b, redis_port).await];
+    let base = Instant::now();
+    let samples = |port| {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let keep = got.clone();
+        let on = move |text: &str| {
+            let sent = text.rsplit(' ').next().and_then(|n| n.trim_start_matches('0').parse().ok());
+            if let Some(nanos) = sent {
+                let at = base + Duration::from_nanos(nanos);
+                keep.lock().unwrap().push(at.elapsed());
+            }
+        };
+        (got, subscriber(port, "lat", on))
+    };
+    let (remote, remote_task) = samples(b);
+    let _remote_task = remote_task.await;
+    let (local, local_task) = samples(a);
+    let _local_task = local_task.await;
+    let url = format!("ws://127.0.0.1:{a}/");
+    let (publisher, _) = WebSocketStream::connect(url.as_str()).await.unwrap();
+    let (mut write, mut read) = publisher.split();
+    tokio::spawn(async move { while let Some(Ok(_)) = read.next().await {} });
+    for round in 1..=ROUNDS {
+        let mut tick = tokio::time::interval(Duration::from_millis(2));
+        for _ in 0..2_500 {
+            tick.tick().await;
+            let nanos = base.elapsed().as_nanos();
+            write.send(Message::text(format!("PUB lat {nanos:064}"))).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut line = format!("latency round {round}:");
+        for (name, got) in [("cross-node", &remote), ("same node", &local)] {
+            let mut got = std::mem::take(&mut *got.lock().unwrap());
+            got.sort();
+            line += &format!(
+                " {name} n={} p50={:.0?} p99={:.0?} p99.9={:.0?};",
+                got.len(),
+                percentile(&got, 0.5),
+                percentile(&got, 0.99),
+                percentile(&got, 0.999)
+            );
+        }
+        eprintln!("{line}");
+    }
+}
+
+/// Redis's own PUBLISH rate for `payload` bytes with two subscribers
+/// (redis-cli), from redis-benchmark: 8 connections, 32 commands pipelined.
+fn redis_publish_rate(payload: usize) -> f64 {
+    let port = free_port();
+    let server = Command::new(env("REDIS_SERVER"))
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Process(server);
+    std::thread::sleep(Duration::from_millis(300));
+    let tool = |name| env("REDIS_SERVER").replace("redis-server", name);
+    let listeners: Vec<_> = (0..2)
+        .map(|_| {
+            let child = Command::new(tool("redis-cli"))
+                .args(["-p", &port.to_string(), "subscribe", "bench"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            Process(child)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = Command::new(tool("redis-benchmark"))
+        .args(["-p", &port.to_string(), "-q", "-n", "400000", "-c", "8", "-P", "32"])
+        .args(["PUBLISH", "bench", &"x".repeat(payload)])
+        .output()
+        .unwrap();
+    drop(listeners);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rate = (text.split_whitespace())
+        .find_map(|word| word.parse::<f64>().ok())
+        .unwrap_or_default();
+    assert!(rate > 0.0, "redis-benchmark said: {text}");
+    rate
+}
+
+/// CPU time process `pid` has used, in clock ticks (1/100 s).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+    // utime and stime: fields 14 and 15 of the line, 12 and 13 after ") ".
+    (fields.get(11..13).unwrap_or_default().iter())
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum()
+}
+
+/// Publishers flooding `payload` (each `(port, topic)` one publisher) for
+/// 5 s after a 1 s warm-up: deliveries/s counted by `delivered`, the share
+/// of one core process `busy` used meanwhile, and the publishes answered.
+async fn measure(
+    publishers: &[(u16, String)],
+    payload: &str,
+    delivered: &AtomicU64,
+    busy: u32,
+) -> (f64, f64, u64) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let floods: Vec<_> = (publishers.iter())
+        .map(|(port, topic)| {
+            let flood = flood(*port, topic.clone(), payload.to_owned(), stop.clone());
+            tokio::spawn(flood)
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (start, from, ticks) = (Instant::now(), delivered.load(Ordering::Relaxed), cpu_ticks(busy));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let seconds = start.elapsed().as_secs_f64();
+    let rate = (delivered.load(Ordering::Relaxed) - from) as f64 / seconds;
+    let cpu = (cpu_ticks(busy) - ticks) as f64 / 100.0 / seconds;
+    stop.store(true, Ordering::Relaxed);
+    let mut published = 0;
+    for flood in floods {
+        published += flood.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    (rate, cpu, published)
+}
+
+/// A counting subscriber's callback.
+fn count(delivered: &Arc<AtomicU64>) -> impl Fn(&str) + Send + 'static {
+    let delivered = delivered.clone();
+    move |_| {
+        delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Redis, two nodes on it and one node alone (in that order); the nodes'
+/// ports and the lone node's.
+async fn bench_setup() -> (Vec<Process>, [u16; 2], u16) {
+    let redis_port = free_port();
+    let ports = [free_port(), free_port()];
+    let single = free_port();
+    let processes = vec![
+        start_redis(redis_port).await,
+        start_node(ports[0], redis_port).await,
+        start_node(ports[1], redis_port).await,
+        start_single(single).await,
+    ];
+    (processes, ports, single)
+}
+
+/// One topic, 1 000 subscribers on each of two nodes, 1 KiB publishes from
+/// four clients on each node as fast as replies come, for 5 s; beside the
+/// same 2 000 subscribers and eight publishers on one node alone, and
+/// Redis's own PUBLISH rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run tests/cluster/run.sh bench"]
+async fn bench_fanout_throughput() {
+    const SUBSCRIBERS: usize = 1_000;
+    let (processes, ports, single) = bench_setup().await;
+    let (redis, alone_pid) = (processes[0].0.id(), processes[3].0.id());
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for port in [ports[0], ports[1], single, single] {
+        for _ in 0..SUBSCRIBERS {
+            tasks.push(subscriber(port, "fan", count(&delivered)).await);
+        }
+    }
+    let payload = "x".repeat(1024);
+    let publishers = |ports: &[u16]| -> Vec<(u16, String)> {
+        let per_node = 8 / ports.len();
+        (ports.iter())
+            .flat_map(|&port| (0..per_node).map(move |_| (port, "fan".to_owned())))
+            .collect()
+    };
+    let subscribers = (2 * SUBSCRIBERS) as f64;
+    for round in 1..=ROUNDS {
+        let (cluster, redis_cpu, _) =
+            measure(&publishers(&ports), &payload, &delivered, redis).await;
+        let (alone, alone_cpu, _) =
+            measure(&publishers(&[single]), &payload, &delivered, alone_pid).await;
+        let ceiling = tokio::task::spawn_blocking(|| redis_publish_rate(1100)).await.unwrap();
+        eprintln!(
+            "fan-out round {round}: 2 nodes {cluster:.0} deliveries/s ({:.0} publishes/s, \
+             Redis {:.0}% of a core); 1 node {alone:.0} deliveries/s ({:.0} publishes/s, \
+             the node {:.0}% of a core); redis-benchmark PUBLISH 1 KiB: {ceiling:.0}/s \
+             (cluster at {:.1}%)",
+            cluster / subscribers,
+            100.0 * redis_cpu,
+            alone / subscribers,
+            100.0 * alone_cpu,
+            100.0 * cluster / subscribers / ceiling,
+        );
+    }
+    let ended = tasks.iter().filter(|task| task.is_finished()).count();
+    eprintln!("subscribers closed during the runs: {ended}");
+}
+
+/// The broker's share: 16 topics, one subscriber of each on each node,
+/// eight publishers on each node (one topic each) flooding 64-byte
+/// publishes; each publish crosses Redis once. Beside one node alone with
+/// the same clients, and Redis's own PUBLISH rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run tests/cluster/run.sh bench"]
+async fn bench_publish_rate() {
+    let (processes, ports, single) = bench_setup().await;
+    let redis = processes[0].0.id();
+    let delivered = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for topic in 0..16 {
+        for port in [ports[0], ports[1], single, single] {
+            tasks.push(subscriber(port, &format!("r{topic}"), count(&delivered)).await);
+        }
+    }
+    let payload = "x".repeat(64);
+    let publishers = |ports: &[u16]| -> Vec<(u16, String)> {
+        let per_node = 16 / ports.len();
+        (ports.iter().enumerate())
+            .flat_map(|(n, &port)| (0..per_node).map(move |i| (port, format!("r{}", n * per_node + i))))
+            .collect()
+    };
+    for round in 1..=ROUNDS {
+        let (cluster, redis_cpu, _) =
+            measure(&publishers(&ports), &payload, &delivered, redis).await;
+        let (alone, _, _) = measure(&publishers(&[single]), &payload, &delivered, redis).await;
+        let ceiling = tokio::task::spawn_blocking(|| redis_publish_rate(140)).await.unwrap();
+        eprintln!(
+            "publish rate round {round}: 2 nodes {:.0} publishes/s through Redis (Redis {:.0}% \
+             of a core); 1 node {:.0} publishes/s; redis-benchmark PUBLISH 140 B: {ceiling:.0}/s \
+             (cluster at {:.1}%)",
+            cluster / 2.0,
+            100.0 * redis_cpu,
+            alone / 2.0,
+            100.0 * cluster / 2.0 / ceiling,
+        );
+    }
+    let ended = tasks.iter().filter(|task| task.is_finished()).count();
+    eprintln!("subscribers closed during the runs: {ended}");
+}

@@ -26,21 +26,24 @@ use rfc6455::rt::hub::{Hub, HubError, Member};
 
 use super::envelope::{Arrival, Envelope, Origin, Sequencer, Tracker};
 
+/// Told once what became of a publish handed to a [`Broker`].
+pub(crate) type Done = Box<dyn FnOnce(Result<(), BrokerError>) + Send>;
+
 /// What a broker call returns.
 pub(crate) type BrokerFuture<'a> =
     Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send + 'a>>;
 
 /// A broker call that failed (the broker is unreachable, or refused).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct BrokerError(pub(crate) String);
 
 /// What a node needs of a broker. Messages arriving on subscribed topics
 /// go to [`Node::receive`], from whatever task the broker runs.
 pub(crate) trait Broker: Send + Sync + 'static {
-    /// Publishes `bytes` (an encoded envelope) on `topic`. Publishes reach
-    /// the broker in the order of these calls, whenever their futures are
-    /// awaited: a node numbers them in that order.
-    fn publish<'a>(&'a self, topic: &'a str, bytes: Vec<u8>) -> BrokerFuture<'a>;
+    /// Publishes `bytes` (an encoded envelope) on `topic`, without waiting:
+    /// publishes reach the broker in the order of these calls (a node
+    /// numbers them in that order), and `done` learns what became of each.
+    fn publish(&self, topic: &str, bytes: Vec<u8>, done: Done);
     /// Starts receiving what is published on `topic`.
     fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a>;
     /// Stops receiving `topic`.
@@ -124,7 +127,9 @@ impl fmt::Display for Counters {
 pub(crate) struct Published {
     /// The local subscribers it was queued for.
     pub(crate) delivered: usize,
-    /// With a broker, whether it took the publish (for the other nodes).
+    /// With a broker, whether it was reachable when the publish was handed
+    /// to it (the other nodes get it, unless the connection drops first;
+    /// the counters tell).
     pub(crate) shared: Option<bool>,
 }
 
@@ -156,7 +161,7 @@ pub(crate) struct Node {
     /// client joining a topic while its last subscriber leaves ends with
     /// the topic subscribed.
     topics: tokio::sync::Mutex<HashSet<String>>,
-    counters: Counters,
+    counters: Arc<Counters>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -174,7 +179,7 @@ impl Node {
             sequencer: Mutex::default(),
             tracker: Mutex::default(),
             topics: tokio::sync::Mutex::default(),
-            counters: Counters::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -265,37 +270,32 @@ impl Node {
         }
     }
 
-    /// A local client's publish: delivered here at once, and to the other
-    /// nodes through the broker.
-    pub(crate) async fn publish(&self, topic: &str, payload: &str) -> Published {
-        let (delivered, handed) = {
-            let mut sequencer = lock(&self.sequencer);
-            let envelope = Envelope {
-                origin: self.origin,
-                seq: sequencer.next(topic),
-                topic,
-                payload: payload.as_bytes(),
-            }
-            .encode();
-            let delivered = self.deliver(topic, payload, || {
-                String::from_utf8_lossy(&envelope).into_owned()
-            });
-            let handed = (self.broker.as_ref()).map(|broker| broker.publish(topic, envelope));
-            (delivered, handed)
-        };
-        let shared = match handed {
-            None => None,
-            Some(handed) => Some(match handed.await {
-                Ok(()) => {
-                    self.counters.published.fetch_add(1, Ordering::Relaxed);
-                    true
-                }
-                Err(_) => {
-                    self.counters.publish_failed.fetch_add(1, Ordering::Relaxed);
-                    false
-                }
-            }),
-        };
+    /// A local client's publish: delivered here at once, and handed to the
+    /// broker for the other nodes.
+    pub(crate) fn publish(&self, topic: &str, payload: &str) -> Published {
+        let mut sequencer = lock(&self.sequencer);
+        let envelope = Envelope {
+            origin: self.origin,
+            seq: sequencer.next(topic),
+            topic,
+            payload: payload.as_bytes(),
+        }
+        .encode();
+        let delivered = self.deliver(topic, payload, || {
+            String::from_utf8_lossy(&envelope).into_owned()
+        });
+        let shared = self.broker.as_ref().map(|broker| {
+            let counters = Arc::clone(&self.counters);
+            let done = move |result: Result<(), BrokerError>| {
+                let counter = match result {
+                    Ok(()) => &counters.published,
+                    Err(_) => &counters.publish_failed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            };
+            broker.publish(topic, envelope, Box::new(done));
+            broker.connected()
+        });
         Published { delivered, shared }
     }
 

@@ -39,8 +39,9 @@
 //! subscribed. Binary messages get `ERR`, too.
 //!
 //! In a cluster, `PUB` answers `OK PUB topic N` (N: this node's
-//! subscribers) once Redis has the publish, and `OK PUB topic N LOCAL` when
-//! Redis could not take it. Delivery across nodes is at most once (what is
+//! subscribers) once the publish is on its way to Redis, and `OK PUB topic
+//! N LOCAL` when Redis is unreachable (only this node's subscribers get
+//! it). Delivery across nodes is at most once (what is
 //! published while a node is cut off from Redis is lost, and counted in
 //! `lost` where it was missed), in order per publisher and topic, and never
 //! twice. Each node subscribes on Redis (channel `PREFIX` + topic) to the
@@ -270,7 +271,7 @@ async fn command(node: &Node, member: &Member, line: &str, max_topic_len: usize)
             }
             // A publisher waits while subscribers are behind.
             node.hub().ready().await;
-            match node.publish(topic, payload).await {
+            match node.publish(topic, payload) {
                 Published {
                     delivered: 0,
                     shared: None,

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::error::Elapsed;
 use tokio::time::timeout;
 
-use super::cluster::{Broker, BrokerError, BrokerFuture};
+use super::cluster::{Broker, BrokerError, BrokerFuture, Done};
 
 /// How long a Redis call may take before the connection counts as lost.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -40,7 +40,7 @@ const MAX_QUEUED: usize = 65_536;
 struct Pending {
     channel: String,
     bytes: Vec<u8>,
-    done: oneshot::Sender<Result<(), BrokerError>>,
+    done: Done,
 }
 
 /// What a subscribe, an unsubscribe and a reconnect share.
@@ -254,41 +254,29 @@ async fn publisher(broker: Weak<RedisBroker>, mut pending: mpsc::UnboundedReceiv
             Err(unreachable())
         };
         for publish in batch.drain(..) {
-            let result = match &result {
-                Ok(()) => Ok(()),
-                Err(BrokerError(error)) => Err(BrokerError(error.clone())),
-            };
-            let _ = publish.done.send(result);
+            (publish.done)(result.clone());
         }
     }
 }
 
 impl Broker for RedisBroker {
-    fn publish<'a>(&'a self, topic: &'a str, bytes: Vec<u8>) -> BrokerFuture<'a> {
+    fn publish(&self, topic: &str, bytes: Vec<u8>, done: Done) {
         // Queued now, so publishes reach Redis in the order of these calls.
-        let (done, result) = oneshot::channel();
-        let refused = if !self.connected() {
-            Some(unreachable())
-        } else if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
+        if !self.connected() {
+            return done(Err(unreachable()));
+        }
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            Some(BrokerError(
-                "too many publishes waiting for redis".to_owned(),
-            ))
-        } else {
-            let channel = self.channel(topic);
-            let pending = Pending {
-                channel,
-                bytes,
-                done,
-            };
-            self.queue.send(pending).err().map(|_| unreachable())
+            return done(Err(BrokerError("too many publishes waiting for redis".to_owned())));
+        }
+        let pending = Pending {
+            channel: self.channel(topic),
+            bytes,
+            done,
         };
-        Box::pin(async move {
-            match refused {
-                Some(error) => Err(error),
-                None => result.await.unwrap_or_else(|_| Err(unreachable())),
-            }
-        })
+        if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending) {
+            (pending.done)(Err(unreachable()));
+        }
     }
 
     fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a> {
