@@ -396,10 +396,42 @@ fn rising(ks: &[u32]) -> bool {
 #[ignore = "needs redis-server and the built example: run tests/cluster/run.sh"]
 async fn a_redis_cluster_delivers_exactly_once_and_survives_faults() {
     let mut cluster = Cluster::start().await;
+    subscriptions_follow_local_clients(&cluster).await;
     exactly_once_under_load(&cluster).await;
     garbage_on_a_channel_is_counted_and_dropped(&cluster).await;
     redis_restarting(&cluster).await;
     a_node_dying(&mut cluster).await;
+}
+
+/// How many nodes hold a Redis subscription to `topic`.
+async fn redis_subscribers(cluster: &Cluster, topic: &str) -> i64 {
+    let url = format!("redis://127.0.0.1:{}/", cluster.redis_port);
+    let client = redis::Client::open(url).unwrap();
+    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, count): (String, i64) = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("pubsub:{topic}"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    count
+}
+
+/// Each node holds a Redis subscription to a topic exactly while one of its
+/// own clients does.
+async fn subscriptions_follow_local_clients(cluster: &Cluster) {
+    for topic in 0..TOPICS {
+        assert_eq!(redis_subscribers(cluster, &format!("t{topic}")).await, 2);
+    }
+    let (a, b) = (cluster.any_client(0), cluster.any_client(1));
+    assert_eq!(redis_subscribers(cluster, "solo").await, 0);
+    assert_eq!(a.ask("SUB solo").await, "OK SUB solo");
+    assert_eq!(b.ask("SUBENV solo").await, "OK SUBENV solo");
+    assert_eq!(redis_subscribers(cluster, "solo").await, 2);
+    assert_eq!(a.ask("UNSUB solo").await, "OK UNSUB solo");
+    assert_eq!(redis_subscribers(cluster, "solo").await, 1);
+    assert_eq!(b.ask("UNSUB solo").await, "OK UNSUB solo");
+    assert_eq!(redis_subscribers(cluster, "solo").await, 0);
 }
 
 /// 50 000 publishes from 40 clients on both nodes: every subscriber gets
@@ -701,6 +733,11 @@ async fn a_node_dying(cluster: &mut Cluster) {
         assert_eq!(client.local_only.load(Ordering::Relaxed), 0);
     }
     assert_eq!(cluster.stats(1).await["broker"], "up");
+    assert_eq!(
+        redis_subscribers(cluster, "t0").await,
+        1,
+        "the dead node's subscriptions went with its connection"
+    );
     eprintln!("node killed: its 200 clients disconnected, the other node's 200 unaffected");
 }
 
@@ -729,7 +766,9 @@ async fn subscriber(
 ) -> tokio::task::JoinHandle<String> {
     let url = format!("ws://127.0.0.1:{port}/");
     let (mut ws, _) = WebSocketStream::connect(url.as_str()).await.unwrap();
-    ws.send(Message::text(format!("SUB {topic}"))).await.unwrap();
+    ws.send(Message::text(format!("SUB {topic}")))
+        .await
+        .unwrap();
     match ws.next().await {
         Some(Ok(Message::Text(text))) if text.starts_with("OK SUB") => {}
         other => panic!("{other:?}"),
@@ -788,13 +827,19 @@ async fn bench_cross_node_latency() {
     let redis_port = free_port();
     let _redis = start_redis(redis_port).await;
     let (a, b) = (free_port(), free_port());
-    let _nodes = [start_node(a, redis_port).await, start_node(b, redis_port).await];
+    let _nodes = [
+        start_node(a, redis_port).await,
+        start_node(b, redis_port).await,
+    ];
     let base = Instant::now();
     let samples = |port| {
         let got = Arc::new(Mutex::new(Vec::new()));
         let keep = got.clone();
         let on = move |text: &str| {
-            let sent = text.rsplit(' ').next().and_then(|n| n.trim_start_matches('0').parse().ok());
+            let sent = text
+                .rsplit(' ')
+                .next()
+                .and_then(|n| n.trim_start_matches('0').parse().ok());
             if let Some(nanos) = sent {
                 let at = base + Duration::from_nanos(nanos);
                 keep.lock().unwrap().push(at.elapsed());
@@ -815,7 +860,10 @@ async fn bench_cross_node_latency() {
         for _ in 0..2_500 {
             tick.tick().await;
             let nanos = base.elapsed().as_nanos();
-            write.send(Message::text(format!("PUB lat {nanos:064}"))).await.unwrap();
+            write
+                .send(Message::text(format!("PUB lat {nanos:064}")))
+                .await
+                .unwrap();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut line = format!("latency round {round}:");
@@ -839,7 +887,14 @@ async fn bench_cross_node_latency() {
 fn redis_publish_rate(payload: usize) -> f64 {
     let port = free_port();
     let server = Command::new(env("REDIS_SERVER"))
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -858,7 +913,17 @@ fn redis_publish_rate(payload: usize) -> f64 {
         .collect();
     std::thread::sleep(Duration::from_millis(300));
     let out = Command::new(tool("redis-benchmark"))
-        .args(["-p", &port.to_string(), "-q", "-n", "400000", "-c", "8", "-P", "32"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-q",
+            "-n",
+            "400000",
+            "-c",
+            "8",
+            "-P",
+            "32",
+        ])
         .args(["PUBLISH", "bench", &"x".repeat(payload)])
         .output()
         .unwrap();
@@ -898,7 +963,11 @@ async fn measure(
         })
         .collect();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (start, from, ticks) = (Instant::now(), delivered.load(Ordering::Relaxed), cpu_ticks(busy));
+    let (start, from, ticks) = (
+        Instant::now(),
+        delivered.load(Ordering::Relaxed),
+        cpu_ticks(busy),
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let seconds = start.elapsed().as_secs_f64();
     let rate = (delivered.load(Ordering::Relaxed) - from) as f64 / seconds;
@@ -965,7 +1034,9 @@ async fn bench_fanout_throughput() {
             measure(&publishers(&ports), &payload, &delivered, redis).await;
         let (alone, alone_cpu, _) =
             measure(&publishers(&[single]), &payload, &delivered, alone_pid).await;
-        let ceiling = tokio::task::spawn_blocking(|| redis_publish_rate(1100)).await.unwrap();
+        let ceiling = tokio::task::spawn_blocking(|| redis_publish_rate(1100))
+            .await
+            .unwrap();
         eprintln!(
             "fan-out round {round}: 2 nodes {cluster:.0} deliveries/s ({:.0} publishes/s, \
              Redis {:.0}% of a core); 1 node {alone:.0} deliveries/s ({:.0} publishes/s, \
@@ -1002,14 +1073,18 @@ async fn bench_publish_rate() {
     let publishers = |ports: &[u16]| -> Vec<(u16, String)> {
         let per_node = 16 / ports.len();
         (ports.iter().enumerate())
-            .flat_map(|(n, &port)| (0..per_node).map(move |i| (port, format!("r{}", n * per_node + i))))
+            .flat_map(|(n, &port)| {
+                (0..per_node).map(move |i| (port, format!("r{}", n * per_node + i)))
+            })
             .collect()
     };
     for round in 1..=ROUNDS {
         let (cluster, redis_cpu, _) =
             measure(&publishers(&ports), &payload, &delivered, redis).await;
         let (alone, _, _) = measure(&publishers(&[single]), &payload, &delivered, redis).await;
-        let ceiling = tokio::task::spawn_blocking(|| redis_publish_rate(140)).await.unwrap();
+        let ceiling = tokio::task::spawn_blocking(|| redis_publish_rate(140))
+            .await
+            .unwrap();
         eprintln!(
             "publish rate round {round}: 2 nodes {:.0} publishes/s through Redis (Redis {:.0}% \
              of a core); 1 node {:.0} publishes/s; redis-benchmark PUBLISH 140 B: {ceiling:.0}/s \

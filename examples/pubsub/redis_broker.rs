@@ -267,7 +267,9 @@ impl Broker for RedisBroker {
         }
         if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
             self.queued.fetch_sub(1, Ordering::Relaxed);
-            return done(Err(BrokerError("too many publishes waiting for redis".to_owned())));
+            return done(Err(BrokerError(
+                "too many publishes waiting for redis".to_owned(),
+            )));
         }
         let pending = Pending {
             channel: self.channel(topic),
