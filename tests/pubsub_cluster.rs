@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use cluster::{Broker, BrokerError, BrokerFuture, Done, Form, Node, Published, Received};
 use envelope::Origin;
+use proptest::prelude::*;
 use rfc6455::rt::hub::{Hub, HubConfig};
 
 /// The broker: every node's subscriptions, and a log of what each node
@@ -283,4 +284,66 @@ async fn a_node_without_a_broker_serves_alone() {
         "published=0 publish_failed=0 received=0 own=0 duplicates=0 malformed=0 lost=0 \
          tracked=0 broker=none"
     );
+}
+
+/// One step of a node's clients.
+#[derive(Clone, Debug)]
+enum Step {
+    Sub(usize, usize),
+    SubEnv(usize, usize),
+    Unsub(usize, usize),
+    Leave(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let (member, topic) = (0..4usize, 0..3usize);
+    prop_oneof![
+        (member.clone(), topic.clone()).prop_map(|(m, t)| Step::Sub(m, t)),
+        (member.clone(), topic.clone()).prop_map(|(m, t)| Step::SubEnv(m, t)),
+        (member.clone(), topic).prop_map(|(m, t)| Step::Unsub(m, t)),
+        member.prop_map(Step::Leave),
+    ]
+}
+
+proptest! {
+    // After any sequence of subscribes, unsubscribes and departures, the
+    // node holds a broker subscription to exactly the topics one of its
+    // clients holds, in either form.
+    #[test]
+    fn broker_subscriptions_are_the_topics_held(steps in proptest::collection::vec(step(), 0..40)) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let bus = Arc::new(Bus::default());
+            let node = node(&bus, 1);
+            let mut members: Vec<_> = (0..4).map(|_| Some(node.hub().join())).collect();
+            let topics = ["a", "b", "c"];
+            for step in steps {
+                match step {
+                    Step::Sub(m, t) | Step::SubEnv(m, t) => {
+                        let form = match step {
+                            Step::Sub(..) => Form::Plain,
+                            _ => Form::Envelope,
+                        };
+                        let member = members[m].get_or_insert_with(|| node.hub().join());
+                        node.subscribe(member, topics[t], form).await.unwrap();
+                    }
+                    Step::Unsub(m, t) => {
+                        if let Some(member) = &members[m] {
+                            node.unsubscribe(member, topics[t]).await;
+                        }
+                    }
+                    Step::Leave(m) => {
+                        if let Some(member) = members[m].take() {
+                            node.leave(member).await;
+                        }
+                    }
+                }
+                let held: HashSet<String> = (topics.iter())
+                    .filter(|topic| node.subscribers(topic) > 0)
+                    .map(|topic| topic.to_string())
+                    .collect();
+                assert_eq!(subscribed(&bus, 0), held);
+            }
+        });
+    }
 }

@@ -8,10 +8,13 @@
 //! it subscribes to all of them before it calls itself connected. The
 //! connection manager's own resubscription restores only subscriptions
 //! Redis had confirmed, so one asked for during an outage would be missed.
-//! While Redis is unreachable, calls fail at once, without waiting for it:
-//! local delivery goes on, and the node counts what it could not share.
+//! While Redis is unreachable, calls fail at once, without waiting for it
+//! (local delivery goes on, and the node counts what it could not share),
+//! and the heartbeat tries again after a wait that grows to two seconds,
+//! jittered.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
@@ -28,8 +31,11 @@ use super::cluster::{Broker, BrokerError, BrokerFuture, Done};
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a connected broker checks Redis is still there.
 const HEARTBEAT: Duration = Duration::from_secs(1);
-/// How often an unreachable Redis is tried again.
-const RETRY: Duration = Duration::from_millis(200);
+/// The first wait before trying an unreachable Redis again; it doubles
+/// with each failure up to `RETRY_MAX`, with jitter, so nodes that lost
+/// Redis together do not all come back in the same instant.
+const RETRY: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Publishes sent to Redis in one pipeline.
 const BATCH: usize = 256;
 /// Publishes waiting for Redis past which new ones fail at once: memory
@@ -213,17 +219,28 @@ impl RedisBroker {
 }
 
 /// Keeps the connection checked while the broker lives: every second
-/// while connected, every 200 ms (and at once when it drops) while not.
+/// while connected; at once when it drops, then after a growing, jittered
+/// wait while it stays unreachable.
 async fn heartbeat(broker: Weak<RedisBroker>) {
-    loop {
+    let jitter = RandomState::new();
+    let mut retry = RETRY;
+    for attempt in 0u64.. {
         let Some(strong) = broker.upgrade() else {
             return;
         };
         strong.check().await;
-        let (pause, dropped) = match lock(&strong.state).connected {
-            true => (HEARTBEAT, strong.dropped.clone()),
-            false => (RETRY, strong.dropped.clone()),
+        let pause = if strong.connected() {
+            retry = RETRY;
+            HEARTBEAT
+        } else {
+            // Between half and all of the current wait.
+            let half = retry / 2;
+            let spread = jitter.hash_one(attempt) % (half.as_millis() as u64 + 1);
+            let pause = half + Duration::from_millis(spread);
+            retry = (retry * 2).min(RETRY_MAX);
+            pause
         };
+        let dropped = strong.dropped.clone();
         drop(strong);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
