@@ -195,25 +195,51 @@ pub(crate) const MAX_ORIGINS: usize = 256;
 /// At most [`MAX_ORIGINS`] node ids are remembered.
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
-    last: HashMap<(Origin, String), u64>,
-    /// Each node id remembered, with when it was last heard from.
-    heard: HashMap<u64, u64>,
+    nodes: HashMap<u64, Heard>,
     clock: u64,
 }
 
+/// What a [`Tracker`] keeps of one publishing node: only its latest epoch.
+#[derive(Debug)]
+struct Heard {
+    epoch: u64,
+    /// When it was last heard from, on the tracker's clock.
+    at: u64,
+    /// Per topic, the last sequence number delivered.
+    last: HashMap<String, u64>,
+}
+
 impl Tracker {
-    /// Classifies `envelope` and records it if it is to be delivered. The
-    /// first envelope of an origin's new epoch forgets its earlier epochs
-    /// (the node restarted: their numbers will not come again).
+    /// Classifies `envelope` and records it if it is to be delivered. An
+    /// origin's new epoch forgets its earlier one (the node restarted: their
+    /// numbers will not come again). Allocates only for a topic not yet
+    /// seen from that origin.
     pub(crate) fn arrive(&mut self, envelope: &Envelope<'_>) -> Arrival {
         let origin = envelope.origin;
-        self.hear(origin.node);
-        let key = (origin, envelope.topic.to_owned());
-        if !self.last.contains_key(&key) {
-            self.last
-                .retain(|(seen, _), _| seen.node != origin.node || seen.epoch == origin.epoch);
+        self.clock += 1;
+        if !self.nodes.contains_key(&origin.node) && self.nodes.len() >= MAX_ORIGINS {
+            // Forget the node heard from least recently.
+            let oldest = (self.nodes.iter())
+                .min_by_key(|(_, heard)| heard.at)
+                .map(|(&node, _)| node);
+            if let Some(oldest) = oldest {
+                self.nodes.remove(&oldest);
+            }
         }
-        let last = self.last.entry(key).or_insert(0);
+        let heard = (self.nodes.entry(origin.node)).or_insert_with(|| Heard {
+            epoch: origin.epoch,
+            at: 0,
+            last: HashMap::new(),
+        });
+        heard.at = self.clock;
+        if heard.epoch != origin.epoch {
+            heard.epoch = origin.epoch;
+            heard.last.clear();
+        }
+        let last = match heard.last.get_mut(envelope.topic) {
+            Some(last) => last,
+            None => heard.last.entry(envelope.topic.to_owned()).or_insert(0),
+        };
         if envelope.seq <= *last {
             return Arrival::Duplicate;
         }
@@ -227,31 +253,15 @@ impl Tracker {
         }
     }
 
-    /// Notes that `node` was heard from, forgetting the least recently heard
-    /// node if `node` is new and the tracker is full.
-    fn hear(&mut self, node: u64) {
-        self.clock += 1;
-        if !self.heard.contains_key(&node) && self.heard.len() >= MAX_ORIGINS {
-            let oldest = self
-                .heard
-                .iter()
-                .min_by_key(|&(_, &at)| at)
-                .map(|(&n, _)| n);
-            if let Some(oldest) = oldest {
-                self.heard.remove(&oldest);
-                self.last.retain(|(seen, _), _| seen.node != oldest);
-            }
-        }
-        self.heard.insert(node, self.clock);
-    }
-
     /// Forgets `topic` (this node no longer subscribes to it).
     pub(crate) fn forget_topic(&mut self, topic: &str) {
-        self.last.retain(|(_, seen), _| seen != topic);
+        for heard in self.nodes.values_mut() {
+            heard.last.remove(topic);
+        }
     }
 
     /// How many (origin epoch, topic) records are held.
     pub(crate) fn records(&self) -> usize {
-        self.last.len()
+        self.nodes.values().map(|heard| heard.last.len()).sum()
     }
 }
