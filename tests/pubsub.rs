@@ -10,12 +10,10 @@ use std::sync::Arc;
 
 use pubsub::cluster::Node;
 use pubsub::envelope::Origin;
-use rfc6455::rt::hub::{Hub, HubConfig};
+use rfc6455::rt::hub::HubConfig;
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{ClientBuilder, Message};
 use tokio::io::{DuplexStream, duplex};
-
-const MAX_TOPIC_LEN: usize = 8;
 
 /// A node alone (no broker), as the example runs without `--redis`.
 fn node(config: HubConfig) -> Arc<Node> {
@@ -23,15 +21,13 @@ fn node(config: HubConfig) -> Arc<Node> {
         node: 0xab,
         epoch: 7,
     };
-    Arc::new(Node::new(Hub::new(config), None, origin))
+    Arc::new(Node::new(config, None, origin))
 }
 
 async fn connect(node: &Arc<Node>) -> WebSocketStream<DuplexStream> {
     let (a, b) = duplex(1 << 16);
     let node = node.clone();
-    tokio::spawn(async move {
-        pubsub::serve(WebSocketStream::accept(b).await?, &node, MAX_TOPIC_LEN).await
-    });
+    tokio::spawn(async move { pubsub::serve(WebSocketStream::accept(b).await?, &node).await });
     let client = ClientBuilder::new("ws://pubsub/").unwrap();
     WebSocketStream::client(a, &client).await.unwrap().0
 }
@@ -81,7 +77,12 @@ async fn subscribe_publish_unsubscribe() {
 
 #[tokio::test]
 async fn bad_input_gets_an_error_and_changes_nothing() {
-    let node = node(HubConfig::default().max_topics_per_member(2).max_topics(3));
+    let node = node(
+        HubConfig::default()
+            .max_topic_len(8)
+            .max_topics_per_member(2)
+            .max_topics(3),
+    );
     let hub = node.hub();
     let mut ws = connect(&node).await;
     let unknown = "ERR unknown command (SUB, SUBENV, UNSUB, PUB, STATS)";

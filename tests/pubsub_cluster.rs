@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use cluster::{Broker, BrokerError, BrokerFuture, Done, Form, Node, Published, Received};
 use envelope::Origin;
 use proptest::prelude::*;
-use rfc6455::rt::hub::{Hub, HubConfig};
+use rfc6455::rt::hub::HubConfig;
 
 /// The broker: every node's subscriptions, and a log of what each node
 /// made of each message it was handed.
@@ -87,7 +87,7 @@ fn node(bus: &Arc<Bus>, id: u64) -> Arc<Node> {
     };
     let origin = Origin { node: id, epoch: 1 };
     let node = Arc::new(Node::new(
-        Hub::new(HubConfig::default()),
+        HubConfig::default(),
         Some(Arc::new(handle)),
         origin,
     ));
@@ -264,14 +264,14 @@ async fn both_forms_share_one_broker_subscription() {
 
 #[tokio::test]
 async fn a_node_without_a_broker_serves_alone() {
-    let node = Node::new(
-        Hub::new(HubConfig::default()),
-        None,
-        Origin { node: 1, epoch: 1 },
-    );
+    let node = Node::new(HubConfig::default(), None, Origin { node: 1, epoch: 1 });
     let (m1, m2) = (node.hub().join(), node.hub().join());
     node.subscribe(&m1, "t", Form::Plain).await.unwrap();
     node.subscribe(&m2, "t", Form::Envelope).await.unwrap();
+    // A client's longest topic fits in the envelope form too.
+    assert_eq!(node.max_topic_len(), HubConfig::default().max_topic_len);
+    let longest = "l".repeat(node.max_topic_len());
+    node.subscribe(&m2, &longest, Form::Envelope).await.unwrap();
     assert_eq!(
         node.publish("t", "x"),
         Published {

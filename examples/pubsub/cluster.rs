@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rfc6455::PreparedMessage;
-use rfc6455::rt::hub::{Hub, HubError, Member};
+use rfc6455::rt::hub::{Hub, HubConfig, HubError, Member};
 
 use super::envelope::{Arrival, Envelope, Origin, Sequencer, Tracker};
 
@@ -150,6 +150,9 @@ pub(crate) enum Received {
 /// once.
 pub(crate) struct Node {
     hub: Hub,
+    /// The longest topic name a client may use (the hub's limit leaves room
+    /// for the envelope form's suffix).
+    max_topic_len: usize,
     broker: Option<Arc<dyn Broker>>,
     origin: Origin,
     /// Held while a publish is numbered, delivered here and handed to the
@@ -171,9 +174,13 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Node {
     /// A node with its own identity (`origin`: node id, and the epoch of
     /// this run), sharing topics through `broker` (or alone, with none).
-    pub(crate) fn new(hub: Hub, broker: Option<Arc<dyn Broker>>, origin: Origin) -> Self {
+    /// `config.max_topic_len` is the longest topic name clients may use.
+    pub(crate) fn new(config: HubConfig, broker: Option<Arc<dyn Broker>>, origin: Origin) -> Self {
+        let max_topic_len = config.max_topic_len;
+        let config = config.max_topic_len(max_topic_len + ENVELOPE_SUFFIX.len());
         Self {
-            hub,
+            hub: Hub::new(config),
+            max_topic_len,
             broker,
             origin,
             sequencer: Mutex::default(),
@@ -186,6 +193,11 @@ impl Node {
     /// The local hub.
     pub(crate) fn hub(&self) -> &Hub {
         &self.hub
+    }
+
+    /// The longest topic name a client may use.
+    pub(crate) fn max_topic_len(&self) -> usize {
+        self.max_topic_len
     }
 
     /// The counters.
@@ -207,7 +219,13 @@ impl Node {
 
     /// Local subscribers of `topic`, in either form.
     pub(crate) fn subscribers(&self, topic: &str) -> usize {
-        self.hub.subscribers(topic) + self.hub.subscribers(&hub_topic(topic, Form::Envelope))
+        self.subscribers_of(topic, &hub_topic(topic, Form::Envelope))
+    }
+
+    /// Local subscribers of `topic` in either form, `enveloped` being its
+    /// envelope form's hub topic.
+    fn subscribers_of(&self, topic: &str, enveloped: &str) -> usize {
+        self.hub.subscribers(topic) + self.hub.subscribers(enveloped)
     }
 
     /// Subscribes a local client to `topic` in `form`; the broker
@@ -279,11 +297,12 @@ impl Node {
             seq: sequencer.next(topic),
             topic,
             payload: payload.as_bytes(),
-        }
-        .encode();
-        let delivered = self.deliver(topic, payload, || {
-            String::from_utf8_lossy(&envelope).into_owned()
-        });
+        };
+        let enveloped = hub_topic(topic, Form::Envelope);
+        // Encoded only for the broker or for local envelope subscribers.
+        let bytes = (self.broker.is_some() || self.hub.subscribers(&enveloped) > 0)
+            .then(|| envelope.encode());
+        let delivered = self.deliver(topic, &enveloped, payload, bytes.as_deref());
         let shared = self.broker.as_ref().map(|broker| {
             let counters = Arc::clone(&self.counters);
             let done = move |result: Result<(), BrokerError>| {
@@ -293,23 +312,33 @@ impl Node {
                 };
                 counter.fetch_add(1, Ordering::Relaxed);
             };
-            broker.publish(topic, envelope, Box::new(done));
+            broker.publish(topic, bytes.unwrap_or_default(), Box::new(done));
             broker.connected()
         });
         Published { delivered, shared }
     }
 
-    /// Queues a publish for the local subscribers of `topic`, each form
-    /// framed once; how many it was queued for.
-    fn deliver(&self, topic: &str, payload: &str, envelope: impl FnOnce() -> String) -> usize {
+    /// Queues a publish for the local subscribers of `topic` (`enveloped`:
+    /// its envelope form's hub topic), each form framed once; how many it
+    /// was queued for. `envelope` is the encoded envelope, given whenever
+    /// the envelope form has subscribers.
+    fn deliver(
+        &self,
+        topic: &str,
+        enveloped: &str,
+        payload: &str,
+        envelope: Option<&[u8]>,
+    ) -> usize {
         let mut delivered = 0;
         if self.hub.subscribers(topic) > 0 {
             delivered += self.hub.publish(topic, &delivery(topic, payload)).delivered;
         }
-        let enveloped = hub_topic(topic, Form::Envelope);
-        if self.hub.subscribers(&enveloped) > 0 {
-            let message = PreparedMessage::text(envelope());
-            delivered += self.hub.publish(&enveloped, &message).delivered;
+        if let Some(envelope) = envelope
+            && self.hub.subscribers(enveloped) > 0
+        {
+            // The header is ASCII and the payload UTF-8: the whole is text.
+            let message = PreparedMessage::text(String::from_utf8_lossy(envelope).into_owned());
+            delivered += self.hub.publish(enveloped, &message).delivered;
         }
         delivered
     }
@@ -333,7 +362,8 @@ impl Node {
             counters.own.fetch_add(1, Ordering::Relaxed);
             return Received::Own;
         }
-        if self.subscribers(envelope.topic) == 0 {
+        let enveloped = hub_topic(envelope.topic, Form::Envelope);
+        if self.subscribers_of(envelope.topic, &enveloped) == 0 {
             // In flight past the last local unsubscribe, or naming a topic
             // this node never asked for: nothing to deliver, and nothing
             // recorded (the tracker holds only topics someone here holds).
@@ -350,10 +380,7 @@ impl Node {
             Arrival::InOrder => {}
         }
         counters.received.fetch_add(1, Ordering::Relaxed);
-        // The header is ASCII and the payload UTF-8: the whole is text.
-        let delivered = self.deliver(envelope.topic, payload, || {
-            String::from_utf8_lossy(bytes).into_owned()
-        });
+        let delivered = self.deliver(envelope.topic, &enveloped, payload, Some(bytes));
         Received::Delivered(delivered)
     }
 }

@@ -63,7 +63,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rfc6455::rt::drain::{Drain, DrainConfig, Ticket};
-use rfc6455::rt::hub::{Forwarded, Hub, HubConfig, Member};
+use rfc6455::rt::hub::{Forwarded, HubConfig, Member};
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Error, Message, PreparedMessage, ServerBuilder};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -86,7 +86,6 @@ struct Options {
     redis: Option<String>,
     prefix: String,
     node_id: Option<u64>,
-    max_topic_len: usize,
     hub: HubConfig,
 }
 
@@ -98,10 +97,7 @@ async fn main() -> Result<(), BoxError> {
     let node = node(&options).await?;
     let drain = Drain::new(DrainConfig::default());
     let report = drain
-        .serve_until(
-            accept(&listener, &drain, &node, options.max_topic_len),
-            shutdown::signal(),
-        )
+        .serve_until(accept(&listener, &drain, &node), shutdown::signal())
         .await?;
     eprintln!("pubsub: {report}; {}", node.stats());
     Ok(())
@@ -113,7 +109,7 @@ async fn node(options: &Options) -> Result<Arc<Node>, BoxError> {
     let id = (options.node_id).unwrap_or_else(|| RandomState::new().hash_one(std::process::id()));
     let epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as u64;
     let origin = Origin { node: id, epoch };
-    let hub = Hub::new(options.hub.clone());
+    let hub = options.hub.clone();
     let Some(url) = &options.redis else {
         return Ok(Arc::new(Node::new(hub, None, origin)));
     };
@@ -135,17 +131,12 @@ async fn node(options: &Options) -> Result<Arc<Node>, BoxError> {
 }
 
 /// Accepts clients, each a task the drain watches.
-async fn accept(
-    listener: &TcpListener,
-    drain: &Drain,
-    node: &Arc<Node>,
-    max_topic_len: usize,
-) -> std::io::Result<()> {
+async fn accept(listener: &TcpListener, drain: &Drain, node: &Arc<Node>) -> std::io::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
         let node = node.clone();
         tokio::spawn(drain.watch(move |ticket| async move {
-            if let Err(error) = serve_tcp(tcp, &ticket, &node, max_topic_len).await {
+            if let Err(error) = serve_tcp(tcp, &ticket, &node).await {
                 eprintln!("pubsub: connection ended: {error}");
             }
         }));
@@ -158,7 +149,6 @@ fn options() -> Result<Options, BoxError> {
         redis: None,
         prefix: "pubsub:".to_owned(),
         node_id: None,
-        max_topic_len: HubConfig::default().max_topic_len,
         hub: HubConfig::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -170,7 +160,7 @@ fn options() -> Result<Options, BoxError> {
             "--redis" => options.redis = Some(value),
             "--redis-prefix" => options.prefix = value,
             "--node-id" => options.node_id = Some(u64::from_str_radix(&value, 16)?),
-            "--max-topic-len" => options.max_topic_len = value.parse()?,
+            "--max-topic-len" => options.hub = hub.max_topic_len(value.parse()?),
             "--max-topics-per-connection" => {
                 options.hub = hub.max_topics_per_member(value.parse()?);
             }
@@ -178,35 +168,25 @@ fn options() -> Result<Options, BoxError> {
             _ => return Err(format!("unknown option {flag}").into()),
         }
     }
-    // Envelope subscribers are a longer hub topic (cluster::hub_topic).
-    let longest = cluster::hub_topic(&"t".repeat(options.max_topic_len), Form::Envelope).len();
-    options.hub = options.hub.max_topic_len(longest);
     Ok(options)
 }
 
-async fn serve_tcp(
-    tcp: TcpStream,
-    ticket: &Ticket,
-    node: &Node,
-    max_topic_len: usize,
-) -> Result<(), Error> {
+async fn serve_tcp(tcp: TcpStream, ticket: &Ticket, node: &Node) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    let ws = ticket.accept(tcp, &ServerBuilder::new()).await?;
-    serve(ws, node, max_topic_len).await
+    serve(ticket.accept(tcp, &ServerBuilder::new()).await?, node).await
 }
 
 /// One client: its commands, and what is published to it.
 pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     ws: WebSocketStream<S>,
     node: &Node,
-    max_topic_len: usize,
 ) -> Result<(), Error> {
     let (mut writer, mut reader) = ws.split();
     let member = node.hub().join();
     let reading = async {
         while let Some(message) = reader.next().await {
             let reply = match message? {
-                Message::Text(text) => command(node, &member, &text, max_topic_len).await,
+                Message::Text(text) => command(node, &member, &text).await,
                 Message::Binary(_) => "ERR commands are text".to_owned(),
                 _ => continue,
             };
@@ -240,28 +220,28 @@ fn bad_topic(topic: &str, max: usize) -> Option<String> {
 }
 
 /// Runs one command; the reply for its sender.
-async fn command(node: &Node, member: &Member, line: &str, max_topic_len: usize) -> String {
+async fn command(node: &Node, member: &Member, line: &str) -> String {
+    let max_topic_len = node.max_topic_len();
     let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
     match verb {
         "SUB" | "SUBENV" | "UNSUB" if rest.is_empty() || rest.contains(' ') => {
             format!("ERR usage: {verb} topic (one word)")
         }
-        "SUB" | "SUBENV" | "UNSUB" if bad_topic(rest, max_topic_len).is_some() => {
-            bad_topic(rest, max_topic_len).unwrap_or_default()
-        }
-        "SUB" | "SUBENV" => {
-            let form = if verb == "SUB" {
-                Form::Plain
-            } else {
-                Form::Envelope
+        "SUB" | "SUBENV" | "UNSUB" => {
+            if let Some(error) = bad_topic(rest, max_topic_len) {
+                return error;
+            }
+            let form = match verb {
+                "SUB" => Form::Plain,
+                "SUBENV" => Form::Envelope,
+                _ if node.unsubscribe(member, rest).await => return format!("OK UNSUB {rest}"),
+                _ => return format!("ERR not subscribed to {rest}"),
             };
             match node.subscribe(member, rest, form).await {
                 Ok(_) => format!("OK {verb} {rest}"),
                 Err(error) => format!("ERR {error}"),
             }
         }
-        "UNSUB" if node.unsubscribe(member, rest).await => format!("OK UNSUB {rest}"),
-        "UNSUB" => format!("ERR not subscribed to {rest}"),
         "PUB" => {
             let Some((topic, payload)) = rest.split_once(' ').filter(|(t, _)| !t.is_empty()) else {
                 return "ERR usage: PUB topic payload".to_owned();
