@@ -9,8 +9,8 @@
 //! `autobahn/run.sh client` runs it; see autobahn/README.md.
 
 use rfc6455::extensions::deflate::DeflateConfig;
-use rfc6455::rt::tokio::connect_async_with_config;
-use rfc6455::{Config, Error, Message};
+use rfc6455::rt::tokio::connect_async;
+use rfc6455::{ClientBuilder, Config, Error, Message};
 
 const AGENT: &str = "rfc6455";
 
@@ -20,8 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "ws://127.0.0.1:9001".to_owned());
     let count: u32 = {
-        let (mut ws, _) =
-            connect_async_with_config(format!("{base}/getCaseCount"), config()).await?;
+        let (mut ws, _) = connect_async(client(&format!("{base}/getCaseCount"))?).await?;
         let Some(Ok(Message::Text(count))) = ws.next().await else {
             return Err("no case count".into());
         };
@@ -39,7 +38,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // The server writes the reports and drops this connection without a Close.
     let url = format!("{base}/updateReports?agent={AGENT}");
-    if let Ok((mut ws, _)) = connect_async_with_config(&url, config()).await {
+    if let Ok((mut ws, _)) = connect_async(client(&url)?).await {
         while let Some(Ok(_)) = ws.next().await {}
     }
     Ok(())
@@ -58,8 +57,13 @@ fn config() -> Config {
     Config::default().deflate(Some(deflate))
 }
 
+/// A client for `url` with [`config`].
+fn client(url: &str) -> Result<ClientBuilder, Error> {
+    Ok(ClientBuilder::new(url)?.config(config())?)
+}
+
 async fn echo(url: &str) -> Result<(), Error> {
-    let (mut ws, _) = connect_async_with_config(url, config()).await?;
+    let (mut ws, _) = connect_async(client(url)?).await?;
     while let Some(message) = ws.next().await {
         if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
             ws.feed(m).await?;

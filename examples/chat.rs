@@ -58,7 +58,7 @@ async fn main() -> std::io::Result<()> {
     let room = Room {
         hub: Hub::new(HubConfig::default()),
         admission,
-        server: ServerBuilder::new().config(Config::default().rate_limits(lines)),
+        server: ServerBuilder::new().config(Config::default().rate_limits(lines))?,
     };
     let drain = Drain::new(DrainConfig::default());
     let report = drain

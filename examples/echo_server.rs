@@ -49,7 +49,7 @@ async fn main() -> std::io::Result<()> {
     // permessage-deflate is accepted when the client offers it; an echo
     // answers in kind, so every message is compressed (threshold 0).
     let server = ServerBuilder::new()
-        .config(Config::default().deflate(Some(DeflateConfig::default().threshold(0))));
+        .config(Config::default().deflate(Some(DeflateConfig::default().threshold(0))))?;
     let drain = Drain::new(DrainConfig::default());
     let serve = serve(&listener, &drain, &server);
     let report = drain.serve_until(serve, shutdown::signal()).await?;

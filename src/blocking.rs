@@ -325,7 +325,7 @@ impl<S: Read + Write> WebSocket<S> {
     where
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
-        let conn = handshake(&mut stream, server.driver(Instant::now())?)?;
+        let conn = handshake(&mut stream, server.driver(Instant::now()))?;
         Ok(Self::new(stream, conn))
     }
 

@@ -18,11 +18,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::Config;
 use crate::handshake::{
     AcceptOptions, BuildError, ClientDriver, ClientRequest, HandshakeFailure, HandshakeLimits,
     Rejection, RequestView, ServerDriver, ServerHandshake,
 };
+use crate::{Config, ConfigError};
 
 /// The request callback of a [`ServerBuilder`] that sets none: accept every
 /// valid request.
@@ -103,10 +103,24 @@ impl<F> ServerBuilder<F>
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    /// The connection's [`Config`] (limits, timers, permessage-deflate).
-    #[must_use = "builders are built by value"]
-    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
-        self.config = config.into();
+    /// The connection's [`Config`] (limits, timers, permessage-deflate),
+    /// checked here so that no connection fails for it later.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a config that cannot work ([`Config::validate`]).
+    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Result<Self, ConfigError> {
+        let config = config.into();
+        config.check()?;
+        self.config = config;
+        Ok(self)
+    }
+
+    /// The config, unchecked: for an upgrade whose answer to a config that
+    /// cannot work is a `500` response (axum's extractor).
+    #[cfg(feature = "axum")]
+    pub(crate) fn config_unchecked(mut self, config: Arc<Config>) -> Self {
+        self.config = config;
         self
     }
 
@@ -194,10 +208,7 @@ where
     pub(crate) fn driver(
         &self,
         now: Instant,
-    ) -> Result<
-        ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + '_>,
-        HandshakeFailure,
-    > {
+    ) -> ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + '_> {
         self.driver_with(now, |_| Ok(()))
     }
 
@@ -207,10 +218,7 @@ where
         &'a self,
         now: Instant,
         first: impl FnOnce(&RequestView<'_>) -> Result<(), Rejection> + 'a,
-    ) -> Result<
-        ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + 'a>,
-        HandshakeFailure,
-    > {
+    ) -> ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + 'a> {
         ServerDriver::new(
             Arc::clone(&self.config),
             ServerHandshake::with_limits(self.limits),
@@ -236,7 +244,7 @@ where
 /// let client = ClientBuilder::new("ws://127.0.0.1:9001/chat")?
 ///     .protocol("chat.v2")
 ///     .header("Authorization", "Bearer s3cret")
-///     .config(Config::default().max_message_size(1 << 20));
+///     .config(Config::default().max_message_size(1 << 20))?;
 /// let (ws, accepted) = WebSocketStream::connect(&client).await?;
 /// assert_eq!(accepted.protocol(), Some("chat.v2"));
 /// # drop(ws); Ok(()) }
@@ -280,12 +288,17 @@ impl ClientBuilder {
         self
     }
 
-    /// The connection's [`Config`]; its [`deflate`](Config::deflate) setting
-    /// is offered to the server.
-    #[must_use = "builders are built by value"]
-    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
-        self.config = config.into();
-        self
+    /// The connection's [`Config`], checked here; its
+    /// [`deflate`](Config::deflate) setting is offered to the server.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a config that cannot work ([`Config::validate`]).
+    pub fn config(mut self, config: impl Into<Arc<Config>>) -> Result<Self, ConfigError> {
+        let config = config.into();
+        config.check()?;
+        self.config = config;
+        Ok(self)
     }
 
     /// The rustls client configuration for `wss://` (feature `rustls`), for

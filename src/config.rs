@@ -6,17 +6,27 @@ use crate::error::ConfigError;
 
 /// Limits and switches for a [`Connection`](crate::Connection).
 ///
-/// Build one from [`Config::default`] with the by-value setters; it is
-/// checked by [`Connection::new`](crate::Connection::new), never here.
+/// Build one from [`Config::default`] with the by-value setters. A value
+/// that cannot work (a zero limit or duration) is refused where the config
+/// is handed over: [`validate`](Self::validate), the builders'
+/// `config` methods and [`Connection::new`](crate::Connection::new) return
+/// a [`ConfigError`], so no connection is ever reset for its server's
+/// configuration.
 ///
 /// ```
 /// use std::time::Duration;
-/// use rfc6455::Config;
+/// use rfc6455::{Config, ConfigError};
+/// // The frame limit follows a smaller message limit.
 /// let config = Config::default()
 ///     .max_message_size(1 << 20)
-///     .max_frame_size(1 << 20)
-///     .keepalive_interval(Some(Duration::from_secs(20)));
-/// assert_eq!(config.max_message_size, 1 << 20);
+///     .keepalive_interval(Some(Duration::from_secs(20)))
+///     .validate()?;
+/// assert_eq!(config.frame_limit(), 1 << 20);
+/// assert_eq!(
+///     Config::default().max_frame_size(0).validate(),
+///     Err(ConfigError::ZeroLimit("max_frame_size"))
+/// );
+/// # Ok::<(), ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -24,7 +34,10 @@ pub struct Config {
     /// The largest frame payload accepted, in bytes. Default 16 MiB.
     ///
     /// A larger frame fails the connection with 1009 as soon as its header
-    /// arrives, before any of its payload is buffered.
+    /// arrives, before any of its payload is buffered. A value above
+    /// [`max_message_size`](Self::max_message_size) follows it down (see
+    /// [`frame_limit`](Config::frame_limit)), so setting the message limit
+    /// alone is enough.
     pub max_frame_size: usize,
     /// The largest message accepted (the sum of its frames), in bytes. Default 64 MiB.
     ///
@@ -238,8 +251,27 @@ impl Config {
 }
 
 impl Config {
-    /// Checks that the configuration can work.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+    /// The largest frame payload accepted: [`max_frame_size`](Self::max_frame_size),
+    /// or [`max_message_size`](Self::max_message_size) when that is smaller
+    /// (no frame can be larger than its message).
+    #[must_use]
+    pub fn frame_limit(&self) -> usize {
+        self.max_frame_size.min(self.max_message_size)
+    }
+
+    /// The configuration, once checked that it can work: every size limit
+    /// and rate above zero, every duration that is set above zero.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroLimit`] and [`ConfigError::ZeroDuration`], naming the field.
+    pub fn validate(self) -> Result<Self, ConfigError> {
+        self.check()?;
+        Ok(self)
+    }
+
+    /// [`validate`](Self::validate) by reference.
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
         if self.max_frame_size == 0 {
             return Err(ConfigError::ZeroLimit("max_frame_size"));
         }
@@ -251,9 +283,6 @@ impl Config {
         }
         if self.max_send_frame_size == Some(0) {
             return Err(ConfigError::ZeroLimit("max_send_frame_size"));
-        }
-        if self.max_frame_size > self.max_message_size {
-            return Err(ConfigError::FrameLargerThanMessage);
         }
         for (name, value) in [
             ("keepalive_interval", self.keepalive_interval),
@@ -285,29 +314,32 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        assert_eq!(Config::default().validate(), Ok(()));
+        assert_eq!(Config::default().check(), Ok(()));
+    }
+
+    #[test]
+    fn the_frame_limit_follows_a_smaller_message_limit() {
+        let c = Config::default().max_message_size(1 << 20);
+        assert_eq!(c.check(), Ok(()));
+        assert_eq!(c.frame_limit(), 1 << 20);
+        assert_eq!(c.max_message_size(4 << 20).frame_limit(), 4 << 20);
+        let c = Config::default().max_frame_size(4096);
+        assert_eq!(c.frame_limit(), 4096);
     }
 
     #[test]
     fn rejects_unworkable_values() {
         let c = Config::default();
         assert_eq!(
-            c.clone().max_frame_size(0).validate(),
+            c.clone().max_frame_size(0).check(),
             Err(ConfigError::ZeroLimit("max_frame_size"))
         );
         assert_eq!(
-            c.clone().max_send_frame_size(Some(0)).validate(),
+            c.clone().max_send_frame_size(Some(0)).check(),
             Err(ConfigError::ZeroLimit("max_send_frame_size"))
         );
         assert_eq!(
-            c.clone()
-                .max_frame_size(2 << 20)
-                .max_message_size(1 << 20)
-                .validate(),
-            Err(ConfigError::FrameLargerThanMessage)
-        );
-        assert_eq!(
-            c.idle_timeout(Some(Duration::ZERO)).validate(),
+            c.idle_timeout(Some(Duration::ZERO)).check(),
             Err(ConfigError::ZeroDuration("idle_timeout"))
         );
     }

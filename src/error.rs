@@ -179,9 +179,6 @@ pub enum ConfigError {
     /// A size limit was zero.
     #[error("{0} must be greater than zero")]
     ZeroLimit(&'static str),
-    /// `max_frame_size` was larger than `max_message_size`, so the frame limit could never apply.
-    #[error("max_frame_size is larger than max_message_size")]
-    FrameLargerThanMessage,
     /// A duration was zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
@@ -279,6 +276,14 @@ impl From<Error> for std::io::Error {
             Error::Io(e) => e,
             other => Self::new(kind, other),
         }
+    }
+}
+
+impl From<ConfigError> for std::io::Error {
+    /// An `InvalidInput` error carrying the config error, for servers whose
+    /// setup speaks `io::Result`.
+    fn from(error: ConfigError) -> Self {
+        Self::new(std::io::ErrorKind::InvalidInput, error)
     }
 }
 

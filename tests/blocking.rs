@@ -33,7 +33,7 @@ fn tcp_echo_server(config: Config) -> (String, thread::JoinHandle<Option<CloseFr
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let handle = thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        echo(WebSocket::accept_with(stream, &ServerBuilder::new().config(config)).unwrap())
+        echo(WebSocket::accept_with(stream, &ServerBuilder::new().config(config).unwrap()).unwrap())
     });
     (url, handle)
 }
@@ -123,7 +123,8 @@ fn fragmented_input_and_ping() {
     let (url, server) = tcp_echo_server(Config::default());
     let client = ClientBuilder::new(&url)
         .unwrap()
-        .config(Config::default().max_send_frame_size(Some(1000)));
+        .config(Config::default().max_send_frame_size(Some(1000)))
+        .unwrap();
     let (mut ws, _) = WebSocket::connect(&client).unwrap();
     let big = Message::text("é".repeat(5000));
     ws.send(big.clone()).unwrap();
@@ -248,7 +249,10 @@ fn write_on_a_full_nonblocking_stream_queues_or_hands_back() {
     let config = Config::default()
         .write_high_water(64 * 1024)
         .max_write_buffer(1 << 20);
-    let request = ClientBuilder::new("ws://h/").unwrap().config(config);
+    let request = ClientBuilder::new("ws://h/")
+        .unwrap()
+        .config(config)
+        .unwrap();
     let (mut client, _) = WebSocket::client(b, &request).unwrap();
     let server = server.join().unwrap();
     client.get_mut().set_nonblocking(true).unwrap();

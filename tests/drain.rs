@@ -31,8 +31,9 @@ fn serve(
 ) -> tokio::task::JoinHandle<(DrainReport, Instant, usize)> {
     // The server would stop waiting for a Close after 60 s: the silent
     // client below is the grace deadline's.
-    let server =
-        ServerBuilder::new().config(Config::default().close_timeout(Some(Duration::from_secs(60))));
+    let server = ServerBuilder::new()
+        .config(Config::default().close_timeout(Some(Duration::from_secs(60))))
+        .unwrap();
     let ended = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         let serve = async {

@@ -209,11 +209,18 @@ mod hyper_upgrade {
     // client's RSV1 frames).
     #[tokio::test]
     async fn upgrades_through_hyper_with_deflate_from_config() {
-        let url = hyper_server(ServerBuilder::new().config(deflate()).protocols(["chat"])).await;
+        let url = hyper_server(
+            ServerBuilder::new()
+                .config(deflate())
+                .unwrap()
+                .protocols(["chat"]),
+        )
+        .await;
         let client = ClientBuilder::new(&url)
             .unwrap()
             .protocol("chat")
-            .config(deflate());
+            .config(deflate())
+            .unwrap();
         let (mut ws, accepted) = connect_async(&client).await.unwrap();
         assert_eq!(accepted.protocol(), Some("chat"));
         assert!(accepted.extensions().iter().any(|e| e.name == NAME));
@@ -226,8 +233,8 @@ mod hyper_upgrade {
     // Without Config::deflate nothing is negotiated, even when offered.
     #[tokio::test]
     async fn no_deflate_unless_configured() {
-        let url = hyper_server(ServerBuilder::new().config(Config::default())).await;
-        let client = ClientBuilder::new(&url).unwrap().config(deflate());
+        let url = hyper_server(ServerBuilder::new().config(Config::default()).unwrap()).await;
+        let client = ClientBuilder::new(&url).unwrap().config(deflate()).unwrap();
         let (mut ws, accepted) = connect_async(&client).await.unwrap();
         assert!(accepted.extensions().is_empty());
         ws.send(Message::text("plain")).await.unwrap();

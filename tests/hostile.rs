@@ -79,7 +79,7 @@ async fn server(
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
-        let server = ServerBuilder::new().config(config).limits(limits);
+        let server = ServerBuilder::new().config(config).unwrap().limits(limits);
         let mut ws = WebSocketStream::accept_with(stream, &server).await?;
         Ok(drain_messages(&mut ws).await)
     });

@@ -118,12 +118,13 @@ async fn deflate_without_context_takeover_compresses_once() {
     let mut clients = Vec::new();
     for _ in 0..50 {
         let (a, b) = duplex(1 << 16);
-        let server = ServerBuilder::new().config(deflate(true));
+        let server = ServerBuilder::new().config(deflate(true)).unwrap();
         let accepting =
             tokio::spawn(async move { WebSocketStream::accept_with(b, &server).await.unwrap() });
         let client = ClientBuilder::new("ws://hub/")
             .unwrap()
-            .config(deflate(true));
+            .config(deflate(true))
+            .unwrap();
         let (client, accepted) = WebSocketStream::client(a, &client).await.unwrap();
         assert!(!accepted.extensions().is_empty(), "deflate negotiated");
         let (mut write, mut read) = accepting.await.unwrap().split();

@@ -3,7 +3,8 @@
 #![cfg(all(feature = "tokio", feature = "deflate"))]
 
 use bytes::Bytes;
-use rfc6455::rt::tokio::connect_async_with_config;
+use rfc6455::ClientBuilder;
+use rfc6455::rt::tokio::connect_async;
 use rfc6455::{CloseCode, Config, Message};
 
 #[tokio::test]
@@ -15,7 +16,9 @@ async fn against_python_websockets_server() {
     let config = Config::default()
         .max_send_frame_size(Some(64 * 1024))
         .deflate(Some(rfc6455::extensions::deflate::DeflateConfig::default()));
-    let (mut ws, _) = connect_async_with_config(&url, config).await.unwrap();
+    let (mut ws, _) = connect_async(ClientBuilder::new(&url).unwrap().config(config).unwrap())
+        .await
+        .unwrap();
     let messages = [
         Message::text("hello"),
         Message::text("κόσμε 𝄞 – multi-byte UTF-8"),

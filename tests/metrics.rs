@@ -95,6 +95,7 @@ fn the_adapters_report_what_happened() {
         let server = tokio::spawn(async move {
             let builder = ServerBuilder::new()
                 .config(Config::default().rate_limits(limits))
+                .unwrap()
                 .on_request(|request| {
                     if request.target() == "/deny" {
                         Err(Rejection::new(401))

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use alloc::Meter;
 use rfc6455::Config;
-use rfc6455::rt::tokio::accept_async_with_config;
+use rfc6455::ServerBuilder;
+use rfc6455::rt::tokio::WebSocketStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const CONNECTIONS: usize = 1000;
@@ -172,7 +173,8 @@ fn held_per_connection(config: Config, script: &'static [u8]) -> (usize, usize) 
     let meter = &mut meter;
     let held = runtime.block_on(async move {
         let echo = |config: Config| async move {
-            let mut ws = accept_async_with_config(Scripted { script, at: 0 }, config)
+            let server = ServerBuilder::new().config(config).unwrap();
+            let mut ws = WebSocketStream::accept_with(Scripted { script, at: 0 }, &server)
                 .await
                 .unwrap();
             while let Some(message) = ws.next().await {

@@ -18,9 +18,10 @@ use std::time::Duration;
 use alloc::{Meter, thread_allocations};
 use bytes::{Buf, Bytes};
 use io::{raw_upgrade, read_head};
+use rfc6455::ServerBuilder;
 use rfc6455::frame::OpCode;
 use rfc6455::handshake::accept_key;
-use rfc6455::rt::tokio::{WebSocketStream, accept_async_with_config};
+use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{ClientBuilder, Config, Message};
 use support::{client_frame, frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
@@ -75,7 +76,10 @@ async fn server_echo_batches(
 ) -> usize {
     let (client_io, server_io) = duplex(1 << 20);
     let server = tokio::spawn(async move {
-        let mut ws = accept_async_with_config(server_io, config).await.unwrap();
+        let server = ServerBuilder::new().config(config).unwrap();
+        let mut ws = WebSocketStream::accept_with(server_io, &server)
+            .await
+            .unwrap();
         while let Some(Ok(message)) = ws.next().await {
             if let message @ (Message::Text(_) | Message::Binary(_)) = message {
                 ws.feed(message).await.unwrap();

@@ -124,7 +124,7 @@ impl Connection {
     /// [`ConfigError`] if `config` cannot work, or the entropy source failed.
     pub fn new(role: Role, config: impl Into<Arc<Config>>) -> Result<Self, ConfigError> {
         let config = config.into();
-        config.validate()?;
+        config.check()?;
         let rng = match (role, config.dangerous_mask_seed) {
             (Role::Server, _) => None,
             (Role::Client, Some(seed)) => Some(StdRng::seed_from_u64(seed)),
@@ -394,7 +394,7 @@ impl Connection {
     #[must_use]
     pub fn wants_read(&self) -> bool {
         self.life.wants_read(self.role, self.wants_write())
-            && self.input.buf.len() < self.config.max_frame_size.saturating_add(MAX_HEADER_LEN)
+            && self.input.buf.len() < self.config.frame_limit().saturating_add(MAX_HEADER_LEN)
             && !self.receiver.is_paused()
     }
 

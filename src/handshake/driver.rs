@@ -19,7 +19,7 @@
 //! let mut client = ClientDriver::new(&request, Config::default(), now)?;
 //! let mut server = ServerDriver::new(Config::default(), ServerHandshake::new(), now, |_| {
 //!     Ok(AcceptOptions::new())
-//! })?;
+//! });
 //!
 //! // The client writes its request, the server reads it and answers.
 //! assert!(matches!(client.poll(now)?, Progress::Write));
@@ -226,6 +226,8 @@ pub struct Accepting<F> {
     parser: ServerHandshake,
     callback: Option<F>,
     conn: Option<Connection>,
+    /// The server's own configuration cannot work: the request is answered 500.
+    broken: Option<ConfigError>,
     /// The request was refused: this is returned once the response is written.
     failure: Option<HandshakeFailure>,
 }
@@ -238,23 +240,29 @@ where
     /// `now`), with `callback` to accept a valid request (with options) or
     /// reject it.
     ///
-    /// # Errors
-    ///
-    /// [`HandshakeFailure::Config`] if `config` cannot work.
+    /// A `config` that cannot work is the server's fault, not the client's:
+    /// the request is read and answered `500`, and the handshake then fails
+    /// with [`HandshakeFailure::Config`] (a server never resets a client
+    /// for its own configuration).
     pub fn new(
         config: impl Into<Arc<Config>>,
         parser: ServerHandshake,
         now: Instant,
         callback: F,
-    ) -> Result<Self, HandshakeFailure> {
+    ) -> Self {
         let timeout = parser.limits().timeout;
+        let (conn, broken) = match Connection::new(Role::Server, config) {
+            Ok(conn) => (Some(conn), None),
+            Err(error) => (None, Some(error)),
+        };
         let role = Accepting {
             parser,
             callback: Some(callback),
-            conn: Some(Connection::new(Role::Server, config)?),
+            conn,
+            broken,
             failure: None,
         };
-        Ok(Self::with_role(role, Bytes::new(), timeout, now))
+        Self::with_role(role, Bytes::new(), timeout, now)
     }
 }
 
@@ -268,6 +276,17 @@ where
     fn advance(&mut self, io: &mut Io) -> Result<Progress<Connection>, HandshakeFailure> {
         if let Some(failure) = self.failure.take() {
             return Err(failure);
+        }
+        if let Some(error) = self.broken.take() {
+            // Answer the request once its head is in, as for any refusal.
+            if matches!(self.parser.parse(&io.input), Ok(Status::Partial)) {
+                self.broken = Some(error);
+                return io.need_input();
+            }
+            io.output = reject(500, &[], b"").unwrap_or_default();
+            io.input = BytesMut::new();
+            self.failure = Some(error.into());
+            return Ok(Progress::Write);
         }
         let Some(mut conn) = self.conn.take() else {
             return Err(HandshakeFailure::Closed);

@@ -147,8 +147,10 @@ impl<F: OnFailedUpgrade> WebSocketUpgrade<F> {
     }
 
     /// The connection's [`Config`]: limits, timeouts, permessage-deflate.
+    /// One that cannot work ([`Config::validate`]) makes
+    /// [`on_upgrade`](Self::on_upgrade) answer `500`.
     pub fn config(mut self, config: impl Into<Arc<Config>>) -> Self {
-        self.server = self.server.config(config);
+        self.server = self.server.config_unchecked(config.into());
         self
     }
 

@@ -472,7 +472,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     where
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
-        let driver = server.driver(R::now())?;
+        let driver = server.driver(R::now());
         // Boxed: a task keeps the largest state its future ever had for its
         // whole life, and the handshake's would otherwise sit beside the open
         // connection's (tests/scale.rs).
@@ -535,7 +535,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     where
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
-        let driver = server.driver_with(R::now(), gate)?;
+        let driver = server.driver_with(R::now(), gate);
         // Boxed, as in `accept_with`.
         Box::pin(Self::serve_handshake(stream, driver)).await
     }

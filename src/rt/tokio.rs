@@ -39,10 +39,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::builder::{IntoClientBuilder, ServerBuilder};
+use crate::builder::IntoClientBuilder;
 use crate::handshake::Accepted;
 use crate::rt::{Runtime, sealed};
-use crate::{Config, Connection, Error};
+use crate::{Connection, Error};
 
 /// The tokio [`Runtime`]: tokio's `AsyncRead + AsyncWrite` and its timer
 /// (so `tokio::time::pause` drives the WebSocket's timers in tests).
@@ -231,18 +231,6 @@ pub async fn connect_async(
     WebSocketStream::connect(client).await
 }
 
-/// [`connect_async`] with a [`Config`].
-///
-/// # Errors
-///
-/// As [`WebSocketStream::connect`].
-pub async fn connect_async_with_config(
-    client: impl IntoClientBuilder,
-    config: Config,
-) -> Result<(WebSocketStream<MaybeTlsStream>, Accepted), Error> {
-    WebSocketStream::connect(client.into_client_builder()?.config(config)).await
-}
-
 /// Runs the server handshake, accepting any valid request with default
 /// options: [`WebSocketStream::accept`] by tokio-tungstenite's name.
 ///
@@ -254,23 +242,4 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     WebSocketStream::accept(stream).await
-}
-
-/// [`accept_async`] with a [`Config`].
-///
-/// # Errors
-///
-/// As [`WebSocketStream::accept_with`].
-pub async fn accept_async_with_config<S>(
-    stream: S,
-    config: Config,
-) -> Result<WebSocketStream<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    // Boxed with its builder, so neither stays in the caller's task.
-    Box::pin(async move {
-        WebSocketStream::accept_with(stream, &ServerBuilder::new().config(config)).await
-    })
-    .await
 }

@@ -70,7 +70,10 @@ pub async fn accept<H: Harness, S>(
 where
     H::R: Runtime<S>,
 {
-    let server = ServerBuilder::new().config(config).on_request(callback);
+    let server = ServerBuilder::new()
+        .config(config)
+        .unwrap()
+        .on_request(callback);
     WebSocketStream::accept_with(stream, &server).await
 }
 
@@ -83,7 +86,7 @@ pub async fn client<H: Harness, S>(
 where
     H::R: Runtime<S>,
 {
-    let client = ClientBuilder::new(url).unwrap().config(config);
+    let client = ClientBuilder::new(url).unwrap().config(config).unwrap();
     WebSocketStream::client(stream, &client)
         .await
         .map(|(ws, _)| ws)

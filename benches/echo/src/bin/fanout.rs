@@ -84,7 +84,7 @@ impl State {
     async fn publish(&self, mut tcp: TcpStream) -> Result {
         match self.kind.as_str() {
             "rfc6455" => {
-                let server = rfc6455::ServerBuilder::new().config(self.config());
+                let server = rfc6455::ServerBuilder::new().config(self.config())?;
                 let mut ws = rfc6455::rt::tokio::WebSocketStream::accept_with(tcp, &server).await?;
                 while let Some(message) = ws.next().await {
                     if let Some(prepared) = PreparedMessage::from_message(message?) {
@@ -140,7 +140,7 @@ impl State {
         let mut rx = self.tx.subscribe();
         match self.kind.as_str() {
             "rfc6455" => {
-                let server = rfc6455::ServerBuilder::new().config(self.config());
+                let server = rfc6455::ServerBuilder::new().config(self.config())?;
                 let ws = rfc6455::rt::tokio::WebSocketStream::accept_with(tcp, &server).await?;
                 let (mut write, mut read) = ws.split();
                 let member = self.hub.join();
