@@ -229,6 +229,8 @@ impl<S: Read + Write> WebSocket<S> {
         &self.conn
     }
 
+    opening_getters!(conn);
+
     /// The stream.
     #[must_use]
     pub fn get_ref(&self) -> &S {

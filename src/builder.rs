@@ -175,6 +175,16 @@ where
         &self.config
     }
 
+    /// The first of [`protocols`](Self::protocols) that `request` offers:
+    /// the subprotocol chosen unless the callback chooses one.
+    #[must_use]
+    pub fn choose_protocol(&self, request: &RequestView<'_>) -> Option<&str> {
+        self.protocols
+            .iter()
+            .map(String::as_str)
+            .find(|ours| request.protocols().any(|offered| offered == *ours))
+    }
+
     /// The [`Config`], to share with a connection made outside a handshake
     /// driver (an upgrade through an HTTP server).
     #[cfg(feature = "http")]
@@ -191,12 +201,9 @@ where
     pub fn answer(&self, request: &RequestView<'_>) -> Result<AcceptOptions, Rejection> {
         let mut options = (self.on_request)(request)?;
         if !options.has_protocol()
-            && let Some(chosen) = self
-                .protocols
-                .iter()
-                .find(|ours| request.protocols().any(|offered| offered == ours.as_str()))
+            && let Some(chosen) = self.choose_protocol(request)
         {
-            options = options.protocol(chosen.clone());
+            options = options.protocol(chosen);
         }
         for (name, value) in self.headers.iter() {
             options = options.header(name.clone(), value.clone());

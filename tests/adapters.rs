@@ -488,6 +488,51 @@ async fn callback_rejection<H: Harness>() {
     assert!(matches!(server.await, Err(Error::Rejected(403))));
 }
 
+// The server sees what its handshake decided: the subprotocol, the path
+// and query, and a typed value its request callback handed on.
+async fn the_server_sees_its_handshake<H: Harness>() {
+    #[derive(Debug, PartialEq)]
+    struct User(String);
+    let (a, b) = H::pipe(4096);
+    let server = H::spawn(async move {
+        let server = rfc6455::ServerBuilder::new()
+            .protocols(["chat.v2", "chat.v1"])
+            .on_request(|req| match req.query_param("token") {
+                Some("s3cret") => Ok(AcceptOptions::new().data(User("ada".into()))),
+                _ => Err(Rejection::new(401)),
+            });
+        let mut ws = WebSocketStream::<_, H::R>::accept_with(b, &server)
+            .await
+            .unwrap();
+        let seen = (
+            ws.protocol().map(str::to_owned),
+            ws.path().map(str::to_owned),
+            ws.query().map(str::to_owned),
+        );
+        // Asked by the wrong type, the value stays.
+        assert_eq!(ws.take_data::<String>(), None);
+        let user = ws.take_data::<User>();
+        assert_eq!(ws.take_data::<User>(), None, "taken once");
+        (seen, user)
+    });
+    let client = rfc6455::ClientBuilder::new("ws://h/rooms/7?token=s3cret")
+        .unwrap()
+        .protocol("chat.v1")
+        .protocol("chat.v2");
+    let (ws, accepted) = WebSocketStream::<_, H::R>::client(a, &client)
+        .await
+        .unwrap();
+    // The server's order of preference decides.
+    assert_eq!(accepted.protocol(), Some("chat.v2"));
+    assert_eq!(ws.protocol(), Some("chat.v2"));
+    assert_eq!(ws.path(), Some("/rooms/7"));
+    let ((protocol, path, query), user) = server.await;
+    assert_eq!(protocol.as_deref(), Some("chat.v2"));
+    assert_eq!(path.as_deref(), Some("/rooms/7"));
+    assert_eq!(query.as_deref(), Some("token=s3cret"));
+    assert_eq!(user, Some(User("ada".into())));
+}
+
 // A peer that half-closes mid-message: an error, not a hang.
 async fn eof_mid_message_is_abnormal<H: Harness>() {
     let (a, mut b) = H::pipe(4096);
@@ -644,6 +689,7 @@ macro_rules! adapter_tests {
             one_byte_io, slow_reader_back_pressure, feed_waits_past_the_high_water_mark,
             feed_of_a_message_over_the_mark_waits_for_an_empty_queue,
             split_halves_in_two_tasks, split_halves_reunite, callback_rejection, eof_mid_message_is_abnormal,
+            the_server_sees_its_handshake,
             thousand_connections, queued_output_goes_out_at_an_error
         ]; timed: [
             keepalive_pings_are_sent, idle_timeout_closes_a_silent_peer,

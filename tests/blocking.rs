@@ -38,6 +38,40 @@ fn tcp_echo_server(config: Config) -> (String, thread::JoinHandle<Option<CloseFr
     (url, handle)
 }
 
+// The server sees what its handshake decided: subprotocol, path, query and
+// the value its request callback handed on.
+#[test]
+fn the_server_sees_its_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/feed?since=42", listener.local_addr().unwrap());
+    let handle = thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let server = ServerBuilder::new()
+            .protocols(["v1"])
+            .on_request(|req| Ok(AcceptOptions::new().data(req.path().len())));
+        let mut ws = WebSocket::accept_with(stream, &server).unwrap();
+        let data = ws.take_data::<usize>();
+        let seen = format!(
+            "{:?} {:?} {:?} {data:?}",
+            ws.protocol(),
+            ws.path(),
+            ws.query(),
+        );
+        ws.send(Message::text(seen)).unwrap();
+        echo(ws)
+    });
+    let client = ClientBuilder::new(&url).unwrap().protocol("v1");
+    let (mut ws, _) = blocking::connect(&client).unwrap();
+    assert_eq!(ws.protocol(), Some("v1"));
+    assert_eq!(
+        ws.read().unwrap(),
+        Message::text(r#"Some("v1") Some("/feed") Some("since=42") Some(5)"#)
+    );
+    ws.close(CloseCode::NORMAL, "").unwrap();
+    while ws.read().is_ok() {}
+    handle.join().unwrap();
+}
+
 fn messages() -> Vec<Message> {
     vec![
         Message::text("hello"),

@@ -24,6 +24,7 @@ use hyper::ext::Protocol;
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rfc6455::frame::OpCode;
+use rfc6455::handshake::{AcceptOptions, Rejection};
 use rfc6455::rt::axum::{WebSocket, WebSocketUpgrade};
 use rfc6455::rt::hyper::upgrade;
 use rfc6455::rt::tokio::{WebSocketStream, connect_async};
@@ -225,6 +226,71 @@ async fn the_axum_extractor_upgrades_and_refuses() {
 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
     )
     .await;
+}
+
+/// The axum handler sees what the handshake decided: the subprotocol its
+/// list selects, and on the socket the subprotocol, path, query and the
+/// user the request callback found; it reports them as one text message.
+/// A bad token is a `Rejection` answered as the response.
+async fn axum_whoami(upgrade: WebSocketUpgrade) -> Response {
+    struct User(&'static str);
+    let server = ServerBuilder::new()
+        .protocols(["chat.v2", "chat.v1"])
+        .on_request(|request| match request.bearer_token() {
+            Some("s3cret") => Ok(AcceptOptions::new().data(User("ada"))),
+            _ => Err(Rejection::new(401).header("WWW-Authenticate", "Bearer")),
+        });
+    let upgrade = upgrade.server(server);
+    let selected = upgrade.selected_protocol().map(str::to_owned);
+    upgrade.on_upgrade(move |mut ws| async move {
+        let user = ws.take_data::<User>().map(|user| user.0);
+        let report = format!(
+            "{selected:?} {:?} {:?} {:?} {user:?}",
+            ws.protocol(),
+            ws.path(),
+            ws.query()
+        );
+        let _ = ws.send(Message::text(report)).await;
+        let _ = ws.close(rfc6455::CloseCode::NORMAL, "").await;
+    })
+}
+
+#[tokio::test]
+async fn axum_hands_the_handshake_to_the_socket() {
+    let addr = serve(Router::new().route("/who", get(axum_whoami))).await;
+    let url = format!("ws://{addr}/who?room=7");
+    let client = ClientBuilder::new(&url)
+        .unwrap()
+        .protocol("chat.v1")
+        .protocol("chat.v2")
+        .header("Authorization", "Bearer s3cret");
+    let (mut ws, accepted) = connect_async(&client).await.unwrap();
+    assert_eq!(accepted.protocol(), Some("chat.v2"));
+    assert_eq!(
+        line(&mut ws).await,
+        r#"Some("chat.v2") Some("chat.v2") Some("/who") Some("room=7") Some("ada")"#
+    );
+    let refused = connect_async(ClientBuilder::new(&url).unwrap()).await;
+    let Err(Error::Handshake(HandshakeError::Refused(refusal))) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(refusal.status, 401);
+}
+
+/// An axum socket whose config cannot work: the upgrade is answered 500.
+#[tokio::test]
+async fn axum_answers_500_for_a_config_that_cannot_work() {
+    async fn broken(upgrade: WebSocketUpgrade) -> Response {
+        upgrade
+            .config(Config::default().max_write_buffer(0))
+            .on_upgrade(echo)
+    }
+    let addr = serve(Router::new().route("/ws", get(broken))).await;
+    let refused = connect_async(&format!("ws://{addr}/ws")).await;
+    let Err(Error::Handshake(HandshakeError::Refused(refusal))) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(refusal.status, 500);
 }
 
 /// A client of the chat room: the next text line.

@@ -3,6 +3,7 @@
 
 mod input;
 mod limit;
+mod opening;
 mod outgoing;
 mod recv;
 mod send;
@@ -10,6 +11,7 @@ mod state;
 mod stats;
 mod timer;
 
+use std::any::Any;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +26,7 @@ pub use stats::{Stats, Traffic};
 use self::input::Input;
 pub(crate) use self::input::read_zeroed;
 use self::limit::Limiter;
+use self::opening::Opening;
 use self::recv::Receiver;
 use self::send::Sender;
 use self::state::Lifecycle;
@@ -109,6 +112,8 @@ pub struct Connection {
     since: Option<Instant>,
     /// The Close this end queued.
     close_sent: Option<CloseFrame>,
+    /// What the opening handshake settled, when one made the connection.
+    opening: Option<Box<Opening>>,
 }
 
 impl Connection {
@@ -149,6 +154,7 @@ impl Connection {
             rtt: RoundTrip::default(),
             since: None,
             close_sent: None,
+            opening: None,
         })
     }
 
@@ -212,6 +218,61 @@ impl Connection {
         ));
         self.receiver
             .set_inflater(Inflater::new(theirs.0, theirs.1));
+    }
+
+    /// Records what the opening handshake settled (the handshake drivers
+    /// and the `http` upgrade call it).
+    pub(crate) fn opened(
+        &mut self,
+        protocol: Option<String>,
+        target: &str,
+        data: Option<Box<dyn Any + Send + Sync>>,
+    ) {
+        self.opening = Some(Box::new(Opening {
+            protocol: protocol.map(String::into_boxed_str),
+            target: Some(target.into()),
+            data,
+        }));
+    }
+
+    // ---- The opening handshake -------------------------------------------
+
+    /// The subprotocol the opening handshake agreed on, if any: the one a
+    /// server chose, or a client was answered with.
+    #[must_use]
+    pub fn protocol(&self) -> Option<&str> {
+        self.opening.as_deref()?.protocol.as_deref()
+    }
+
+    /// The path of the request that opened the connection, without its
+    /// query; `None` for a connection no handshake made ([`new`](Self::new)).
+    #[must_use]
+    pub fn path(&self) -> Option<&str> {
+        self.opening.as_deref()?.path()
+    }
+
+    /// The query of the request that opened the connection, without the `?`.
+    #[must_use]
+    pub fn query(&self) -> Option<&str> {
+        self.opening.as_deref()?.query()
+    }
+
+    /// The value the server's request callback handed on with
+    /// [`AcceptOptions::data`](crate::handshake::AcceptOptions::data), if it
+    /// is a `T`.
+    #[must_use]
+    pub fn data<T: Any>(&self) -> Option<&T> {
+        self.opening.as_deref()?.data.as_deref()?.downcast_ref()
+    }
+
+    /// Takes the value [`data`](Self::data) would show, if it is a `T`;
+    /// a value of another type stays.
+    pub fn take_data<T: Any>(&mut self) -> Option<T> {
+        let slot = &mut self.opening.as_deref_mut()?.data;
+        if !slot.as_deref()?.is::<T>() {
+            return None;
+        }
+        slot.take()?.downcast().ok().map(|value: Box<T>| *value)
     }
 
     // ---- Input -------------------------------------------------------------

@@ -340,6 +340,8 @@ where
 pub struct Connecting {
     handshake: ClientHandshake,
     conn: Option<Connection>,
+    /// The request target, for the connection's record.
+    target: Box<str>,
 }
 
 impl ClientDriver {
@@ -363,6 +365,7 @@ impl ClientDriver {
         let role = Connecting {
             handshake,
             conn: Some(conn),
+            target: request.target().into(),
         };
         Ok(Self::with_role(role, bytes, request.limits().timeout, now))
     }
@@ -378,6 +381,7 @@ impl HandshakeRole for Connecting {
         };
         let mut conn = self.conn.take().ok_or(HandshakeFailure::Closed)?;
         negotiate_client(conn.config(), &accepted)?.apply(&mut conn);
+        conn.opened(accepted.protocol().map(str::to_owned), &self.target, None);
         conn.receive(io.input.get(used..).unwrap_or_default());
         io.input = BytesMut::new();
         Ok(Progress::Done((conn, accepted)))
@@ -416,6 +420,8 @@ pub(crate) fn accept_into<T>(
     let (options, negotiated) = negotiate_server(conn.config(), view, options);
     let response = respond(view, &options)?;
     negotiated.apply(conn);
+    let (protocol, data) = options.into_opening();
+    conn.opened(protocol, view.target(), data);
     Ok(response)
 }
 

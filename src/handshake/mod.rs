@@ -59,6 +59,7 @@ pub use driver::{
     Progress, ServerDriver,
 };
 pub use header::{Extension, accept_key};
+pub(crate) use server::split_target;
 pub use server::{
     AcceptOptions, Rejection, RequestView, ServerHandshake, accept, reject, reject_for,
 };

@@ -1,5 +1,8 @@
 //! The server's side of the opening handshake (RFC 6455 §4.2).
 
+use std::any::Any;
+use std::fmt;
+
 use bytes::Bytes;
 
 use super::header::{self, Extension};
@@ -149,15 +152,13 @@ impl<'b> RequestView<'b> {
     /// The path, without the query.
     #[must_use]
     pub fn path(&self) -> &'b str {
-        self.target
-            .split_once('?')
-            .map_or(self.target, |(path, _)| path)
+        split_target(self.target).0
     }
 
     /// The query, without the `?`, if there is one.
     #[must_use]
     pub fn query(&self) -> Option<&'b str> {
-        self.target.split_once('?').map(|(_, query)| query)
+        split_target(self.target).1
     }
 
     /// The raw (not percent-decoded) value of the first `name=value` pair in
@@ -247,12 +248,49 @@ impl<'b> RequestView<'b> {
     }
 }
 
-/// What the server's 101 response says besides the required headers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A request target split into its path and its query (without the `?`).
+pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    }
+}
+
+/// What the server's 101 response says besides the required headers, and a
+/// value to hand on to the code that runs the connection.
+///
+/// ```
+/// use rfc6455::handshake::{AcceptOptions, Rejection};
+/// use rfc6455::ServerBuilder;
+///
+/// struct User {
+///     name: String,
+/// }
+/// let server = ServerBuilder::new().on_request(|request| match request.bearer_token() {
+///     Some("s3cret") => Ok(AcceptOptions::new().data(User { name: "ada".into() })),
+///     _ => Err(Rejection::new(401).header("WWW-Authenticate", "Bearer")),
+/// });
+/// // Then, on the accepted stream: `let user = ws.take_data::<User>();`
+/// # let _ = |user: User| user.name;
+/// # let _ = server;
+/// ```
+#[derive(Default)]
 pub struct AcceptOptions {
     protocol: Option<String>,
     extensions: Option<String>,
     headers: Vec<(String, String)>,
+    data: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for AcceptOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcceptOptions")
+            .field("protocol", &self.protocol)
+            .field("extensions", &self.extensions)
+            .field("headers", &self.headers)
+            .field("data", &self.data.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl AcceptOptions {
@@ -282,6 +320,21 @@ impl AcceptOptions {
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// A value for the code that runs the accepted connection (the
+    /// authenticated user, say): the adapters' streams and
+    /// [`Connection::take_data`](crate::Connection::take_data) hand it
+    /// back by its type. A later call replaces it.
+    #[must_use = "options are built by value"]
+    pub fn data<T: Any + Send + Sync>(mut self, value: T) -> Self {
+        self.data = Some(Box::new(value));
+        self
+    }
+
+    /// The chosen subprotocol and the data, for the connection's record.
+    pub(crate) fn into_opening(self) -> (Option<String>, Option<Box<dyn Any + Send + Sync>>) {
+        (self.protocol, self.data)
     }
 
     /// Whether a subprotocol was chosen.

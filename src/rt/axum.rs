@@ -46,11 +46,11 @@ use http::request::Parts;
 use hyper::ext::Protocol;
 use hyper::upgrade::OnUpgrade;
 
-use crate::builder::ServerBuilder;
+use crate::builder::{AcceptAll, ServerBuilder};
 use crate::config::Config;
 use crate::error::Error;
 use crate::handshake::http::Refused;
-use crate::handshake::{HandshakeError, RequestView};
+use crate::handshake::{AcceptOptions, HandshakeError, Rejection, RequestView};
 use crate::rt::hyper::{Upgrade, answer, extended_connect};
 
 pub use crate::rt::hyper::WebSocket;
@@ -59,16 +59,20 @@ pub use crate::rt::hyper::WebSocket;
 /// (a bad request is answered with 400, 405 or 426 and the headers each
 /// needs, before the handler runs), accepted by
 /// [`on_upgrade`](Self::on_upgrade). See the [module docs](self).
+///
+/// Its subprotocols, config and request callback come from a whole
+/// [`ServerBuilder`] ([`server`](Self::server)), or from the shortcuts
+/// [`protocols`](Self::protocols) and [`config`](Self::config).
 #[must_use = "answer with on_upgrade"]
-pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade> {
+pub struct WebSocketUpgrade<F = DefaultOnFailedUpgrade, G = AcceptAll> {
     /// The request's method, URI, version, headers and `:protocol`.
     request: Request<()>,
     on: OnUpgrade,
-    server: ServerBuilder,
+    server: ServerBuilder<G>,
     on_failed: F,
 }
 
-impl<F> fmt::Debug for WebSocketUpgrade<F> {
+impl<F, G> fmt::Debug for WebSocketUpgrade<F, G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketUpgrade")
             .field("request", &self.request)
@@ -133,7 +137,39 @@ fn refusal(refused: Refused) -> Response {
     refused.into_response().map(Body::from)
 }
 
-impl<F: OnFailedUpgrade> WebSocketUpgrade<F> {
+impl<F: OnFailedUpgrade, G> WebSocketUpgrade<F, G>
+where
+    G: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    /// Answers as `server` says: its config, limits' headers, subprotocols
+    /// and request callback (whose [`AcceptOptions::data`] the WebSocket's
+    /// [`take_data`](crate::rt::WebSocketStream::take_data) hands back).
+    /// It replaces what [`protocols`](Self::protocols) and
+    /// [`config`](Self::config) set.
+    pub fn server<H>(self, server: ServerBuilder<H>) -> WebSocketUpgrade<F, H>
+    where
+        H: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+    {
+        WebSocketUpgrade {
+            request: self.request,
+            on: self.on,
+            server,
+            on_failed: self.on_failed,
+        }
+    }
+
+    /// The subprotocol the server's list would choose from those the
+    /// client offered ([`ServerBuilder::choose_protocol`]); a request
+    /// callback may still choose another.
+    #[must_use]
+    pub fn selected_protocol(&self) -> Option<&str> {
+        let view = match extended_connect(&self.request) {
+            Some(protocol) => RequestView::from_extended_connect(&self.request, protocol),
+            None => RequestView::from_http(&self.request),
+        };
+        self.server.choose_protocol(&view.ok()?)
+    }
+
     /// The subprotocols this server speaks, in its order of preference: the
     /// first one the client also offered is chosen
     /// ([`ServerBuilder::protocols`]).
@@ -156,7 +192,7 @@ impl<F: OnFailedUpgrade> WebSocketUpgrade<F> {
 
     /// Calls `callback` if the connection cannot be handed over after the
     /// response was sent (the client went away).
-    pub fn on_failed_upgrade<G: OnFailedUpgrade>(self, callback: G) -> WebSocketUpgrade<G> {
+    pub fn on_failed_upgrade<H: OnFailedUpgrade>(self, callback: H) -> WebSocketUpgrade<H, G> {
         WebSocketUpgrade {
             request: self.request,
             on: self.on,
@@ -187,6 +223,14 @@ impl<F: OnFailedUpgrade> WebSocketUpgrade<F> {
             }
         });
         response.map(|()| Body::empty())
+    }
+}
+
+/// A handler may return a [`Rejection`] (`401` with `WWW-Authenticate`,
+/// say) as its response.
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        refusal(Refused::Rejected(self))
     }
 }
 

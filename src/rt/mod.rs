@@ -666,6 +666,8 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         &self.driver.conn
     }
 
+    opening_getters!(driver.conn);
+
     /// The stream.
     #[must_use]
     pub fn get_ref(&self) -> &S {
