@@ -48,34 +48,49 @@ macro_rules! close_codes {
 
 close_codes! {
     /// 1000: the purpose of the connection has been fulfilled.
+    #[doc(alias = "Normal")]
     NORMAL = 1000, "normal closure", true;
     /// 1001: the endpoint is going away (server shutdown, page navigation).
+    #[doc(alias = "Away")]
     GOING_AWAY = 1001, "going away", true;
     /// 1002: the endpoint received a frame that breaks the protocol.
+    #[doc(alias = "Protocol")]
     PROTOCOL_ERROR = 1002, "protocol error", true;
     /// 1003: the endpoint cannot accept this type of data.
+    #[doc(alias = "Unsupported")]
     UNSUPPORTED_DATA = 1003, "unsupported data", true;
     /// 1005: no status code was present (local only, never sent).
+    #[doc(alias = "Status")]
     NO_STATUS_RECEIVED = 1005, "no status received", false;
     /// 1006: the connection closed without a Close frame (local only, never sent).
+    #[doc(alias = "Abnormal")]
     ABNORMAL = 1006, "abnormal closure", false;
     /// 1007: a message's data was not consistent with its type (e.g. bad UTF-8 in text).
+    #[doc(alias = "Invalid")]
     INVALID_PAYLOAD = 1007, "invalid frame payload data", true;
     /// 1008: a message violated the endpoint's policy.
+    #[doc(alias = "Policy")]
     POLICY_VIOLATION = 1008, "policy violation", true;
     /// 1009: a message was too big to process.
+    #[doc(alias = "Size")]
     MESSAGE_TOO_BIG = 1009, "message too big", true;
     /// 1010: the client expected the server to negotiate an extension.
+    #[doc(alias = "Extension")]
     MANDATORY_EXTENSION = 1010, "mandatory extension", true;
     /// 1011: the server met an unexpected condition.
+    #[doc(alias = "Error")]
     INTERNAL_ERROR = 1011, "internal error", true;
     /// 1012: the service is restarting.
+    #[doc(alias = "Restart")]
     SERVICE_RESTART = 1012, "service restart", true;
     /// 1013: try again later (temporary overload).
+    #[doc(alias = "Again")]
     TRY_AGAIN_LATER = 1013, "try again later", true;
     /// 1014: a gateway or proxy received an invalid response upstream.
+    #[doc(alias = "Bad")]
     BAD_GATEWAY = 1014, "bad gateway", true;
     /// 1015: the TLS handshake failed (local only, never sent).
+    #[doc(alias = "Tls")]
     TLS_HANDSHAKE = 1015, "TLS handshake failure", false;
 }
 

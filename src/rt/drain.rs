@@ -59,7 +59,7 @@ use crate::close::{CloseCode, MAX_REASON_LEN};
 use crate::error::Error;
 use crate::handshake::{AcceptOptions, Rejection, RequestView};
 use crate::rt::tokio::WebSocketStream as TokioStream;
-use crate::rt::{Runtime, WebSocketStream};
+use crate::rt::{CloseSignal, Runtime, WebSocketStream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How a [`Drain`] closes the connections.
@@ -145,7 +145,7 @@ const FORCED: u8 = 2;
 
 /// One watched task's state, shared by the drain, the task and its stream.
 #[derive(Debug)]
-pub(crate) struct Signal {
+struct Signal {
     state: AtomicU8,
     /// The stream saw its close handshake complete.
     clean: AtomicBool,
@@ -155,17 +155,20 @@ pub(crate) struct Signal {
     reason: Arc<str>,
 }
 
-impl Signal {
-    /// The Close to send, once the drain asked for it.
-    pub(crate) fn close_request(&self) -> Option<(CloseCode, &str)> {
+impl CloseSignal for Signal {
+    /// The drain's Close, once the drain reached this task.
+    fn close_request(&self) -> Option<(CloseCode, &str)> {
         (self.state.load(Ordering::Acquire) != OPEN).then_some((self.code, &*self.reason))
     }
 
-    /// The stream ended with its close handshake complete.
-    pub(crate) fn closed_cleanly(&self) {
-        self.clean.store(true, Ordering::Release);
+    fn ended(&self, clean: bool) {
+        if clean {
+            self.clean.store(true, Ordering::Release);
+        }
     }
+}
 
+impl Signal {
     /// Moves to `state` (never back) and wakes the task.
     fn set(&self, state: u8) {
         if self.state.fetch_max(state, Ordering::AcqRel) < state
@@ -457,7 +460,7 @@ impl Ticket {
     /// close handshake. Attach before [`split`](WebSocketStream::split).
     #[must_use]
     pub fn attach<S, R: Runtime<S>>(&self, mut ws: WebSocketStream<S, R>) -> WebSocketStream<S, R> {
-        ws.driver.drain = Some(Arc::clone(&self.signal));
+        ws.set_close_signal(Arc::clone(&self.signal) as Arc<dyn CloseSignal>);
         ws
     }
 

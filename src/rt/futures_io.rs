@@ -42,7 +42,7 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_timer::Delay;
 
 use crate::Connection;
-use crate::rt::{Runtime, sealed};
+use crate::rt::Runtime;
 
 /// The futures-io [`Runtime`]: `futures_io`'s `AsyncRead + AsyncWrite` and
 /// `futures-timer`'s timer (the system clock).
@@ -55,8 +55,6 @@ pub type WebSocketStream<S> = crate::rt::WebSocketStream<S, FuturesIo>;
 pub type ReadHalf<S> = crate::rt::ReadHalf<S, FuturesIo>;
 /// The sending half of a split [`WebSocketStream`].
 pub type WriteHalf<S> = crate::rt::WriteHalf<S, FuturesIo>;
-
-impl sealed::Sealed for FuturesIo {}
 
 /// A read's poll as a result (`Err(None)`: pending), for the core's readers
 /// into initialised memory, and back.

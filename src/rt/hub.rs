@@ -30,8 +30,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use super::{Runtime, WriteHalf, lock, store};
-use crate::{CloseCode, Error, PreparedMessage};
+use super::split::store;
+use super::{Runtime, WriteHalf};
+use crate::{CloseCode, Error, PreparedMessage, SendError};
 
 /// What a hub does with a message for a subscriber whose queue is full.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -634,10 +635,12 @@ impl Member {
         poll_fn(|cx| self.poll_forward(cx, write, &mut writing)).await
     }
 
+    /// Built on the write half's public seam (`queue`, `poll_flush_queued`,
+    /// `poll_send_close`) only.
     fn poll_forward<S, R: Runtime<S>>(
         &self,
         cx: &mut Context<'_>,
-        write: &WriteHalf<S, R>,
+        write: &mut WriteHalf<S, R>,
         writing: &mut bool,
     ) -> Poll<Result<Forwarded, Error>> {
         let hub = &*self.hub.shared;
@@ -649,11 +652,11 @@ impl Member {
             };
             if let Some((code, reason)) = close {
                 return write
-                    .with(cx, |d, cx| d.poll_send_close(cx, code, reason))
+                    .poll_send_close(cx, code, reason)
                     .map_ok(|()| Forwarded::ClosedSlow(code));
             }
             if *writing {
-                match write.with(cx, |d, cx| d.poll_flush(cx)) {
+                match write.poll_flush_queued(cx) {
                     Poll::Pending => {
                         let mut queue = guard(&self.queue);
                         if queue.stuck_since.is_none() {
@@ -664,7 +667,7 @@ impl Member {
                         }
                         return Poll::Pending;
                     }
-                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                     Poll::Ready(Ok(())) => {
                         *writing = false;
                         let mut queue = guard(&self.queue);
@@ -674,29 +677,26 @@ impl Member {
                     }
                 }
             }
-            // Move the next batch onto the connection, by reference.
-            let mut moved = 0;
-            {
+            // Move the next batch onto the connection, by reference. A Pong
+            // waiting for the last batch to drain goes first, not behind
+            // this one (tests/hub.rs, pongs_are_not_held_behind_the_queue).
+            let moved = write.queue(|outbox| {
+                let mut moved = 0;
                 let mut queue = guard(&self.queue);
-                let mut shared = lock(&write.shared);
-                // A Pong waiting for the last batch to drain goes first, not
-                // behind this one (tests/hub.rs, pongs_are_not_held_behind_the_queue).
-                let _ = shared.driver.conn.outgoing();
                 while moved < hub.config.batch_bytes {
                     // Past `max_write_buffer` the rest waits for this write.
-                    if shared.driver.conn.is_write_buffer_full() {
+                    if outbox.is_full() {
                         break;
                     }
                     let Some(message) = queue.pop(hub) else {
                         break;
                     };
                     moved += message.len() + ENTRY_COST;
-                    if let Err(error) = shared.driver.conn.send_prepared(&message) {
-                        return Poll::Ready(Err(error.into()));
-                    }
+                    outbox.send(&message)?;
                 }
                 queue.refresh(hub);
-            }
+                Ok::<_, SendError>(moved)
+            })?;
             if moved == 0 {
                 return Poll::Pending;
             }

@@ -1,8 +1,8 @@
-//! The tokio adapter (feature `tokio`): a [`Connection`] over any tokio
+//! The tokio adapter (feature `tokio`): a [`Connection`](crate::Connection) over any tokio
 //! `AsyncRead + AsyncWrite` stream, as a `Stream` of messages and a `Sink`
 //! for them ([`WebSocketStream`]), and `connect_async` for `ws://` URLs.
 //!
-//! A tokio timer is re-armed to [`Connection::poll_timeout`], so keepalive
+//! A tokio timer is re-armed to [`Connection::poll_timeout`](crate::Connection::poll_timeout), so keepalive
 //! Pings, the idle timeout and the close timeout run without help, and
 //! `tokio::time::pause` drives them in tests.
 //!
@@ -39,10 +39,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use crate::Error;
 use crate::builder::IntoClientBuilder;
 use crate::handshake::Accepted;
-use crate::rt::{Runtime, sealed};
-use crate::{Connection, Error};
+use crate::rt::Runtime;
 
 /// The tokio [`Runtime`]: tokio's `AsyncRead + AsyncWrite` and its timer
 /// (so `tokio::time::pause` drives the WebSocket's timers in tests).
@@ -55,8 +55,6 @@ pub type WebSocketStream<S> = crate::rt::WebSocketStream<S, Tokio>;
 pub type ReadHalf<S> = crate::rt::ReadHalf<S, Tokio>;
 /// The sending half of a split [`WebSocketStream`].
 pub type WriteHalf<S> = crate::rt::WriteHalf<S, Tokio>;
-
-impl sealed::Sealed for Tokio {}
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for Tokio {
     type Timer = Pin<Box<tokio::time::Sleep>>;
@@ -75,14 +73,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for Tokio {
 
     fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()> {
         timer.as_mut().poll(cx)
-    }
-
-    fn poll_read(
-        stream: &mut S,
-        cx: &mut Context<'_>,
-        conn: &mut Connection,
-    ) -> Poll<io::Result<usize>> {
-        Self::poll_read_buf(stream, cx, conn.read_buf())
     }
 
     fn poll_read_slice(

@@ -1,0 +1,299 @@
+//! The poll loop under every async adapter: moves bytes between a stream
+//! and its [`Connection`], runs the timer, and ends the transport.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use super::runtime::{Runtime, write_call};
+use crate::prepared::Outbound;
+use crate::transport;
+use crate::{CloseCode, Connection, Error, Message, SendError};
+
+/// Something outside a connection that may ask it to close: a drain, an
+/// operator's kick. A stream given one with
+/// [`WebSocketStream::set_close_signal`](super::WebSocketStream::set_close_signal)
+/// asks it on every poll for messages; once it answers, the stream sends
+/// that Close (if it is still open) and reads on to the end of the close
+/// handshake. Whoever asks must also wake the task that polls the stream.
+///
+/// `rfc6455::rt::drain::Drain` is built on this and nothing else
+/// (`tests/seams.rs` builds a drain of its own the same way).
+pub trait CloseSignal: Send + Sync + fmt::Debug {
+    /// The Close to send, once one is asked for.
+    fn close_request(&self) -> Option<(CloseCode, &str)>;
+
+    /// The stream ended (its transport shut down); `clean` when its close
+    /// handshake completed.
+    fn ended(&self, clean: bool) {
+        let _ = clean;
+    }
+}
+
+/// The most read at once into the stack while the connection's input
+/// buffer is given back (a small message in one read).
+const PROBE_READ: usize = 1024;
+
+/// The connection, its stream and its timer: the whole adapter.
+pub(crate) struct Driver<S, R: Runtime<S>> {
+    pub(crate) conn: Connection,
+    pub(crate) stream: S,
+    timer: Option<R::Timer>,
+    /// The deadline `timer` is set to.
+    armed: Option<Instant>,
+    /// The caller has been handed the connection's error; from now on the
+    /// stream only flushes the Close reporting it and ends.
+    error_returned: bool,
+    /// What has been reported to the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    metrics: crate::metrics::ConnectionMetrics,
+    /// The stream has ended: the transport was shut down, or failed.
+    finished: bool,
+    /// What may ask this stream to close from outside (a drain).
+    pub(crate) close_signal: Option<Arc<dyn CloseSignal>>,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<S: fmt::Debug, R: Runtime<S>> fmt::Debug for Driver<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Driver")
+            .field("conn", &self.conn)
+            .field("stream", &self.stream)
+            .field("armed", &self.armed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R: Runtime<S>> Driver<S, R> {
+    pub(crate) fn new(stream: S, mut conn: Connection) -> Self {
+        conn.handle_timeout(R::now());
+        Self {
+            #[cfg(feature = "metrics")]
+            metrics: crate::metrics::ConnectionMetrics::new(conn.role()),
+            conn,
+            stream,
+            timer: None,
+            armed: None,
+            error_returned: false,
+            finished: false,
+            close_signal: None,
+            runtime: PhantomData,
+        }
+    }
+
+    /// Writes everything queued (vectored), without flushing the stream.
+    pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stream = &mut self.stream;
+        transport::poll_write_out(&mut self.conn, |call| write_call::<S, R>(stream, cx, call))
+    }
+
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_write_out(cx))?;
+        R::poll_flush(&mut self.stream, cx)
+    }
+
+    /// Re-arms the timer to the connection's deadline; true if it fired
+    /// (and `handle_timeout` ran).
+    pub(crate) fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            // No timer is kept while none is armed (an idle connection).
+            self.timer = None;
+            self.armed = None;
+            return false;
+        };
+        let timer = self.timer.get_or_insert_with(|| R::timer(deadline));
+        if self.armed != Some(deadline) {
+            R::reset(timer, deadline);
+            self.armed = Some(deadline);
+        }
+        if R::poll_timer(timer, cx).is_ready() {
+            self.armed = None;
+            self.conn.handle_timeout(R::now());
+            // Progress means the deadline moved; never loop on one that did not.
+            return self.conn.poll_timeout() != Some(deadline);
+        }
+        false
+    }
+
+    /// Reads once into the connection; `Ready(Ok(()))` after any input or EOF.
+    pub(crate) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let read = if self.conn.is_input_released() {
+            // An idle connection waits with a stack buffer, not its own.
+            let mut probe = [0u8; PROBE_READ];
+            let read = ready!(R::poll_read_slice(&mut self.stream, cx, &mut probe));
+            if let Ok(n) = read {
+                self.conn
+                    .fill_from(probe.get(..n).unwrap_or_default(), n == PROBE_READ);
+            }
+            read
+        } else {
+            ready!(R::poll_read(&mut self.stream, cx, &mut self.conn))
+        };
+        Poll::Ready(transport::after_read(&mut self.conn, read, R::now()))
+    }
+
+    /// Flushes what is queued (best effort), shuts the transport down and
+    /// ends the stream.
+    pub(crate) fn poll_finish(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        // Errors from a transport that is going away are moot.
+        if ready!(self.poll_write_out(cx)).is_ok() {
+            let _ = ready!(R::poll_flush(&mut self.stream, cx));
+        }
+        let _ = ready!(R::poll_shutdown(&mut self.stream, cx));
+        self.finished = true;
+        if let Some(signal) = &self.close_signal {
+            let clean = self
+                .conn
+                .close_frame()
+                .is_some_and(|close| close.code != CloseCode::ABNORMAL);
+            signal.ended(clean);
+        }
+        Poll::Ready(None)
+    }
+
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        // A requested Close goes out before anything else is read.
+        if let Some(signal) = &self.close_signal
+            && self.conn.state() == crate::State::Open
+            && let Some((code, reason)) = signal.close_request()
+        {
+            let _ = self.conn.close(code, reason);
+        }
+        let poll = self.poll_next_inner(cx);
+        // Metrics catch up when the connection waits, and once when it ends.
+        #[cfg(feature = "metrics")]
+        match &poll {
+            Poll::Pending => self.metrics.update(self.conn.stats()),
+            Poll::Ready(None | Some(Err(_))) => self.metrics.end(self.conn.stats()),
+            Poll::Ready(Some(Ok(_))) => {}
+        }
+        poll
+    }
+
+    pub(crate) fn poll_next_inner(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            if self.finished {
+                return Poll::Ready(None);
+            }
+            match self.conn.next_message() {
+                Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
+                Ok(None) => {}
+                Err(error) if !self.error_returned => {
+                    self.error_returned = true;
+                    // Best effort now, so what was queued before the error
+                    // and the Close reporting it go out even if the caller
+                    // stops polling; the next poll finishes the job.
+                    if self.poll_write_out(cx).is_ready() {
+                        let _ = R::poll_flush(&mut self.stream, cx);
+                    }
+                    return Poll::Ready(Some(Err(error.into())));
+                }
+                // Returned already: what is left is flushing and shutting down.
+                Err(_) => {}
+            }
+            // What is queued goes out before waiting for input. A transport
+            // that takes no more does not stop reading: the peer's Ping or
+            // Close must still be seen (and a writer of the other half keep
+            // going; tests/hub.rs, pongs_are_not_held_behind_the_queue).
+            let written = match self.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => true,
+                Poll::Ready(Err(error)) => return self.transport_failed(error),
+                Poll::Pending => false,
+            };
+            if written && self.conn.should_close_transport() {
+                return self.poll_finish(cx);
+            }
+            if self.poll_timer(cx) {
+                continue;
+            }
+            if !self.conn.wants_read() {
+                return Poll::Pending;
+            }
+            if let Err(error) = ready!(self.poll_fill(cx)) {
+                return self.transport_failed(error);
+            }
+        }
+    }
+
+    /// The transport failed: the stream ends with its error (reported
+    /// once; a transport that failed is not written to or shut down again).
+    pub(crate) fn transport_failed(
+        &mut self,
+        error: io::Error,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        self.finished = true;
+        if self.error_returned {
+            return Poll::Ready(None);
+        }
+        self.error_returned = true;
+        Poll::Ready(Some(Err(error.into())))
+    }
+
+    /// Ready to queue a message of `len` payload bytes (0 when unknown).
+    pub(crate) fn poll_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+        len: usize,
+    ) -> Poll<Result<(), Error>> {
+        // Write what the transport takes; wait only while still past the mark.
+        if self.conn.is_write_backlogged(len)
+            && self.poll_write_out(cx)?.is_pending()
+            && self.conn.is_write_backlogged(len)
+        {
+            return Poll::Pending;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    pub(crate) fn start_send(&mut self, message: impl Outbound) -> Result<(), Error> {
+        Ok(message.queue_on(&mut self.conn)?)
+    }
+
+    /// Sends a Close (unless one was sent) and flushes it.
+    pub(crate) fn poll_send_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Poll<Result<(), Error>> {
+        match self.conn.close(code, reason) {
+            Ok(()) | Err(SendError::Closed) => {}
+            Err(error) => return Poll::Ready(Err(error.into())),
+        }
+        Poll::Ready(ready!(self.poll_flush(cx)).map_err(Error::from))
+    }
+
+    /// Runs the close handshake to its end, discarding messages that arrive
+    /// meanwhile. A peer that goes away instead of answering has still been
+    /// closed: only an error the connection reports as one is returned.
+    pub(crate) fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Poll<Result<(), Error>> {
+        if !self.finished {
+            ready!(self.poll_send_close(cx, code, reason))?;
+        }
+        loop {
+            match ready!(self.poll_next(cx)) {
+                None => return Poll::Ready(Ok(())),
+                Some(Ok(_)) => {}
+                Some(Err(Error::Protocol(error))) if error.is_peer_gone() => {}
+                Some(Err(error)) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! The halves of a split [`WebSocketStream`], sharing its driver.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+use futures_sink::Sink;
+
+use super::driver::Driver;
+use super::runtime::Runtime;
+use super::stream::WebSocketStream;
+use crate::connection::Stats;
+use crate::prepared::Outbound;
+use crate::{CloseCode, Connection, Error, Message, SendError};
+
+/// The state the halves of a split stream share.
+pub(crate) struct Shared<S, R: Runtime<S>> {
+    pub(crate) driver: Driver<S, R>,
+    pub(crate) read_waker: Option<Waker>,
+    pub(crate) write_waker: Option<Waker>,
+}
+
+pub(crate) fn lock<S, R: Runtime<S>>(shared: &Mutex<Shared<S, R>>) -> MutexGuard<'_, Shared<S, R>> {
+    // A panic inside a poll leaves the driver as consistent as any early
+    // return does, so a poisoned lock is still usable.
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn wake(waker: Option<&Waker>) {
+    if let Some(waker) = waker {
+        waker.wake_by_ref();
+    }
+}
+
+pub(crate) fn store(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    if !slot.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+        *slot = Some(cx.waker().clone());
+    }
+}
+
+/// The receiving half of a split [`WebSocketStream`]: a [`Stream`] of messages.
+pub struct ReadHalf<S, R: Runtime<S>> {
+    pub(crate) shared: Arc<Mutex<Shared<S, R>>>,
+}
+
+/// The sending half of a split [`WebSocketStream`]: a [`Sink`] of messages.
+pub struct WriteHalf<S, R: Runtime<S>> {
+    pub(crate) shared: Arc<Mutex<Shared<S, R>>>,
+}
+
+impl<S, R: Runtime<S>> fmt::Debug for ReadHalf<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadHalf").finish_non_exhaustive()
+    }
+}
+
+impl<S, R: Runtime<S>> fmt::Debug for WriteHalf<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteHalf").finish_non_exhaustive()
+    }
+}
+
+/// Two halves that came from different [`WebSocketStream::split`] calls,
+/// handed back.
+pub struct ReuniteError<S, R: Runtime<S>>(pub ReadHalf<S, R>, pub WriteHalf<S, R>);
+
+impl<S, R: Runtime<S>> fmt::Debug for ReuniteError<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReuniteError(..)")
+    }
+}
+
+impl<S, R: Runtime<S>> fmt::Display for ReuniteError<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the halves come from different WebSocket streams")
+    }
+}
+
+impl<S, R: Runtime<S>> std::error::Error for ReuniteError<S, R> {}
+
+impl<S, R: Runtime<S>> ReadHalf<S, R> {
+    /// Puts the halves of one [`WebSocketStream::split`] back together.
+    ///
+    /// # Errors
+    ///
+    /// [`ReuniteError`], with both halves, if they come from different streams.
+    pub fn reunite(
+        self,
+        write: WriteHalf<S, R>,
+    ) -> Result<WebSocketStream<S, R>, ReuniteError<S, R>> {
+        if !Arc::ptr_eq(&self.shared, &write.shared) {
+            return Err(ReuniteError(self, write));
+        }
+        drop(write);
+        match Arc::try_unwrap(self.shared) {
+            Ok(shared) => Ok(WebSocketStream {
+                driver: shared
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .driver,
+            }),
+            // Only these two halves hold it, and one was just dropped.
+            Err(shared) => Err(ReuniteError(
+                Self {
+                    shared: Arc::clone(&shared),
+                },
+                WriteHalf { shared },
+            )),
+        }
+    }
+
+    /// The next message (see [`WebSocketStream::next`]).
+    pub async fn next(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_next_message(cx)).await
+    }
+
+    /// The connection's counters and Ping round-trip time ([`Connection::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared).driver.conn.stats()
+    }
+
+    fn poll_next_message(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        let mut shared = lock(&self.shared);
+        store(&mut shared.read_waker, cx);
+        let queued = shared.driver.conn.queued_output();
+        let poll = shared.driver.poll_next(cx);
+        // The read half writes what is queued (Pongs, the writer's bytes),
+        // which can take over the stream's write wake-up: when it wrote,
+        // let the writer retry. Not otherwise: a writer polled in the same
+        // task as this half would be woken on every poll, for ever
+        // (tests/hub.rs runs both halves in one task).
+        if shared.driver.conn.queued_output() != queued {
+            wake(shared.write_waker.as_ref());
+        }
+        poll
+    }
+}
+
+impl<S, R: Runtime<S>> Stream for ReadHalf<S, R> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.poll_next_message(cx)
+    }
+}
+
+impl<S, R: Runtime<S>> WriteHalf<S, R> {
+    fn with<T>(
+        &self,
+        cx: &mut Context<'_>,
+        f: impl FnOnce(&mut Driver<S, R>, &mut Context<'_>) -> T,
+    ) -> T {
+        let mut shared = lock(&self.shared);
+        store(&mut shared.write_waker, cx);
+        let result = f(&mut shared.driver, cx);
+        wake(shared.read_waker.as_ref());
+        result
+    }
+
+    /// Queues a message (see [`WebSocketStream::feed`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocketStream::feed`].
+    pub async fn feed(&mut self, message: impl Outbound) -> Result<(), Error> {
+        let len = message.payload_len();
+        poll_fn(|cx| self.with(cx, |d, cx| d.poll_ready(cx, len))).await?;
+        lock(&self.shared).driver.start_send(message)
+    }
+
+    /// Queues a message and writes everything queued.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocketStream::send`].
+    pub async fn send(&mut self, message: impl Outbound) -> Result<(), Error> {
+        self.feed(message).await?;
+        self.flush().await
+    }
+
+    /// Writes everything queued and flushes the stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] from the stream.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        Ok(poll_fn(|cx| self.with(cx, |d, cx| d.poll_flush(cx))).await?)
+    }
+
+    /// Sends a timed Ping and flushes it (see [`WebSocketStream::ping`]);
+    /// the read half reads its Pong.
+    ///
+    /// # Errors
+    ///
+    /// As [`WebSocketStream::ping`].
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.with(cx, |d, cx| d.poll_ready(cx, 0))).await?;
+        lock(&self.shared).driver.conn.ping(R::now())?;
+        self.flush().await
+    }
+
+    /// The connection's counters and Ping round-trip time ([`Connection::stats`]).
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        lock(&self.shared).driver.conn.stats()
+    }
+
+    /// Sends a Close with `code` and `reason` and flushes it. The read half
+    /// sees the peer's Close and then the end of the stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Send`] for a code that may not be sent or a reason over 123
+    /// bytes, [`Error::Io`] from the stream.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        poll_fn(|cx| self.poll_send_close(cx, code, reason)).await
+    }
+
+    // ---- The seam for fan-out: queue now, write when polled ---------------
+
+    /// Queues frames onto the connection under one short lock, without
+    /// writing or waiting: `fill` gets an [`Outbox`] to send into (a
+    /// [`PreparedMessage`](crate::PreparedMessage) by reference costs a
+    /// pointer) until it [is full](Outbox::is_full). Then
+    /// [`poll_flush_queued`](Self::poll_flush_queued) writes them all at
+    /// once. A Pong the read half queued goes ahead of them.
+    ///
+    /// This is what a hub's per-subscriber writer needs (`rt::hub` uses it
+    /// and nothing private; `tests/seams.rs` builds one of its own).
+    pub fn queue<T>(&mut self, fill: impl FnOnce(&mut Outbox<'_>) -> T) -> T {
+        let mut shared = lock(&self.shared);
+        let conn = &mut shared.driver.conn;
+        // Moves a pending Pong ahead of what `fill` queues.
+        let _ = conn.outgoing();
+        fill(&mut Outbox { conn })
+    }
+
+    /// Writes everything queued and flushes the stream: `Ready` once all of
+    /// it is written, `Pending` (with the task woken later) while the
+    /// transport takes no more.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] from the stream.
+    pub fn poll_flush_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |d, cx| d.poll_flush(cx)).map_err(Error::from)
+    }
+
+    /// Queues a Close with `code` and `reason` (unless one was sent) and
+    /// flushes it: [`close`](Self::close) as a poll function.
+    ///
+    /// # Errors
+    ///
+    /// As [`close`](Self::close).
+    pub fn poll_send_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Poll<Result<(), Error>> {
+        self.with(cx, |d, cx| d.poll_send_close(cx, code, reason))
+    }
+}
+
+/// A stream's connection, held for queueing frames ([`WriteHalf::queue`]).
+#[derive(Debug)]
+pub struct Outbox<'a> {
+    conn: &'a mut Connection,
+}
+
+impl Outbox<'_> {
+    /// Queues a message without writing it.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError`] as [`Connection::send`] (a closed connection, a full
+    /// queue with the message handed back).
+    pub fn send(&mut self, message: impl Outbound) -> Result<(), SendError> {
+        message.queue_on(self.conn)
+    }
+
+    /// Whether queued output has reached
+    /// [`Config::max_write_buffer`](crate::Config::max_write_buffer): what
+    /// comes next waits for a write.
+    #[must_use]
+    pub fn is_full(&self) -> bool {
+        self.conn.is_write_buffer_full()
+    }
+
+    /// Bytes queued and not yet written.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.conn.queued_output()
+    }
+}
+
+impl<S, R: Runtime<S>> Sink<Message> for WriteHalf<S, R> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |d, cx| d.poll_ready(cx, 0))
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), Error> {
+        lock(&self.shared).driver.start_send(message)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |d, cx| d.poll_flush(cx)).map_err(Error::from)
+    }
+
+    /// Sends Close 1000 and flushes it; the read half sees the handshake end.
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.with(cx, |d, cx| d.poll_send_close(cx, CloseCode::NORMAL, ""))
+    }
+}
