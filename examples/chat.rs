@@ -24,8 +24,9 @@
 use std::net::SocketAddr;
 
 use rfc6455::admission::{Admission, AdmissionConfig};
-use rfc6455::rt::drain::{Drain, DrainConfig, Ticket};
+use rfc6455::rt::drain::{Drain, DrainConfig};
 use rfc6455::rt::hub::{Hub, HubConfig};
+use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Config, Error, RateLimit, RateLimits, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -38,7 +39,6 @@ mod shutdown;
 #[derive(Clone)]
 struct Room {
     hub: Hub,
-    admission: Admission,
     server: ServerBuilder,
 }
 
@@ -55,12 +55,15 @@ async fn main() -> std::io::Result<()> {
             .handshakes_per_address(Some(RateLimit::new(5, 10))),
     );
     let lines = RateLimits::default().messages(Some(RateLimit::new(20, 40)));
+    let drain = Drain::new(DrainConfig::default());
     let room = Room {
         hub: Hub::new(HubConfig::default()),
-        admission,
-        server: ServerBuilder::new().config(Config::default().rate_limits(lines))?,
+        // Past the limits, or once the drain begins, an upgrade is refused.
+        server: ServerBuilder::new()
+            .config(Config::default().rate_limits(lines))?
+            .admission(admission)
+            .drain(&drain),
     };
-    let drain = Drain::new(DrainConfig::default());
     let report = drain
         .serve_until(serve(&listener, &drain, &room), shutdown::signal())
         .await?;
@@ -73,8 +76,8 @@ async fn serve(listener: &TcpListener, drain: &Drain, room: &Room) -> std::io::R
     for id in 0u64.. {
         let (tcp, peer) = listener.accept().await?;
         let room = room.clone();
-        tokio::spawn(drain.watch(move |ticket| async move {
-            if let Err(error) = join(id, tcp, peer, &ticket, &room).await {
+        tokio::spawn(drain.watch(async move {
+            if let Err(error) = join(id, tcp, peer, &room).await {
                 eprintln!("chat: client {id}: {error}");
             }
         }));
@@ -82,17 +85,9 @@ async fn serve(listener: &TcpListener, drain: &Drain, room: &Room) -> std::io::R
     Ok(())
 }
 
-async fn join(
-    id: u64,
-    tcp: TcpStream,
-    peer: SocketAddr,
-    ticket: &Ticket,
-    room: &Room,
-) -> Result<(), Error> {
+async fn join(id: u64, tcp: TcpStream, peer: SocketAddr, room: &Room) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    // The permit holds this client's place until the function returns.
-    let (ws, _permit) = ticket
-        .accept_admitted(tcp, peer, &room.server, &room.admission)
-        .await?;
+    // The stream holds this client's place under the limits until it drops.
+    let ws = WebSocketStream::accept((tcp, peer), &room.server).await?;
     room::member(id, ws, &room.hub).await
 }

@@ -23,7 +23,8 @@
 //! 503, and the open connections are closed with 1001 over five seconds.
 
 use rfc6455::extensions::deflate::DeflateConfig;
-use rfc6455::rt::drain::{Drain, DrainConfig, Ticket};
+use rfc6455::rt::drain::{Drain, DrainConfig};
+use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Config, Error, Message, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -48,9 +49,11 @@ async fn main() -> std::io::Result<()> {
     eprintln!("echo_server: listening on ws://{}", listener.local_addr()?);
     // permessage-deflate is accepted when the client offers it; an echo
     // answers in kind, so every message is compressed (threshold 0).
-    let server = ServerBuilder::new()
-        .config(Config::default().deflate(Some(DeflateConfig::default().threshold(0))))?;
+    // The drain refuses upgrades once it begins and closes each connection.
     let drain = Drain::new(DrainConfig::default());
+    let server = ServerBuilder::new()
+        .config(Config::default().deflate(Some(DeflateConfig::default().threshold(0))))?
+        .drain(&drain);
     let serve = serve(&listener, &drain, &server);
     let report = drain.serve_until(serve, shutdown::signal()).await?;
     eprintln!("echo_server: {report}");
@@ -66,8 +69,8 @@ async fn serve(
     loop {
         let (tcp, _) = listener.accept().await?;
         let server = server.clone();
-        tokio::spawn(drain.watch(|ticket| async move {
-            if let Err(error) = echo(tcp, &ticket, &server).await
+        tokio::spawn(drain.watch(async move {
+            if let Err(error) = echo(tcp, &server).await
                 && !matches!(error, Error::ConnectionClosed)
             {
                 eprintln!("echo_server: connection ended: {error}");
@@ -76,10 +79,10 @@ async fn serve(
     }
 }
 
-async fn echo(tcp: TcpStream, ticket: &Ticket, server: &ServerBuilder) -> Result<(), Error> {
+async fn echo(tcp: TcpStream, server: &ServerBuilder) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
     let large = server.get_config().write_high_water;
-    let mut ws = ticket.accept(tcp, server).await?;
+    let mut ws = WebSocketStream::accept(tcp, server).await?;
     while let Some(message) = ws.next().await {
         // Pongs and Close echoes are the connection's job; echo the data.
         let message = message?;

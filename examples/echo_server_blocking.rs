@@ -9,8 +9,8 @@
 use std::net::{TcpListener, TcpStream};
 use std::thread;
 
-use rfc6455::blocking;
-use rfc6455::{Error, Message};
+use rfc6455::blocking::WebSocket;
+use rfc6455::{Error, Message, ServerBuilder};
 
 fn main() -> std::io::Result<()> {
     let addr = std::env::args()
@@ -34,7 +34,7 @@ fn main() -> std::io::Result<()> {
 
 fn echo(tcp: TcpStream) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    let mut ws = blocking::accept(tcp)?;
+    let mut ws = WebSocket::accept(tcp, &ServerBuilder::new())?;
     loop {
         match ws.read() {
             // `write` queues; the next `read` writes everything queued before it blocks.

@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use rfc6455::rt::tokio::accept_async;
-use rfc6455::{Error, Message};
+use rfc6455::rt::tokio::WebSocketStream;
+use rfc6455::{Error, Message, ServerBuilder};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -49,7 +49,7 @@ async fn main() -> Result<(), BoxError> {
             let result: Result<(), Error> = async {
                 tcp.set_nodelay(true)?;
                 let tls = acceptor.accept(tcp).await?;
-                let mut ws = accept_async(tls).await?;
+                let mut ws = WebSocketStream::accept(tls, &ServerBuilder::new()).await?;
                 while let Some(message) = ws.next().await {
                     if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
                         ws.feed(m).await?;

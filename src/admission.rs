@@ -33,8 +33,9 @@
 //! # Ok::<(), rfc6455::admission::Denied>(())
 //! ```
 //!
-//! The async adapters run it inside the handshake with
-//! [`WebSocketStream::accept_admitted`](crate::rt::WebSocketStream::accept_admitted).
+//! Every adapter runs it inside the handshake when the
+//! [`ServerBuilder::admission`](crate::ServerBuilder::admission) is set and
+//! `accept` is given the peer address; the stream holds the permit.
 
 use std::collections::HashMap;
 use std::fmt;

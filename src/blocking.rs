@@ -7,9 +7,9 @@
 //!
 //! ```no_run
 //! use rfc6455::Message;
-//! use rfc6455::blocking;
+//! use rfc6455::blocking::WebSocket;
 //!
-//! let (mut ws, _response) = blocking::connect("ws://127.0.0.1:9001/")?;
+//! let (mut ws, _response) = WebSocket::connect("ws://127.0.0.1:9001/")?;
 //! ws.send(Message::text("hello"))?;
 //! let _reply = ws.read()?;
 //! ws.close(rfc6455::CloseCode::NORMAL, "done")?;
@@ -29,7 +29,7 @@
 //! (10 seconds by default), checked after every read: a peer that trickles
 //! its request fails with [`Error::HandshakeTimeout`] once it passes. To
 //! bound a peer that sends nothing at all, give the socket a read timeout
-//! before [`accept`] ([`connect`] sets one itself).
+//! before [`WebSocket::accept`] ([`WebSocket::connect`] sets one itself).
 //!
 //! # Non-blocking streams
 //!
@@ -42,7 +42,7 @@ use std::net::TcpStream;
 use std::task::Poll;
 use std::time::Instant;
 
-use crate::builder::{ClientBuilder, IntoClientBuilder, ServerBuilder};
+use crate::builder::{ClientBuilder, Incoming, IntoClientBuilder, IntoIncoming, ServerBuilder};
 use crate::handshake::{
     AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
 };
@@ -288,19 +288,11 @@ fn blocking<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
 }
 
 impl<S: Read + Write> WebSocket<S> {
-    /// Runs the server handshake over `stream`, accepting any valid request
-    /// with default options and answering an invalid one with the right
-    /// status.
-    ///
-    /// # Errors
-    ///
-    /// As [`accept_with`](Self::accept_with).
-    pub fn accept(stream: S) -> Result<Self, Error> {
-        Self::accept_with(stream, &ServerBuilder::new())
-    }
-
     /// Runs the server handshake as `server` says: its [`Config`](crate::Config), limits,
-    /// subprotocols and request callback.
+    /// subprotocols, admission limits and request callback
+    /// (`&ServerBuilder::new()` accepts every valid request). `incoming` is
+    /// the stream, or the stream and its peer address as
+    /// `TcpListener::accept` returns them ([`IntoIncoming`]).
     ///
     /// ```no_run
     /// use rfc6455::blocking::WebSocket;
@@ -312,8 +304,7 @@ impl<S: Read + Write> WebSocket<S> {
     ///     _ => Err(Rejection::new(401).header("WWW-Authenticate", "Bearer")),
     /// });
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let (stream, _) = listener.accept()?;
-    /// let _ws = WebSocket::accept_with(stream, &server);
+    /// let _ws = WebSocket::accept(listener.accept()?, &server);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     ///
@@ -323,11 +314,16 @@ impl<S: Read + Write> WebSocket<S> {
     /// when the callback rejected (both after the response was written),
     /// [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] past the
     /// limits' deadline.
-    pub fn accept_with<F>(mut stream: S, server: &ServerBuilder<F>) -> Result<Self, Error>
+    #[doc(alias = "accept_with")]
+    pub fn accept<F>(
+        incoming: impl IntoIncoming<S, Self>,
+        server: &ServerBuilder<F>,
+    ) -> Result<Self, Error>
     where
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
-        let conn = handshake(&mut stream, server.driver(Instant::now()))?;
+        let Incoming { mut stream, peer } = incoming.into_incoming();
+        let conn = handshake(&mut stream, server.driver(Instant::now(), peer))?;
         Ok(Self::new(stream, conn))
     }
 
@@ -345,6 +341,18 @@ impl<S: Read + Write> WebSocket<S> {
     }
 }
 
+impl<S: Read + Write> IntoIncoming<S, WebSocket<S>> for S {
+    fn into_incoming(self) -> Incoming<S> {
+        Incoming::new(self, None)
+    }
+}
+
+impl<S: Read + Write> IntoIncoming<S, WebSocket<S>> for (S, std::net::SocketAddr) {
+    fn into_incoming(self) -> Incoming<S> {
+        Incoming::new(self.0, Some(self.1))
+    }
+}
+
 impl WebSocket<MaybeTlsStream> {
     /// Connects over TCP (with `TCP_NODELAY`), then TLS for `wss://`
     /// (feature `rustls`), and runs the client handshake; `client` is a URL
@@ -356,6 +364,7 @@ impl WebSocket<MaybeTlsStream> {
     /// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`
     /// without the `rustls` feature, [`Error::Io`] from connecting or from
     /// TLS, [`Error::Handshake`] if the server refused.
+    #[doc(alias = "tungstenite::connect")]
     pub fn connect(client: impl IntoClientBuilder) -> Result<(Self, Accepted), Error> {
         let client = client.into_client_builder()?;
         let request = client.request();
@@ -450,26 +459,6 @@ impl Write for MaybeTlsStream {
             Self::Rustls(s) => s.flush(),
         }
     }
-}
-
-/// [`WebSocket::connect`], by the name `tungstenite::connect` has.
-///
-/// # Errors
-///
-/// As [`WebSocket::connect`].
-pub fn connect(
-    client: impl IntoClientBuilder,
-) -> Result<(WebSocket<MaybeTlsStream>, Accepted), Error> {
-    WebSocket::connect(client)
-}
-
-/// [`WebSocket::accept`], by the name `tungstenite::accept` has.
-///
-/// # Errors
-///
-/// As [`WebSocket::accept_with`].
-pub fn accept<S: Read + Write>(stream: S) -> Result<WebSocket<S>, Error> {
-    WebSocket::accept(stream)
 }
 
 /// Moves a handshake's bytes until it is done. Its deadline is checked

@@ -9,15 +9,16 @@
 //!
 //! | verb | blocking | async (`rt::tokio`, `rt::futures_io`) |
 //! | --- | --- | --- |
-//! | accept with defaults | `WebSocket::accept(stream)` | `WebSocketStream::accept(stream)` |
-//! | accept with a builder | `WebSocket::accept_with(stream, &server)` | `WebSocketStream::accept_with(stream, &server)` |
+//! | accept (`stream`, or `(stream, peer)`) | `WebSocket::accept(stream, &server)` | `WebSocketStream::accept(stream, &server)` |
 //! | handshake over a connected stream | `WebSocket::client(stream, &client)` | `WebSocketStream::client(stream, &client)` |
 //! | connect over TCP (and TLS) | `WebSocket::connect(url_or_client)` | `WebSocketStream::connect(url_or_client)` (tokio) |
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::admission::Admission;
 use crate::handshake::{
     AcceptOptions, BuildError, ClientDriver, ClientRequest, HandshakeFailure, HandshakeLimits,
     Rejection, RequestView, ServerDriver, ServerHandshake,
@@ -52,7 +53,7 @@ pub type AcceptAll = fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>;
 ///     });
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
 /// let (tcp, _) = listener.accept().await?;
-/// let ws = WebSocketStream::accept_with(tcp, &server).await?;
+/// let ws = WebSocketStream::accept(tcp, &server).await?;
 /// # drop(ws); Ok(()) }
 /// ```
 ///
@@ -65,7 +66,35 @@ pub struct ServerBuilder<F = AcceptAll> {
     limits: HandshakeLimits,
     protocols: Arc<[String]>,
     headers: Arc<Vec<(String, String)>>,
+    admission: Option<Admission>,
+    #[cfg(feature = "tokio")]
+    drain: Option<crate::rt::drain::Drain>,
     on_request: F,
+}
+
+/// A stream to accept, and the address it came from when the server knows
+/// it (what [`ServerBuilder::admission`] limits by): what an adapter's
+/// `accept` makes of its first argument ([`IntoIncoming`]), `tcp` or
+/// `(tcp, peer)`.
+#[derive(Debug)]
+pub struct Incoming<S> {
+    pub(crate) stream: S,
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+impl<S> Incoming<S> {
+    /// A stream from `peer`, if known.
+    pub fn new(stream: S, peer: Option<SocketAddr>) -> Self {
+        Self { stream, peer }
+    }
+}
+
+/// What an adapter's `accept` takes: a stream `S`, or a `(S, SocketAddr)`
+/// pair as `TcpListener::accept` returns it. `W` is the adapter's
+/// WebSocket type, which keeps the stream type from ever being in doubt.
+pub trait IntoIncoming<S, W> {
+    /// The stream and its peer address.
+    fn into_incoming(self) -> Incoming<S>;
 }
 
 impl ServerBuilder {
@@ -77,6 +106,9 @@ impl ServerBuilder {
             limits: HandshakeLimits::default(),
             protocols: Arc::new([]),
             headers: Arc::default(),
+            admission: None,
+            #[cfg(feature = "tokio")]
+            drain: None,
             on_request: |_| Ok(AcceptOptions::new()),
         }
     }
@@ -95,6 +127,7 @@ impl<F> fmt::Debug for ServerBuilder<F> {
             .field("limits", &self.limits)
             .field("protocols", &self.protocols)
             .field("headers", &self.headers)
+            .field("admission", &self.admission)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +178,36 @@ where
         self
     }
 
+    /// Per-address and server-wide limits, decided on each valid request
+    /// before the callback: past them the upgrade is refused with `429` or
+    /// `503` and `Retry-After`. The place a connection takes is held by
+    /// its stream and given back when the stream drops. The limits key on
+    /// the peer address, so accept with it: `accept((tcp, peer), &server)`
+    /// (without one, the request is answered `500`).
+    #[must_use = "builders are built by value"]
+    pub fn admission(mut self, admission: Admission) -> Self {
+        self.admission = Some(admission);
+        self
+    }
+
+    /// A [`Drain`](crate::rt::drain::Drain) that refuses upgrades with `503`
+    /// and `Retry-After` once it has begun, and closes each stream accepted
+    /// in a task it [watches](crate::rt::drain::Drain::watch) when that
+    /// task's turn comes.
+    #[cfg(feature = "tokio")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+    #[must_use = "builders are built by value"]
+    pub fn drain(mut self, drain: &crate::rt::drain::Drain) -> Self {
+        self.drain = Some(drain.clone());
+        self
+    }
+
+    /// The drain this builder's streams answer to.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn get_drain(&self) -> Option<&crate::rt::drain::Drain> {
+        self.drain.as_ref()
+    }
+
     /// An extra header for every 101 response, e.g. `Server`.
     #[must_use = "builders are built by value"]
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -165,6 +228,9 @@ where
             limits: self.limits,
             protocols: self.protocols,
             headers: self.headers,
+            admission: self.admission,
+            #[cfg(feature = "tokio")]
+            drain: self.drain,
             on_request,
         }
     }
@@ -211,30 +277,47 @@ where
         Ok(options)
     }
 
-    /// The sans-IO handshake an adapter runs, its deadline counted from `now`.
+    /// The sans-IO handshake an adapter runs for a stream from `peer`, its
+    /// deadline counted from `now`: a drain that has begun refuses first,
+    /// then the admission limits (their place held by the connection), then
+    /// the callback.
     pub(crate) fn driver(
         &self,
         now: Instant,
+        peer: Option<SocketAddr>,
     ) -> ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + '_> {
-        self.driver_with(now, |_| Ok(()))
-    }
-
-    /// Like [`driver`](Self::driver), with `first` deciding on a valid
-    /// request before the builder's callback does (admission limits).
-    pub(crate) fn driver_with<'a>(
-        &'a self,
-        now: Instant,
-        first: impl FnOnce(&RequestView<'_>) -> Result<(), Rejection> + 'a,
-    ) -> ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + 'a> {
         ServerDriver::new(
             Arc::clone(&self.config),
             ServerHandshake::with_limits(self.limits),
             now,
-            move |request| {
-                first(request)?;
-                self.answer(request)
-            },
+            move |request| self.decide(request, now, peer),
         )
+    }
+
+    /// Every server's decision on a valid request from `peer` at `now`: a
+    /// drain that has begun refuses first, then the admission limits
+    /// (their place held by the connection), then [`answer`](Self::answer).
+    pub(crate) fn decide(
+        &self,
+        request: &RequestView<'_>,
+        now: Instant,
+        peer: Option<SocketAddr>,
+    ) -> Result<AcceptOptions, Rejection> {
+        #[cfg(feature = "tokio")]
+        if let Some(drain) = &self.drain {
+            drain.check()?;
+        }
+        let permit = match &self.admission {
+            Some(admission) => {
+                // Limits that key on an address no one gave: the server's
+                // setup is at fault, not the client.
+                let peer = peer.ok_or_else(|| Rejection::new(500))?;
+                let client = admission.client_address(peer.ip(), request.headers());
+                Some(admission.admit_at(client, now)?)
+            }
+            None => None,
+        };
+        Ok(self.answer(request)?.hold(permit))
     }
 }
 

@@ -27,7 +27,7 @@
 //!     let (tcp, _) = listener.accept().await?;
 //!     let server = server.clone();
 //!     tokio::spawn(async move {
-//!         let mut ws = WebSocketStream::accept_with(tcp, &server).await?;
+//!         let mut ws = WebSocketStream::accept(tcp, &server).await?;
 //!         while let Some(message) = ws.next().await {
 //!             let message = message?;
 //!             if message.is_text() || message.is_binary() {
@@ -68,18 +68,49 @@
 //! them; [`split`](rt::WebSocketStream::split) gives the halves in
 //! `StreamExt::split`'s order (sink, stream) and `reunite` joins them.
 //!
+//! # Every way to a live WebSocket
+//!
+//! Options (config, subprotocols, request callback, admission limits,
+//! drain) live on the builders; each adapter has the same four verbs.
+//!
+//! | job | async ([`rt::tokio`], [`rt::futures_io`]) | [`blocking`] |
+//! | --- | --- | --- |
+//! | accept a stream, or `(stream, peer)` | `WebSocketStream::accept(stream, &server)` | `WebSocket::accept(stream, &server)` |
+//! | handshake over a connected stream | `WebSocketStream::client(stream, &client)` | `WebSocket::client(stream, &client)` |
+//! | open TCP (and TLS) and handshake | `rt::tokio::WebSocketStream::connect(url_or_client)` | `WebSocket::connect(url_or_client)` |
+//! | take over a stream whose handshake is done | `WebSocketStream::new(stream, conn)` | `WebSocket::new(stream, conn)` |
+//!
+//! Besides those eight: `rt::tokio::connect_async` (tokio-tungstenite's
+//! name for `connect`), `rt::hyper::upgrade` (a request a hyper server
+//! read), `rt::axum::WebSocketUpgrade::on_upgrade` (axum's extractor) and
+//! `rt::reconnect::Reconnect::connect` (a client that comes back). Twelve
+//! in all.
+//!
 //! # Where things are
 //!
-//! - [`rt::tokio`] and [`rt::futures_io`]: the async adapters
-//!   (`WebSocketStream`, `connect_async`, `accept_async`).
+//! - [`ServerBuilder`], [`ClientBuilder`]: what a server or client wants
+//!   from its handshakes, said once.
+//! - [`rt`]: the async WebSocket written once ([`rt::WebSocketStream`], its
+//!   halves, the public seams [`rt::WriteHalf::queue`] and
+//!   [`rt::CloseSignal`]); [`rt::tokio`], [`rt::futures_io`]: its runtimes.
+//! - [`rt::hub`]: topics, one [`PreparedMessage`] to many connections, with
+//!   bounded queues and a slow-subscriber policy.
+//! - [`rt::drain`]: graceful shutdown (Close 1001 spread over a window,
+//!   `503` meanwhile, a report).
+//! - [`rt::reconnect`] and [`reconnect`]: clients that come back, with a
+//!   full-jitter backoff and the close codes that mean "try again".
+//! - [`admission`]: connection and handshake-rate limits per address.
+//! - `rt::hyper`, `rt::axum` (features `hyper`, `axum`): upgrades through
+//!   those servers, HTTP/1.1 and HTTP/2 (RFC 8441).
+//! - `metrics` (feature `metrics`): connections, traffic, closes and round
+//!   trips reported to the `metrics` facade.
 //! - [`blocking`]: the adapter over `std::io::Read + Write`.
-//! - [`ServerBuilder`], [`ClientBuilder`]: handshake settings every adapter
-//!   finishes with `accept`, `accept_with`, `client` and `connect`.
 //! - [`handshake`]: the opening handshake, sans-IO; `handshake::http`
 //!   (feature `http`) upgrades requests that hyper, axum or h2 parsed.
 //! - [`Message`], [`CloseCode`], [`CloseFrame`], [`Config`], [`Error`]: what
 //!   every adapter speaks in.
-//! - [`Connection`], [`frame`], [`connection`]: the sans-IO core below.
+//! - [`Connection`], [`frame`], [`connection`], [`extensions`]: the sans-IO
+//!   core below.
 //!
 //! # Features
 //!
@@ -87,7 +118,7 @@
 //! | --- | --- | --- |
 //! | `tokio` | yes | [`rt::tokio`] |
 //! | `deflate` | yes | permessage-deflate ([`extensions::deflate`]), negotiated when [`Config::deflate`] is set |
-//! | `rustls` | no | `wss://` in `connect_async` and [`blocking::connect`], with [`ClientBuilder::tls_config`] |
+//! | `rustls` | no | `wss://` in the tokio and blocking `connect`, with [`ClientBuilder::tls_config`] |
 //! | `rustls-tls-webpki-roots` | no | `rustls` trusting the Mozilla roots |
 //! | `rustls-tls-native-roots` | no | `rustls` trusting the system's roots |
 //! | `futures-io` | no | [`rt::futures_io`] for smol, async-std and other `futures-io` runtimes |
@@ -201,7 +232,9 @@ mod tls;
 mod transport;
 mod utf8;
 
-pub use builder::{AcceptAll, ClientBuilder, IntoClientBuilder, ServerBuilder};
+pub use builder::{
+    AcceptAll, ClientBuilder, Incoming, IntoClientBuilder, IntoIncoming, ServerBuilder,
+};
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, OverLimit, RateLimit, RateLimits};
 pub use conn::{Connection, Role, State};

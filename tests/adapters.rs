@@ -501,7 +501,7 @@ async fn the_server_sees_its_handshake<H: Harness>() {
                 Some("s3cret") => Ok(AcceptOptions::new().data(User("ada".into()))),
                 _ => Err(Rejection::new(401)),
             });
-        let mut ws = WebSocketStream::<_, H::R>::accept_with(b, &server)
+        let mut ws = WebSocketStream::<_, H::R>::accept(b, &server)
             .await
             .unwrap();
         let seen = (

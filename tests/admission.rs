@@ -223,19 +223,15 @@ fn the_tokio_adapter_refuses_over_the_limit() {
         let admission = Admission::new(AdmissionConfig::default().max_per_address(Some(1)));
         let watch = admission.clone();
         let server = tokio::spawn(async move {
-            let builder = ServerBuilder::new();
+            let builder = ServerBuilder::new().admission(admission.clone());
             let mut outcomes = Vec::new();
             for _ in 0..3 {
                 let (tcp, peer) = listener.accept().await.unwrap();
-                match WebSocketStream::accept_admitted(tcp, peer, &builder, &admission).await {
-                    Ok((mut ws, permit)) => {
+                match WebSocketStream::accept((tcp, peer), &builder).await {
+                    Ok(mut ws) => {
                         outcomes.push(200);
-                        let admission = admission.clone();
-                        tokio::spawn(async move {
-                            while let Some(Ok(_)) = ws.next().await {}
-                            drop(permit);
-                            drop(admission);
-                        });
+                        // The stream holds the place until it drops.
+                        tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
                     }
                     Err(Error::Rejected(status)) => outcomes.push(status),
                     Err(other) => panic!("{other}"),
@@ -268,4 +264,26 @@ fn the_tokio_adapter_refuses_over_the_limit() {
         assert!(rfc6455::rt::tokio::connect_async(&url).await.is_ok());
         assert_eq!(server.await.unwrap(), vec![200, 429, 200]);
     });
+}
+
+/// Limits that key on an address the server never gave: its own setup is
+/// at fault, so the client is answered 500, not reset or admitted.
+#[test]
+fn limits_without_a_peer_address_answer_500() {
+    use rfc6455::blocking::WebSocket;
+    use rfc6455::{ClientBuilder, Error, HandshakeError, ServerBuilder};
+    use std::os::unix::net::UnixStream;
+
+    let (a, b) = UnixStream::pair().unwrap();
+    let server = std::thread::spawn(move || {
+        let builder = ServerBuilder::new().admission(Admission::new(AdmissionConfig::default()));
+        WebSocket::accept(b, &builder).map(drop)
+    });
+    let client = ClientBuilder::new("ws://h/").unwrap();
+    let Err(Error::Handshake(HandshakeError::Refused(refusal))) = WebSocket::client(a, &client)
+    else {
+        panic!("expected a refusal")
+    };
+    assert_eq!(refusal.status, 500);
+    assert!(matches!(server.join().unwrap(), Err(Error::Rejected(500))));
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 
 use bytes::Bytes;
-use rfc6455::blocking::{self, WebSocket};
+use rfc6455::blocking::WebSocket;
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
 use rfc6455::{
     ClientBuilder, CloseCode, CloseFrame, Config, Error, HandshakeError, Message, SendError,
@@ -33,7 +33,7 @@ fn tcp_echo_server(config: Config) -> (String, thread::JoinHandle<Option<CloseFr
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let handle = thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        echo(WebSocket::accept_with(stream, &ServerBuilder::new().config(config).unwrap()).unwrap())
+        echo(WebSocket::accept(stream, &ServerBuilder::new().config(config).unwrap()).unwrap())
     });
     (url, handle)
 }
@@ -49,7 +49,7 @@ fn the_server_sees_its_handshake() {
         let server = ServerBuilder::new()
             .protocols(["v1"])
             .on_request(|req| Ok(AcceptOptions::new().data(req.path().len())));
-        let mut ws = WebSocket::accept_with(stream, &server).unwrap();
+        let mut ws = WebSocket::accept(stream, &server).unwrap();
         let data = ws.take_data::<usize>();
         let seen = format!(
             "{:?} {:?} {:?} {data:?}",
@@ -61,7 +61,7 @@ fn the_server_sees_its_handshake() {
         echo(ws)
     });
     let client = ClientBuilder::new(&url).unwrap().protocol("v1");
-    let (mut ws, _) = blocking::connect(&client).unwrap();
+    let (mut ws, _) = WebSocket::connect(&client).unwrap();
     assert_eq!(ws.protocol(), Some("v1"));
     assert_eq!(
         ws.read().unwrap(),
@@ -87,7 +87,7 @@ fn messages() -> Vec<Message> {
 #[test]
 fn prepared_messages() {
     let (url, server) = tcp_echo_server(Config::default());
-    let (mut ws, _) = blocking::connect(&url).unwrap();
+    let (mut ws, _) = WebSocket::connect(&url).unwrap();
     let small = rfc6455::PreparedMessage::text("tick");
     let large = rfc6455::PreparedMessage::binary(vec![5u8; 70_000]);
     ws.write(&small).unwrap();
@@ -102,7 +102,7 @@ fn prepared_messages() {
 #[test]
 fn tcp_echo_and_close() {
     let (url, server) = tcp_echo_server(Config::default());
-    let (mut ws, _) = blocking::connect(&url).unwrap();
+    let (mut ws, _) = WebSocket::connect(&url).unwrap();
     for m in messages() {
         ws.send(m.clone()).unwrap();
         assert_eq!(ws.read().unwrap(), m);
@@ -132,11 +132,11 @@ fn server_initiated_close() {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let server = thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let mut ws = blocking::accept(stream).unwrap();
+        let mut ws = WebSocket::accept(stream, &ServerBuilder::new()).unwrap();
         ws.close(CloseCode::GOING_AWAY, "restarting").unwrap();
         ws.connection().close_frame().cloned()
     });
-    let (mut ws, _) = blocking::connect(&url).unwrap();
+    let (mut ws, _) = WebSocket::connect(&url).unwrap();
     assert_eq!(
         ws.read().unwrap(),
         Message::Close(Some(CloseFrame::new(CloseCode::GOING_AWAY, "restarting")))
@@ -197,7 +197,8 @@ impl<S: Write> Write for OneByte<S> {
 #[test]
 fn one_byte_reads_and_writes() {
     let (a, b) = UnixStream::pair().unwrap();
-    let server = thread::spawn(move || echo(blocking::accept(OneByte(a)).unwrap()));
+    let server =
+        thread::spawn(move || echo(WebSocket::accept(OneByte(a), &ServerBuilder::new()).unwrap()));
     let client = ClientBuilder::new("ws://localhost/").unwrap();
     let (mut ws, _) = WebSocket::client(OneByte(b), &client).unwrap();
     for m in messages().into_iter().take(5) {
@@ -215,7 +216,7 @@ fn one_byte_reads_and_writes() {
 #[test]
 fn would_block_passes_through_and_resumes() {
     let (a, b) = UnixStream::pair().unwrap();
-    let server = thread::spawn(move || blocking::accept(a).unwrap());
+    let server = thread::spawn(move || WebSocket::accept(a, &ServerBuilder::new()).unwrap());
     let (mut client, _) = WebSocket::client(b, &ClientBuilder::new("ws://h/").unwrap()).unwrap();
     let mut server = server.join().unwrap();
     client.get_mut().set_nonblocking(true).unwrap();
@@ -279,7 +280,7 @@ fn flush_to_reader(
 #[test]
 fn write_on_a_full_nonblocking_stream_queues_or_hands_back() {
     let (a, b) = UnixStream::pair().unwrap();
-    let server = thread::spawn(move || blocking::accept(a).unwrap());
+    let server = thread::spawn(move || WebSocket::accept(a, &ServerBuilder::new()).unwrap());
     let config = Config::default()
         .write_high_water(64 * 1024)
         .max_write_buffer(1 << 20);
@@ -318,9 +319,9 @@ fn callback_rejects_with_401() {
                 .header("WWW-Authenticate", "Bearer")
                 .body("no token")),
         });
-        WebSocket::accept_with(stream, &server).map(|_| ())
+        WebSocket::accept(stream, &server).map(|_| ())
     });
-    let err = blocking::connect(format!("ws://{addr}/?token=bad")).unwrap_err();
+    let err = WebSocket::connect(format!("ws://{addr}/?token=bad")).unwrap_err();
     let Error::Handshake(HandshakeError::Refused(rejected)) = err else {
         panic!("{err}")
     };
@@ -338,10 +339,10 @@ fn invalid_request_gets_status_and_subprotocol_is_negotiated() {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (bad, _) = listener.accept().unwrap();
-        let first = blocking::accept(bad).map(|_| ());
+        let first = WebSocket::accept(bad, &ServerBuilder::new()).map(|_| ());
         let (good, _) = listener.accept().unwrap();
         // The server's preference (v2) wins over the client's order.
-        let ws = WebSocket::accept_with(good, &ServerBuilder::new().protocols(["v3", "v2", "v1"]));
+        let ws = WebSocket::accept(good, &ServerBuilder::new().protocols(["v3", "v2", "v1"]));
         (first, ws.map(|_| ()))
     });
     let mut raw = TcpStream::connect(addr).unwrap();
@@ -354,7 +355,7 @@ fn invalid_request_gets_status_and_subprotocol_is_negotiated() {
         .unwrap()
         .protocol("v1")
         .protocol("v2");
-    let (_ws, accepted) = blocking::connect(request).unwrap();
+    let (_ws, accepted) = WebSocket::connect(request).unwrap();
     assert_eq!(accepted.protocol(), Some("v2"));
     let (first, second) = server.join().unwrap();
     assert!(matches!(
@@ -368,7 +369,7 @@ fn invalid_request_gets_status_and_subprotocol_is_negotiated() {
 #[test]
 fn wss_url_needs_tls() {
     assert!(matches!(
-        blocking::connect("wss://127.0.0.1:1/"),
+        WebSocket::connect("wss://127.0.0.1:1/"),
         Err(Error::TlsRequired)
     ));
 }
@@ -412,7 +413,7 @@ fn rustls_echo_server(
                 let (tcp, _) = listener.accept().unwrap();
                 let conn = rustls::ServerConnection::new(server_config.clone()).unwrap();
                 // A client that refuses the certificate fails the accept.
-                blocking::accept(rustls::StreamOwned::new(conn, tcp))
+                WebSocket::accept(rustls::StreamOwned::new(conn, tcp), &ServerBuilder::new())
                     .ok()
                     .and_then(echo)
             })
@@ -447,14 +448,14 @@ fn over_a_callers_rustls_stream() {
 fn connect_speaks_wss_through_the_rustls_feature() {
     let (port, client_config, server) = rustls_echo_server(2);
     let url = format!("wss://localhost:{port}/");
-    let error = blocking::connect(&url).unwrap_err();
+    let error = WebSocket::connect(&url).unwrap_err();
     let Error::Io(io) = &error else {
         panic!("{error:?}")
     };
     assert_eq!(io.kind(), io::ErrorKind::InvalidData, "{io:?}");
     let client = ClientBuilder::new(&url).unwrap().tls_config(client_config);
     let (mut ws, _) = WebSocket::connect(&client).unwrap();
-    assert!(matches!(ws.get_ref(), blocking::MaybeTlsStream::Rustls(_)));
+    assert!(matches!(ws.get_ref(), rfc6455::blocking::MaybeTlsStream::Rustls(_)));
     ws.send(Message::text("secret")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("secret"));
     ws.close(CloseCode::NORMAL, "").unwrap();
@@ -641,7 +642,7 @@ fn a_rate_limit_paces_a_blocking_server() {
     use rfc6455::{RateLimit, RateLimits};
     let limits = RateLimits::default().messages(Some(RateLimit::new(1_000, 100)));
     let (url, server) = tcp_echo_server(Config::default().rate_limits(limits));
-    let (mut ws, _) = blocking::connect(&url).unwrap();
+    let (mut ws, _) = WebSocket::connect(&url).unwrap();
     let started = std::time::Instant::now();
     for _ in 0..600 {
         ws.write(Message::binary(&b"x"[..])).unwrap();

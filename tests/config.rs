@@ -82,7 +82,7 @@ async fn a_message_limit_alone_works_end_to_end() {
         .unwrap();
     let task = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = WebSocketStream::accept_with(tcp, &server).await.unwrap();
+        let mut ws = WebSocketStream::accept(tcp, &server).await.unwrap();
         loop {
             match ws.next().await {
                 Some(Ok(message)) if !message.is_control() => ws.send(message).await.unwrap(),

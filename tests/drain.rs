@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rfc6455::rt::drain::{Drain, DrainConfig, DrainReport};
-use rfc6455::rt::tokio::connect_async;
+use rfc6455::rt::tokio::{WebSocketStream, connect_async};
 use rfc6455::{CloseCode, Config, Error, HandshakeError, ServerBuilder};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -33,15 +33,16 @@ fn serve(
     // client below is the grace deadline's.
     let server = ServerBuilder::new()
         .config(Config::default().close_timeout(Some(Duration::from_secs(60))))
-        .unwrap();
+        .unwrap()
+        .drain(&drain);
     let ended = Arc::new(AtomicUsize::new(0));
     tokio::spawn(async move {
         let serve = async {
             loop {
                 let (tcp, _) = listener.accept().await?;
                 let (server, ended) = (server.clone(), Arc::clone(&ended));
-                tokio::spawn(drain.watch(|ticket| async move {
-                    if let Ok(mut ws) = ticket.accept(tcp, &server).await {
+                tokio::spawn(drain.watch(async move {
+                    if let Ok(mut ws) = WebSocketStream::accept(tcp, &server).await {
                         while let Some(Ok(_)) = ws.next().await {}
                     }
                     ended.fetch_add(1, Ordering::SeqCst);

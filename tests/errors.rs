@@ -34,7 +34,7 @@ fn an_io_error_prints_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     drop(listener);
-    let error = rfc6455::blocking::connect(&url).unwrap_err();
+    let error = rfc6455::blocking::WebSocket::connect(&url).unwrap_err();
     assert!(matches!(error, Error::Io(_)), "{error:?}");
     assert_no_repeats(&error);
     let io: std::io::Error = error.into();

@@ -10,7 +10,9 @@ async fn serve_one_echo() -> Option<Message> {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = rt::tokio::accept_async(tcp).await.unwrap();
+        let mut ws = rt::tokio::WebSocketStream::accept(tcp, &ServerBuilder::new())
+            .await
+            .unwrap();
         let message = ws.next().await?.ok()?;
         ws.send(message).await.ok()
     });

@@ -80,7 +80,7 @@ async fn server(
     let task = tokio::spawn(async move {
         let (stream, _) = listener.accept().await?;
         let server = ServerBuilder::new().config(config).unwrap().limits(limits);
-        let mut ws = WebSocketStream::accept_with(stream, &server).await?;
+        let mut ws = WebSocketStream::accept(stream, &server).await?;
         Ok(drain_messages(&mut ws).await)
     });
     (addr, task)
@@ -400,7 +400,7 @@ fn slowloris_handshake_blocking() {
                 .set_read_timeout(Some(Duration::from_millis(50)))
                 .unwrap();
             let limits = HandshakeLimits::default().timeout(Some(Duration::from_millis(300)));
-            rfc6455::blocking::WebSocket::accept_with(stream, &ServerBuilder::new().limits(limits))
+            rfc6455::blocking::WebSocket::accept(stream, &ServerBuilder::new().limits(limits))
                 .map(drop)
         });
         let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -608,7 +608,9 @@ async fn serve_script<S>(stream: S) -> (Vec<Message>, usize, Option<CloseFrame>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let mut ws = WebSocketStream::accept(stream).await.unwrap();
+    let mut ws = WebSocketStream::accept(stream, &ServerBuilder::new())
+        .await
+        .unwrap();
     let outcome = drain_messages(&mut ws).await;
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     (

@@ -30,7 +30,7 @@ async fn subscriber(
 ) {
     let (a, b) = duplex(pipe);
     let server = tokio::spawn(async move {
-        WebSocketStream::accept_with(b, &ServerBuilder::new())
+        WebSocketStream::accept(b, &ServerBuilder::new())
             .await
             .unwrap()
     });
@@ -120,7 +120,7 @@ async fn deflate_without_context_takeover_compresses_once() {
         let (a, b) = duplex(1 << 16);
         let server = ServerBuilder::new().config(deflate(true)).unwrap();
         let accepting =
-            tokio::spawn(async move { WebSocketStream::accept_with(b, &server).await.unwrap() });
+            tokio::spawn(async move { WebSocketStream::accept(b, &server).await.unwrap() });
         let client = ClientBuilder::new("ws://hub/")
             .unwrap()
             .config(deflate(true))

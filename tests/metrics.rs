@@ -106,7 +106,7 @@ fn the_adapters_report_what_happened() {
             let mut tasks = Vec::new();
             for _ in 0..3 {
                 let (tcp, _) = listener.accept().await.unwrap();
-                match WebSocketStream::accept_with(tcp, &builder).await {
+                match WebSocketStream::accept(tcp, &builder).await {
                     Ok(ws) => tasks.push(tokio::spawn(echo(ws))),
                     Err(Error::Rejected(401)) => {}
                     Err(other) => panic!("{other}"),

@@ -12,7 +12,7 @@ use pubsub::cluster::Node;
 use pubsub::envelope::Origin;
 use rfc6455::rt::hub::HubConfig;
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{ClientBuilder, Message};
+use rfc6455::{ClientBuilder, Message, ServerBuilder};
 use tokio::io::{DuplexStream, duplex};
 
 /// A node alone (no broker), as the example runs without `--redis`.
@@ -27,7 +27,13 @@ fn node(config: HubConfig) -> Arc<Node> {
 async fn connect(node: &Arc<Node>) -> WebSocketStream<DuplexStream> {
     let (a, b) = duplex(1 << 16);
     let node = node.clone();
-    tokio::spawn(async move { pubsub::serve(WebSocketStream::accept(b).await?, &node).await });
+    tokio::spawn(async move {
+        pubsub::serve(
+            WebSocketStream::accept(b, &ServerBuilder::new()).await?,
+            &node,
+        )
+        .await
+    });
     let client = ClientBuilder::new("ws://pubsub/").unwrap();
     WebSocketStream::client(a, &client).await.unwrap().0
 }

@@ -178,7 +178,7 @@ mod adapter {
                         }
                         _ => Ok(AcceptOptions::new()),
                     });
-                    let Ok(mut ws) = WebSocketStream::accept_with(tcp, &builder).await else {
+                    let Ok(mut ws) = WebSocketStream::accept(tcp, &builder).await else {
                         return;
                     };
                     match script {
@@ -379,7 +379,9 @@ mod adapter {
             tokio::time::sleep(Duration::from_millis(400)).await;
             let listener = TcpListener::bind(addr).await.unwrap();
             let (tcp, _) = listener.accept().await.unwrap();
-            let ws = WebSocketStream::accept(tcp).await.unwrap();
+            let ws = WebSocketStream::accept(tcp, &ServerBuilder::new())
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
             drop(ws);
         });
@@ -397,7 +399,8 @@ mod adapter {
             let mut tasks = tokio::task::JoinSet::new();
             while let Ok((tcp, _)) = listener.accept().await {
                 tasks.spawn(async move {
-                    let Ok(mut ws) = WebSocketStream::accept(tcp).await else {
+                    let Ok(mut ws) = WebSocketStream::accept(tcp, &ServerBuilder::new()).await
+                    else {
                         return;
                     };
                     while let Some(Ok(message)) = ws.next().await {

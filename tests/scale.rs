@@ -174,7 +174,7 @@ fn held_per_connection(config: Config, script: &'static [u8]) -> (usize, usize) 
     let held = runtime.block_on(async move {
         let echo = |config: Config| async move {
             let server = ServerBuilder::new().config(config).unwrap();
-            let mut ws = WebSocketStream::accept_with(Scripted { script, at: 0 }, &server)
+            let mut ws = WebSocketStream::accept(Scripted { script, at: 0 }, &server)
                 .await
                 .unwrap();
             while let Some(message) = ws.next().await {

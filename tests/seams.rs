@@ -16,7 +16,7 @@ use tokio::io::{DuplexStream, duplex};
 async fn pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
     let (a, b) = duplex(1 << 20);
     let server = tokio::spawn(async move {
-        WebSocketStream::accept_with(b, &ServerBuilder::new())
+        WebSocketStream::accept(b, &ServerBuilder::new())
             .await
             .unwrap()
     });

@@ -3,8 +3,8 @@
 //! adapter shares is tested once for all of them in `tests/adapters.rs`.
 #![cfg(feature = "tokio")]
 
-use rfc6455::rt::tokio::{WebSocketStream, accept_async, connect_async};
-use rfc6455::{CloseCode, CloseFrame, Config, Message, State};
+use rfc6455::rt::tokio::{WebSocketStream, connect_async};
+use rfc6455::{CloseCode, CloseFrame, Config, Message, ServerBuilder, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, duplex};
 use tokio::net::TcpListener;
 
@@ -15,7 +15,9 @@ async fn connect_async_echoes_and_closes() {
     let url = format!("ws://{}/", listener.local_addr().unwrap());
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = accept_async(tcp).await.unwrap();
+        let mut ws = WebSocketStream::accept(tcp, &ServerBuilder::new())
+            .await
+            .unwrap();
         while let Some(Ok(message)) = ws.next().await {
             if !message.is_control() {
                 ws.feed(message).await.unwrap();
@@ -188,7 +190,9 @@ async fn tls_echo_server() -> (u16, std::sync::Arc<rustls::ClientConfig>) {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let mut ws = accept_async(tls).await.unwrap();
+                let mut ws = WebSocketStream::accept(tls, &ServerBuilder::new())
+                    .await
+                    .unwrap();
                 while let Some(Ok(message)) = ws.next().await {
                     if !message.is_control() {
                         ws.feed(message).await.unwrap();

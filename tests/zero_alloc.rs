@@ -77,9 +77,7 @@ async fn server_echo_batches(
     let (client_io, server_io) = duplex(1 << 20);
     let server = tokio::spawn(async move {
         let server = ServerBuilder::new().config(config).unwrap();
-        let mut ws = WebSocketStream::accept_with(server_io, &server)
-            .await
-            .unwrap();
+        let mut ws = WebSocketStream::accept(server_io, &server).await.unwrap();
         while let Some(Ok(message)) = ws.next().await {
             if let message @ (Message::Text(_) | Message::Binary(_)) = message {
                 ws.feed(message).await.unwrap();

@@ -62,7 +62,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rfc6455::rt::drain::{Drain, DrainConfig, Ticket};
+use rfc6455::rt::drain::{Drain, DrainConfig};
 use rfc6455::rt::hub::{Forwarded, HubConfig, Member};
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Error, Message, PreparedMessage, ServerBuilder};
@@ -135,8 +135,9 @@ async fn accept(listener: &TcpListener, drain: &Drain, node: &Arc<Node>) -> std:
     loop {
         let (tcp, _) = listener.accept().await?;
         let node = node.clone();
-        tokio::spawn(drain.watch(move |ticket| async move {
-            if let Err(error) = serve_tcp(tcp, &ticket, &node).await {
+        let server = ServerBuilder::new().drain(drain);
+        tokio::spawn(drain.watch(async move {
+            if let Err(error) = serve_tcp(tcp, &server, &node).await {
                 eprintln!("pubsub: connection ended: {error}");
             }
         }));
@@ -171,9 +172,9 @@ fn options() -> Result<Options, BoxError> {
     Ok(options)
 }
 
-async fn serve_tcp(tcp: TcpStream, ticket: &Ticket, node: &Node) -> Result<(), Error> {
+async fn serve_tcp(tcp: TcpStream, server: &ServerBuilder, node: &Node) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    serve(ticket.accept(tcp, &ServerBuilder::new()).await?, node).await
+    serve(WebSocketStream::accept(tcp, server).await?, node).await
 }
 
 /// One client: its commands, and what is published to it.

@@ -26,7 +26,7 @@ pub use stats::{Stats, Traffic};
 use self::input::Input;
 pub(crate) use self::input::read_zeroed;
 use self::limit::Limiter;
-use self::opening::Opening;
+pub(crate) use self::opening::Opening;
 use self::recv::Receiver;
 use self::send::Sender;
 use self::state::Lifecycle;
@@ -222,17 +222,9 @@ impl Connection {
 
     /// Records what the opening handshake settled (the handshake drivers
     /// and the `http` upgrade call it).
-    pub(crate) fn opened(
-        &mut self,
-        protocol: Option<String>,
-        target: &str,
-        data: Option<Box<dyn Any + Send + Sync>>,
-    ) {
-        self.opening = Some(Box::new(Opening {
-            protocol: protocol.map(String::into_boxed_str),
-            target: Some(target.into()),
-            data,
-        }));
+    pub(crate) fn opened(&mut self, mut opening: Opening, target: &str) {
+        opening.target = Some(target.into());
+        self.opening = Some(Box::new(opening));
     }
 
     // ---- The opening handshake -------------------------------------------

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::fmt;
 
+use crate::admission::Permit;
 use crate::handshake::split_target;
 
 /// The record of an opening handshake. Boxed in the connection and made
@@ -14,6 +15,9 @@ pub(crate) struct Opening {
     pub(crate) protocol: Option<Box<str>>,
     pub(crate) target: Option<Box<str>>,
     pub(crate) data: Option<Box<dyn Any + Send + Sync>>,
+    /// The connection's place under the server's admission limits, given
+    /// back when the connection drops.
+    pub(crate) permit: Option<Permit>,
 }
 
 impl Opening {
@@ -34,6 +38,7 @@ impl fmt::Debug for Opening {
             .field("protocol", &self.protocol)
             .field("target", &self.target)
             .field("data", &self.data.as_ref().map(|_| ".."))
+            .field("permit", &self.permit)
             .finish()
     }
 }

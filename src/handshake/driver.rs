@@ -43,6 +43,7 @@ use super::{
     AcceptOptions, Accepted, BuildError, ClientHandshake, ClientRequest, HandshakeError, Rejection,
     RequestView, ServerHandshake, Status, accept, reject, reject_for,
 };
+use crate::conn::Opening;
 use crate::{Config, ConfigError, Connection, Role};
 
 /// How much room a handshake read is offered.
@@ -381,7 +382,11 @@ impl HandshakeRole for Connecting {
         };
         let mut conn = self.conn.take().ok_or(HandshakeFailure::Closed)?;
         negotiate_client(conn.config(), &accepted)?.apply(&mut conn);
-        conn.opened(accepted.protocol().map(str::to_owned), &self.target, None);
+        let opening = Opening {
+            protocol: accepted.protocol().map(Into::into),
+            ..Opening::default()
+        };
+        conn.opened(opening, &self.target);
         conn.receive(io.input.get(used..).unwrap_or_default());
         io.input = BytesMut::new();
         Ok(Progress::Done((conn, accepted)))
@@ -420,8 +425,7 @@ pub(crate) fn accept_into<T>(
     let (options, negotiated) = negotiate_server(conn.config(), view, options);
     let response = respond(view, &options)?;
     negotiated.apply(conn);
-    let (protocol, data) = options.into_opening();
-    conn.opened(protocol, view.target(), data);
+    conn.opened(options.into_opening(), view.target());
     Ok(response)
 }
 

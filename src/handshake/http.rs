@@ -110,7 +110,9 @@ fn answer<F>(
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    let options = server.answer(view).map_err(Refused::Rejected)?;
+    let options = server
+        .decide(view, std::time::Instant::now(), None)
+        .map_err(Refused::Rejected)?;
     let mut conn =
         Connection::new(Role::Server, server.shared_config()).map_err(Refused::Config)?;
     let response = accept_into(&mut conn, view, options, respond).map_err(Refused::Build)?;

@@ -5,6 +5,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::conn::Opening;
+
 use super::header::{self, Extension};
 use super::{BuildError, HandshakeError, HandshakeLimits, HeadScanner, Headers, Status};
 
@@ -280,6 +282,8 @@ pub struct AcceptOptions {
     extensions: Option<String>,
     headers: Vec<(String, String)>,
     data: Option<Box<dyn Any + Send + Sync>>,
+    /// The connection's place under the admission limits.
+    permit: Option<crate::admission::Permit>,
 }
 
 impl fmt::Debug for AcceptOptions {
@@ -332,9 +336,21 @@ impl AcceptOptions {
         self
     }
 
-    /// The chosen subprotocol and the data, for the connection's record.
-    pub(crate) fn into_opening(self) -> (Option<String>, Option<Box<dyn Any + Send + Sync>>) {
-        (self.protocol, self.data)
+    /// Keeps `permit` with the connection these options accept.
+    pub(crate) fn hold(mut self, permit: Option<crate::admission::Permit>) -> Self {
+        self.permit = permit;
+        self
+    }
+
+    /// The chosen subprotocol, the data and the permit, for the
+    /// connection's record.
+    pub(crate) fn into_opening(self) -> Opening {
+        Opening {
+            protocol: self.protocol.map(String::into_boxed_str),
+            target: None,
+            data: self.data,
+            permit: self.permit,
+        }
     }
 
     /// Whether a subprotocol was chosen.

@@ -216,12 +216,26 @@ where
         };
         let upgrade = Upgrade::new(self.on, conn);
         let on_failed = self.on_failed;
-        tokio::spawn(async move {
-            match upgrade.await {
-                Ok(ws) => callback(ws).await,
-                Err(error) => on_failed.call(error),
+        let drain = self.server.get_drain().cloned();
+        let task = {
+            let drain = drain.clone();
+            async move {
+                match upgrade.await {
+                    Ok(mut ws) => {
+                        if let Some(drain) = &drain {
+                            drain.attach(&mut ws);
+                        }
+                        callback(ws).await;
+                    }
+                    Err(error) => on_failed.call(error),
+                }
             }
-        });
+        };
+        // A builder's drain watches the connection's task and closes it.
+        match drain {
+            Some(drain) => drop(tokio::spawn(drain.watch(task))),
+            None => drop(tokio::spawn(task)),
+        }
         response.map(|()| Body::empty())
     }
 }

@@ -8,15 +8,17 @@
 //! ```no_run
 //! use rfc6455::ServerBuilder;
 //! use rfc6455::rt::drain::{Drain, DrainConfig};
+//! use rfc6455::rt::tokio::WebSocketStream;
 //! use tokio::net::TcpListener;
 //!
 //! async fn serve(listener: TcpListener, drain: Drain) -> std::io::Result<()> {
 //!     loop {
 //!         let (tcp, _) = listener.accept().await?;
 //!         // The task is the drain's to watch: spawn what `watch` returns.
-//!         tokio::spawn(drain.watch(|ticket| async move {
+//!         let server = ServerBuilder::new().drain(&drain);
+//!         tokio::spawn(drain.watch(async move {
 //!             // During a drain the upgrade is refused with 503.
-//!             let mut ws = ticket.accept(tcp, &ServerBuilder::new()).await?;
+//!             let mut ws = WebSocketStream::accept(tcp, &server).await?;
 //!             // A drained stream sees the close handshake end like any other.
 //!             while let Some(message) = ws.next().await {
 //!                 ws.send(message?).await?;
@@ -42,6 +44,7 @@
 //! wakes the watched task, so poll the stream (or its read half) from that
 //! task, as a reading loop does.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -53,14 +56,9 @@ use std::time::Duration;
 
 use tokio::time::{Instant, Sleep, sleep_until};
 
-use crate::admission::{Admission, Permit};
-use crate::builder::ServerBuilder;
 use crate::close::{CloseCode, MAX_REASON_LEN};
-use crate::error::Error;
-use crate::handshake::{AcceptOptions, Rejection, RequestView};
-use crate::rt::tokio::WebSocketStream as TokioStream;
+use crate::handshake::Rejection;
 use crate::rt::{CloseSignal, Runtime, WebSocketStream};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 /// How a [`Drain`] closes the connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,15 +232,13 @@ impl Drain {
         }
     }
 
-    /// Wraps a connection task so the drain tracks it: `task` gets the
-    /// [`Ticket`] that accepts (or attaches) its WebSocket. Spawn the
-    /// returned future; it resolves to the task's output, or `None` if the
-    /// drain dropped the task at the grace deadline.
-    pub fn watch<F, Fut>(&self, task: F) -> Watched<Fut>
-    where
-        F: FnOnce(Ticket) -> Fut,
-        Fut: Future,
-    {
+    /// Wraps a connection task so the drain tracks it. Spawn the returned
+    /// future; it resolves to the task's output, or `None` if the drain
+    /// dropped the task at the grace deadline. A stream the task accepts
+    /// with a [`ServerBuilder::drain`](crate::ServerBuilder::drain) builder
+    /// (or [`attach`](Self::attach)es) is sent the drain's Close when the
+    /// task's turn comes.
+    pub fn watch<Fut: Future>(&self, task: Fut) -> Watched<Fut> {
         let signal = Arc::new(Signal {
             state: AtomicU8::new(OPEN),
             clean: AtomicBool::new(false),
@@ -261,12 +257,8 @@ impl Drain {
             }
             id
         };
-        let ticket = Ticket {
-            drain: self.clone(),
-            signal: Arc::clone(&signal),
-        };
         Watched {
-            task: Some(Box::pin(task(ticket))),
+            task: Some(Box::pin(task)),
             guard: Guard {
                 drain: self.clone(),
                 id,
@@ -288,9 +280,35 @@ impl Drain {
         lock(&self.inner.registry).live.len()
     }
 
+    /// Ties `ws` to this drain, when called inside a task it
+    /// [watches](Self::watch): when the task's turn comes, the stream sends
+    /// the drain's Close on its next poll and reads on to the end of the
+    /// close handshake. For streams made without an accepting builder (a
+    /// hyper upgrade); attach before [`split`](WebSocketStream::split).
+    /// Returns whether the stream was attached.
+    pub fn attach<S, R: Runtime<S>>(&self, ws: &mut WebSocketStream<S, R>) -> bool {
+        let Some(signal) = self.signal_of_this_task() else {
+            return false;
+        };
+        ws.set_close_signal(signal);
+        true
+    }
+
+    /// The signal of the watched task now being polled, if this drain
+    /// watches it.
+    pub(crate) fn signal_of_this_task(&self) -> Option<Arc<dyn CloseSignal>> {
+        let ours = Arc::as_ptr(&self.inner);
+        CURRENT.with(|slot| match &*slot.borrow() {
+            Some((inner, signal)) if *inner == ours => {
+                Some(Arc::clone(signal) as Arc<dyn CloseSignal>)
+            }
+            _ => None,
+        })
+    }
+
     /// The response that refuses an upgrade during the drain: `503` with
-    /// `Retry-After`. For servers that upgrade by other means (hyper); the
-    /// [`Ticket`]'s accept functions answer it themselves.
+    /// `Retry-After`. A builder with [`ServerBuilder::drain`](crate::ServerBuilder::drain)
+    /// answers it itself.
     #[must_use]
     pub fn refusal(&self) -> Rejection {
         Rejection::new(503)
@@ -299,7 +317,7 @@ impl Drain {
     }
 
     /// Refuses the upgrade if draining, counting it.
-    fn check(&self) -> Result<(), Rejection> {
+    pub(crate) fn check(&self) -> Result<(), Rejection> {
         let mut registry = lock(&self.inner.registry);
         if !registry.draining {
             return Ok(());
@@ -404,71 +422,20 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
-/// A watched task's handle on the drain: accepts its WebSocket (refusing
-/// with 503 during a drain) and ties the stream to the drain's Close.
-#[derive(Clone, Debug)]
-pub struct Ticket {
-    drain: Drain,
-    signal: Arc<Signal>,
+thread_local! {
+    /// The drain and signal of the watched task being polled on this
+    /// thread, set only for the length of that poll: how an `accept` inside
+    /// the task finds the signal its stream answers to.
+    static CURRENT: RefCell<Option<(*const Inner, Arc<Signal>)>> = const { RefCell::new(None) };
 }
 
-impl Ticket {
-    /// [`WebSocketStream::accept_with`], refused with `503` and
-    /// `Retry-After` ([`Error::Rejected`]) during a drain, and the stream
-    /// [attached](Self::attach).
-    ///
-    /// # Errors
-    ///
-    /// As [`WebSocketStream::accept_with`].
-    pub async fn accept<S, F>(
-        &self,
-        stream: S,
-        server: &ServerBuilder<F>,
-    ) -> Result<TokioStream<S>, Error>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-    {
-        let ws = TokioStream::accept_gated(stream, server, |_| self.drain.check()).await?;
-        Ok(self.attach(ws))
-    }
-
-    /// [`WebSocketStream::accept_admitted`], refused with `503` and
-    /// `Retry-After` during a drain, and the stream [attached](Self::attach).
-    ///
-    /// # Errors
-    ///
-    /// As [`WebSocketStream::accept_admitted`].
-    pub async fn accept_admitted<S, F>(
-        &self,
-        stream: S,
-        peer: std::net::SocketAddr,
-        server: &ServerBuilder<F>,
-        admission: &Admission,
-    ) -> Result<(TokioStream<S>, Permit), Error>
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-    {
-        let (ws, permit) =
-            TokioStream::admitted(stream, peer, server, admission, || self.drain.check()).await?;
-        Ok((self.attach(ws), permit))
-    }
-
-    /// Ties a stream to the drain: when its turn comes, the stream sends
-    /// the drain's Close on its next poll and reads on to the end of the
-    /// close handshake. Attach before [`split`](WebSocketStream::split).
-    #[must_use]
-    pub fn attach<S, R: Runtime<S>>(&self, mut ws: WebSocketStream<S, R>) -> WebSocketStream<S, R> {
-        ws.set_close_signal(Arc::clone(&self.signal) as Arc<dyn CloseSignal>);
-        ws
-    }
-
-    /// Whether the drain has asked this task's connection to close.
-    #[must_use]
-    pub fn is_closing(&self) -> bool {
-        self.signal.close_request().is_some()
-    }
+/// Sets [`CURRENT`] for one poll and puts the previous value back after it
+/// (a watched task polled inside another's poll).
+fn with_current<T>(inner: *const Inner, signal: &Arc<Signal>, poll: impl FnOnce() -> T) -> T {
+    let previous = CURRENT.with(|slot| slot.replace(Some((inner, Arc::clone(signal)))));
+    let output = poll();
+    CURRENT.with(|slot| *slot.borrow_mut() = previous);
+    output
 }
 
 /// Takes a watched task out of the registry when it ends or is dropped.
@@ -536,11 +503,14 @@ impl<F: Future> Future for Watched<F> {
             self.task = None;
             return Poll::Ready(None);
         }
-        let Some(task) = self.task.as_mut() else {
+        let Some(task) = this.task.as_mut() else {
             return Poll::Ready(None);
         };
-        let output = ready!(task.as_mut().poll(cx));
-        self.task = None;
+        let inner = Arc::as_ptr(&this.guard.drain.inner);
+        let output = ready!(with_current(inner, &this.guard.signal, || task
+            .as_mut()
+            .poll(cx)));
+        this.task = None;
         Poll::Ready(Some(output))
     }
 }

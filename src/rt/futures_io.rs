@@ -4,7 +4,7 @@
 //! no runtime, so no executor is assumed.
 //!
 //! ```no_run
-//! use rfc6455::Message;
+//! use rfc6455::{Message, ServerBuilder};
 //! use rfc6455::rt::futures_io::WebSocketStream;
 //!
 //! # fn main() -> Result<(), rfc6455::Error> {
@@ -13,7 +13,7 @@
 //!     loop {
 //!         let (tcp, _) = listener.accept().await?;
 //!         smol::spawn(async move {
-//!             let mut ws = WebSocketStream::accept(tcp).await?;
+//!             let mut ws = WebSocketStream::accept(tcp, &ServerBuilder::new()).await?;
 //!             while let Some(message) = ws.next().await {
 //!                 if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
 //!                     ws.feed(m).await?;
@@ -28,8 +28,8 @@
 //! ```
 //!
 //! The handshakes are [`WebSocketStream::accept`],
-//! [`accept_with`](crate::rt::WebSocketStream::accept_with) and
-//! [`client`](crate::rt::WebSocketStream::client). See [`crate::rt`] for
+//! [`client`](crate::rt::WebSocketStream::client) and
+//! [`new`](crate::rt::WebSocketStream::new). See [`crate::rt`] for
 //! batching and cancel safety.
 
 use std::io::{self, IoSlice};

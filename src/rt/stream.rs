@@ -15,8 +15,7 @@ use super::driver::{CloseSignal, Driver};
 use super::handshake::handshake;
 use super::runtime::Runtime;
 use super::split::{ReadHalf, Shared, WriteHalf};
-use crate::admission::{Admission, Permit};
-use crate::builder::{ClientBuilder, ServerBuilder};
+use crate::builder::{ClientBuilder, Incoming, IntoIncoming, ServerBuilder};
 use crate::connection::Stats;
 use crate::handshake::{AcceptOptions, Accepted, Rejection, RequestView, ServerDriver};
 use crate::prepared::Outbound;
@@ -38,99 +37,50 @@ impl<S: fmt::Debug, R: Runtime<S>> fmt::Debug for WebSocketStream<S, R> {
 }
 
 impl<S, R: Runtime<S>> WebSocketStream<S, R> {
-    /// Runs the server handshake over `stream`, accepting any valid request
-    /// with default options and answering an invalid one with the right
-    /// status (400, 405, 426, 431, with the headers each needs).
-    ///
-    /// # Errors
-    ///
-    /// As [`accept_with`](Self::accept_with).
-    pub async fn accept(stream: S) -> Result<Self, Error> {
-        Self::accept_with(stream, &ServerBuilder::new()).await
-    }
-
     /// Runs the server handshake as `server` says: its [`Config`](crate::Config), header
-    /// limits and deadline, subprotocols, and the callback that inspects a
-    /// valid request and accepts or rejects it. A refusal's response is
-    /// written and the transport shut down (a TCP FIN, or a TLS
-    /// close_notify, after it).
+    /// limits and deadline, subprotocols, admission limits, drain and the
+    /// callback that inspects a valid request and accepts or rejects it
+    /// (`&ServerBuilder::new()` accepts every valid request). An invalid
+    /// request is answered with its status (400, 405, 426, 431, with the
+    /// headers each needs); a refusal's response is written and the
+    /// transport shut down (a TCP FIN, or a TLS close_notify, after it).
+    ///
+    /// `incoming` is the stream, or the stream and its peer address as
+    /// `TcpListener::accept` returns them ([`IntoIncoming`]); admission
+    /// limits need the address.
     ///
     /// # Errors
     ///
     /// [`Error::Handshake`] for an invalid request and [`Error::Rejected`]
-    /// when the callback rejected (both after the response was written),
-    /// [`Error::Io`] from the stream, [`Error::HandshakeTimeout`] past
+    /// when the callback, the admission limits or a drain refused (each
+    /// after the response was written), [`Error::Io`] from the stream,
+    /// [`Error::HandshakeTimeout`] past
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
-    pub async fn accept_with<F>(stream: S, server: &ServerBuilder<F>) -> Result<Self, Error>
-    where
-        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-    {
-        let driver = server.driver(R::now());
-        // Boxed: a task keeps the largest state its future ever had for its
-        // whole life, and the handshake's would otherwise sit beside the open
-        // connection's (tests/scale.rs).
-        Box::pin(Self::serve_handshake(stream, driver)).await
-    }
-
-    /// Like [`accept_with`](Self::accept_with), with `admission`'s limits
-    /// decided first: the client address (`peer`'s, or the one a trusted
-    /// proxy reports) takes a place under them, or the upgrade is refused
-    /// with 429 or 503 and `Retry-After`. The [`Permit`] holds the place:
-    /// keep it with the connection.
-    ///
-    /// # Errors
-    ///
-    /// As [`accept_with`](Self::accept_with); a refusal by the limits is
-    /// [`Error::Rejected`] with its status.
-    pub async fn accept_admitted<F>(
-        stream: S,
-        peer: SocketAddr,
+    #[doc(alias = "accept_with")]
+    #[doc(alias = "accept_async")]
+    #[doc(alias = "accept_hdr_async")]
+    pub async fn accept<F>(
+        incoming: impl IntoIncoming<S, Self>,
         server: &ServerBuilder<F>,
-        admission: &Admission,
-    ) -> Result<(Self, Permit), Error>
-    where
-        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-    {
-        Self::admitted(stream, peer, server, admission, || Ok(())).await
-    }
-
-    /// [`accept_admitted`](Self::accept_admitted) with `gate` deciding first.
-    pub(crate) async fn admitted<F>(
-        stream: S,
-        peer: SocketAddr,
-        server: &ServerBuilder<F>,
-        admission: &Admission,
-        gate: impl FnOnce() -> Result<(), Rejection>,
-    ) -> Result<(Self, Permit), Error>
-    where
-        F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
-    {
-        let mut permit = None;
-        let ws = Self::accept_gated(stream, server, |request| {
-            gate()?;
-            let client = admission.client_address(peer.ip(), request.headers());
-            permit = Some(admission.admit_at(client, R::now())?);
-            Ok(())
-        })
-        .await?;
-        // The handshake completes only once the limits admitted it.
-        let permit = permit.ok_or(Error::Rejected(503))?;
-        Ok((ws, permit))
-    }
-
-    /// [`accept_with`](Self::accept_with) with `gate` deciding on a valid
-    /// request before `server`'s callback does.
-    pub(crate) async fn accept_gated<F>(
-        stream: S,
-        server: &ServerBuilder<F>,
-        gate: impl FnOnce(&RequestView<'_>) -> Result<(), Rejection>,
     ) -> Result<Self, Error>
     where
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
-        let driver = server.driver_with(R::now(), gate);
-        // Boxed, as in `accept_with`.
-        Box::pin(Self::serve_handshake(stream, driver)).await
+        let Incoming { stream, peer } = incoming.into_incoming();
+        let driver = server.driver(R::now(), peer);
+        // Boxed: a task keeps the largest state its future ever had for its
+        // whole life, and the handshake's would otherwise sit beside the open
+        // connection's (tests/scale.rs).
+        #[allow(unused_mut)]
+        let mut ws = Box::pin(Self::serve_handshake(stream, driver)).await?;
+        #[cfg(feature = "tokio")]
+        if let Some(signal) = server
+            .get_drain()
+            .and_then(|drain| drain.signal_of_this_task())
+        {
+            ws.set_close_signal(signal);
+        }
+        Ok(ws)
     }
 
     /// Runs a server handshake to its end; shuts the stream down after a refusal.
@@ -157,7 +107,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).
     pub async fn client(mut stream: S, client: &ClientBuilder) -> Result<(Self, Accepted), Error> {
         let driver = client.driver(R::now())?;
-        // Boxed, as in `accept_with`.
+        // Boxed, as in `accept`.
         let (conn, accepted) = Box::pin(handshake::<S, R, _>(&mut stream, driver)).await?;
         Ok((Self::new(stream, conn), accepted))
     }
@@ -320,6 +270,18 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
             },
             ReadHalf { shared },
         )
+    }
+}
+
+impl<S, R: Runtime<S>> IntoIncoming<S, WebSocketStream<S, R>> for S {
+    fn into_incoming(self) -> Incoming<S> {
+        Incoming::new(self, None)
+    }
+}
+
+impl<S, R: Runtime<S>> IntoIncoming<S, WebSocketStream<S, R>> for (S, SocketAddr) {
+    fn into_incoming(self) -> Incoming<S> {
+        Incoming::new(self.0, Some(self.1))
     }
 }
 

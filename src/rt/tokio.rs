@@ -7,16 +7,17 @@
 //! `tokio::time::pause` drives them in tests.
 //!
 //! ```no_run
-//! use rfc6455::Message;
-//! use rfc6455::rt::tokio::accept_async;
+//! use rfc6455::{Message, ServerBuilder};
+//! use rfc6455::rt::tokio::WebSocketStream;
 //!
 //! # #[allow(dead_code)]
 //! # async fn run() -> Result<(), rfc6455::Error> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9001").await?;
 //! loop {
 //!     let (tcp, _) = listener.accept().await?;
+//!     let server = ServerBuilder::new();
 //!     tokio::spawn(async move {
-//!         let mut ws = accept_async(tcp).await?;
+//!         let mut ws = WebSocketStream::accept(tcp, &server).await?;
 //!         while let Some(message) = ws.next().await {
 //!             if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
 //!                 ws.feed(m).await?;
@@ -219,17 +220,4 @@ pub async fn connect_async(
     client: impl IntoClientBuilder,
 ) -> Result<(WebSocketStream<MaybeTlsStream>, Accepted), Error> {
     WebSocketStream::connect(client).await
-}
-
-/// Runs the server handshake, accepting any valid request with default
-/// options: [`WebSocketStream::accept`] by tokio-tungstenite's name.
-///
-/// # Errors
-///
-/// As [`WebSocketStream::accept_with`].
-pub async fn accept_async<S>(stream: S) -> Result<WebSocketStream<S>, Error>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
-    WebSocketStream::accept(stream).await
 }

@@ -74,7 +74,7 @@ where
         .config(config)
         .unwrap()
         .on_request(callback);
-    WebSocketStream::accept_with(stream, &server).await
+    WebSocketStream::accept(stream, &server).await
 }
 
 /// The client handshake, as every adapter runs it.

@@ -85,7 +85,7 @@ impl State {
         match self.kind.as_str() {
             "rfc6455" => {
                 let server = rfc6455::ServerBuilder::new().config(self.config())?;
-                let mut ws = rfc6455::rt::tokio::WebSocketStream::accept_with(tcp, &server).await?;
+                let mut ws = rfc6455::rt::tokio::WebSocketStream::accept(tcp, &server).await?;
                 while let Some(message) = ws.next().await {
                     if let Some(prepared) = PreparedMessage::from_message(message?) {
                         self.hub.ready().await;
@@ -141,7 +141,7 @@ impl State {
         match self.kind.as_str() {
             "rfc6455" => {
                 let server = rfc6455::ServerBuilder::new().config(self.config())?;
-                let ws = rfc6455::rt::tokio::WebSocketStream::accept_with(tcp, &server).await?;
+                let ws = rfc6455::rt::tokio::WebSocketStream::accept(tcp, &server).await?;
                 let (mut write, mut read) = ws.split();
                 let member = self.hub.join();
                 let _ = self.hub.subscribe(&member, "t");
