@@ -44,6 +44,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::ConfigError;
 use crate::bucket::Bucket;
 use crate::config::RateLimit;
 use crate::handshake::Rejection;
@@ -138,16 +139,11 @@ impl IpNetwork {
     }
 }
 
-/// The error for a network that does not parse.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("not an IP address or network: {0:?}")]
-pub struct NetworkParseError(String);
-
 impl FromStr for IpNetwork {
-    type Err = NetworkParseError;
+    type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let error = || NetworkParseError(s.to_owned());
+        let error = || ConfigError::InvalidNetwork(s.to_owned());
         let (addr, prefix) = match s.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().map_err(|_| error())?)),
             None => (s, None),

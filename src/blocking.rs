@@ -331,7 +331,7 @@ impl<S: Read + Write> WebSocket<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Build`] for an invalid request, [`Error::Io`] from the stream,
+    /// [`Error::Config`] for an invalid request, [`Error::Io`] from the stream,
     /// [`Error::Handshake`] if the response is not an acceptable 101 (a refusal
     /// is [`HandshakeError::Refused`](crate::HandshakeError::Refused) with its
     /// status, headers and body).
@@ -361,7 +361,7 @@ impl WebSocket<MaybeTlsStream> {
     ///
     /// # Errors
     ///
-    /// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`
+    /// [`Error::Config`] for a bad URL, [`Error::TlsRequired`] for `wss://`
     /// without the `rustls` feature, [`Error::Io`] from connecting or from
     /// TLS, [`Error::Handshake`] if the server refused.
     #[doc(alias = "tungstenite::connect")]

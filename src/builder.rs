@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use crate::admission::Admission;
 use crate::handshake::{
-    AcceptOptions, BuildError, ClientDriver, ClientRequest, HandshakeFailure, HandshakeLimits,
-    Rejection, RequestView, ServerDriver, ServerHandshake,
+    AcceptOptions, ClientDriver, ClientRequest, HandshakeLimits, Rejection, RequestView,
+    ServerDriver, ServerHandshake,
 };
 use crate::{Config, ConfigError};
 
@@ -352,8 +352,8 @@ impl ClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`BuildError::InvalidUri`] for a URL that is not a WebSocket URI.
-    pub fn new(url: &str) -> Result<Self, BuildError> {
+    /// [`ConfigError::InvalidUri`] for a URL that is not a WebSocket URI.
+    pub fn new(url: &str) -> Result<Self, ConfigError> {
         Ok(ClientRequest::new(url)?.into())
     }
 
@@ -422,7 +422,7 @@ impl ClientBuilder {
     }
 
     /// The sans-IO handshake an adapter runs, its deadline counted from `now`.
-    pub(crate) fn driver(&self, now: Instant) -> Result<ClientDriver, HandshakeFailure> {
+    pub(crate) fn driver(&self, now: Instant) -> Result<ClientDriver, crate::Error> {
         ClientDriver::new(&self.request, Arc::clone(&self.config), now)
     }
 }
@@ -445,48 +445,48 @@ pub trait IntoClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`BuildError::InvalidUri`] for a URL that is not a WebSocket URI.
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError>;
+    /// [`ConfigError::InvalidUri`] for a URL that is not a WebSocket URI.
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError>;
 }
 
 impl IntoClientBuilder for &str {
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError> {
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError> {
         ClientBuilder::new(self)
     }
 }
 
 impl IntoClientBuilder for String {
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError> {
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError> {
         ClientBuilder::new(&self)
     }
 }
 
 impl IntoClientBuilder for &String {
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError> {
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError> {
         ClientBuilder::new(self)
     }
 }
 
 impl IntoClientBuilder for ClientRequest {
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError> {
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError> {
         Ok(self.into())
     }
 }
 
 impl IntoClientBuilder for &ClientRequest {
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError> {
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError> {
         Ok(self.clone().into())
     }
 }
 
 impl IntoClientBuilder for ClientBuilder {
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError> {
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError> {
         Ok(self)
     }
 }
 
 impl IntoClientBuilder for &ClientBuilder {
-    fn into_client_builder(self) -> Result<ClientBuilder, BuildError> {
+    fn into_client_builder(self) -> Result<ClientBuilder, ConfigError> {
         Ok(self.clone())
     }
 }

@@ -172,8 +172,10 @@ pub enum SendError {
     FragmentKindMismatch,
 }
 
-/// A [`Config`](crate::Config) that cannot work.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// The caller's setup cannot work: a [`Config`](crate::Config), a URI, a
+/// header, a subprotocol choice or a status that cannot be used. Nothing
+/// was sent and no connection was made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A size limit was zero.
@@ -182,7 +184,27 @@ pub enum ConfigError {
     /// A duration was zero.
     #[error("{0} must be greater than zero")]
     ZeroDuration(&'static str),
-    /// The operating system's entropy source failed, so no masking key generator could be seeded.
+    /// The URI is not `ws://` or `wss://` with a host, or has a fragment (§3).
+    #[error("invalid WebSocket URI: {0}")]
+    InvalidUri(&'static str),
+    /// A header name is not a token, or a value contains CR, LF or control characters.
+    #[error("invalid header {0:?}")]
+    InvalidHeader(String),
+    /// A subprotocol or extension name is not a token.
+    #[error("invalid token {0:?}")]
+    InvalidToken(String),
+    /// [`AcceptOptions::protocol`](crate::handshake::AcceptOptions::protocol)
+    /// named a subprotocol the client did not offer (§4.2.2).
+    #[error("subprotocol {0:?} was not offered by the client")]
+    ProtocolNotOffered(String),
+    /// A rejection status outside 200–599.
+    #[error("status {0} cannot reject a handshake")]
+    InvalidStatus(u16),
+    /// An address or network that does not parse (`10.0.0.0/8`, `::1`).
+    #[error("invalid network {0:?}")]
+    InvalidNetwork(String),
+    /// The operating system's entropy source failed, so no masking key
+    /// generator (or handshake key) could be seeded.
     #[error("the operating system's entropy source failed")]
     Entropy,
 }
@@ -204,10 +226,8 @@ pub enum Error {
     /// The peer's opening handshake was not acceptable (a server has already answered it).
     #[error(transparent)]
     Handshake(#[from] crate::handshake::HandshakeError),
-    /// The handshake could not be built from what the caller gave (URI, headers).
-    #[error(transparent)]
-    Build(#[from] crate::handshake::BuildError),
-    /// The [`Config`](crate::Config) cannot work.
+    /// What the caller gave cannot work: a config, a URI, a header (see
+    /// [`ConfigError`]).
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// The connection refused a send (see [`SendError`]).
@@ -237,24 +257,6 @@ pub enum Error {
     ConnectionClosed,
 }
 
-impl From<crate::handshake::HandshakeFailure> for Error {
-    fn from(failure: crate::handshake::HandshakeFailure) -> Self {
-        use crate::handshake::HandshakeFailure;
-        match failure {
-            HandshakeFailure::Invalid(error) => Self::Handshake(error),
-            HandshakeFailure::Rejected(status) => Self::Rejected(status),
-            HandshakeFailure::Build(error) => Self::Build(error),
-            HandshakeFailure::Config(error) => Self::Config(error),
-            HandshakeFailure::TimedOut(limit) => Self::HandshakeTimeout(limit),
-            // `Closed` and any later kind: the transport is gone.
-            other => Self::Io(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                other.to_string(),
-            )),
-        }
-    }
-}
-
 impl From<Error> for std::io::Error {
     /// Maps each kind onto the closest `io::ErrorKind`, keeping the original as the source.
     fn from(error: Error) -> Self {
@@ -266,9 +268,7 @@ impl From<Error> for std::io::Error {
                 ErrorKind::TimedOut
             }
             Error::Protocol(_) | Error::Handshake(_) => ErrorKind::InvalidData,
-            Error::Build(_) | Error::Config(_) | Error::Send(_) | Error::TlsRequired => {
-                ErrorKind::InvalidInput
-            }
+            Error::Config(_) | Error::Send(_) | Error::TlsRequired => ErrorKind::InvalidInput,
             Error::Rejected(_) => ErrorKind::ConnectionRefused,
             Error::ConnectionClosed => ErrorKind::NotConnected,
         };

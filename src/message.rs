@@ -270,6 +270,19 @@ impl Message {
         }
     }
 
+    /// The payload as text, without a copy: a Text message's own, or a
+    /// Binary (or control) payload that is UTF-8 (for Close, the reason).
+    ///
+    /// # Errors
+    ///
+    /// [`std::str::Utf8Error`] for a payload that is not UTF-8.
+    pub fn into_text(self) -> Result<Utf8Bytes, std::str::Utf8Error> {
+        match self {
+            Self::Text(text) => Ok(text),
+            other => Utf8Bytes::try_from(other.into_data()),
+        }
+    }
+
     /// The payload, without a copy where it is already `Bytes` (for Close,
     /// the reason).
     #[must_use]

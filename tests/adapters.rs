@@ -384,7 +384,7 @@ async fn split_halves_reunite<H: Harness>() {
     let (mut write, read) = client.split();
     write.send(Message::text("one")).await.unwrap();
     let (other_write, other_read) = other.split();
-    let rfc6455::rt::ReuniteError(read, _) = read.reunite(other_write).unwrap_err();
+    let (read, _) = read.reunite(other_write).unwrap_err();
     drop(other_read);
     let mut client = read.reunite(write).unwrap();
     client.send(Message::text("two")).await.unwrap();

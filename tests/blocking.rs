@@ -455,7 +455,10 @@ fn connect_speaks_wss_through_the_rustls_feature() {
     assert_eq!(io.kind(), io::ErrorKind::InvalidData, "{io:?}");
     let client = ClientBuilder::new(&url).unwrap().tls_config(client_config);
     let (mut ws, _) = WebSocket::connect(&client).unwrap();
-    assert!(matches!(ws.get_ref(), rfc6455::blocking::MaybeTlsStream::Rustls(_)));
+    assert!(matches!(
+        ws.get_ref(),
+        rfc6455::blocking::MaybeTlsStream::Rustls(_)
+    ));
     ws.send(Message::text("secret")).unwrap();
     assert_eq!(ws.read().unwrap(), Message::text("secret"));
     ws.close(CloseCode::NORMAL, "").unwrap();

@@ -4,10 +4,10 @@ mod support;
 
 use bytes::Bytes;
 use rfc6455::handshake::{
-    AcceptOptions, BuildError, ClientHandshake, ClientRequest, HandshakeLimits, RequestView,
-    ServerHandshake, Status, accept, reject, reject_for,
+    AcceptOptions, ClientHandshake, ClientRequest, HandshakeLimits, RequestView, ServerHandshake,
+    Status, accept, reject, reject_for,
 };
-use rfc6455::{Config, Connection, HandshakeError, Message, Role};
+use rfc6455::{Config, ConfigError, Connection, HandshakeError, Message, Role};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
@@ -308,14 +308,14 @@ fn accept_options_are_checked() {
     let (view, _) = complete(request.as_bytes());
     assert_eq!(
         accept(&view, &AcceptOptions::new().protocol("mqtt")),
-        Err(BuildError::ProtocolNotOffered("mqtt".into()))
+        Err(ConfigError::ProtocolNotOffered("mqtt".into()))
     );
     assert_eq!(
         accept(
             &view,
             &AcceptOptions::new().header("Set-Cookie", "a=b\r\nX-Evil: 1")
         ),
-        Err(BuildError::InvalidHeader("Set-Cookie".into()))
+        Err(ConfigError::InvalidHeader("Set-Cookie".into()))
     );
     let response = accept(
         &view,
@@ -353,7 +353,7 @@ fn auth_check_rejects_with_401() {
     let denied = answer(request_with(&good_lines()).as_bytes());
     assert!(denied.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
     assert!(denied.ends_with(b"Content-Length: 9\r\nConnection: close\r\n\r\nbad token"));
-    assert_eq!(reject(101, &[], b""), Err(BuildError::InvalidStatus(101)));
+    assert_eq!(reject(101, &[], b""), Err(ConfigError::InvalidStatus(101)));
 }
 
 // §3: ws and wss URIs.
@@ -447,7 +447,7 @@ fn client_request_from_uri() {
         "ws://[zz]/",
     ] {
         assert!(
-            matches!(ClientRequest::new(bad), Err(BuildError::InvalidUri(_))),
+            matches!(ClientRequest::new(bad), Err(ConfigError::InvalidUri(_))),
             "{bad}"
         );
     }
@@ -489,7 +489,7 @@ fn client_request_bytes() {
     ] {
         let r = ClientRequest::new("ws://h/").unwrap().header(name, value);
         assert!(
-            matches!(ClientHandshake::new(&r), Err(BuildError::InvalidHeader(_))),
+            matches!(ClientHandshake::new(&r), Err(ConfigError::InvalidHeader(_))),
             "{name}"
         );
     }
@@ -498,7 +498,7 @@ fn client_request_bytes() {
         .protocol("not a token");
     assert!(matches!(
         ClientHandshake::new(&r),
-        Err(BuildError::InvalidToken(_))
+        Err(ConfigError::InvalidToken(_))
     ));
 }
 

@@ -1,8 +1,8 @@
 //! The handshake over `http` crate types (feature `http`), and RFC 8441.
 #![cfg(feature = "http")]
 
-use rfc6455::HandshakeError;
-use rfc6455::handshake::{AcceptOptions, BuildError, ClientHandshake, ClientRequest, RequestView};
+use rfc6455::handshake::{AcceptOptions, ClientHandshake, ClientRequest, RequestView};
+use rfc6455::{ConfigError, HandshakeError};
 
 fn upgrade_request() -> http::request::Builder {
     http::Request::get("/ws?room=1")
@@ -89,7 +89,7 @@ fn rfc8441_extended_connect() {
     // The HTTP/1.1 101 cannot be built for it: there is no key.
     assert!(matches!(
         view.accept_http(&AcceptOptions::new()),
-        Err(BuildError::InvalidHeader(_))
+        Err(ConfigError::InvalidHeader(_))
     ));
 }
 

@@ -7,7 +7,8 @@ use rand::TryRng;
 use rand::rngs::SysRng;
 
 use super::header::{self, Extension};
-use super::{BuildError, HandshakeError, HandshakeLimits, HeadScanner, Headers, Status};
+use super::{HandshakeError, HandshakeLimits, HeadScanner, Headers, Status};
+use crate::ConfigError;
 
 /// The most body bytes kept from a non-101 response.
 const MAX_REJECT_BODY: usize = 16 * 1024;
@@ -45,32 +46,32 @@ impl ClientRequest {
     /// let r = ClientRequest::new("wss://[::1]:8443/feed?x=1")?;
     /// assert_eq!((r.host(), r.port(), r.target(), r.is_secure()), ("::1", 8443, "/feed?x=1", true));
     /// assert_eq!(r.host_header(), "[::1]:8443");
-    /// # Ok::<(), rfc6455::handshake::BuildError>(())
+    /// # Ok::<(), rfc6455::ConfigError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`BuildError::InvalidUri`] for another scheme, a missing host, a bad
+    /// [`ConfigError::InvalidUri`] for another scheme, a missing host, a bad
     /// port, user info, a fragment (§3 forbids them), or characters that
     /// must be percent-encoded.
-    pub fn new(uri: &str) -> Result<Self, BuildError> {
+    pub fn new(uri: &str) -> Result<Self, ConfigError> {
         let (scheme, rest) = uri
             .split_once("://")
-            .ok_or(BuildError::InvalidUri("no scheme"))?;
+            .ok_or(ConfigError::InvalidUri("no scheme"))?;
         let secure = match scheme.to_ascii_lowercase().as_str() {
             "ws" => false,
             "wss" => true,
-            _ => return Err(BuildError::InvalidUri("scheme is not ws or wss")),
+            _ => return Err(ConfigError::InvalidUri("scheme is not ws or wss")),
         };
         if rest.contains('#') {
-            return Err(BuildError::InvalidUri(
+            return Err(ConfigError::InvalidUri(
                 "fragment identifiers are not allowed",
             ));
         }
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, target) = rest.split_at(split);
         if authority.contains('@') {
-            return Err(BuildError::InvalidUri("user info is not allowed"));
+            return Err(ConfigError::InvalidUri("user info is not allowed"));
         }
         let (host, port) = split_host_port(authority)?;
         let port = match port {
@@ -78,12 +79,12 @@ impl ClientRequest {
                 .parse::<u16>()
                 .ok()
                 .filter(|&p| p != 0)
-                .ok_or(BuildError::InvalidUri("invalid port"))?,
+                .ok_or(ConfigError::InvalidUri("invalid port"))?,
             None if secure => 443,
             None => 80,
         };
         if !target.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(BuildError::InvalidUri(
+            return Err(ConfigError::InvalidUri(
                 "path or query needs percent-encoding",
             ));
         }
@@ -193,15 +194,15 @@ impl ClientRequest {
     pub(crate) fn header_lines(
         &self,
         key: &str,
-    ) -> Result<Vec<(&'static str, String)>, BuildError> {
+    ) -> Result<Vec<(&'static str, String)>, ConfigError> {
         for p in &self.protocols {
             if !header::is_token(p) {
-                return Err(BuildError::InvalidToken(p.clone()));
+                return Err(ConfigError::InvalidToken(p.clone()));
             }
         }
         for e in &self.extensions {
             if header::parse_extensions(e).is_none_or(|list| list.is_empty()) {
-                return Err(BuildError::InvalidToken(e.clone()));
+                return Err(ConfigError::InvalidToken(e.clone()));
             }
         }
         let mut lines = vec![
@@ -221,11 +222,11 @@ impl ClientRequest {
     }
 
     /// The extra headers, checked against injection and the handshake's own.
-    pub(crate) fn extra_headers(&self) -> Result<&[(String, String)], BuildError> {
+    pub(crate) fn extra_headers(&self) -> Result<&[(String, String)], ConfigError> {
         for (name, value) in &self.headers {
             let managed = MANAGED.iter().any(|m| m.eq_ignore_ascii_case(name));
             if managed || !header::is_token(name) || !header::is_header_value(value) {
-                return Err(BuildError::InvalidHeader(name.clone()));
+                return Err(ConfigError::InvalidHeader(name.clone()));
             }
         }
         Ok(&self.headers)
@@ -243,16 +244,16 @@ impl ClientRequest {
 }
 
 /// Splits `host[:port]` or `[v6][:port]`.
-fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), BuildError> {
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), ConfigError> {
     let (host, port) = if authority.starts_with('[') {
         let close = authority
             .find(']')
-            .ok_or(BuildError::InvalidUri("unclosed IPv6 literal"))?;
+            .ok_or(ConfigError::InvalidUri("unclosed IPv6 literal"))?;
         let (host, rest) = authority.split_at(close.saturating_add(1));
         let port = match rest.strip_prefix(':') {
             Some(port) => Some(port),
             None if rest.is_empty() => None,
-            None => return Err(BuildError::InvalidUri("junk after IPv6 literal")),
+            None => return Err(ConfigError::InvalidUri("junk after IPv6 literal")),
         };
         let inner = host
             .get(1..host.len().saturating_sub(1))
@@ -262,7 +263,7 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), BuildError> 
                 .bytes()
                 .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
-            return Err(BuildError::InvalidUri("invalid IPv6 literal"));
+            return Err(ConfigError::InvalidUri("invalid IPv6 literal"));
         }
         (host, port)
     } else {
@@ -273,7 +274,7 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), BuildError> 
     };
     let valid = |b: u8| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=[]:".contains(&b);
     if host.is_empty() || !host.bytes().all(valid) {
-        return Err(BuildError::InvalidUri("invalid host"));
+        return Err(ConfigError::InvalidUri("invalid host"));
     }
     Ok((host, port))
 }
@@ -409,13 +410,13 @@ impl ClientHandshake {
     ///
     /// # Errors
     ///
-    /// A [`BuildError`] for an invalid subprotocol, extension offer or header,
+    /// A [`ConfigError`] for an invalid subprotocol, extension offer or header,
     /// or a failed entropy source.
-    pub fn new(request: &ClientRequest) -> Result<(Self, Bytes), BuildError> {
+    pub fn new(request: &ClientRequest) -> Result<(Self, Bytes), ConfigError> {
         let mut nonce = [0u8; 16];
         SysRng
             .try_fill_bytes(&mut nonce)
-            .map_err(|_| BuildError::Entropy)?;
+            .map_err(|_| ConfigError::Entropy)?;
         Self::with_nonce(request, nonce)
     }
 
@@ -428,7 +429,7 @@ impl ClientHandshake {
     pub fn with_nonce(
         request: &ClientRequest,
         nonce: [u8; 16],
-    ) -> Result<(Self, Bytes), BuildError> {
+    ) -> Result<(Self, Bytes), ConfigError> {
         let key = header::encode_key(nonce);
         let mut out = format!("GET {} HTTP/1.1\r\n", request.target);
         for (name, value) in request.header_lines(&key)? {

@@ -40,11 +40,22 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::{
-    AcceptOptions, Accepted, BuildError, ClientHandshake, ClientRequest, HandshakeError, Rejection,
+    AcceptOptions, Accepted, ClientHandshake, ClientRequest, HandshakeError, Rejection,
     RequestView, ServerHandshake, Status, accept, reject, reject_for,
 };
+use crate::ConfigError;
 use crate::conn::Opening;
-use crate::{Config, ConfigError, Connection, Role};
+use crate::{Config, Connection, Error, Role};
+
+/// The transport ended before the handshake did (or the driver was polled
+/// after it finished).
+fn closed() -> Error {
+    std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        "the connection closed during the handshake",
+    )
+    .into()
+}
 
 /// How much room a handshake read is offered.
 const HANDSHAKE_READ: usize = 4096;
@@ -62,35 +73,6 @@ pub enum Progress<T> {
     Done(T),
 }
 
-/// Why a handshake ended without a connection.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum HandshakeFailure {
-    /// The peer's request or response was not acceptable (a server has
-    /// handed out the error response first).
-    #[error(transparent)]
-    Invalid(#[from] HandshakeError),
-    /// The application's callback rejected the request with this status;
-    /// the rejection was handed out first.
-    #[error("the application rejected the handshake with status {0}")]
-    Rejected(u16),
-    /// The request or the answer could not be built from what the caller
-    /// gave (a subprotocol the client did not offer, a bad header).
-    #[error(transparent)]
-    Build(#[from] BuildError),
-    /// The configuration cannot work.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    /// The handshake did not finish within
-    /// [`HandshakeLimits::timeout`](super::HandshakeLimits::timeout).
-    #[error("the opening handshake did not finish within {0:?}")]
-    TimedOut(Duration),
-    /// The transport ended before the handshake did (or the driver was
-    /// polled after it finished).
-    #[error("the connection closed during the handshake")]
-    Closed,
-}
-
 /// One role's part of a handshake; implemented by [`Accepting`] and
 /// [`Connecting`] only.
 pub trait HandshakeRole: sealed::Sealed {
@@ -103,7 +85,7 @@ pub trait HandshakeRole: sealed::Sealed {
 
     /// Moves the role's handshake on, once earlier output is written.
     #[doc(hidden)]
-    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, HandshakeFailure>;
+    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, Error>;
 }
 
 // The seal: nameable only here, so no other role can be written.
@@ -126,9 +108,9 @@ pub struct Io {
 }
 
 impl Io {
-    fn need_input<T>(&self) -> Result<Progress<T>, HandshakeFailure> {
+    fn need_input<T>(&self) -> Result<Progress<T>, Error> {
         if self.eof {
-            Err(HandshakeFailure::Closed)
+            Err(closed())
         } else {
             Ok(Progress::Read)
         }
@@ -173,7 +155,7 @@ impl<R: HandshakeRole> HandshakeDriver<R> {
     }
 
     /// The transport ended; the next [`poll`](Self::poll) fails with
-    /// [`HandshakeFailure::Closed`] unless the input already holds a whole answer.
+    /// an [`Error::Io`] of kind `UnexpectedEof` unless the input already holds a whole answer.
     pub fn receive_eof(&mut self) {
         self.io.eof = true;
     }
@@ -196,10 +178,10 @@ impl<R: HandshakeRole> HandshakeDriver<R> {
     ///
     /// # Errors
     ///
-    /// [`HandshakeFailure::TimedOut`] once the deadline has passed.
-    pub fn check_deadline(&self, now: Instant) -> Result<(), HandshakeFailure> {
+    /// [`Error::HandshakeTimeout`] once the deadline has passed.
+    pub fn check_deadline(&self, now: Instant) -> Result<(), Error> {
         match self.io.deadline {
-            Some((at, limit)) if now >= at => Err(HandshakeFailure::TimedOut(limit)),
+            Some((at, limit)) if now >= at => Err(Error::HandshakeTimeout(limit)),
             _ => Ok(()),
         }
     }
@@ -208,11 +190,11 @@ impl<R: HandshakeRole> HandshakeDriver<R> {
     ///
     /// # Errors
     ///
-    /// [`HandshakeFailure::TimedOut`] once the deadline has passed,
-    /// [`HandshakeFailure::Closed`] at end of input mid-handshake, and the
+    /// [`Error::HandshakeTimeout`] once the deadline has passed,
+    /// an [`Error::Io`] of kind `UnexpectedEof` at end of input mid-handshake, and the
     /// role's own failures. A failure that has a response to send is
     /// returned only once that response has been written.
-    pub fn poll(&mut self, now: Instant) -> Result<Progress<R::Output>, HandshakeFailure> {
+    pub fn poll(&mut self, now: Instant) -> Result<Progress<R::Output>, Error> {
         self.check_deadline(now)?;
         if self.io.output.has_remaining() {
             return Ok(Progress::Write);
@@ -230,7 +212,7 @@ pub struct Accepting<F> {
     /// The server's own configuration cannot work: the request is answered 500.
     broken: Option<ConfigError>,
     /// The request was refused: this is returned once the response is written.
-    failure: Option<HandshakeFailure>,
+    failure: Option<Error>,
 }
 
 impl<F> ServerDriver<F>
@@ -243,7 +225,7 @@ where
     ///
     /// A `config` that cannot work is the server's fault, not the client's:
     /// the request is read and answered `500`, and the handshake then fails
-    /// with [`HandshakeFailure::Config`] (a server never resets a client
+    /// with [`Error::Config`] (a server never resets a client
     /// for its own configuration).
     pub fn new(
         config: impl Into<Arc<Config>>,
@@ -274,7 +256,7 @@ where
     type Output = Connection;
     const ROLE: Role = Role::Server;
 
-    fn advance(&mut self, io: &mut Io) -> Result<Progress<Connection>, HandshakeFailure> {
+    fn advance(&mut self, io: &mut Io) -> Result<Progress<Connection>, Error> {
         if let Some(failure) = self.failure.take() {
             return Err(failure);
         }
@@ -290,7 +272,7 @@ where
             return Ok(Progress::Write);
         }
         let Some(mut conn) = self.conn.take() else {
-            return Err(HandshakeFailure::Closed);
+            return Err(closed());
         };
         if self.callback.is_none() {
             // The 101 is written: frames follow.
@@ -328,7 +310,7 @@ where
                     .to_bytes()
                     .or_else(|_| reject(500, &[], b""))
                     .unwrap_or_default();
-                self.failure = Some(HandshakeFailure::Rejected(rejection.status()));
+                self.failure = Some(Error::Rejected(rejection.status()));
             }
         }
         io.input = BytesMut::new();
@@ -353,13 +335,13 @@ impl ClientDriver {
     ///
     /// # Errors
     ///
-    /// [`HandshakeFailure::Build`] for a request that cannot be sent,
-    /// [`HandshakeFailure::Config`] if `config` cannot work.
+    /// [`Error::Config`] for a request that cannot be sent or a `config`
+    /// that cannot work.
     pub fn new(
         request: &ClientRequest,
         config: impl Into<Arc<Config>>,
         now: Instant,
-    ) -> Result<Self, HandshakeFailure> {
+    ) -> Result<Self, Error> {
         let conn = Connection::new(Role::Client, config)?;
         let request = offer_client(conn.config(), request);
         let (handshake, bytes) = ClientHandshake::new(&request)?;
@@ -376,11 +358,11 @@ impl HandshakeRole for Connecting {
     type Output = (Connection, Accepted);
     const ROLE: Role = Role::Client;
 
-    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, HandshakeFailure> {
+    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, Error> {
         let Status::Complete((accepted, used)) = self.handshake.receive(&io.input)? else {
             return io.need_input();
         };
-        let mut conn = self.conn.take().ok_or(HandshakeFailure::Closed)?;
+        let mut conn = self.conn.take().ok_or_else(closed)?;
         negotiate_client(conn.config(), &accepted)?.apply(&mut conn);
         let opening = Opening {
             protocol: accepted.protocol().map(Into::into),
@@ -420,8 +402,8 @@ pub(crate) fn accept_into<T>(
     conn: &mut Connection,
     view: &RequestView<'_>,
     options: AcceptOptions,
-    respond: impl FnOnce(&RequestView<'_>, &AcceptOptions) -> Result<T, BuildError>,
-) -> Result<T, BuildError> {
+    respond: impl FnOnce(&RequestView<'_>, &AcceptOptions) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
     let (options, negotiated) = negotiate_server(conn.config(), view, options);
     let response = respond(view, &options)?;
     negotiated.apply(conn);

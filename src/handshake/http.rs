@@ -8,7 +8,7 @@
 //! and subprotocol choice, negotiates permessage-deflate per
 //! [`Config::deflate`](crate::Config::deflate), and gives back the `101`
 //! response and the [`Connection`] to run on the upgraded stream; a refusal
-//! ([`Refused`]) turns into the response to send instead. (With hyper 1,
+//! ([`Rejected`]) turns into the response to send instead. (With hyper 1,
 //! feature `hyper`'s [`rt::hyper::upgrade`](crate::rt) does all of this and
 //! hands over the stream; axum has feature `axum`.) By hand, with hyper 1
 //! and its `hyper-util` companion:
@@ -53,7 +53,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use super::client::{Accepted, ClientHandshake, ClientRequest};
 use super::driver::accept_into;
 use super::server::{AcceptOptions, Rejection, RequestView};
-use super::{BuildError, HandshakeError, Headers, accept_key};
+use super::{HandshakeError, Headers, accept_key};
 use crate::builder::ServerBuilder;
 use crate::{ConfigError, Connection, Role};
 
@@ -68,16 +68,16 @@ use crate::{ConfigError, Connection, Role};
 ///
 /// # Errors
 ///
-/// [`Refused`], whose [`into_response`](Refused::into_response) is the
+/// [`Rejected`], whose [`into_response`](Rejected::into_response) is the
 /// answer to send.
 pub fn upgrade<T, F>(
     request: &Request<T>,
     server: &ServerBuilder<F>,
-) -> Result<(Response<()>, Connection), Refused>
+) -> Result<(Response<()>, Connection), Rejected>
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    let view = RequestView::from_http(request).map_err(Refused::Invalid)?;
+    let view = RequestView::from_http(request).map_err(Rejected::Invalid)?;
     answer(&view, server, |view, options| view.accept_http(options))
 }
 
@@ -92,11 +92,11 @@ pub fn upgrade_extended_connect<T, F>(
     request: &Request<T>,
     protocol: &str,
     server: &ServerBuilder<F>,
-) -> Result<(Response<()>, Connection), Refused>
+) -> Result<(Response<()>, Connection), Rejected>
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    let view = RequestView::from_extended_connect(request, protocol).map_err(Refused::Invalid)?;
+    let view = RequestView::from_extended_connect(request, protocol).map_err(Rejected::Invalid)?;
     answer(&view, server, |view, options| {
         view.accept_extended_connect(options)
     })
@@ -105,48 +105,44 @@ where
 fn answer<F>(
     view: &RequestView<'_>,
     server: &ServerBuilder<F>,
-    respond: impl FnOnce(&RequestView<'_>, &AcceptOptions) -> Result<Response<()>, BuildError>,
-) -> Result<(Response<()>, Connection), Refused>
+    respond: impl FnOnce(&RequestView<'_>, &AcceptOptions) -> Result<Response<()>, ConfigError>,
+) -> Result<(Response<()>, Connection), Rejected>
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
     let options = server
         .decide(view, std::time::Instant::now(), None)
-        .map_err(Refused::Rejected)?;
+        .map_err(Rejected::Callback)?;
     let mut conn =
-        Connection::new(Role::Server, server.shared_config()).map_err(Refused::Config)?;
-    let response = accept_into(&mut conn, view, options, respond).map_err(Refused::Build)?;
+        Connection::new(Role::Server, server.shared_config()).map_err(Rejected::Config)?;
+    let response = accept_into(&mut conn, view, options, respond).map_err(Rejected::Config)?;
     Ok((response, conn))
 }
 
-/// Why [`upgrade`] did not accept: each answers with its own response.
-#[derive(Debug, thiserror::Error)]
+/// Why our server did not accept an upgrade ([`upgrade`]), and the
+/// response that says so: the peer's fault, our callback's or our
+/// admission limits' decision, or our own setup's fault.
+#[derive(Debug)]
 #[non_exhaustive]
-pub enum Refused {
+pub enum Rejected {
     /// The request is not a valid WebSocket upgrade (its status: 400, 405,
     /// 426 with `Sec-WebSocket-Version`, …).
-    #[error(transparent)]
     Invalid(HandshakeError),
-    /// The builder's callback rejected the request.
-    #[error("rejected by the application with status {}", .0.status())]
-    Rejected(Rejection),
-    /// The accepted answer could not be built (a header the application
-    /// chose is invalid): 500.
-    #[error(transparent)]
-    Build(BuildError),
-    /// The builder's [`Config`](crate::Config) cannot work: 500.
-    #[error(transparent)]
+    /// The builder's callback, its admission limits or its drain said no.
+    Callback(Rejection),
+    /// The builder's [`Config`](crate::Config), or an answer the callback
+    /// chose (a header), cannot work: 500.
     Config(ConfigError),
 }
 
-impl Refused {
+impl Rejected {
     /// The status of the response.
     #[must_use]
     pub fn status(&self) -> u16 {
         match self {
             Self::Invalid(error) => error.status().unwrap_or(400),
-            Self::Rejected(rejection) => rejection.status(),
-            Self::Build(_) | Self::Config(_) => 500,
+            Self::Callback(rejection) => rejection.status(),
+            Self::Config(_) => 500,
         }
     }
 
@@ -157,10 +153,10 @@ impl Refused {
         match &self {
             Self::Invalid(error) => error.to_http_response(),
             // A rejection `http` refuses (a bad header) is a server error.
-            Self::Rejected(rejection) => {
+            Self::Callback(rejection) => {
                 rejection.to_http_response().unwrap_or_else(|_| internal())
             }
-            Self::Build(_) | Self::Config(_) => internal(),
+            Self::Config(_) => internal(),
         }
     }
 }
@@ -198,20 +194,20 @@ impl Rejection {
     ///
     /// # Errors
     ///
-    /// [`BuildError::InvalidStatus`] outside 200–599,
-    /// [`BuildError::InvalidHeader`] for a header `http` refuses.
-    pub fn to_http_response(&self) -> Result<Response<Bytes>, BuildError> {
+    /// [`ConfigError::InvalidStatus`] outside 200–599,
+    /// [`ConfigError::InvalidHeader`] for a header `http` refuses.
+    pub fn to_http_response(&self) -> Result<Response<Bytes>, ConfigError> {
         let status = StatusCode::from_u16(self.status())
             .ok()
             .filter(|s| (200..=599).contains(&s.as_u16()))
-            .ok_or_else(|| BuildError::InvalidStatus(self.status()))?;
+            .ok_or_else(|| ConfigError::InvalidStatus(self.status()))?;
         let mut builder = Response::builder().status(status);
         for (name, value) in self.headers() {
             builder = builder.header(name.as_str(), value.as_str());
         }
         builder
             .body(self.body_bytes().clone())
-            .map_err(|_| BuildError::InvalidHeader("rejection".into()))
+            .map_err(|_| ConfigError::InvalidHeader("rejection".into()))
     }
 }
 
@@ -299,10 +295,10 @@ impl<'b> RequestView<'b> {
     /// # Errors
     ///
     /// As [`accept`](super::accept).
-    pub fn accept_http(&self, options: &AcceptOptions) -> Result<Response<()>, BuildError> {
+    pub fn accept_http(&self, options: &AcceptOptions) -> Result<Response<()>, ConfigError> {
         let key = self
             .key()
-            .ok_or_else(|| BuildError::InvalidHeader("Sec-WebSocket-Key".into()))?;
+            .ok_or_else(|| ConfigError::InvalidHeader("Sec-WebSocket-Key".into()))?;
         let response = Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(http::header::UPGRADE, "websocket")
@@ -320,7 +316,7 @@ impl<'b> RequestView<'b> {
     pub fn accept_extended_connect(
         &self,
         options: &AcceptOptions,
-    ) -> Result<Response<()>, BuildError> {
+    ) -> Result<Response<()>, ConfigError> {
         finish(
             Response::builder().status(StatusCode::OK),
             options.response_headers(self)?,
@@ -331,13 +327,13 @@ impl<'b> RequestView<'b> {
 fn finish(
     mut response: http::response::Builder,
     headers: Vec<(&str, &str)>,
-) -> Result<Response<()>, BuildError> {
+) -> Result<Response<()>, ConfigError> {
     for (name, value) in headers {
         response = response.header(name, value);
     }
     response
         .body(())
-        .map_err(|_| BuildError::InvalidHeader("response".into()))
+        .map_err(|_| ConfigError::InvalidHeader("response".into()))
 }
 
 impl ClientHandshake {
@@ -347,7 +343,7 @@ impl ClientHandshake {
     /// # Errors
     ///
     /// As [`new`](Self::new).
-    pub fn new_http(request: &ClientRequest) -> Result<(Self, Request<()>), BuildError> {
+    pub fn new_http(request: &ClientRequest) -> Result<(Self, Request<()>), ConfigError> {
         let (handshake, _) = Self::new(request)?;
         let key = handshake.key().to_owned();
         let uri = format!(
@@ -365,7 +361,7 @@ impl ClientHandshake {
         }
         let http = builder
             .body(())
-            .map_err(|_| BuildError::InvalidUri("rejected by http"))?;
+            .map_err(|_| ConfigError::InvalidUri("rejected by http"))?;
         Ok((handshake, http))
     }
 

@@ -50,13 +50,14 @@ mod header;
 pub mod http;
 mod server;
 
+use crate::ConfigError;
+
 use std::fmt;
 use std::time::Duration;
 
 pub use client::{Accepted, ClientHandshake, ClientRequest, Refusal};
 pub use driver::{
-    Accepting, ClientDriver, Connecting, HandshakeDriver, HandshakeFailure, HandshakeRole,
-    Progress, ServerDriver,
+    Accepting, ClientDriver, Connecting, HandshakeDriver, HandshakeRole, Progress, ServerDriver,
 };
 pub use header::{Extension, accept_key};
 pub(crate) use server::split_target;
@@ -213,31 +214,6 @@ impl HandshakeError {
     }
 }
 
-/// The caller asked for a handshake message that cannot be built. Nothing
-/// was produced.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// The URI is not `ws://` or `wss://` with a host, or has a fragment (§3).
-    #[error("invalid WebSocket URI: {0}")]
-    InvalidUri(&'static str),
-    /// A header name is not a token, or a value contains CR, LF or control characters.
-    #[error("invalid header {0:?}")]
-    InvalidHeader(String),
-    /// A subprotocol or extension name is not a token.
-    #[error("invalid token {0:?}")]
-    InvalidToken(String),
-    /// [`AcceptOptions::protocol`] named a subprotocol the client did not offer (§4.2.2).
-    #[error("subprotocol {0:?} was not offered by the client")]
-    ProtocolNotOffered(String),
-    /// A rejection status outside 200–599.
-    #[error("status {0} cannot reject a handshake")]
-    InvalidStatus(u16),
-    /// The operating system's entropy source failed (no key could be made).
-    #[error("the operating system's entropy source failed")]
-    Entropy,
-}
-
 /// Finds the end of an HTTP head (the byte after the blank line), scanning
 /// from `from` so a head fed byte by byte is scanned once.
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -332,9 +308,9 @@ impl<'b> Headers<'b> {
 }
 
 /// Writes `Name: value\r\n`, after checking both.
-fn write_header(out: &mut String, name: &str, value: &str) -> Result<(), BuildError> {
+fn write_header(out: &mut String, name: &str, value: &str) -> Result<(), ConfigError> {
     if !header::is_token(name) || !header::is_header_value(value) {
-        return Err(BuildError::InvalidHeader(name.to_owned()));
+        return Err(ConfigError::InvalidHeader(name.to_owned()));
     }
     out.push_str(name);
     out.push_str(": ");

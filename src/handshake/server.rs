@@ -8,7 +8,8 @@ use bytes::Bytes;
 use crate::conn::Opening;
 
 use super::header::{self, Extension};
-use super::{BuildError, HandshakeError, HandshakeLimits, HeadScanner, Headers, Status};
+use super::{HandshakeError, HandshakeLimits, HeadScanner, Headers, Status};
+use crate::ConfigError;
 
 /// Reads an upgrade request, incrementally, within [`HandshakeLimits`].
 ///
@@ -369,11 +370,11 @@ impl AcceptOptions {
     pub(crate) fn response_headers(
         &self,
         view: &RequestView<'_>,
-    ) -> Result<Vec<(&str, &str)>, BuildError> {
+    ) -> Result<Vec<(&str, &str)>, ConfigError> {
         let mut headers = Vec::new();
         if let Some(protocol) = &self.protocol {
             if !view.protocols().any(|offered| offered == protocol) {
-                return Err(BuildError::ProtocolNotOffered(protocol.clone()));
+                return Err(ConfigError::ProtocolNotOffered(protocol.clone()));
             }
             headers.push(("Sec-WebSocket-Protocol", protocol.as_str()));
         }
@@ -383,7 +384,7 @@ impl AcceptOptions {
         headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         for (name, value) in &headers {
             if !header::is_token(name) || !header::is_header_value(value) {
-                return Err(BuildError::InvalidHeader((*name).to_owned()));
+                return Err(ConfigError::InvalidHeader((*name).to_owned()));
             }
         }
         Ok(headers)
@@ -394,13 +395,13 @@ impl AcceptOptions {
 ///
 /// # Errors
 ///
-/// [`BuildError::ProtocolNotOffered`] if the chosen subprotocol was not
-/// offered, [`BuildError::InvalidHeader`] for a header that could inject
+/// [`ConfigError::ProtocolNotOffered`] if the chosen subprotocol was not
+/// offered, [`ConfigError::InvalidHeader`] for a header that could inject
 /// lines. Nothing is produced on error.
-pub fn accept(view: &RequestView<'_>, options: &AcceptOptions) -> Result<Bytes, BuildError> {
+pub fn accept(view: &RequestView<'_>, options: &AcceptOptions) -> Result<Bytes, ConfigError> {
     let key = view
         .key()
-        .ok_or_else(|| BuildError::InvalidHeader("Sec-WebSocket-Key".into()))?;
+        .ok_or_else(|| ConfigError::InvalidHeader("Sec-WebSocket-Key".into()))?;
     let mut out = String::with_capacity(160);
     out.push_str(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
@@ -422,16 +423,16 @@ pub fn accept(view: &RequestView<'_>, options: &AcceptOptions) -> Result<Bytes, 
 /// let response = reject(401, &[("WWW-Authenticate", "Bearer")], b"token required")?;
 /// assert!(response.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
 /// assert!(response.ends_with(b"\r\n\r\ntoken required"));
-/// # Ok::<(), rfc6455::handshake::BuildError>(())
+/// # Ok::<(), rfc6455::ConfigError>(())
 /// ```
 ///
 /// # Errors
 ///
-/// [`BuildError::InvalidStatus`] outside 200–599, [`BuildError::InvalidHeader`]
+/// [`ConfigError::InvalidStatus`] outside 200–599, [`ConfigError::InvalidHeader`]
 /// for a header that could inject lines.
-pub fn reject(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<Bytes, BuildError> {
+pub fn reject(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<Bytes, ConfigError> {
     if !(200..=599).contains(&status) {
-        return Err(BuildError::InvalidStatus(status));
+        return Err(ConfigError::InvalidStatus(status));
     }
     let mut out = format!("HTTP/1.1 {status} {}\r\n", super::Reason(status));
     for (name, value) in headers {
@@ -463,7 +464,7 @@ pub fn reject_for(error: &HandshakeError) -> Bytes {
 /// use rfc6455::handshake::Rejection;
 /// let no = Rejection::new(401).header("WWW-Authenticate", "Bearer").body("token required");
 /// assert!(no.to_bytes()?.starts_with(b"HTTP/1.1 401 Unauthorized\r\n"));
-/// # Ok::<(), rfc6455::handshake::BuildError>(())
+/// # Ok::<(), rfc6455::ConfigError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
@@ -529,7 +530,7 @@ impl Rejection {
     /// # Errors
     ///
     /// As [`reject`].
-    pub fn to_bytes(&self) -> Result<Bytes, BuildError> {
+    pub fn to_bytes(&self) -> Result<Bytes, ConfigError> {
         let headers: Vec<(&str, &str)> = self
             .headers
             .iter()

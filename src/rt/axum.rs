@@ -49,7 +49,7 @@ use hyper::upgrade::OnUpgrade;
 use crate::builder::{AcceptAll, ServerBuilder};
 use crate::config::Config;
 use crate::error::Error;
-use crate::handshake::http::Refused;
+use crate::handshake::http::Rejected;
 use crate::handshake::{AcceptOptions, HandshakeError, Rejection, RequestView};
 use crate::rt::hyper::{Upgrade, answer, extended_connect};
 
@@ -118,12 +118,12 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
             Some(protocol) => RequestView::from_extended_connect(&request, protocol).map(drop),
             None => RequestView::from_http(&request).map(drop),
         };
-        valid.map_err(|error| refusal(Refused::Invalid(error)))?;
+        valid.map_err(|error| refusal(Rejected::Invalid(error)))?;
         // hyper puts the handle there for a connection it can upgrade.
         let on = parts
             .extensions
             .remove::<OnUpgrade>()
-            .ok_or_else(|| refusal(Refused::Invalid(HandshakeError::NotWebSocketUpgrade)))?;
+            .ok_or_else(|| refusal(Rejected::Invalid(HandshakeError::NotWebSocketUpgrade)))?;
         Ok(Self {
             request,
             on,
@@ -133,7 +133,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
     }
 }
 
-fn refusal(refused: Refused) -> Response {
+fn refusal(refused: Rejected) -> Response {
     refused.into_response().map(Body::from)
 }
 
@@ -244,12 +244,12 @@ where
 /// say) as its response.
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        refusal(Refused::Rejected(self))
+        refusal(Rejected::Callback(self))
     }
 }
 
-/// A handler may return a [`Refused`] (from [`crate::handshake::http::upgrade`]).
-impl IntoResponse for Refused {
+/// A handler may return a [`Rejected`] (from [`crate::handshake::http::upgrade`]).
+impl IntoResponse for Rejected {
     fn into_response(self) -> Response {
         refusal(self)
     }

@@ -50,7 +50,7 @@ use hyper_util::rt::TokioIo;
 use crate::builder::ServerBuilder;
 use crate::conn::Connection;
 use crate::error::Error;
-use crate::handshake::http::{Refused, upgrade_extended_connect};
+use crate::handshake::http::{Rejected, upgrade_extended_connect};
 use crate::handshake::{AcceptOptions, Rejection, RequestView};
 
 /// The WebSocket over a hyper upgraded stream.
@@ -61,13 +61,13 @@ pub type WebSocket = crate::rt::tokio::WebSocketStream<TokioIo<Upgraded>>;
 ///
 /// # Errors
 ///
-/// [`Refused`]: an invalid request (400, 405, 426 with the headers each
+/// [`Rejected`]: an invalid request (400, 405, 426 with the headers each
 /// needs), the callback's refusal, or a configuration that cannot work;
-/// [`Refused::into_response`] is the answer to send.
+/// [`Rejected::into_response`] is the answer to send.
 pub fn upgrade<B, F>(
     request: &mut Request<B>,
     server: &ServerBuilder<F>,
-) -> Result<(Response<()>, Upgrade), Refused>
+) -> Result<(Response<()>, Upgrade), Rejected>
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
@@ -81,7 +81,7 @@ where
 pub(crate) fn answer<B, F>(
     request: &Request<B>,
     server: &ServerBuilder<F>,
-) -> Result<(Response<()>, Connection), Refused>
+) -> Result<(Response<()>, Connection), Rejected>
 where
     F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {

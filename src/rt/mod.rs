@@ -57,5 +57,5 @@ pub mod tokio;
 pub use driver::CloseSignal;
 pub use runtime::Runtime;
 pub(crate) use runtime::forward_writes;
-pub use split::{Outbox, ReadHalf, ReuniteError, WriteHalf};
+pub use split::{Outbox, ReadHalf, WriteHalf};
 pub use stream::WebSocketStream;

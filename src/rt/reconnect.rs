@@ -104,7 +104,7 @@ impl Reconnect {
     ///
     /// # Errors
     ///
-    /// [`Error::Build`] for a URL that is not a WebSocket URI.
+    /// [`Error::Config`] for a URL that is not a WebSocket URI.
     pub fn new(client: impl IntoClientBuilder) -> Result<Self, Error> {
         Ok(Self {
             client: client.into_client_builder()?,

@@ -63,36 +63,19 @@ impl<S, R: Runtime<S>> fmt::Debug for WriteHalf<S, R> {
     }
 }
 
-/// Two halves that came from different [`WebSocketStream::split`] calls,
-/// handed back.
-pub struct ReuniteError<S, R: Runtime<S>>(pub ReadHalf<S, R>, pub WriteHalf<S, R>);
-
-impl<S, R: Runtime<S>> fmt::Debug for ReuniteError<S, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ReuniteError(..)")
-    }
-}
-
-impl<S, R: Runtime<S>> fmt::Display for ReuniteError<S, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the halves come from different WebSocket streams")
-    }
-}
-
-impl<S, R: Runtime<S>> std::error::Error for ReuniteError<S, R> {}
-
 impl<S, R: Runtime<S>> ReadHalf<S, R> {
     /// Puts the halves of one [`WebSocketStream::split`] back together.
     ///
     /// # Errors
     ///
-    /// [`ReuniteError`], with both halves, if they come from different streams.
+    /// Both halves handed back, if they come from different streams.
+    #[allow(clippy::type_complexity)]
     pub fn reunite(
         self,
         write: WriteHalf<S, R>,
-    ) -> Result<WebSocketStream<S, R>, ReuniteError<S, R>> {
+    ) -> Result<WebSocketStream<S, R>, (Self, WriteHalf<S, R>)> {
         if !Arc::ptr_eq(&self.shared, &write.shared) {
-            return Err(ReuniteError(self, write));
+            return Err((self, write));
         }
         drop(write);
         match Arc::try_unwrap(self.shared) {
@@ -103,7 +86,7 @@ impl<S, R: Runtime<S>> ReadHalf<S, R> {
                     .driver,
             }),
             // Only these two halves hold it, and one was just dropped.
-            Err(shared) => Err(ReuniteError(
+            Err(shared) => Err((
                 Self {
                     shared: Arc::clone(&shared),
                 },

@@ -101,7 +101,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     ///
     /// # Errors
     ///
-    /// [`Error::Build`] for an invalid request, [`Error::Io`] from the
+    /// [`Error::Config`] for an invalid request, [`Error::Io`] from the
     /// stream, [`Error::Handshake`] if the response is not an acceptable 101,
     /// [`Error::HandshakeTimeout`] past the request's
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout).

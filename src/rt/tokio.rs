@@ -104,7 +104,7 @@ impl WebSocketStream<MaybeTlsStream> {
     ///
     /// # Errors
     ///
-    /// [`Error::Build`] for a bad URL, [`Error::TlsRequired`] for `wss://`
+    /// [`Error::Config`] for a bad URL, [`Error::TlsRequired`] for `wss://`
     /// without the `rustls` feature, [`Error::Io`] from connecting or from
     /// TLS (a refused certificate is an `InvalidData` I/O error carrying
     /// rustls's error), [`Error::Handshake`] if the server refused,
