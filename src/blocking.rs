@@ -43,8 +43,9 @@ use std::task::Poll;
 use std::time::Instant;
 
 use crate::builder::{ClientBuilder, Incoming, IntoClientBuilder, IntoIncoming, ServerBuilder};
+use crate::handshake::driver_seal::Advance;
 use crate::handshake::{
-    AcceptOptions, Accepted, HandshakeDriver, HandshakeRole, Progress, Rejection, RequestView,
+    AcceptOptions, Accepted, HandshakeDriver, Progress, Rejection, RequestView,
 };
 use crate::prepared::Outbound;
 use crate::transport::{self, WriteCall};
@@ -465,22 +466,22 @@ impl Write for MaybeTlsStream {
 /// after every read; a read that times out (a socket read timeout) before
 /// the deadline is retried, so such a timeout only sets how often the
 /// deadline is checked, even for a silent peer.
-fn handshake<S: Read + Write, R: HandshakeRole>(
+fn handshake<S: Read + Write, R: Advance>(
     stream: &mut S,
     driver: HandshakeDriver<R>,
-) -> Result<R::Output, Error> {
+) -> Result<R::Done, Error> {
     let result = handshake_io(stream, driver);
     #[cfg(feature = "metrics")]
     crate::metrics::handshake(R::ROLE, &result);
     result
 }
 
-fn handshake_io<S: Read + Write, R: HandshakeRole>(
+fn handshake_io<S: Read + Write, R: Advance>(
     stream: &mut S,
     mut driver: HandshakeDriver<R>,
-) -> Result<R::Output, Error> {
+) -> Result<R::Done, Error> {
     loop {
-        match driver.poll(Instant::now())? {
+        match driver.poll_role(Instant::now())? {
             Progress::Write => {
                 blocking(transport::poll_write_buf(driver.outgoing(), |call| {
                     Poll::Ready(write(stream, call))

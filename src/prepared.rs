@@ -259,25 +259,25 @@ fn encode(opcode: OpCode, rsv1: bool, payload: &[u8]) -> (Bytes, usize) {
 
 /// What the adapters' `feed`, `send` and `write` take: a [`Message`], or a
 /// [`PreparedMessage`] (by value or by reference) for fan-out.
-pub trait Outbound: sealed::Sealed {
-    /// The payload length, for backpressure.
-    #[doc(hidden)]
-    fn payload_len(&self) -> usize;
-    /// Queues it on `conn`.
-    #[doc(hidden)]
-    fn queue_on(self, conn: &mut crate::Connection) -> Result<(), crate::SendError>;
-}
+pub trait Outbound: sealed::Queue {}
 
-mod sealed {
+impl Outbound for Message {}
+impl Outbound for PreparedMessage {}
+impl Outbound for &PreparedMessage {}
+
+/// What an [`Outbound`] does, nameable only inside the crate: the seal.
+pub(crate) mod sealed {
     /// Only the crate's message types are outbound.
     #[allow(unnameable_types)]
-    pub trait Sealed {}
-    impl Sealed for crate::Message {}
-    impl Sealed for super::PreparedMessage {}
-    impl Sealed for &super::PreparedMessage {}
+    pub trait Queue {
+        /// The payload length, for backpressure.
+        fn payload_len(&self) -> usize;
+        /// Queues it on `conn`.
+        fn queue_on(self, conn: &mut crate::Connection) -> Result<(), crate::SendError>;
+    }
 }
 
-impl Outbound for Message {
+impl sealed::Queue for Message {
     fn payload_len(&self) -> usize {
         self.payload().len()
     }
@@ -287,7 +287,7 @@ impl Outbound for Message {
     }
 }
 
-impl Outbound for &PreparedMessage {
+impl sealed::Queue for &PreparedMessage {
     fn payload_len(&self) -> usize {
         self.len()
     }
@@ -297,7 +297,7 @@ impl Outbound for &PreparedMessage {
     }
 }
 
-impl Outbound for PreparedMessage {
+impl sealed::Queue for PreparedMessage {
     fn payload_len(&self) -> usize {
         (&self).payload_len()
     }

@@ -73,32 +73,26 @@ pub enum Progress<T> {
     Done(T),
 }
 
-/// One role's part of a handshake; implemented by [`Accepting`] and
-/// [`Connecting`] only.
-pub trait HandshakeRole: sealed::Sealed {
-    /// What the handshake ends with.
-    type Output;
+/// What a handshake role does, nameable only inside the crate: the seal,
+/// so the two roles ([`Accepting`], [`Connecting`]) are the only ones.
+pub(crate) mod sealed {
+    use super::{Error, Io, Progress, Role};
 
-    /// The end of the connection this handshake opens.
-    #[doc(hidden)]
-    const ROLE: Role;
+    #[allow(unnameable_types)]
+    pub trait Advance {
+        /// What the handshake ends with.
+        type Done;
 
-    /// Moves the role's handshake on, once earlier output is written.
-    #[doc(hidden)]
-    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, Error>;
-}
+        /// The end of the connection this handshake opens.
+        const ROLE: Role;
 
-// The seal: nameable only here, so no other role can be written.
-#[allow(unnameable_types)]
-mod sealed {
-    pub trait Sealed {}
-    impl<F> Sealed for super::Accepting<F> {}
-    impl Sealed for super::Connecting {}
+        /// Moves the role's handshake on, once earlier output is written.
+        fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Done>, Error>;
+    }
 }
 
 /// The bytes a handshake moves, and its deadline.
 #[derive(Debug)]
-#[doc(hidden)]
 #[allow(unnameable_types)] // only the sealed roles take it
 pub struct Io {
     input: BytesMut,
@@ -134,7 +128,7 @@ pub type ServerDriver<F> = HandshakeDriver<Accepting<F>>;
 /// server [`Accepted`].
 pub type ClientDriver = HandshakeDriver<Connecting>;
 
-impl<R: HandshakeRole> HandshakeDriver<R> {
+impl<R> HandshakeDriver<R> {
     fn with_role(role: R, output: Bytes, timeout: Option<Duration>, now: Instant) -> Self {
         Self {
             io: Io {
@@ -185,21 +179,43 @@ impl<R: HandshakeRole> HandshakeDriver<R> {
             _ => Ok(()),
         }
     }
+}
 
-    /// What to do next, at `now`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::HandshakeTimeout`] once the deadline has passed,
-    /// an [`Error::Io`] of kind `UnexpectedEof` at end of input mid-handshake, and the
-    /// role's own failures. A failure that has a response to send is
-    /// returned only once that response has been written.
-    pub fn poll(&mut self, now: Instant) -> Result<Progress<R::Output>, Error> {
+impl<R: sealed::Advance> HandshakeDriver<R> {
+    /// What to do next, at `now`: the role's `poll`.
+    pub(crate) fn poll_role(&mut self, now: Instant) -> Result<Progress<R::Done>, Error> {
         self.check_deadline(now)?;
         if self.io.output.has_remaining() {
             return Ok(Progress::Write);
         }
         self.role.advance(&mut self.io)
+    }
+}
+
+/// What [`poll`](HandshakeDriver::poll) says of its errors.
+macro_rules! poll_doc {
+    () => {
+        "What to do next, at `now`.\n\n# Errors\n\n[`Error::HandshakeTimeout`] once \
+         the deadline has passed, an [`Error::Io`] of kind `UnexpectedEof` at end of input \
+         mid-handshake, and the role's own failures. A failure that has a response to send \
+         is returned only once that response has been written."
+    };
+}
+
+impl<F> ServerDriver<F>
+where
+    F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
+{
+    #[doc = poll_doc!()]
+    pub fn poll(&mut self, now: Instant) -> Result<Progress<Connection>, Error> {
+        self.poll_role(now)
+    }
+}
+
+impl ClientDriver {
+    #[doc = poll_doc!()]
+    pub fn poll(&mut self, now: Instant) -> Result<Progress<(Connection, Accepted)>, Error> {
+        self.poll_role(now)
     }
 }
 
@@ -249,11 +265,11 @@ where
     }
 }
 
-impl<F> HandshakeRole for Accepting<F>
+impl<F> sealed::Advance for Accepting<F>
 where
     F: FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
 {
-    type Output = Connection;
+    type Done = Connection;
     const ROLE: Role = Role::Server;
 
     fn advance(&mut self, io: &mut Io) -> Result<Progress<Connection>, Error> {
@@ -354,11 +370,11 @@ impl ClientDriver {
     }
 }
 
-impl HandshakeRole for Connecting {
-    type Output = (Connection, Accepted);
+impl sealed::Advance for Connecting {
+    type Done = (Connection, Accepted);
     const ROLE: Role = Role::Client;
 
-    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Output>, Error> {
+    fn advance(&mut self, io: &mut Io) -> Result<Progress<Self::Done>, Error> {
         let Status::Complete((accepted, used)) = self.handshake.receive(&io.input)? else {
             return io.need_input();
         };

@@ -44,6 +44,7 @@
 
 mod client;
 mod driver;
+pub(crate) use driver::sealed as driver_seal;
 mod header;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -56,9 +57,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use client::{Accepted, ClientHandshake, ClientRequest, Refusal};
-pub use driver::{
-    Accepting, ClientDriver, Connecting, HandshakeDriver, HandshakeRole, Progress, ServerDriver,
-};
+pub use driver::{Accepting, ClientDriver, Connecting, HandshakeDriver, Progress, ServerDriver};
 pub use header::{Extension, accept_key};
 pub(crate) use server::split_target;
 pub use server::{

@@ -5,24 +5,25 @@ use std::task::Poll;
 
 use super::runtime::{Runtime, write_call};
 use crate::Error;
-use crate::handshake::{HandshakeDriver, HandshakeRole, Progress};
+use crate::handshake::driver_seal::Advance;
+use crate::handshake::{HandshakeDriver, Progress};
 use crate::transport;
 
 /// Moves a handshake's bytes until it is done, waking at its deadline.
-pub(super) async fn handshake<S, R: Runtime<S>, H: HandshakeRole>(
+pub(super) async fn handshake<S, R: Runtime<S>, H: Advance>(
     stream: &mut S,
     driver: HandshakeDriver<H>,
-) -> Result<H::Output, Error> {
+) -> Result<H::Done, Error> {
     let result = handshake_io::<S, R, H>(stream, driver).await;
     #[cfg(feature = "metrics")]
     crate::metrics::handshake(H::ROLE, &result);
     result
 }
 
-async fn handshake_io<S, R: Runtime<S>, H: HandshakeRole>(
+async fn handshake_io<S, R: Runtime<S>, H: Advance>(
     stream: &mut S,
     mut driver: HandshakeDriver<H>,
-) -> Result<H::Output, Error> {
+) -> Result<H::Done, Error> {
     // Made only if the handshake has to wait: most complete at once.
     let mut timer: Option<R::Timer> = None;
     let mut unflushed = false;
@@ -32,7 +33,7 @@ async fn handshake_io<S, R: Runtime<S>, H: HandshakeRole>(
                 unflushed = R::poll_flush(stream, cx)?.is_pending();
                 unflushed
             } else {
-                match driver.poll(R::now())? {
+                match driver.poll_role(R::now())? {
                     Progress::Write => {
                         let written = transport::poll_write_buf(driver.outgoing(), |call| {
                             write_call::<S, R>(stream, cx, call)
