@@ -1,0 +1,372 @@
+//! The codec of permessage-deflate (RFC 7692 §7.2): one direction's
+//! compressor and the other's inflater, each holding its zlib state only
+//! while the connection is busy.
+
+// Numbers here come from the peer: arithmetic on them is checked.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::MIN_ZLIB_WINDOW;
+use crate::error::ProtocolError;
+
+/// The bytes a sync flush ends with, removed on send and restored on receive (§7.2.1, §7.2.2).
+const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// The smallest growth of the inflate buffer.
+const INFLATE_STEP: usize = 32 * 1024;
+
+/// Compresses outgoing messages. The zlib state is made on the first
+/// compressed message, not at the handshake; with no context takeover it
+/// is reset after each message and kept for the next one. Either way
+/// [`release`](Self::release) lets it go while the connection is idle (the
+/// next message then refers to nothing before it, which every decompressor
+/// accepts), so an idle connection holds none. No state is shared between
+/// connections: the core keeps no global pool (`benches/README.md`,
+/// "deflate without a global pool", measured the per-connection state).
+pub(crate) struct Deflater {
+    compress: Option<Compress>,
+    fresh_each_message: bool,
+    pub(crate) threshold: usize,
+    key: SharedKey,
+}
+
+/// What makes two compressors interchangeable between messages.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SharedKey {
+    level: u32,
+    window_bits: u8,
+}
+
+impl fmt::Debug for Deflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Deflater")
+            .field("fresh_each_message", &self.fresh_each_message)
+            .field("live", &self.compress.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deflater {
+    pub(crate) fn new(
+        level: u32,
+        window_bits: u8,
+        fresh_each_message: bool,
+        threshold: usize,
+    ) -> Self {
+        Self {
+            compress: None,
+            fresh_each_message,
+            threshold,
+            key: SharedKey {
+                level: level.min(9),
+                window_bits: window_bits.clamp(MIN_ZLIB_WINDOW, 15),
+            },
+        }
+    }
+
+    /// The key under which this compressor's output may be shared between
+    /// connections: only with no context takeover.
+    pub(crate) fn shared_key(&self) -> Option<SharedKey> {
+        self.fresh_each_message.then_some(self.key)
+    }
+
+    /// Whether a zlib state is held.
+    pub(crate) fn is_live(&self) -> bool {
+        self.compress.is_some()
+    }
+
+    /// Lets the zlib state go (the connection is idle).
+    pub(crate) fn release(&mut self) {
+        self.compress = None;
+    }
+
+    fn state(&mut self) -> &mut Compress {
+        let key = self.key;
+        self.compress.get_or_insert_with(|| {
+            Compress::new_with_window_bits(Compression::new(key.level), false, key.window_bits)
+        })
+    }
+
+    pub(crate) fn compress(&mut self, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity((payload.len() / 2).saturating_add(64));
+        let mut consumed = 0usize;
+        let fresh_each_message = self.fresh_each_message;
+        let compress = self.state();
+        loop {
+            out.reserve((payload.len().saturating_sub(consumed) / 2).saturating_add(64));
+            let before = compress.total_in();
+            // Compressing into spare room never fails on a stream we produce.
+            let _ = compress.compress_vec(
+                payload.get(consumed..).unwrap_or_default(),
+                &mut out,
+                FlushCompress::Sync,
+            );
+            let taken =
+                usize::try_from(compress.total_in().saturating_sub(before)).unwrap_or(usize::MAX);
+            consumed = consumed.saturating_add(taken);
+            // The flush is complete once all input is in and room was left over.
+            if consumed >= payload.len() && out.len() < out.capacity() {
+                break;
+            }
+        }
+        if out.ends_with(&TRAILER) {
+            out.truncate(out.len().saturating_sub(TRAILER.len()));
+        }
+        if out.is_empty() {
+            // An empty message is sent as one empty byte (§7.2.3.6).
+            out.push(0x00);
+        }
+        if fresh_each_message {
+            compress.reset();
+        }
+        out
+    }
+}
+
+/// Inflates received messages. The zlib state is made on the first
+/// compressed message; with no context takeover it is reset after each
+/// message and kept for the next. With context takeover the peer may refer to anything
+/// in the window, so the window's bytes (the last 2^bits of what was
+/// inflated) are kept beside the state: [`release`](Self::release) lets the
+/// state go while the connection is idle, and the next message's state
+/// starts from them as its dictionary. An idle connection then holds the
+/// window's bytes, not the whole state (about 48 KiB with zlib-rs,
+/// whatever the window).
+pub(crate) struct Inflater {
+    decompress: Option<Decompress>,
+    window_bits: u8,
+    fresh_each_message: bool,
+    ended: bool,
+    /// With context takeover: the last 2^`window_bits` bytes inflated.
+    history: VecDeque<u8>,
+}
+
+impl fmt::Debug for Inflater {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inflater")
+            .field("fresh_each_message", &self.fresh_each_message)
+            .field("live", &self.decompress.is_some())
+            .field("history", &self.history.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inflater {
+    pub(crate) fn new(window_bits: u8, fresh_each_message: bool) -> Self {
+        Self {
+            decompress: None,
+            window_bits: window_bits.clamp(MIN_ZLIB_WINDOW, 15),
+            fresh_each_message,
+            ended: false,
+            history: VecDeque::new(),
+        }
+    }
+
+    /// Whether a zlib state is held.
+    pub(crate) fn is_live(&self) -> bool {
+        self.decompress.is_some()
+    }
+
+    /// Lets the zlib state go, keeping the window's bytes; only between messages.
+    pub(crate) fn release(&mut self) {
+        self.decompress = None;
+    }
+
+    /// A state for the next message: the one kept, or a new one (primed
+    /// with the window's bytes under context takeover).
+    fn state(&mut self) -> Result<Decompress, ProtocolError> {
+        if let Some(decompress) = self.decompress.take() {
+            return Ok(decompress);
+        }
+        let mut decompress = Decompress::new_with_window_bits(false, self.window_bits);
+        if !self.history.is_empty() {
+            decompress
+                .set_dictionary(self.history.make_contiguous())
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+        }
+        Ok(decompress)
+    }
+
+    /// Keeps the last 2^bits bytes of what has been inflated (context takeover).
+    fn remember(&mut self, message: &[u8]) {
+        let window = 1usize << self.window_bits;
+        let tail = message
+            .get(message.len().saturating_sub(window)..)
+            .unwrap_or_default();
+        let excess = self
+            .history
+            .len()
+            .saturating_add(tail.len())
+            .saturating_sub(window);
+        self.history.drain(..excess.min(self.history.len()));
+        self.history.extend(tail);
+    }
+
+    /// Inflates one frame's payload onto `out` (the message so far); at
+    /// `fin`, the message is complete.
+    pub(crate) fn inflate(
+        &mut self,
+        input: &[u8],
+        fin: bool,
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        let mut decompress = self.state()?;
+        let mut result = self.feed(&mut decompress, input, out, limit);
+        if result.is_ok() && fin {
+            result = self.feed(&mut decompress, &TRAILER, out, limit);
+            if result.is_ok() {
+                if self.fresh_each_message || self.ended {
+                    // Each message, or a peer that ended its stream, starts
+                    // a new stream that refers to nothing before it.
+                    self.ended = false;
+                    decompress.reset(false);
+                    self.history.clear();
+                } else {
+                    self.remember(out);
+                }
+            }
+        }
+        self.decompress = Some(decompress);
+        result
+    }
+
+    fn feed(
+        &mut self,
+        decompress: &mut Decompress,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), ProtocolError> {
+        let mut consumed = 0usize;
+        while !self.ended {
+            if out.len() == out.capacity() {
+                // Grow geometrically, but never past one byte over the limit
+                // (enough to see it crossed): memory stays within the limit.
+                let target = out
+                    .len()
+                    .saturating_mul(2)
+                    .max(out.len().saturating_add(INFLATE_STEP))
+                    .min(limit.saturating_add(1))
+                    .max(out.len().saturating_add(1));
+                out.reserve_exact(target.saturating_sub(out.len()));
+            }
+            let (before_in, before_out) = (decompress.total_in(), out.len());
+            let status = decompress
+                .decompress_vec(
+                    input.get(consumed..).unwrap_or_default(),
+                    out,
+                    FlushDecompress::Sync,
+                )
+                .map_err(|_| ProtocolError::InvalidCompressedData)?;
+            let taken = usize::try_from(decompress.total_in().saturating_sub(before_in))
+                .unwrap_or(usize::MAX);
+            consumed = consumed.saturating_add(taken);
+            if out.len() > limit {
+                return Err(ProtocolError::MessageTooBig);
+            }
+            if status == Status::StreamEnd {
+                self.ended = true;
+            } else if consumed >= input.len() && out.len() < out.capacity() {
+                break;
+            } else if taken == 0 && out.len() == before_out && out.len() < out.capacity() {
+                // No progress with input left and room to write: corrupt data.
+                return Err(ProtocolError::InvalidCompressedData);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7692 §7.2.3.1: "Hello" compressed is f2 48 cd c9 c9 07 00.
+    #[test]
+    fn rfc_hello() {
+        let mut deflater = Deflater::new(6, 15, false, 0);
+        assert_eq!(
+            deflater.compress(b"Hello"),
+            [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        );
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        inflater
+            .inflate(
+                &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                true,
+                &mut out,
+                100,
+            )
+            .unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    // §7.2.3.2: with context takeover the second "Hello" refers back to the first.
+    #[test]
+    fn rfc_context_takeover_second_message() {
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        inflater
+            .inflate(
+                &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+                true,
+                &mut out,
+                100,
+            )
+            .unwrap();
+        out.clear();
+        inflater
+            .inflate(&[0xf2, 0x00, 0x11, 0x00, 0x00], true, &mut out, 100)
+            .unwrap();
+        assert_eq!(out, b"Hello");
+        let mut deflater = Deflater::new(6, 15, false, 0);
+        deflater.compress(b"Hello");
+        let second = deflater.compress(b"Hello");
+        assert!(
+            second.len() < 7,
+            "the second message uses the shared context: {second:x?}"
+        );
+    }
+
+    // §7.2.3.3: a stored (uncompressed) block is valid input.
+    #[test]
+    fn rfc_stored_block() {
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        inflater
+            .inflate(
+                &[
+                    0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00,
+                ],
+                true,
+                &mut out,
+                100,
+            )
+            .unwrap();
+        assert_eq!(out, b"Hello");
+    }
+
+    #[test]
+    fn bomb_stops_at_the_limit() {
+        let mut deflater = Deflater::new(9, 15, false, 0);
+        let bomb = deflater.compress(&vec![0u8; 10 << 20]);
+        assert!(bomb.len() < 20_000);
+        let mut inflater = Inflater::new(15, false);
+        let mut out = Vec::new();
+        assert_eq!(
+            inflater.inflate(&bomb, true, &mut out, 1 << 20),
+            Err(ProtocolError::MessageTooBig)
+        );
+        assert!(
+            out.capacity() <= (1 << 20) + 1,
+            "capacity {}",
+            out.capacity()
+        );
+    }
+}
