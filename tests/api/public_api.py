@@ -179,9 +179,11 @@ class Api:
         inputs = []
         for arg_name, t in sig["inputs"]:
             if arg_name == "self":
-                inputs.append({"generic": "self"} == t and "self" or (
-                    "self" if t == {"generic": "Self"} else self.ty(t).replace("Self", "self", 1)
-                    if self.ty(t).startswith("&") else f"self: {self.ty(t)}"))
+                saved, self.self_type = self.self_type, None
+                rendered = self.ty(t)
+                self.self_type = saved
+                short = {"Self": "self", "&Self": "&self", "&mut Self": "&mut self"}
+                inputs.append(short.get(rendered, f"self: {rendered}"))
             else:
                 inputs.append(f"{arg_name}: {self.ty(t)}")
         params, where = self.generics(f["generics"])
