@@ -27,6 +27,7 @@ use self::input::Input;
 pub(crate) use self::input::read_zeroed;
 use self::limit::Limiter;
 pub(crate) use self::opening::Opening;
+use self::opening::Record;
 use self::recv::Receiver;
 use self::send::Sender;
 use self::state::Lifecycle;
@@ -113,7 +114,7 @@ pub struct Connection {
     /// The Close this end queued.
     close_sent: Option<CloseFrame>,
     /// What the opening handshake settled, when one made the connection.
-    opening: Option<Box<Opening>>,
+    opening: Option<Record>,
 }
 
 impl Connection {
@@ -215,16 +216,16 @@ impl Connection {
             ours.0,
             ours.1,
             settings.threshold,
+            settings.pool.clone(),
         ));
         self.receiver
-            .set_inflater(Inflater::new(theirs.0, theirs.1));
+            .set_inflater(Inflater::new(theirs.0, theirs.1, settings.pool));
     }
 
     /// Records what the opening handshake settled (the handshake drivers
     /// and the `http` upgrade call it).
-    pub(crate) fn opened(&mut self, mut opening: Opening, target: &str) {
-        opening.target = Some(target.into());
-        self.opening = Some(Box::new(opening));
+    pub(crate) fn opened(&mut self, opening: Opening, target: &str) {
+        self.opening = Some(Record::new(opening, target));
     }
 
     // ---- The opening handshake -------------------------------------------
@@ -233,20 +234,20 @@ impl Connection {
     /// server chose, or a client was answered with.
     #[must_use]
     pub fn protocol(&self) -> Option<&str> {
-        self.opening.as_deref()?.protocol.as_deref()
+        self.opening.as_ref()?.protocol()
     }
 
     /// The path of the request that opened the connection, without its
     /// query; `None` for a connection no handshake made ([`new`](Self::new)).
     #[must_use]
     pub fn path(&self) -> Option<&str> {
-        self.opening.as_deref()?.path()
+        Some(self.opening.as_ref()?.path())
     }
 
     /// The query of the request that opened the connection, without the `?`.
     #[must_use]
     pub fn query(&self) -> Option<&str> {
-        self.opening.as_deref()?.query()
+        self.opening.as_ref()?.query()
     }
 
     /// The value the server's request callback handed on with
@@ -254,13 +255,14 @@ impl Connection {
     /// is a `T`.
     #[must_use]
     pub fn data<T: Any>(&self) -> Option<&T> {
-        self.opening.as_deref()?.data.as_deref()?.downcast_ref()
+        let data: &dyn Any = self.opening.as_ref()?.data()?;
+        data.downcast_ref()
     }
 
     /// Takes the value [`data`](Self::data) would show, if it is a `T`;
     /// a value of another type stays.
     pub fn take_data<T: Any>(&mut self) -> Option<T> {
-        let slot = &mut self.opening.as_deref_mut()?.data;
+        let slot = self.opening.as_mut()?.data_slot()?;
         if !slot.as_deref()?.is::<T>() {
             return None;
         }

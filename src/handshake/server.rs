@@ -348,7 +348,6 @@ impl AcceptOptions {
     pub(crate) fn into_opening(self) -> Opening {
         Opening {
             protocol: self.protocol.map(String::into_boxed_str),
-            target: None,
             data: self.data,
             permit: self.permit,
         }

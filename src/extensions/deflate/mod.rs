@@ -24,6 +24,7 @@ use crate::handshake::{Extension, HandshakeError};
 
 mod codec;
 
+pub use codec::DeflatePool;
 pub(crate) use codec::{Deflater, Inflater, SharedKey};
 
 /// The extension's registered name.
@@ -63,6 +64,11 @@ pub struct DeflateConfig {
     pub client_no_context_takeover: bool,
     /// Ask for (client) or use (server) a fresh server context per message. Default false.
     pub server_no_context_takeover: bool,
+    /// Where connections without context takeover keep their zlib states
+    /// between messages: shared by every connection whose config holds a
+    /// clone of this one (a builder's connections). Default: a new pool of
+    /// 8 states of each kind.
+    pub pool: DeflatePool,
 }
 
 impl Default for DeflateConfig {
@@ -74,6 +80,7 @@ impl Default for DeflateConfig {
             server_max_window_bits: 14,
             client_no_context_takeover: false,
             server_no_context_takeover: false,
+            pool: DeflatePool::default(),
         }
     }
 }
@@ -92,6 +99,8 @@ by_value_setters! {
         client_no_context_takeover: bool;
         /// Sets [`server_no_context_takeover`](Self::server_no_context_takeover).
         server_no_context_takeover: bool;
+        /// Sets [`pool`](Self::pool).
+        pool: DeflatePool;
     }
 }
 

@@ -30,7 +30,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
-type Result = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -43,7 +43,7 @@ async fn main() -> std::io::Result<()> {
     let (tx, _) = broadcast::channel::<Bytes>(1024);
     let state = Arc::new(State {
         kind,
-        deflate,
+        server: State::server(deflate)?,
         hub,
         tx,
     });
@@ -65,27 +65,28 @@ async fn main() -> std::io::Result<()> {
 
 struct State {
     kind: String,
-    deflate: bool,
+    /// One builder for every connection, as a server makes one: its
+    /// connections share one config (and its deflate state pool).
+    server: rfc6455::ServerBuilder,
     hub: Hub,
     tx: broadcast::Sender<Bytes>,
 }
 
 impl State {
-    fn config(&self) -> rfc6455::Config {
-        let config = rfc6455::Config::default();
-        if self.deflate {
+    fn server(deflate: bool) -> Result<rfc6455::ServerBuilder, rfc6455::ConfigError> {
+        let mut config = rfc6455::Config::default();
+        if deflate {
             let deflate = rfc6455::extensions::deflate::DeflateConfig::default().threshold(0);
-            return config.deflate(Some(deflate));
+            config = config.deflate(Some(deflate));
         }
-        config
+        rfc6455::ServerBuilder::new().config(config)
     }
 
     /// Reads the publisher's messages and broadcasts their payloads.
     async fn publish(&self, mut tcp: TcpStream) -> Result {
         match self.kind.as_str() {
             "rfc6455" => {
-                let server = rfc6455::ServerBuilder::new().config(self.config())?;
-                let mut ws = rfc6455::rt::tokio::WebSocketStream::accept(tcp, &server).await?;
+                let mut ws = rfc6455::rt::tokio::WebSocketStream::accept(tcp, &self.server).await?;
                 while let Some(message) = ws.next().await {
                     if let Some(prepared) = PreparedMessage::from_message(message?) {
                         self.hub.ready().await;
@@ -140,8 +141,7 @@ impl State {
         let mut rx = self.tx.subscribe();
         match self.kind.as_str() {
             "rfc6455" => {
-                let server = rfc6455::ServerBuilder::new().config(self.config())?;
-                let ws = rfc6455::rt::tokio::WebSocketStream::accept(tcp, &server).await?;
+                let ws = rfc6455::rt::tokio::WebSocketStream::accept(tcp, &self.server).await?;
                 let (mut write, mut read) = ws.split();
                 let member = self.hub.join();
                 let _ = self.hub.subscribe(&member, "t");
