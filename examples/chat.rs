@@ -24,7 +24,7 @@
 use std::net::SocketAddr;
 
 use rfc6455::admission::{Admission, AdmissionConfig};
-use rfc6455::rt::drain::{Drain, DrainConfig};
+use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
 use rfc6455::rt::hub::{Hub, HubConfig};
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Config, Error, RateLimit, RateLimits, ServerBuilder};
@@ -32,8 +32,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 #[path = "support/room.rs"]
 mod room;
-#[path = "support/shutdown.rs"]
-mod shutdown;
 
 /// What every connection task shares.
 #[derive(Clone)]
@@ -65,7 +63,7 @@ async fn main() -> std::io::Result<()> {
             .drain(&drain),
     };
     let report = drain
-        .serve_until(serve(&listener, &drain, &room), shutdown::signal())
+        .serve_until(serve(&listener, &drain, &room), shutdown_signal())
         .await?;
     eprintln!("chat: {report}");
     Ok(())

@@ -23,13 +23,10 @@
 //! 503, and the open connections are closed with 1001 over five seconds.
 
 use rfc6455::extensions::deflate::DeflateConfig;
-use rfc6455::rt::drain::{Drain, DrainConfig};
+use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Config, Error, Message, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
-
-#[path = "support/shutdown.rs"]
-mod shutdown;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -55,7 +52,7 @@ async fn main() -> std::io::Result<()> {
         .config(Config::default().deflate(Some(DeflateConfig::default().threshold(0))))?
         .drain(&drain);
     let serve = serve(&listener, &drain, &server);
-    let report = drain.serve_until(serve, shutdown::signal()).await?;
+    let report = drain.serve_until(serve, shutdown_signal()).await?;
     eprintln!("echo_server: {report}");
     Ok(())
 }

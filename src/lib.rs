@@ -118,9 +118,10 @@
 //! | --- | --- | --- |
 //! | `tokio` | yes | [`rt::tokio`] |
 //! | `deflate` | yes | permessage-deflate ([`extensions::deflate`]), negotiated when [`Config::deflate`] is set |
-//! | `rustls` | no | `wss://` in the tokio and blocking `connect`, with [`ClientBuilder::tls_config`] |
-//! | `rustls-tls-webpki-roots` | no | `rustls` trusting the Mozilla roots |
-//! | `rustls-tls-native-roots` | no | `rustls` trusting the system's roots |
+//! | `rustls` | no | `wss://` in the tokio and blocking `connect`, with [`ClientBuilder::tls_config`], over the process's installed rustls `CryptoProvider` (aws-lc-rs, ring, …) |
+//! | `rustls-ring` | no | `rustls` with ring's provider when none is installed |
+//! | `rustls-tls-webpki-roots` | no | `rustls-ring` trusting the Mozilla roots |
+//! | `rustls-tls-native-roots` | no | `rustls-ring` trusting the system's roots |
 //! | `futures-io` | no | [`rt::futures_io`] for smol, async-std and other `futures-io` runtimes |
 //! | `http` | no | `handshake::http`: upgrades through `http` crate types, RFC 8441 |
 //!

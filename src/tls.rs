@@ -4,20 +4,37 @@
 
 use std::sync::{Arc, OnceLock};
 
+use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore};
 
-/// The default configuration (ring's provider, the safe default versions).
+/// The default configuration: the process's installed `CryptoProvider`
+/// (ring's with feature `rustls-ring` when none is), the safe default
+/// versions, the roots the features choose.
 fn default_config() -> Result<Arc<ClientConfig>, rustls::Error> {
     static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
     if let Some(config) = CONFIG.get() {
         return Ok(Arc::clone(config));
     }
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots())
-            .with_no_client_auth();
+    let config = ClientConfig::builder_with_provider(provider()?)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots())
+        .with_no_client_auth();
     Ok(Arc::clone(CONFIG.get_or_init(|| Arc::new(config))))
+}
+
+/// The process's default provider, if one was installed; else ring's.
+fn provider() -> Result<Arc<CryptoProvider>, rustls::Error> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return Ok(Arc::clone(installed));
+    }
+    #[cfg(feature = "rustls-ring")]
+    return Ok(Arc::new(rustls::crypto::ring::default_provider()));
+    #[cfg(not(feature = "rustls-ring"))]
+    Err(rustls::Error::General(
+        "no rustls CryptoProvider: install one with CryptoProvider::install_default \
+         (aws-lc-rs, ring, …) or enable the rustls-ring feature"
+            .to_owned(),
+    ))
 }
 
 /// The configuration and server name for `client`'s `wss://` connection:

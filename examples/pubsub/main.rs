@@ -62,7 +62,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rfc6455::rt::drain::{Drain, DrainConfig};
+use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
 use rfc6455::rt::hub::{Forwarded, HubConfig, Member};
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Error, Message, PreparedMessage, ServerBuilder};
@@ -72,8 +72,6 @@ use tokio::net::{TcpListener, TcpStream};
 pub(crate) mod cluster;
 pub(crate) mod envelope;
 mod redis_broker;
-#[path = "../support/shutdown.rs"]
-mod shutdown;
 
 use cluster::{Form, Node, Published};
 use envelope::Origin;
@@ -97,7 +95,7 @@ async fn main() -> Result<(), BoxError> {
     let node = node(&options).await?;
     let drain = Drain::new(DrainConfig::default());
     let report = drain
-        .serve_until(accept(&listener, &drain, &node), shutdown::signal())
+        .serve_until(accept(&listener, &drain, &node), shutdown_signal())
         .await?;
     eprintln!("pubsub: {report}; {}", node.stats());
     Ok(())

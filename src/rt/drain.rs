@@ -7,7 +7,7 @@
 //!
 //! ```no_run
 //! use rfc6455::ServerBuilder;
-//! use rfc6455::rt::drain::{Drain, DrainConfig};
+//! use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
 //! use rfc6455::rt::tokio::WebSocketStream;
 //! use tokio::net::TcpListener;
 //!
@@ -32,10 +32,7 @@
 //! # async fn run() -> std::io::Result<()> {
 //! let listener = TcpListener::bind("127.0.0.1:9001").await?;
 //! let drain = Drain::new(DrainConfig::default());
-//! let ctrl_c = async {
-//!     let _ = tokio::signal::ctrl_c().await;
-//! };
-//! let report = drain.serve_until(serve(listener, drain.clone()), ctrl_c).await?;
+//! let report = drain.serve_until(serve(listener, drain.clone()), shutdown_signal()).await?;
 //! eprintln!("{report}");
 //! # Ok(()) }
 //! ```
@@ -415,6 +412,41 @@ impl Drain {
         })
         .await
     }
+}
+
+/// Resolves when the process is asked to stop: Ctrl-C, or SIGTERM (what
+/// a deploy or `systemctl stop` sends) on Unix. The usual second argument
+/// of [`Drain::serve_until`].
+///
+/// A signal handler that cannot be installed (no signal driver in the
+/// runtime) leaves only the other signal to wait for.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    let (mut ctrl_c, mut term) = (std::pin::pin!(ctrl_c), std::pin::pin!(term));
+    poll_fn(|cx| {
+        if ctrl_c.as_mut().poll(cx).is_ready() || term.as_mut().poll(cx).is_ready() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// About 30 years from now: tokio's own stand-in for "never".
