@@ -1,11 +1,10 @@
-//! The `pubsub` example as a cluster: two node processes, a real Redis, and
+//! The `pubsub` server as a cluster: two node processes, a real Redis, and
 //! 400 WebSocket clients over loopback. Exactly once under load, then the
 //! faults: Redis killed and restarted, a node killed, garbage on a channel.
 //!
-//! Ignored by `cargo test`: `bash tests/cluster/run.sh` runs it, giving
-//! `REDIS_SERVER` (a redis-server binary) and `PUBSUB_BIN` (the example,
+//! Ignored by `cargo test`: `bash apps/pubsub/tests/run.sh` runs it, giving
+//! `REDIS_SERVER` (a redis-server binary) and `PUBSUB_BIN` (the server,
 //! built). Every process it starts is killed by process id when dropped.
-#![cfg(feature = "tokio")]
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -741,7 +740,7 @@ async fn a_node_dying(cluster: &mut Cluster) {
     eprintln!("node killed: its 200 clients disconnected, the other node's 200 unaffected");
 }
 
-// Benchmarks (`bash tests/cluster/run.sh bench`, release build): figures in
+// Benchmarks (`bash apps/pubsub/tests/run.sh bench`, release build): figures in
 // benches/README.md. Each round runs the cluster and its comparison side by
 // side in one process, alternating, as the machine is noisy.
 

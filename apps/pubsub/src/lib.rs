@@ -3,7 +3,7 @@
 //! one logical server through Redis Pub/Sub.
 //!
 //! ```text
-//! cargo run --release --example pubsub -- --listen 127.0.0.1:9101
+//! cargo run --release -p rfc6455-pubsub -- --listen 127.0.0.1:9101
 //! cargo run --example client -- ws://127.0.0.1:9101/
 //! ```
 //!
@@ -11,8 +11,8 @@
 //! either reaches the subscribers on both):
 //!
 //! ```text
-//! cargo run --release --example pubsub -- --listen 127.0.0.1:9101 --redis redis://127.0.0.1:6379
-//! cargo run --release --example pubsub -- --listen 127.0.0.1:9102 --redis redis://127.0.0.1:6379
+//! cargo run --release -p rfc6455-pubsub -- --listen 127.0.0.1:9101 --redis redis://127.0.0.1:6379
+//! cargo run --release -p rfc6455-pubsub -- --listen 127.0.0.1:9102 --redis redis://127.0.0.1:6379
 //! ```
 //!
 //! Commands, one per text message (names are case-sensitive):
@@ -69,14 +69,15 @@ use rfc6455::{Error, Message, PreparedMessage, ServerBuilder};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
-pub(crate) mod cluster;
-pub(crate) mod envelope;
-mod redis_broker;
+pub mod cluster;
+pub mod envelope;
+pub mod redis_broker;
 
 use cluster::{Form, Node, Published};
 use envelope::Origin;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Any error `run` reports.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The command line.
 struct Options {
@@ -87,8 +88,13 @@ struct Options {
     hub: HubConfig,
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
+/// The server: options from the command line, then serving until Ctrl-C or
+/// SIGTERM drains it.
+///
+/// # Errors
+///
+/// A bad option, a listener that cannot bind, Redis unreachable at start.
+pub async fn run() -> Result<(), BoxError> {
     let options = options()?;
     let listener = TcpListener::bind(&options.listen).await?;
     eprintln!("pubsub: listening on ws://{}", listener.local_addr()?);
@@ -176,7 +182,7 @@ async fn serve_tcp(tcp: TcpStream, server: &ServerBuilder, node: &Node) -> Resul
 }
 
 /// One client: its commands, and what is published to it.
-pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     ws: WebSocketStream<S>,
     node: &Node,
 ) -> Result<(), Error> {

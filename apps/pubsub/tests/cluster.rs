@@ -1,20 +1,15 @@
-//! The `pubsub` example's cluster node over an in-process broker: each
+//! The `pubsub` server's cluster node over an in-process broker: each
 //! publish reaches every other node's subscribers once, a node's own
 //! publishes coming back are dropped, broker subscriptions follow local
 //! subscribers, and what an outage lost is counted, never delivered twice.
-#![cfg(feature = "tokio")]
 
-#[path = "../examples/pubsub/cluster.rs"]
-mod cluster;
-#[path = "../examples/pubsub/envelope.rs"]
-mod envelope;
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
-use cluster::{Broker, BrokerError, BrokerFuture, Done, Form, Node, Published, Received};
-use envelope::Origin;
+use pubsub::cluster::{Broker, BrokerError, BrokerFuture, Done, Form, Node, Published, Received};
+use pubsub::envelope::Origin;
 use proptest::prelude::*;
 use rfc6455::rt::hub::HubConfig;
 
@@ -191,7 +186,7 @@ async fn repeats_and_garbage_from_the_broker_are_dropped() {
     let b = node(&bus, 2);
     let b1 = b.hub().join();
     b.subscribe(&b1, "t", Form::Plain).await.unwrap();
-    let bytes = envelope::Envelope {
+    let bytes = pubsub::envelope::Envelope {
         origin: Origin { node: 1, epoch: 1 },
         seq: 1,
         topic: "t",
@@ -217,7 +212,7 @@ async fn repeats_and_garbage_from_the_broker_are_dropped() {
 async fn envelopes_for_topics_no_one_here_holds_are_not_recorded() {
     let bus = Arc::new(Bus::default());
     let b = node(&bus, 2);
-    let bytes = envelope::Envelope {
+    let bytes = pubsub::envelope::Envelope {
         origin: Origin { node: 1, epoch: 1 },
         seq: 1,
         topic: "u",

@@ -1,12 +1,10 @@
-//! The `pubsub` example's broker envelope: any bytes from the broker are an
+//! The `pubsub` server's broker envelope: any bytes from the broker are an
 //! envelope or a typed error (never a panic), envelopes survive the trip,
 //! and the receiving side delivers each publish at most once, in order,
 //! counting what went missing.
 
-#[path = "../examples/pubsub/envelope.rs"]
-mod envelope;
 
-use envelope::{Arrival, Envelope, EnvelopeError, MAX_ORIGINS, Origin, Sequencer, Tracker};
+use pubsub::envelope::{Arrival, Envelope, EnvelopeError, MAX_ORIGINS, Origin, Sequencer, Tracker};
 use proptest::prelude::*;
 
 const NODE: Origin = Origin { node: 7, epoch: 1 };

@@ -61,7 +61,7 @@ struct State {
 }
 
 /// A [`Broker`] on one Redis server. Topic `t` is the channel `PREFIX` + `t`.
-pub(crate) struct RedisBroker {
+pub struct RedisBroker {
     manager: ConnectionManager,
     prefix: String,
     state: Arc<Mutex<State>>,
@@ -88,7 +88,7 @@ impl RedisBroker {
     /// # Errors
     ///
     /// `url` is not a Redis URL.
-    pub(crate) async fn connect(
+    pub async fn connect(
         url: &str,
         prefix: &str,
         deliver: impl Fn(&str, &[u8]) + Send + Sync + 'static,

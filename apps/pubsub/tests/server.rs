@@ -1,10 +1,7 @@
-//! The `pubsub` example's protocol: commands, replies, deliveries, and a
+//! The `pubsub` server's protocol: commands, replies, deliveries, and a
 //! clear error for every bad input, with nothing changed by it.
-#![cfg(feature = "tokio")]
 #![allow(dead_code)]
 
-#[path = "../examples/pubsub/main.rs"]
-mod pubsub;
 
 use std::sync::Arc;
 

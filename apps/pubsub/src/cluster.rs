@@ -27,19 +27,19 @@ use rfc6455::rt::hub::{Hub, HubConfig, HubError, Member};
 use super::envelope::{Arrival, Envelope, Origin, Sequencer, Tracker};
 
 /// Told once what became of a publish handed to a [`Broker`].
-pub(crate) type Done = Box<dyn FnOnce(Result<(), BrokerError>) + Send>;
+pub type Done = Box<dyn FnOnce(Result<(), BrokerError>) + Send>;
 
 /// What a broker call returns.
-pub(crate) type BrokerFuture<'a> =
+pub type BrokerFuture<'a> =
     Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send + 'a>>;
 
 /// A broker call that failed (the broker is unreachable, or refused).
 #[derive(Clone, Debug)]
-pub(crate) struct BrokerError(pub(crate) String);
+pub struct BrokerError(pub String);
 
 /// What a node needs of a broker. Messages arriving on subscribed topics
 /// go to [`Node::receive`], from whatever task the broker runs.
-pub(crate) trait Broker: Send + Sync + 'static {
+pub trait Broker: Send + Sync + 'static {
     /// Publishes `bytes` (an encoded envelope) on `topic`, without waiting:
     /// publishes reach the broker in the order of these calls (a node
     /// numbers them in that order), and `done` learns what became of each.
@@ -54,13 +54,13 @@ pub(crate) trait Broker: Send + Sync + 'static {
 }
 
 /// The text a plain subscriber receives for a publish.
-pub(crate) fn delivery(topic: &str, payload: &str) -> PreparedMessage {
+pub fn delivery(topic: &str, payload: &str) -> PreparedMessage {
     PreparedMessage::text(format!("MSG {topic} {payload}"))
 }
 
 /// How a client receives a topic's publishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Form {
+pub enum Form {
     /// `MSG topic payload`.
     Plain,
     /// The envelope: its header line (`rfc6455-pubsub/1 ORIGIN EPOCH SEQ
@@ -73,7 +73,7 @@ pub(crate) enum Form {
 const ENVELOPE_SUFFIX: &str = " env";
 
 /// The hub topic of `topic` received in `form`.
-pub(crate) fn hub_topic(topic: &str, form: Form) -> Cow<'_, str> {
+pub fn hub_topic(topic: &str, form: Form) -> Cow<'_, str> {
     match form {
         Form::Plain => Cow::Borrowed(topic),
         Form::Envelope => Cow::Owned(format!("{topic}{ENVELOPE_SUFFIX}")),
@@ -87,21 +87,21 @@ fn client_topic(hub_topic: &str) -> &str {
 
 /// A node's counters, since it started.
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub struct Counters {
     /// Publishes handed to the broker.
-    pub(crate) published: AtomicU64,
+    pub published: AtomicU64,
     /// Publishes the broker refused (delivered locally only).
-    pub(crate) publish_failed: AtomicU64,
+    pub publish_failed: AtomicU64,
     /// Envelopes from other nodes delivered here.
-    pub(crate) received: AtomicU64,
+    pub received: AtomicU64,
     /// This node's own publishes coming back (already delivered).
-    pub(crate) own: AtomicU64,
+    pub own: AtomicU64,
     /// Envelopes seen before, dropped.
-    pub(crate) duplicates: AtomicU64,
+    pub duplicates: AtomicU64,
     /// Broker messages that were not envelopes, dropped.
-    pub(crate) malformed: AtomicU64,
+    pub malformed: AtomicU64,
     /// Publishes of other nodes that never arrived (gaps in sequence).
-    pub(crate) lost: AtomicU64,
+    pub lost: AtomicU64,
 }
 
 impl fmt::Display for Counters {
@@ -124,18 +124,18 @@ impl fmt::Display for Counters {
 
 /// What [`Node::publish`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Published {
+pub struct Published {
     /// The local subscribers it was queued for.
-    pub(crate) delivered: usize,
+    pub delivered: usize,
     /// With a broker, whether it was reachable when the publish was handed
     /// to it (the other nodes get it, unless the connection drops first;
     /// the counters tell).
-    pub(crate) shared: Option<bool>,
+    pub shared: Option<bool>,
 }
 
 /// What [`Node::receive`] did with a broker message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Received {
+pub enum Received {
     /// Queued for this many local subscribers.
     Delivered(usize),
     /// This node's own publish: delivered when it was made.
@@ -148,7 +148,7 @@ pub(crate) enum Received {
 
 /// One node: its hub, its broker if any, and what makes delivery exactly
 /// once.
-pub(crate) struct Node {
+pub struct Node {
     hub: Hub,
     /// The longest topic name a client may use (the hub's limit leaves room
     /// for the envelope form's suffix).
@@ -175,7 +175,7 @@ impl Node {
     /// A node with its own identity (`origin`: node id, and the epoch of
     /// this run), sharing topics through `broker` (or alone, with none).
     /// `config.max_topic_len` is the longest topic name clients may use.
-    pub(crate) fn new(config: HubConfig, broker: Option<Arc<dyn Broker>>, origin: Origin) -> Self {
+    pub fn new(config: HubConfig, broker: Option<Arc<dyn Broker>>, origin: Origin) -> Self {
         let max_topic_len = config.max_topic_len;
         let config = config.max_topic_len(max_topic_len + ENVELOPE_SUFFIX.len());
         Self {
@@ -191,23 +191,23 @@ impl Node {
     }
 
     /// The local hub.
-    pub(crate) fn hub(&self) -> &Hub {
+    pub fn hub(&self) -> &Hub {
         &self.hub
     }
 
     /// The longest topic name a client may use.
-    pub(crate) fn max_topic_len(&self) -> usize {
+    pub fn max_topic_len(&self) -> usize {
         self.max_topic_len
     }
 
     /// The counters.
-    pub(crate) fn counters(&self) -> &Counters {
+    pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
     /// What `STATS` answers: the counters, the (origin, topic) records the
     /// tracker holds, and the broker's state (`up`, `down` or `none`).
-    pub(crate) fn stats(&self) -> String {
+    pub fn stats(&self) -> String {
         let broker = match &self.broker {
             None => "none",
             Some(broker) if broker.connected() => "up",
@@ -218,7 +218,7 @@ impl Node {
     }
 
     /// Local subscribers of `topic`, in either form.
-    pub(crate) fn subscribers(&self, topic: &str) -> usize {
+    pub fn subscribers(&self, topic: &str) -> usize {
         self.subscribers_of(topic, &hub_topic(topic, Form::Envelope))
     }
 
@@ -230,7 +230,7 @@ impl Node {
 
     /// Subscribes a local client to `topic` in `form`; the broker
     /// subscription comes with the topic's first local subscriber.
-    pub(crate) async fn subscribe(
+    pub async fn subscribe(
         &self,
         member: &Member,
         topic: &str,
@@ -253,7 +253,7 @@ impl Node {
 
     /// Unsubscribes a local client from `topic` (either form); whether it
     /// was subscribed.
-    pub(crate) async fn unsubscribe(&self, member: &Member, topic: &str) -> bool {
+    pub async fn unsubscribe(&self, member: &Member, topic: &str) -> bool {
         let mut topics = self.topics.lock().await;
         let plain = self.hub.unsubscribe(member, topic);
         let envelope = self
@@ -265,7 +265,7 @@ impl Node {
 
     /// A local client left: its topics without other local subscribers are
     /// given up at the broker.
-    pub(crate) async fn leave(&self, member: Member) {
+    pub async fn leave(&self, member: Member) {
         let held: HashSet<String> = (member.topics().iter())
             .map(|topic| client_topic(topic).to_owned())
             .collect();
@@ -290,7 +290,7 @@ impl Node {
 
     /// A local client's publish: delivered here at once, and handed to the
     /// broker for the other nodes.
-    pub(crate) fn publish(&self, topic: &str, payload: &str) -> Published {
+    pub fn publish(&self, topic: &str, payload: &str) -> Published {
         let mut sequencer = lock(&self.sequencer);
         let envelope = Envelope {
             origin: self.origin,
@@ -345,7 +345,7 @@ impl Node {
 
     /// A message the broker brought on `channel` (the topic): checked, then
     /// queued for the local subscribers of its topic.
-    pub(crate) fn receive(&self, channel: &str, bytes: &[u8]) -> Received {
+    pub fn receive(&self, channel: &str, bytes: &[u8]) -> Received {
         let counters = &self.counters;
         let Ok(envelope) = Envelope::decode(bytes) else {
             counters.malformed.fetch_add(1, Ordering::Relaxed);

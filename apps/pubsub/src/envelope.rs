@@ -20,35 +20,35 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// The header line's first word; a different version is refused.
-pub(crate) const MAGIC: &str = "rfc6455-pubsub/1";
+pub const MAGIC: &str = "rfc6455-pubsub/1";
 /// The longest header line accepted (the topic is most of it).
-pub(crate) const MAX_HEADER: usize = 1024;
+pub const MAX_HEADER: usize = 1024;
 
 /// Who published, and which of its publishes to the topic this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Origin {
+pub struct Origin {
     /// The publishing node.
-    pub(crate) node: u64,
+    pub node: u64,
     /// The node's current run: a restarted node starts a new epoch.
-    pub(crate) epoch: u64,
+    pub epoch: u64,
 }
 
 /// One publish as it travels between nodes.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Envelope<'a> {
+pub struct Envelope<'a> {
     /// Who published it.
-    pub(crate) origin: Origin,
+    pub origin: Origin,
     /// The publish's number on its topic within the origin's epoch, from 1.
-    pub(crate) seq: u64,
+    pub seq: u64,
     /// The topic.
-    pub(crate) topic: &'a str,
+    pub topic: &'a str,
     /// The message itself.
-    pub(crate) payload: &'a [u8],
+    pub payload: &'a [u8],
 }
 
 /// Why bytes from the broker are not an envelope.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum EnvelopeError {
+pub enum EnvelopeError {
     /// No header line within [`MAX_HEADER`] bytes.
     NoHeader,
     /// The header is not UTF-8 or does not have its five fields.
@@ -77,7 +77,7 @@ impl std::error::Error for EnvelopeError {}
 
 impl<'a> Envelope<'a> {
     /// The envelope's bytes, for the broker.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let header = format!(
             "{MAGIC} {:016x} {:016x} {} {}\n",
             self.origin.node, self.origin.epoch, self.seq, self.topic
@@ -94,7 +94,7 @@ impl<'a> Envelope<'a> {
     ///
     /// [`EnvelopeError`] for anything but an envelope [`encode`](Self::encode)
     /// could have written.
-    pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, EnvelopeError> {
+    pub fn decode(bytes: &'a [u8]) -> Result<Self, EnvelopeError> {
         let window = bytes.get(..MAX_HEADER.min(bytes.len())).unwrap_or(bytes);
         let end = window
             .iter()
@@ -151,13 +151,13 @@ impl<'a> Envelope<'a> {
 
 /// Numbers a node's publishes per topic within its epoch.
 #[derive(Debug, Default)]
-pub(crate) struct Sequencer {
+pub struct Sequencer {
     next: HashMap<String, u64>,
 }
 
 impl Sequencer {
     /// The next publish's number on `topic`, from 1.
-    pub(crate) fn next(&mut self, topic: &str) -> u64 {
+    pub fn next(&mut self, topic: &str) -> u64 {
         let seq = match self.next.get_mut(topic) {
             Some(seq) => seq,
             None => self.next.entry(topic.to_owned()).or_insert(0),
@@ -169,7 +169,7 @@ impl Sequencer {
 
 /// What a receiving node makes of an envelope's sequence number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Arrival {
+pub enum Arrival {
     /// The next one expected (or the first seen from this origin's epoch on
     /// this topic): deliver.
     InOrder,
@@ -187,14 +187,14 @@ pub(crate) enum Arrival {
 /// one heard from least recently is forgotten. Nodes that restart with a
 /// fresh id leave theirs behind, and broker input must not grow memory
 /// without bound.
-pub(crate) const MAX_ORIGINS: usize = 256;
+pub const MAX_ORIGINS: usize = 256;
 
 /// Per origin epoch and topic, the last sequence number delivered: what
 /// makes delivery at most once and gaps visible. A topic first seen part-way
 /// (this node subscribed after the origin's first publishes) starts in order.
 /// At most [`MAX_ORIGINS`] node ids are remembered.
 #[derive(Debug, Default)]
-pub(crate) struct Tracker {
+pub struct Tracker {
     nodes: HashMap<u64, Heard>,
     clock: u64,
 }
@@ -214,7 +214,7 @@ impl Tracker {
     /// origin's new epoch forgets its earlier one (the node restarted: their
     /// numbers will not come again). Allocates only for a topic not yet
     /// seen from that origin.
-    pub(crate) fn arrive(&mut self, envelope: &Envelope<'_>) -> Arrival {
+    pub fn arrive(&mut self, envelope: &Envelope<'_>) -> Arrival {
         let origin = envelope.origin;
         self.clock += 1;
         if !self.nodes.contains_key(&origin.node) && self.nodes.len() >= MAX_ORIGINS {
@@ -254,14 +254,14 @@ impl Tracker {
     }
 
     /// Forgets `topic` (this node no longer subscribes to it).
-    pub(crate) fn forget_topic(&mut self, topic: &str) {
+    pub fn forget_topic(&mut self, topic: &str) {
         for heard in self.nodes.values_mut() {
             heard.last.remove(topic);
         }
     }
 
     /// How many (origin epoch, topic) records are held.
-    pub(crate) fn records(&self) -> usize {
+    pub fn records(&self) -> usize {
         self.nodes.values().map(|heard| heard.last.len()).sum()
     }
 }
