@@ -30,8 +30,7 @@ use super::envelope::{Arrival, Envelope, Origin, Sequencer, Tracker};
 pub type Done = Box<dyn FnOnce(Result<(), BrokerError>) + Send>;
 
 /// What a broker call returns.
-pub type BrokerFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send + 'a>>;
+pub type BrokerFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send + 'a>>;
 
 /// A broker call that failed (the broker is unreachable, or refused).
 #[derive(Clone, Debug)]

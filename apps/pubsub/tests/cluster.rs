@@ -3,14 +3,13 @@
 //! publishes coming back are dropped, broker subscriptions follow local
 //! subscribers, and what an outage lost is counted, never delivered twice.
 
-
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
+use proptest::prelude::*;
 use pubsub::cluster::{Broker, BrokerError, BrokerFuture, Done, Form, Node, Published, Received};
 use pubsub::envelope::Origin;
-use proptest::prelude::*;
 use rfc6455::rt::hub::HubConfig;
 
 /// The broker: every node's subscriptions, and a log of what each node

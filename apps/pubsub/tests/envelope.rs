@@ -3,9 +3,8 @@
 //! and the receiving side delivers each publish at most once, in order,
 //! counting what went missing.
 
-
-use pubsub::envelope::{Arrival, Envelope, EnvelopeError, MAX_ORIGINS, Origin, Sequencer, Tracker};
 use proptest::prelude::*;
+use pubsub::envelope::{Arrival, Envelope, EnvelopeError, MAX_ORIGINS, Origin, Sequencer, Tracker};
 
 const NODE: Origin = Origin { node: 7, epoch: 1 };
 

@@ -2,7 +2,6 @@
 //! clear error for every bad input, with nothing changed by it.
 #![allow(dead_code)]
 
-
 use std::sync::Arc;
 
 use pubsub::cluster::Node;
