@@ -223,12 +223,23 @@ impl ClientDriver {
 #[derive(Debug)]
 pub struct Accepting<F> {
     parser: ServerHandshake,
-    callback: Option<F>,
-    conn: Option<Connection>,
-    /// The server's own configuration cannot work: the request is answered 500.
-    broken: Option<ConfigError>,
-    /// The request was refused: this is returned once the response is written.
-    failure: Option<Error>,
+    phase: Phase<F>,
+}
+
+/// Where a server handshake is; each phase holds what is true in it.
+#[derive(Debug)]
+enum Phase<F> {
+    /// Reading the request; the callback decides once it is whole.
+    Reading { conn: Connection, callback: F },
+    /// The server's own configuration cannot work: the request is read and
+    /// answered 500.
+    Broken(ConfigError),
+    /// The 101 is being written; the connection follows it.
+    Accepted(Connection),
+    /// A refusal is being written; this is returned after it.
+    Refused(Error),
+    /// Over: the connection or the error was handed out.
+    Done,
 }
 
 impl<F> ServerDriver<F>
@@ -250,17 +261,11 @@ where
         callback: F,
     ) -> Self {
         let timeout = parser.limits().timeout;
-        let (conn, broken) = match Connection::new(Role::Server, config) {
-            Ok(conn) => (Some(conn), None),
-            Err(error) => (None, Some(error)),
+        let phase = match Connection::new(Role::Server, config) {
+            Ok(conn) => Phase::Reading { conn, callback },
+            Err(error) => Phase::Broken(error),
         };
-        let role = Accepting {
-            parser,
-            callback: Some(callback),
-            conn,
-            broken,
-            failure: None,
-        };
+        let role = Accepting { parser, phase };
         Self::with_role(role, Bytes::new(), timeout, now)
     }
 }
@@ -273,62 +278,52 @@ where
     const ROLE: Role = Role::Server;
 
     fn advance(&mut self, io: &mut Io) -> Result<Progress<Connection>, Error> {
-        if let Some(failure) = self.failure.take() {
-            return Err(failure);
-        }
-        if let Some(error) = self.broken.take() {
-            // Answer the request once its head is in, as for any refusal.
-            if matches!(self.parser.parse(&io.input), Ok(Status::Partial)) {
-                self.broken = Some(error);
-                return io.need_input();
-            }
-            io.output = reject(500, &[], b"").unwrap_or_default();
-            io.input = BytesMut::new();
-            self.failure = Some(error.into());
-            return Ok(Progress::Write);
-        }
-        let Some(mut conn) = self.conn.take() else {
-            return Err(closed());
-        };
-        if self.callback.is_none() {
-            // The 101 is written: frames follow.
-            return Ok(Progress::Done(conn));
-        }
-        let (view, used) = match self.parser.parse(&io.input) {
-            Ok(Status::Partial) => {
-                self.conn = Some(conn);
-                return io.need_input();
-            }
-            Ok(Status::Complete(done)) => done,
-            Err(error) => {
-                io.output = reject_for(&error);
-                self.failure = Some(error.into());
-                return Ok(Progress::Write);
-            }
-        };
-        let decision = match self.callback.take() {
-            Some(decide) => decide(&view),
-            None => Ok(AcceptOptions::new()),
-        };
-        let answer = decision.map(|options| accept_into(&mut conn, &view, options, accept));
-        match answer {
-            Ok(Ok(response)) => {
-                conn.receive(io.input.get(used..).unwrap_or_default());
-                io.output = response;
-                self.conn = Some(conn);
-            }
-            Ok(Err(build)) => {
+        let next = match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Done => return Err(closed()),
+            // The response is written.
+            Phase::Accepted(conn) => return Ok(Progress::Done(conn)),
+            Phase::Refused(error) => return Err(error),
+            Phase::Broken(error) => {
+                // Answer the request once its head is in, as for any refusal.
+                if matches!(self.parser.parse(&io.input), Ok(Status::Partial)) {
+                    self.phase = Phase::Broken(error);
+                    return io.need_input();
+                }
                 io.output = reject(500, &[], b"").unwrap_or_default();
-                self.failure = Some(build.into());
+                Phase::Refused(error.into())
             }
-            Err(rejection) => {
-                io.output = rejection
-                    .to_bytes()
-                    .or_else(|_| reject(500, &[], b""))
-                    .unwrap_or_default();
-                self.failure = Some(Error::Rejected(rejection.status()));
-            }
-        }
+            Phase::Reading { mut conn, callback } => match self.parser.parse(&io.input) {
+                Ok(Status::Partial) => {
+                    self.phase = Phase::Reading { conn, callback };
+                    return io.need_input();
+                }
+                Err(error) => {
+                    io.output = reject_for(&error);
+                    Phase::Refused(error.into())
+                }
+                Ok(Status::Complete((view, used))) => {
+                    match callback(&view).map(|o| accept_into(&mut conn, &view, o, accept)) {
+                        Ok(Ok(response)) => {
+                            conn.receive(io.input.get(used..).unwrap_or_default());
+                            io.output = response;
+                            Phase::Accepted(conn)
+                        }
+                        Ok(Err(build)) => {
+                            io.output = reject(500, &[], b"").unwrap_or_default();
+                            Phase::Refused(build.into())
+                        }
+                        Err(rejection) => {
+                            io.output = rejection
+                                .to_bytes()
+                                .or_else(|_| reject(500, &[], b""))
+                                .unwrap_or_default();
+                            Phase::Refused(Error::Rejected(rejection.status()))
+                        }
+                    }
+                }
+            },
+        };
+        self.phase = next;
         io.input = BytesMut::new();
         Ok(Progress::Write)
     }
