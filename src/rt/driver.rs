@@ -37,6 +37,18 @@ pub trait CloseSignal: Send + Sync + fmt::Debug {
 /// buffer is given back (a small message in one read).
 const PROBE_READ: usize = 1024;
 
+/// How far a stream is from its end.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum End {
+    /// Messages flow.
+    Live,
+    /// The caller has been handed the connection's error (one error per
+    /// stream); the stream only flushes the Close reporting it and ends.
+    ErrorReturned,
+    /// The transport was shut down, or failed: every poll is `None`.
+    Ended,
+}
+
 /// The connection, its stream and its timer: the whole adapter.
 pub(crate) struct Driver<S, R: Runtime<S>> {
     pub(crate) conn: Connection,
@@ -44,14 +56,11 @@ pub(crate) struct Driver<S, R: Runtime<S>> {
     timer: Option<R::Timer>,
     /// The deadline `timer` is set to.
     armed: Option<Instant>,
-    /// The caller has been handed the connection's error; from now on the
-    /// stream only flushes the Close reporting it and ends.
-    error_returned: bool,
+    /// How far the stream is from its end.
+    end: End,
     /// What has been reported to the `metrics` facade.
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::ConnectionMetrics,
-    /// The stream has ended: the transport was shut down, or failed.
-    finished: bool,
     /// What may ask this stream to close from outside (a drain).
     pub(crate) close_signal: Option<Arc<dyn CloseSignal>>,
     runtime: PhantomData<fn() -> R>,
@@ -77,8 +86,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             stream,
             timer: None,
             armed: None,
-            error_returned: false,
-            finished: false,
+            end: End::Live,
             close_signal: None,
             runtime: PhantomData,
         }
@@ -146,7 +154,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             let _ = ready!(R::poll_flush(&mut self.stream, cx));
         }
         let _ = ready!(R::poll_shutdown(&mut self.stream, cx));
-        self.finished = true;
+        self.end = End::Ended;
         if let Some(signal) = &self.close_signal {
             let clean = self
                 .conn
@@ -184,14 +192,14 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Message, Error>>> {
         loop {
-            if self.finished {
+            if self.end == End::Ended {
                 return Poll::Ready(None);
             }
             match self.conn.next_message() {
                 Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
                 Ok(None) => {}
-                Err(error) if !self.error_returned => {
-                    self.error_returned = true;
+                Err(error) if self.end == End::Live => {
+                    self.end = End::ErrorReturned;
                     // Best effort now, so what was queued before the error
                     // and the Close reporting it go out even if the caller
                     // stops polling; the next poll finishes the job.
@@ -233,12 +241,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         &mut self,
         error: io::Error,
     ) -> Poll<Option<Result<Message, Error>>> {
-        self.finished = true;
-        if self.error_returned {
-            return Poll::Ready(None);
-        }
-        self.error_returned = true;
-        Poll::Ready(Some(Err(error.into())))
+        let reported = std::mem::replace(&mut self.end, End::Ended) == End::ErrorReturned;
+        Poll::Ready((!reported).then(|| Err(error.into())))
     }
 
     /// Ready to queue a message of `len` payload bytes (0 when unknown).
@@ -284,7 +288,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         code: CloseCode,
         reason: &str,
     ) -> Poll<Result<(), Error>> {
-        if !self.finished {
+        if self.end != End::Ended {
             ready!(self.poll_send_close(cx, code, reason))?;
         }
         loop {
