@@ -25,6 +25,13 @@ use crate::handshake::{
 };
 use crate::{Config, ConfigError};
 
+/// A config for a builder, once checked it can work.
+fn checked(config: impl Into<Arc<Config>>) -> Result<Arc<Config>, ConfigError> {
+    let config = config.into();
+    config.check()?;
+    Ok(config)
+}
+
 /// The request callback of a [`ServerBuilder`] that sets none: accept every
 /// valid request.
 pub type AcceptAll = fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>;
@@ -143,9 +150,7 @@ where
     ///
     /// [`ConfigError`] for a config that cannot work ([`Config::validate`]).
     pub fn config(mut self, config: impl Into<Arc<Config>>) -> Result<Self, ConfigError> {
-        let config = config.into();
-        config.check()?;
-        self.config = config;
+        self.config = checked(config)?;
         Ok(self)
     }
 
@@ -385,9 +390,7 @@ impl ClientBuilder {
     ///
     /// [`ConfigError`] for a config that cannot work ([`Config::validate`]).
     pub fn config(mut self, config: impl Into<Arc<Config>>) -> Result<Self, ConfigError> {
-        let config = config.into();
-        config.check()?;
-        self.config = config;
+        self.config = checked(config)?;
         Ok(self)
     }
 
