@@ -293,6 +293,53 @@ async fn axum_answers_500_for_a_config_that_cannot_work() {
     assert_eq!(refusal.status, 500);
 }
 
+/// axum under a builder's drain: the socket's task is watched, the drain's
+/// Close reaches the client, and an upgrade during the drain is 503.
+#[tokio::test]
+async fn axum_sockets_answer_to_the_builders_drain() {
+    use rfc6455::CloseCode;
+    use rfc6455::rt::drain::{Drain, DrainConfig};
+
+    let drain = Drain::new(
+        DrainConfig::default()
+            .window(Duration::from_millis(50))
+            .grace(Duration::from_secs(5)),
+    );
+    let server = ServerBuilder::new().drain(&drain);
+    let app = Router::new().route(
+        "/ws",
+        get(move |upgrade: WebSocketUpgrade| {
+            let server = server.clone();
+            async move { upgrade.server(server).on_upgrade(echo) }
+        }),
+    );
+    let addr = serve(app).await;
+    let url = format!("ws://{addr}/ws");
+    let (mut ws, _) = connect_async(&url).await.unwrap();
+    ws.send(Message::text("before")).await.unwrap();
+    assert_eq!(ws.next().await.unwrap().unwrap(), Message::text("before"));
+    assert_eq!(drain.live(), 1, "the socket's task is watched");
+    let shutdown = tokio::spawn({
+        let drain = drain.clone();
+        async move { drain.shutdown().await }
+    });
+    let close = loop {
+        match ws.next().await.unwrap().unwrap() {
+            Message::Close(close) => break close,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(close.map(|c| c.code), Some(CloseCode::GOING_AWAY));
+    while ws.next().await.is_some() {}
+    let refused = connect_async(&url).await;
+    let Err(Error::Handshake(HandshakeError::Refused(refusal))) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(refusal.status, 503);
+    let report = shutdown.await.unwrap();
+    assert_eq!((report.connections, report.closed), (1, 1), "{report}");
+}
+
 /// A client of the chat room: the next text line.
 async fn line(
     ws: &mut WebSocketStream<impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>,
