@@ -323,11 +323,8 @@ async fn axum_sockets_answer_to_the_builders_drain() {
         let drain = drain.clone();
         async move { drain.shutdown().await }
     });
-    let close = loop {
-        match ws.next().await.unwrap().unwrap() {
-            Message::Close(close) => break close,
-            other => panic!("{other:?}"),
-        }
+    let Message::Close(close) = ws.next().await.unwrap().unwrap() else {
+        panic!("the drain's Close comes next")
     };
     assert_eq!(close.map(|c| c.code), Some(CloseCode::GOING_AWAY));
     while ws.next().await.is_some() {}
