@@ -41,7 +41,7 @@ pub type AcceptAll = fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>;
 /// (authentication, origin checks) and accept or reject it.
 ///
 /// Build it once and finish it on each accepted stream with the adapters'
-/// `accept_with` (it is `Clone` when the callback is, so each task can own
+/// `accept` (it is `Clone` when the callback is, so each task can own
 /// one).
 ///
 /// ```no_run

@@ -306,7 +306,7 @@ fn write_on_a_full_nonblocking_stream_queues_or_hands_back() {
     flush_to_reader(&mut client, server, queued, &chunk);
 }
 
-// accept_with: the application inspects the request and rejects it; the client sees the 401.
+// accept with a builder: the application inspects the request and rejects it; the client sees the 401.
 #[test]
 fn callback_rejects_with_401() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

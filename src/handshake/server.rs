@@ -457,7 +457,7 @@ pub fn reject_for(error: &HandshakeError) -> Bytes {
 
 /// An application's refusal of a handshake: a status from 200 to 599,
 /// headers and a body. Returned from the callback of the adapters'
-/// `accept_with` functions.
+/// `accept` functions.
 ///
 /// ```
 /// use rfc6455::handshake::Rejection;

@@ -28,7 +28,7 @@ const PUBLISHES: u32 = 50_000;
 const WINDOW: usize = 32;
 
 fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} unset: run tests/cluster/run.sh"))
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} unset: run apps/pubsub/tests/run.sh"))
 }
 
 /// A port free now, below the kernel's ephemeral range: Redis restarts on
@@ -392,7 +392,7 @@ fn rising(ks: &[u32]) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs redis-server and the built example: run tests/cluster/run.sh"]
+#[ignore = "needs redis-server and the built server: run apps/pubsub/tests/run.sh"]
 async fn a_redis_cluster_delivers_exactly_once_and_survives_faults() {
     let mut cluster = Cluster::start().await;
     subscriptions_follow_local_clients(&cluster).await;
@@ -818,7 +818,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// other node, beside a subscriber on the publisher's node; one publish
 /// every 2 ms (64-byte payload, a timestamp).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark: run tests/cluster/run.sh bench"]
+#[ignore = "a benchmark: run apps/pubsub/tests/run.sh bench"]
 async fn bench_cross_node_latency() {
     let redis_port = free_port();
     let _redis = start_redis(redis_port).await;
@@ -1004,7 +1004,7 @@ async fn bench_setup() -> (Vec<Process>, [u16; 2], u16) {
 /// same 2 000 subscribers and eight publishers on one node alone, and
 /// Redis's own PUBLISH rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark: run tests/cluster/run.sh bench"]
+#[ignore = "a benchmark: run apps/pubsub/tests/run.sh bench"]
 async fn bench_fanout_throughput() {
     const SUBSCRIBERS: usize = 1_000;
     let (processes, ports, single) = bench_setup().await;
@@ -1052,7 +1052,7 @@ async fn bench_fanout_throughput() {
 /// publishes; each publish crosses Redis once. Beside one node alone with
 /// the same clients, and Redis's own PUBLISH rate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a benchmark: run tests/cluster/run.sh bench"]
+#[ignore = "a benchmark: run apps/pubsub/tests/run.sh bench"]
 async fn bench_publish_rate() {
     let (processes, ports, single) = bench_setup().await;
     let redis = processes[0].0.id();
