@@ -368,12 +368,9 @@ impl WebSocket<MaybeTlsStream> {
     #[doc(alias = "tungstenite::connect")]
     pub fn connect(client: impl IntoClientBuilder) -> Result<(Self, Accepted), Error> {
         let client = client.into_client_builder()?;
-        let request = client.request();
-        if request.is_secure() && cfg!(not(feature = "rustls")) {
-            return Err(Error::TlsRequired);
-        }
-        let tcp = TcpStream::connect((request.host(), request.port()))?;
+        let tcp = TcpStream::connect(transport::connect_target(&client)?)?;
         tcp.set_nodelay(true)?;
+        let request = client.request();
         // A read timeout lets the handshake deadline fire even if the server says nothing.
         tcp.set_read_timeout(request.limits().timeout)?;
         let stream = if request.is_secure() {
@@ -470,10 +467,7 @@ fn handshake<S: Read + Write, R: Advance>(
     stream: &mut S,
     driver: HandshakeDriver<R>,
 ) -> Result<R::Done, Error> {
-    let result = handshake_io(stream, driver);
-    #[cfg(feature = "metrics")]
-    crate::metrics::handshake(R::ROLE, &result);
-    result
+    transport::handshake_done::<R>(handshake_io(stream, driver))
 }
 
 fn handshake_io<S: Read + Write, R: Advance>(

@@ -1,7 +1,8 @@
-//! What every adapter does with its transport, written once: how queued
-//! bytes are written out (how many buffers a vectored write passes, when a
-//! plain write is used instead), and what a read's result means for the
-//! connection (end of input, a timeout, an error).
+//! What every adapter does with its transport, written once: where a
+//! client connects, how queued bytes are written out (how many buffers a
+//! vectored write passes, when a plain write is used instead), what a
+//! read's result means for the connection (end of input, a timeout, an
+//! error), and how a handshake's outcome is reported.
 //!
 //! The loops are poll-shaped so the blocking adapter (which answers
 //! `Ready` at once) and the async adapters share them.
@@ -12,7 +13,28 @@ use std::time::Instant;
 
 use bytes::Buf;
 
-use crate::Connection;
+use crate::builder::ClientBuilder;
+use crate::handshake::driver_seal::Advance;
+use crate::{Connection, Error};
+
+/// Where a client's `connect` goes: the host and port of its URL, once it
+/// is known that the build can speak its scheme (`wss://` needs a `rustls`
+/// feature).
+pub(crate) fn connect_target(client: &ClientBuilder) -> Result<(&str, u16), Error> {
+    let request = client.request();
+    if request.is_secure() && cfg!(not(feature = "rustls")) {
+        return Err(Error::TlsRequired);
+    }
+    Ok((request.host(), request.port()))
+}
+
+/// A handshake's outcome on its way to the caller, reported to the
+/// `metrics` facade (feature `metrics`) by the role that ran it.
+pub(crate) fn handshake_done<H: Advance>(result: Result<H::Done, Error>) -> Result<H::Done, Error> {
+    #[cfg(feature = "metrics")]
+    crate::metrics::handshake(H::ROLE, &result);
+    result
+}
 
 /// How many buffers one vectored write passes.
 const MAX_IOVECS: usize = 64;

@@ -14,10 +14,7 @@ pub(super) async fn handshake<S, R: Runtime<S>, H: Advance>(
     stream: &mut S,
     driver: HandshakeDriver<H>,
 ) -> Result<H::Done, Error> {
-    let result = handshake_io::<S, R, H>(stream, driver).await;
-    #[cfg(feature = "metrics")]
-    crate::metrics::handshake(H::ROLE, &result);
-    result
+    transport::handshake_done::<H>(handshake_io::<S, R, H>(stream, driver).await)
 }
 
 async fn handshake_io<S, R: Runtime<S>, H: Advance>(

@@ -111,13 +111,9 @@ impl WebSocketStream<MaybeTlsStream> {
     /// [`Error::HandshakeTimeout`] past the request's deadline.
     pub async fn connect(client: impl IntoClientBuilder) -> Result<(Self, Accepted), Error> {
         let client = client.into_client_builder()?;
-        let request = client.request();
-        if request.is_secure() && cfg!(not(feature = "rustls")) {
-            return Err(Error::TlsRequired);
-        }
-        let tcp = TcpStream::connect((request.host(), request.port())).await?;
+        let tcp = TcpStream::connect(crate::transport::connect_target(&client)?).await?;
         tcp.set_nodelay(true)?;
-        let stream = if request.is_secure() {
+        let stream = if client.request().is_secure() {
             tls(tcp, &client).await?
         } else {
             MaybeTlsStream::Plain(tcp)
