@@ -324,7 +324,7 @@ impl<S: Read + Write> WebSocket<S> {
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
         let Incoming { mut stream, peer } = incoming.into_incoming();
-        let conn = handshake(&mut stream, server.driver(Instant::now(), peer))?;
+        let conn = handshake(&mut stream, server.driver(Instant::now, peer))?;
         Ok(Self::new(stream, conn))
     }
 

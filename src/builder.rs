@@ -283,19 +283,20 @@ where
     }
 
     /// The sans-IO handshake an adapter runs for a stream from `peer`, its
-    /// deadline counted from `now`: a drain that has begun refuses first,
-    /// then the admission limits (their place held by the connection), then
-    /// the callback.
+    /// deadline counted from `clock()` now: a drain that has begun refuses
+    /// first, then the admission limits (their place held by the
+    /// connection, the handshake rate charged when the request is whole,
+    /// by `clock`), then the callback.
     pub(crate) fn driver(
         &self,
-        now: Instant,
+        clock: fn() -> Instant,
         peer: Option<SocketAddr>,
     ) -> ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + '_> {
         ServerDriver::new(
             Arc::clone(&self.config),
             ServerHandshake::with_limits(self.limits),
-            now,
-            move |request| self.decide(request, now, peer),
+            clock(),
+            move |request| self.decide(request, clock(), peer),
         )
     }
 

@@ -67,7 +67,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         F: Fn(&RequestView<'_>) -> Result<AcceptOptions, Rejection>,
     {
         let Incoming { stream, peer } = incoming.into_incoming();
-        let driver = server.driver(R::now(), peer);
+        let driver = server.driver(R::now, peer);
         // Boxed: a task keeps the largest state its future ever had for its
         // whole life, and the handshake's would otherwise sit beside the open
         // connection's (tests/scale.rs).
