@@ -450,7 +450,7 @@ impl Connection {
             }
             Ok(Some(Message::Ping(data))) => {
                 self.receiver.traffic.pings += 1;
-                if self.config.auto_pong && self.life.answers_pings() {
+                if self.config.auto_pong && self.life.may_send() {
                     self.sender.pong(data.clone());
                 }
                 polled

@@ -38,91 +38,84 @@ pub enum State {
     Closed,
 }
 
-/// What moves the state forward.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Transition {
-    /// A Close frame was queued by this endpoint (a close, an echo or a failure).
-    SentClose,
-    /// A Close frame arrived from the peer.
-    ReceivedClose,
-    /// The transport ended, or the wait for the peer's Close timed out.
-    Ended,
+/// Where the connection is in its close handshake; each phase carries what
+/// it knows, so an illegal mix (a failure that still reads, a Close received
+/// but not recorded) cannot be written down.
+#[derive(Clone, Debug)]
+enum Phase {
+    /// Messages flow both ways.
+    Open,
+    /// This end's Close is queued; frames still arrive until the peer's.
+    CloseSent,
+    /// The peer's Close arrived; this end's answer is not queued yet.
+    CloseReceived { peer: CloseFrame },
+    /// The close handshake completed, or its wait ran out (`peer` is then
+    /// 1006). Nothing more is sent or read. `wait_over`: a client no longer
+    /// waits for the server to close the transport.
+    Closed { peer: CloseFrame, wait_over: bool },
+    /// The connection failed: its Close is queued when its code can be sent,
+    /// nothing more is read, and the transport closes once output is
+    /// written. `ended`: the close handshake will not go on (a local-only
+    /// code, the peer's Close already in, or the wait ran out).
+    Failed {
+        error: ProtocolError,
+        peer: Option<CloseFrame>,
+        ended: bool,
+    },
 }
 
-impl State {
-    /// The state after `event`.
-    pub(crate) fn on(self, event: Transition) -> Self {
-        match (self, event) {
-            (_, Transition::Ended) => Self::Closed,
-            (Self::Open, Transition::SentClose) => Self::Closing {
-                initiated_by: Side::Local,
-            },
-            (Self::Open, Transition::ReceivedClose) => Self::Closing {
-                initiated_by: Side::Remote,
-            },
-            (
-                Self::Closing {
-                    initiated_by: Side::Local,
-                },
-                Transition::ReceivedClose,
-            )
-            | (
-                Self::Closing {
-                    initiated_by: Side::Remote,
-                },
-                Transition::SentClose,
-            ) => Self::Closed,
-            (state, _) => state,
-        }
-    }
-}
-
-/// Where the connection is, and everything that moves it.
+/// Where the connection is, and everything that moves it: the close
+/// handshake's [`Phase`], and the transport's end of input (a fact of its
+/// own, which can come in any phase).
 #[derive(Clone, Debug)]
 pub(crate) struct Lifecycle {
-    state: State,
-    /// A Close frame has been queued by this end.
-    sent_close: bool,
-    /// The peer's Close frame has arrived.
-    received_close: bool,
+    phase: Phase,
     /// The transport reported the end of input.
     eof: bool,
-    /// A client's wait for the server to close the transport ran out.
-    close_wait_over: bool,
-    /// The error the connection failed with; sticky.
-    failure: Option<ProtocolError>,
-    /// What the peer sent (1005 for an empty Close), or 1006 when the
-    /// transport or the wait ended without one.
-    peer_close: Option<CloseFrame>,
 }
 
 impl Default for Lifecycle {
     fn default() -> Self {
         Self {
-            state: State::Open,
-            sent_close: false,
-            received_close: false,
+            phase: Phase::Open,
             eof: false,
-            close_wait_over: false,
-            failure: None,
-            peer_close: None,
         }
     }
+}
+
+fn abnormal() -> CloseFrame {
+    CloseFrame::new(CloseCode::ABNORMAL, "")
 }
 
 impl Lifecycle {
     // ---- Getters -----------------------------------------------------------
 
     pub(crate) fn state(&self) -> State {
-        self.state
+        match self.phase {
+            Phase::Open => State::Open,
+            Phase::CloseSent | Phase::Failed { ended: false, .. } => State::Closing {
+                initiated_by: Side::Local,
+            },
+            Phase::CloseReceived { .. } => State::Closing {
+                initiated_by: Side::Remote,
+            },
+            Phase::Closed { .. } | Phase::Failed { ended: true, .. } => State::Closed,
+        }
     }
 
     pub(crate) fn failure(&self) -> Option<ProtocolError> {
-        self.failure
+        match self.phase {
+            Phase::Failed { error, .. } => Some(error),
+            _ => None,
+        }
     }
 
     pub(crate) fn peer_close(&self) -> Option<&CloseFrame> {
-        self.peer_close.as_ref()
+        match &self.phase {
+            Phase::CloseReceived { peer } | Phase::Closed { peer, .. } => Some(peer),
+            Phase::Failed { peer, .. } => peer.as_ref(),
+            Phase::Open | Phase::CloseSent => None,
+        }
     }
 
     pub(crate) fn eof(&self) -> bool {
@@ -133,22 +126,39 @@ impl Lifecycle {
 
     /// This end queued a Close (a close, an echo, or a failure's).
     pub(crate) fn on_sent_close(&mut self) {
-        self.sent_close = true;
-        self.state = self.state.on(Transition::SentClose);
+        self.phase = match std::mem::replace(&mut self.phase, Phase::Open) {
+            Phase::Open => Phase::CloseSent,
+            Phase::CloseReceived { peer } => Phase::Closed {
+                peer,
+                wait_over: false,
+            },
+            phase => phase,
+        };
     }
 
-    /// The peer's Close arrived; `frame` is `None` for an empty one. Returns
-    /// whether this end must answer it (it has not sent its own Close).
+    /// The peer's Close arrived; `frame` is `None` for an empty one (kept
+    /// as 1005). Returns whether this end must answer it (it has not sent
+    /// its own Close).
     #[must_use]
     pub(crate) fn on_received_close(&mut self, frame: Option<&CloseFrame>) -> bool {
-        self.received_close = true;
-        self.peer_close = Some(
-            frame
-                .cloned()
-                .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
-        );
-        self.state = self.state.on(Transition::ReceivedClose);
-        !self.sent_close
+        let peer = frame
+            .cloned()
+            .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, ""));
+        match self.phase {
+            Phase::Open => {
+                self.phase = Phase::CloseReceived { peer };
+                true
+            }
+            Phase::CloseSent => {
+                self.phase = Phase::Closed {
+                    peer,
+                    wait_over: false,
+                };
+                false
+            }
+            // Nothing is read in the other phases.
+            _ => false,
+        }
     }
 
     /// The transport reported the end of input.
@@ -158,54 +168,66 @@ impl Lifecycle {
 
     /// The connection failed. Returns whether to queue a Close for it: its
     /// code can be sent and none was. A local-only code (1006) ends the
-    /// connection at once: there is no one to tell.
+    /// connection at once: there is no one to tell. The first failure sticks.
     #[must_use]
     pub(crate) fn on_failure(&mut self, error: ProtocolError) -> bool {
-        self.failure = Some(error);
-        let code = error.close_code();
-        if code.is_sendable() {
-            return !self.sent_close;
-        }
-        self.peer_close
-            .get_or_insert_with(|| CloseFrame::new(code, ""));
-        self.state = self.state.on(Transition::Ended);
-        false
+        let sendable = error.close_code().is_sendable();
+        let local_only = || (!sendable).then(|| CloseFrame::new(error.close_code(), ""));
+        let (peer, answer, ended) = match std::mem::replace(&mut self.phase, Phase::Open) {
+            Phase::Open => (local_only(), sendable, !sendable),
+            Phase::CloseSent => (local_only(), false, !sendable),
+            Phase::CloseReceived { peer } => (Some(peer), sendable, true),
+            Phase::Closed { peer, .. } => (Some(peer), false, true),
+            failed @ Phase::Failed { .. } => {
+                self.phase = failed;
+                return false;
+            }
+        };
+        self.phase = Phase::Failed { error, peer, ended };
+        answer
     }
 
     /// The wait for the close handshake ran out: the handshake ends
     /// abnormally (1006) unless it completed, and a client stops waiting
     /// for the server to close the transport.
     pub(crate) fn on_close_wait_over(&mut self) {
-        if self.state != State::Closed {
-            self.peer_close
-                .get_or_insert_with(|| CloseFrame::new(CloseCode::ABNORMAL, ""));
-            self.state = self.state.on(Transition::Ended);
-        }
-        self.close_wait_over = true;
+        self.phase = match std::mem::replace(&mut self.phase, Phase::Open) {
+            Phase::Open | Phase::CloseSent => Phase::Closed {
+                peer: abnormal(),
+                wait_over: true,
+            },
+            Phase::CloseReceived { peer } | Phase::Closed { peer, .. } => Phase::Closed {
+                peer,
+                wait_over: true,
+            },
+            Phase::Failed { error, peer, .. } => Phase::Failed {
+                error,
+                peer: peer.or_else(|| Some(abnormal())),
+                ended: true,
+            },
+        };
     }
 
     // ---- Questions ---------------------------------------------------------
 
-    /// Whether messages may still be sent: no Close was sent and nothing failed.
+    /// Whether messages may still be sent, and Pings answered: no Close was
+    /// sent (nothing may follow it, §5.5.1) and nothing failed.
     pub(crate) fn may_send(&self) -> bool {
-        !self.sent_close && self.failure.is_none()
-    }
-
-    /// Whether a Ping is still answered automatically: not once this end's
-    /// Close is queued (nothing may follow it, §5.5.1).
-    pub(crate) fn answers_pings(&self) -> bool {
-        !self.sent_close
+        matches!(self.phase, Phase::Open | Phase::CloseReceived { .. })
     }
 
     /// No more frames will be read: a Close arrived, the connection failed
     /// or closed.
     pub(crate) fn is_done_reading(&self) -> bool {
-        self.failure.is_some() || self.received_close || self.state == State::Closed
+        !matches!(self.phase, Phase::Open | Phase::CloseSent)
     }
 
     /// Whether the keepalive and idle timers still run.
     pub(crate) fn times_input(&self) -> bool {
-        self.failure.is_none() && self.state != State::Closed
+        matches!(
+            self.phase,
+            Phase::Open | Phase::CloseSent | Phase::CloseReceived { .. }
+        )
     }
 
     /// Whether to close the transport once `writing` (output waiting) is
@@ -216,9 +238,12 @@ impl Lifecycle {
         if writing {
             return false;
         }
-        self.failure.is_some()
-            || self.eof
-            || (self.state == State::Closed && (role == Role::Server || self.close_wait_over))
+        self.eof
+            || match self.phase {
+                Phase::Failed { .. } => true,
+                Phase::Closed { wait_over, .. } => role == Role::Server || wait_over,
+                _ => false,
+            }
     }
 
     /// Whether more input is of use: not after the transport ended or once
@@ -231,27 +256,163 @@ impl Lifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    // RFC 6455 §7.1.2-§7.1.4: the close handshake completes when each side has sent and received Close.
+    const SERVER: Role = Role::Server;
+
+    // RFC 6455 §7.1.2-§7.1.4: the close handshake completes when each side
+    // has sent and received Close, in either order.
     #[test]
     fn both_orders_reach_closed() {
-        let local_first = State::Open.on(Transition::SentClose);
+        let mut local = Lifecycle::default();
+        local.on_sent_close();
         assert_eq!(
-            local_first,
+            local.state(),
             State::Closing {
                 initiated_by: Side::Local
             }
         );
-        assert_eq!(local_first.on(Transition::ReceivedClose), State::Closed);
-        let remote_first = State::Open.on(Transition::ReceivedClose);
+        assert!(!local.may_send() && !local.is_done_reading());
+        assert!(!local.on_received_close(None));
+        assert_eq!(local.state(), State::Closed);
         assert_eq!(
-            remote_first,
+            local.peer_close().unwrap().code,
+            CloseCode::NO_STATUS_RECEIVED
+        );
+
+        let mut remote = Lifecycle::default();
+        let frame = CloseFrame::new(CloseCode::NORMAL, "bye");
+        assert!(remote.on_received_close(Some(&frame)));
+        assert_eq!(
+            remote.state(),
             State::Closing {
                 initiated_by: Side::Remote
             }
         );
-        assert_eq!(remote_first.on(Transition::SentClose), State::Closed);
-        assert_eq!(State::Open.on(Transition::Ended), State::Closed);
-        assert_eq!(State::Closed.on(Transition::SentClose), State::Closed);
+        remote.on_sent_close();
+        assert_eq!(remote.state(), State::Closed);
+        assert_eq!(remote.peer_close(), Some(&frame));
+        // The server closes the transport first; the client waits for it.
+        assert!(remote.should_close_transport(Role::Server, false));
+        assert!(!remote.should_close_transport(Role::Client, false));
+        remote.on_close_wait_over();
+        assert!(remote.should_close_transport(Role::Client, false));
+        assert_eq!(
+            remote.peer_close(),
+            Some(&frame),
+            "the wait keeps the peer's Close"
+        );
+    }
+
+    #[test]
+    fn a_local_only_failure_ends_at_once_and_a_sendable_one_closes() {
+        let mut eof = Lifecycle::default();
+        assert!(!eof.on_failure(ProtocolError::AbnormalClosure));
+        assert_eq!(eof.state(), State::Closed);
+        assert_eq!(eof.peer_close().unwrap().code, CloseCode::ABNORMAL);
+
+        let mut bad = Lifecycle::default();
+        assert!(bad.on_failure(ProtocolError::UnmaskedFrame));
+        bad.on_sent_close();
+        assert_eq!(
+            bad.state(),
+            State::Closing {
+                initiated_by: Side::Local
+            }
+        );
+        assert!(bad.is_done_reading() && !bad.may_send());
+        assert!(bad.should_close_transport(SERVER, false));
+        assert!(
+            !bad.should_close_transport(SERVER, true),
+            "output is written first"
+        );
+        bad.on_close_wait_over();
+        assert_eq!(bad.state(), State::Closed);
+        assert_eq!(bad.failure(), Some(ProtocolError::UnmaskedFrame));
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Sent,
+        Received(bool),
+        Eof,
+        Fail(bool),
+        WaitOver,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            Just(Op::Sent),
+            any::<bool>().prop_map(Op::Received),
+            Just(Op::Eof),
+            any::<bool>().prop_map(Op::Fail),
+            Just(Op::WaitOver),
+        ]
+    }
+
+    proptest! {
+        // Any sequence of events, applied as the connection applies them
+        // (nothing is read once reading is done; a Close is queued when one
+        // is asked for): the state never goes back, the first failure
+        // sticks, nothing is sent after a Close, and a failure stops input.
+        #[test]
+        fn any_sequence_keeps_the_invariants(ops in proptest::collection::vec(op(), 0..12)) {
+            let mut life = Lifecycle::default();
+            let mut sent = false;
+            let mut first_failure = None;
+            let rank = |s: State| match s {
+                State::Open => 0,
+                State::Closing { .. } => 1,
+                State::Closed => 2,
+            };
+            for op in ops {
+                let before = rank(life.state());
+                match op {
+                    Op::Sent => {
+                        life.on_sent_close();
+                        sent = true;
+                    }
+                    Op::Received(empty) => {
+                        if !life.is_done_reading() {
+                            let frame = CloseFrame::new(CloseCode::NORMAL, "");
+                            if life.on_received_close((!empty).then_some(&frame)) {
+                                prop_assert!(!sent);
+                                life.on_sent_close();
+                                sent = true;
+                            }
+                            prop_assert!(life.peer_close().is_some());
+                        }
+                    }
+                    Op::Eof => life.on_eof(),
+                    Op::Fail(local_only) => {
+                        let error = if local_only {
+                            ProtocolError::AbnormalClosure
+                        } else {
+                            ProtocolError::BadClosePayload
+                        };
+                        first_failure.get_or_insert(error);
+                        if life.on_failure(error) {
+                            prop_assert!(!sent);
+                            life.on_sent_close();
+                            sent = true;
+                        }
+                    }
+                    Op::WaitOver => life.on_close_wait_over(),
+                }
+                prop_assert!(rank(life.state()) >= before);
+                prop_assert_eq!(life.failure(), first_failure);
+                if sent || first_failure.is_some() {
+                    prop_assert!(!life.may_send());
+                }
+                if first_failure.is_some() {
+                    prop_assert!(life.is_done_reading() && !life.times_input());
+                    prop_assert!(life.should_close_transport(SERVER, false));
+                }
+                if life.state() == State::Closed {
+                    prop_assert!(life.is_done_reading() && !life.may_send());
+                }
+                prop_assert!(!life.should_close_transport(SERVER, true));
+            }
+        }
     }
 }
