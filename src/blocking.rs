@@ -39,6 +39,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::ops::ControlFlow;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -48,8 +49,8 @@ use crate::handshake::{
     AcceptOptions, Accepted, HandshakeDriver, Progress, Rejection, RequestView,
 };
 use crate::prepared::Outbound;
-use crate::transport::{self, WriteCall};
-use crate::{CloseCode, CloseFrame, Connection, Error, Message, SendError};
+use crate::transport::{self, MaybeTls, WriteCall};
+use crate::{CloseCode, CloseFrame, Connection, Error, Message};
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
@@ -190,20 +191,17 @@ impl<S: Read + Write> WebSocket<S> {
     /// [`Error::Send`] for a code that may not be sent or a reason over 123
     /// bytes, [`Error::Io`] and [`Error::Protocol`] as for [`read`](Self::read).
     pub fn close(&mut self, code: CloseCode, reason: &str) -> Result<Option<CloseFrame>, Error> {
-        match self.conn.close(code, reason) {
-            Ok(()) | Err(SendError::Closed) => {}
-            Err(error) => return Err(error.into()),
-        }
+        transport::start_close(&mut self.conn, code, reason)?;
         loop {
-            match self.read() {
-                Ok(_) => {}
-                Err(Error::ConnectionClosed) => break,
-                // A peer that hangs up instead of answering has been closed too.
-                Err(Error::Protocol(error)) if error.is_peer_gone() => break,
-                Err(error) => return Err(error),
+            let next = match self.read() {
+                Err(Error::ConnectionClosed) => None,
+                read => Some(read),
+            };
+            if let ControlFlow::Break(result) = transport::close_step(next) {
+                result?;
+                return Ok(self.conn.close_frame().cloned());
             }
         }
-        Ok(self.conn.close_frame().cloned())
     }
 
     /// Sends a timed Ping ([`Connection::ping`]) and flushes it; once
@@ -400,16 +398,13 @@ fn tls(_: TcpStream, _: &ClientBuilder) -> Result<MaybeTlsStream, Error> {
 
 /// The stream [`WebSocket::connect`] opens: TCP, or TLS over TCP for
 /// `wss://` (feature `rustls`).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum MaybeTlsStream {
-    /// A `ws://` connection.
-    Plain(TcpStream),
-    /// A `wss://` connection.
-    #[cfg(feature = "rustls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
-    Rustls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
+pub type MaybeTlsStream = MaybeTls<TcpStream, TlsStream>;
+
+/// The TLS stream of a `wss://` connection.
+#[cfg(feature = "rustls")]
+type TlsStream = Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+#[cfg(not(feature = "rustls"))]
+type TlsStream = crate::connection::NoTls;
 
 impl MaybeTlsStream {
     /// The TCP stream underneath (for socket options such as read timeouts).
@@ -419,42 +414,8 @@ impl MaybeTlsStream {
             Self::Plain(tcp) => tcp,
             #[cfg(feature = "rustls")]
             Self::Rustls(tls) => tls.get_ref(),
-        }
-    }
-}
-
-impl Read for MaybeTlsStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.read(buf),
-            #[cfg(feature = "rustls")]
-            Self::Rustls(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for MaybeTlsStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.write(buf),
-            #[cfg(feature = "rustls")]
-            Self::Rustls(s) => s.write(buf),
-        }
-    }
-
-    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Self::Plain(s) => s.write_vectored(bufs),
-            #[cfg(feature = "rustls")]
-            Self::Rustls(s) => s.write_vectored(bufs),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Self::Plain(s) => s.flush(),
-            #[cfg(feature = "rustls")]
-            Self::Rustls(s) => s.flush(),
+            #[cfg(not(feature = "rustls"))]
+            Self::Rustls(never) => match *never {},
         }
     }
 }

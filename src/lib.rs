@@ -251,6 +251,7 @@ pub mod connection {
     pub use crate::conn::{Outgoing, Side, Stats, Traffic};
     pub use crate::message::DataKind;
     pub use crate::prepared::Outbound;
+    pub use crate::transport::{MaybeTls, NoTls};
 }
 
 /// The README's examples, compiled and run as doctests (they use the tokio adapter).

@@ -8,6 +8,7 @@
 //! `Ready` at once) and the async adapters share them.
 
 use std::io::{self, IoSlice};
+use std::ops::ControlFlow;
 use std::task::{Poll, ready};
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use bytes::Buf;
 
 use crate::builder::ClientBuilder;
 use crate::handshake::driver_seal::Advance;
-use crate::{Connection, Error};
+use crate::{CloseCode, Connection, Error, Message, SendError};
 
 /// Where a client's `connect` goes: the host and port of its URL, once it
 /// is known that the build can speak its scheme (`wss://` needs a `rustls`
@@ -34,6 +35,31 @@ pub(crate) fn handshake_done<H: Advance>(result: Result<H::Done, Error>) -> Resu
     #[cfg(feature = "metrics")]
     crate::metrics::handshake(H::ROLE, &result);
     result
+}
+
+/// Queues this end's Close to start a close handshake; one sent already
+/// (the handshake resumed, or the connection closed it) is no error.
+pub(crate) fn start_close(
+    conn: &mut Connection,
+    code: CloseCode,
+    reason: &str,
+) -> Result<(), Error> {
+    match conn.close(code, reason) {
+        Ok(()) | Err(SendError::Closed) => Ok(()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What a close handshake makes of the next read (`None`: the stream
+/// ended). Messages that arrive meanwhile are dropped; a peer that hangs up
+/// instead of answering has been closed too; any other error ends it.
+pub(crate) fn close_step(next: Option<Result<Message, Error>>) -> ControlFlow<Result<(), Error>> {
+    match next {
+        None => ControlFlow::Break(Ok(())),
+        Some(Ok(_)) => ControlFlow::Continue(()),
+        Some(Err(Error::Protocol(error))) if error.is_peer_gone() => ControlFlow::Continue(()),
+        Some(Err(error)) => ControlFlow::Break(Err(error)),
+    }
 }
 
 /// How many buffers one vectored write passes.
@@ -127,4 +153,156 @@ pub(crate) fn after_read(
         conn.handle_timeout(now);
     }
     outcome
+}
+
+/// A client's transport as `connect` opens it: TCP for `ws://`, TLS over
+/// TCP for `wss://`. One enum for every adapter; each names its streams
+/// (`blocking::MaybeTlsStream`, `rt::tokio::MaybeTlsStream`), and reads and
+/// writes go to whichever is inside, in the I/O model both speak.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MaybeTls<P, T> {
+    /// A `ws://` connection.
+    Plain(P),
+    /// A `wss://` connection (feature `rustls`; without it, `T` is
+    /// [`NoTls`] and this variant has no values).
+    Rustls(T),
+}
+
+/// The TLS stream of a build without a `rustls` feature: there is none, so
+/// no value of this type exists.
+#[derive(Debug)]
+pub enum NoTls {}
+
+/// Forwards a call to whichever stream is inside.
+macro_rules! either {
+    ($value:expr, $s:ident => $e:expr) => {
+        match $value {
+            MaybeTls::Plain($s) => $e,
+            MaybeTls::Rustls($s) => $e,
+        }
+    };
+}
+
+impl<P: io::Read, T: io::Read> io::Read for MaybeTls<P, T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        either!(self, s => s.read(buf))
+    }
+}
+
+impl<P: io::Write, T: io::Write> io::Write for MaybeTls<P, T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        either!(self, s => s.write(buf))
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        either!(self, s => s.write_vectored(bufs))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        either!(self, s => s.flush())
+    }
+}
+
+impl io::Read for NoTls {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        match *self {}
+    }
+}
+
+impl io::Write for NoTls {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        match *self {}
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match *self {}
+    }
+}
+
+#[cfg(feature = "tokio")]
+mod tokio_io {
+    use std::io::{self, IoSlice};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    use super::{MaybeTls, NoTls};
+
+    impl<P, T> AsyncRead for MaybeTls<P, T>
+    where
+        P: AsyncRead + Unpin,
+        T: AsyncRead + Unpin,
+    {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            either!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+        }
+    }
+
+    impl<P, T> AsyncWrite for MaybeTls<P, T>
+    where
+        P: AsyncWrite + Unpin,
+        T: AsyncWrite + Unpin,
+    {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            either!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+        }
+
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            either!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            either!(self, s => s.is_write_vectored())
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            either!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            either!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+        }
+    }
+
+    impl AsyncRead for NoTls {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match *self {}
+        }
+    }
+
+    impl AsyncWrite for NoTls {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            match *self {}
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match *self {}
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            match *self {}
+        }
+    }
 }

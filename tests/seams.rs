@@ -89,6 +89,45 @@ async fn a_hub_of_its_own_on_the_public_seam() {
     );
 }
 
+#[tokio::test]
+async fn an_unsplit_stream_queues_by_reference_and_keeps_the_pong_first() {
+    let (mut server, mut client) = pair().await;
+    client
+        .send(Message::Ping(bytes::Bytes::from_static(b"p")))
+        .await
+        .unwrap();
+    // The Ping is read (its Pong queued) before anything is queued after it.
+    client.send(Message::text("after")).await.unwrap();
+    assert_eq!(
+        server.next().await.unwrap().unwrap(),
+        Message::Ping(bytes::Bytes::from_static(b"p"))
+    );
+    let prepared = PreparedMessage::binary(vec![7u8; 1000]);
+    let queued = server.queue(|outbox| {
+        outbox.send(&prepared).unwrap();
+        outbox.send(Message::text("owned")).unwrap();
+        outbox.queued()
+    });
+    assert!(queued > 1000, "queued {queued} bytes");
+    server.flush().await.unwrap();
+    assert_eq!(
+        client.next().await.unwrap().unwrap(),
+        Message::Pong(bytes::Bytes::from_static(b"p"))
+    );
+    assert_eq!(
+        client.next().await.unwrap().unwrap(),
+        Message::binary(vec![7u8; 1000])
+    );
+    assert_eq!(
+        client.next().await.unwrap().unwrap(),
+        Message::text("owned")
+    );
+    assert_eq!(
+        server.next().await.unwrap().unwrap(),
+        Message::text("after")
+    );
+}
+
 /// A drain of its own: a flag the operator flips, and what the stream
 /// reported at its end.
 #[derive(Debug, Default)]

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
@@ -11,7 +12,7 @@ use std::time::Instant;
 use super::runtime::{Runtime, write_call};
 use crate::prepared::Outbound;
 use crate::transport;
-use crate::{CloseCode, Connection, Error, Message, SendError};
+use crate::{CloseCode, Connection, Error, Message};
 
 /// Something outside a connection that may ask it to close: a drain, an
 /// operator's kick. A stream given one with
@@ -272,10 +273,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         code: CloseCode,
         reason: &str,
     ) -> Poll<Result<(), Error>> {
-        match self.conn.close(code, reason) {
-            Ok(()) | Err(SendError::Closed) => {}
-            Err(error) => return Poll::Ready(Err(error.into())),
-        }
+        transport::start_close(&mut self.conn, code, reason)?;
         Poll::Ready(ready!(self.poll_flush(cx)).map_err(Error::from))
     }
 
@@ -292,11 +290,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             ready!(self.poll_send_close(cx, code, reason))?;
         }
         loop {
-            match ready!(self.poll_next(cx)) {
-                None => return Poll::Ready(Ok(())),
-                Some(Ok(_)) => {}
-                Some(Err(Error::Protocol(error))) if error.is_peer_gone() => {}
-                Some(Err(error)) => return Poll::Ready(Err(error)),
+            if let ControlFlow::Break(result) = transport::close_step(ready!(self.poll_next(cx))) {
+                return Poll::Ready(result);
             }
         }
     }

@@ -215,11 +215,7 @@ impl<S, R: Runtime<S>> WriteHalf<S, R> {
     /// This is what a hub's per-subscriber writer needs (`rt::hub` uses it
     /// and nothing private; `tests/seams.rs` builds one of its own).
     pub fn queue<T>(&mut self, fill: impl FnOnce(&mut Outbox<'_>) -> T) -> T {
-        let mut shared = lock(&self.shared);
-        let conn = &mut shared.driver.conn;
-        // Moves a pending Pong ahead of what `fill` queues.
-        let _ = conn.outgoing();
-        fill(&mut Outbox { conn })
+        Outbox::fill(&mut lock(&self.shared).driver.conn, fill)
     }
 
     /// Writes everything queued and flushes the stream: `Ready` once all of
@@ -255,7 +251,13 @@ pub struct Outbox<'a> {
     conn: &'a mut Connection,
 }
 
-impl Outbox<'_> {
+impl<'a> Outbox<'a> {
+    /// Runs `fill` on `conn`'s queue, a pending Pong moved ahead of it.
+    pub(crate) fn fill<T>(conn: &'a mut Connection, fill: impl FnOnce(&mut Self) -> T) -> T {
+        let _ = conn.outgoing();
+        fill(&mut Outbox { conn })
+    }
+
     /// Queues a message without writing it.
     ///
     /// # Errors

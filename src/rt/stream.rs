@@ -14,7 +14,7 @@ use futures_sink::Sink;
 use super::driver::{CloseSignal, Driver};
 use super::handshake::handshake;
 use super::runtime::Runtime;
-use super::split::{ReadHalf, Shared, WriteHalf};
+use super::split::{Outbox, ReadHalf, Shared, WriteHalf};
 use crate::builder::{ClientBuilder, Incoming, IntoIncoming, ServerBuilder};
 use crate::connection::Stats;
 use crate::handshake::{AcceptOptions, Accepted, Rejection, RequestView, ServerDriver};
@@ -154,6 +154,15 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     pub async fn send(&mut self, message: impl Outbound) -> Result<(), Error> {
         self.feed(message).await?;
         self.flush().await
+    }
+
+    /// Queues frames without writing or waiting, as
+    /// [`WriteHalf::queue`]: `fill` sends into an [`Outbox`] (a
+    /// [`PreparedMessage`](crate::PreparedMessage) by reference costs a
+    /// pointer) until it [is full](Outbox::is_full); [`flush`](Self::flush)
+    /// or [`next`](Self::next) writes them.
+    pub fn queue<T>(&mut self, fill: impl FnOnce(&mut Outbox<'_>) -> T) -> T {
+        Outbox::fill(&mut self.driver.conn, fill)
     }
 
     /// Writes everything queued and flushes the stream.

@@ -44,6 +44,7 @@ use crate::Error;
 use crate::builder::IntoClientBuilder;
 use crate::handshake::Accepted;
 use crate::rt::Runtime;
+use crate::transport::MaybeTls;
 
 /// The tokio [`Runtime`]: tokio's `AsyncRead + AsyncWrite` and its timer
 /// (so `tokio::time::pause` drives the WebSocket's timers in tests).
@@ -137,69 +138,25 @@ async fn tls(_: TcpStream, _: &crate::ClientBuilder) -> Result<MaybeTlsStream, E
 
 /// The stream [`WebSocketStream::connect`] opens: TCP, or TLS over TCP for
 /// `wss://` (feature `rustls`).
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum MaybeTlsStream {
-    /// A `ws://` connection.
-    Plain(TcpStream),
-    /// A `wss://` connection.
-    #[cfg(feature = "rustls")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
-    Rustls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
+pub type MaybeTlsStream = MaybeTls<TcpStream, TlsStream>;
 
-/// Forwards an I/O method to whichever stream is inside.
-macro_rules! each_stream {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self.get_mut() {
-            MaybeTlsStream::Plain($s) => $e,
-            #[cfg(feature = "rustls")]
-            MaybeTlsStream::Rustls($s) => $e,
-        }
-    };
-}
+/// The TLS stream of a `wss://` connection.
+#[cfg(feature = "rustls")]
+type TlsStream = Box<tokio_rustls::client::TlsStream<TcpStream>>;
+#[cfg(not(feature = "rustls"))]
+type TlsStream = crate::connection::NoTls;
 
-impl AsyncRead for MaybeTlsStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        each_stream!(self, s => Pin::new(s).poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for MaybeTlsStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        each_stream!(self, s => Pin::new(s).poll_write(cx, buf))
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        each_stream!(self, s => Pin::new(s).poll_write_vectored(cx, bufs))
-    }
-
-    fn is_write_vectored(&self) -> bool {
+impl MaybeTlsStream {
+    /// The TCP stream underneath (for socket options and addresses).
+    #[must_use]
+    pub fn tcp(&self) -> &TcpStream {
         match self {
-            Self::Plain(s) => s.is_write_vectored(),
+            Self::Plain(tcp) => tcp,
             #[cfg(feature = "rustls")]
-            Self::Rustls(s) => s.is_write_vectored(),
+            Self::Rustls(tls) => tls.get_ref().0,
+            #[cfg(not(feature = "rustls"))]
+            Self::Rustls(never) => match *never {},
         }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each_stream!(self, s => Pin::new(s).poll_flush(cx))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        each_stream!(self, s => Pin::new(s).poll_shutdown(cx))
     }
 }
 
