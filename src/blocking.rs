@@ -136,7 +136,7 @@ impl<S: Read + Write> WebSocket<S> {
     /// On a non-blocking stream that takes no more (`WouldBlock`), the
     /// message is still queued while the queue is below
     /// [`Config::max_write_buffer`](crate::Config::max_write_buffer); past it, the message comes back in
-    /// [`SendError::Full`]. A message is never lost.
+    /// [`SendError::Full`](crate::SendError::Full). A message is never lost.
     ///
     /// # Errors
     ///
