@@ -228,6 +228,7 @@ pub mod reconnect;
 #[cfg(any(feature = "tokio", feature = "futures-io"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "tokio", feature = "futures-io"))))]
 pub mod rt;
+mod sync;
 #[cfg(feature = "rustls")]
 mod tls;
 mod transport;

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 #[cfg(feature = "deflate")]
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use bytes::{Bytes, BytesMut};
 
@@ -161,12 +161,7 @@ impl PreparedMessage {
     #[must_use]
     pub fn compressed_encodings(&self) -> usize {
         #[cfg(feature = "deflate")]
-        return self
-            .inner
-            .compressed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len();
+        return crate::sync::lock(&self.inner.compressed).len();
         #[cfg(not(feature = "deflate"))]
         0
     }
@@ -204,11 +199,7 @@ impl PreparedMessage {
         key: crate::extensions::deflate::SharedKey,
         compress: impl FnOnce(&[u8]) -> Vec<u8>,
     ) -> (Bytes, usize) {
-        let mut cache = self
-            .inner
-            .compressed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut cache = crate::sync::lock(&self.inner.compressed);
         if let Some(found) = cache.iter().find(|c| c.key == key) {
             return (found.frame.clone(), found.header_len);
         }

@@ -47,7 +47,9 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
@@ -172,11 +174,6 @@ impl Signal {
             waker.wake_by_ref();
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing here is left half-updated by a panic.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The registry of watched tasks.

@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use super::split::store;
@@ -238,12 +238,6 @@ const ENTRY_COST: usize = 16;
 /// writer at 10 000 × 16 B).
 const YIELD_AFTER: usize = 16 << 10;
 
-fn guard<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Every update below leaves the data consistent at each step, so a
-    // poisoned lock is still usable.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Hub {
     /// An empty hub.
     #[must_use]
@@ -270,7 +264,7 @@ impl Hub {
     /// A new member, subscribed to nothing. It leaves the hub when dropped.
     #[must_use]
     pub fn join(&self) -> Member {
-        let mut state = guard(&self.shared.state);
+        let mut state = crate::sync::lock(&self.shared.state);
         let id = state.next_id;
         state.next_id += 1;
         let queue = Arc::new(Mutex::new(Queue::default()));
@@ -300,7 +294,7 @@ impl Hub {
         if topic.is_empty() || topic.len() > config.max_topic_len {
             return Err(HubError::TopicLength(config.max_topic_len));
         }
-        let mut guard_state = guard(&self.shared.state);
+        let mut guard_state = crate::sync::lock(&self.shared.state);
         let state = &mut *guard_state;
         let Some(entry) = state.members.get_mut(&member.id) else {
             return Err(HubError::Closed);
@@ -327,7 +321,7 @@ impl Hub {
 
     /// Unsubscribes `member` from `topic`; whether it was subscribed.
     pub fn unsubscribe(&self, member: &Member, topic: &str) -> bool {
-        let mut guard_state = guard(&self.shared.state);
+        let mut guard_state = crate::sync::lock(&self.shared.state);
         let state = &mut *guard_state;
         let removed = state
             .members
@@ -347,7 +341,7 @@ impl Hub {
         let progress = shared.progress.load(Ordering::Relaxed);
         let mut report = Publish::default();
         let mut closed = Vec::new();
-        let mut guard_state = guard(&shared.state);
+        let mut guard_state = crate::sync::lock(&shared.state);
         let state = &mut *guard_state;
         state.stats.published += 1;
         let Some(subscribers) = state.topics.get(topic) else {
@@ -357,7 +351,7 @@ impl Hub {
             let Some(entry) = state.members.get(id) else {
                 continue;
             };
-            let mut queue = guard(&entry.queue);
+            let mut queue = crate::sync::lock(&entry.queue);
             if queue.bytes < shared.config.queue_limit {
                 queue.push(message.clone(), len, shared);
                 report.delivered += 1;
@@ -407,7 +401,7 @@ impl Hub {
     /// Subscribers of `topic`.
     #[must_use]
     pub fn subscribers(&self, topic: &str) -> usize {
-        guard(&self.shared.state)
+        crate::sync::lock(&self.shared.state)
             .topics
             .get(topic)
             .map_or(0, HashSet::len)
@@ -416,7 +410,7 @@ impl Hub {
     /// The hub's counters and size.
     #[must_use]
     pub fn stats(&self) -> HubStats {
-        let mut stats = guard(&self.shared.state).stats;
+        let mut stats = crate::sync::lock(&self.shared.state).stats;
         stats.queued_bytes = self.shared.queued.load(Ordering::Relaxed);
         stats
     }
@@ -445,7 +439,7 @@ impl Hub {
         if shared.is_ready() {
             return Poll::Ready(());
         }
-        guard(&shared.waiters).push(cx.waker().clone());
+        crate::sync::lock(&shared.waiters).push(cx.waker().clone());
         // A writer may have drained in between: check again.
         if shared.is_ready() {
             return Poll::Ready(());
@@ -457,7 +451,7 @@ impl Hub {
     fn drained(&self) {
         let shared = &*self.shared;
         if shared.is_ready() {
-            let waiters = std::mem::take(&mut *guard(&shared.waiters));
+            let waiters = std::mem::take(&mut *crate::sync::lock(&shared.waiters));
             for waker in waiters {
                 waker.wake();
             }
@@ -590,7 +584,7 @@ impl Member {
     /// Topics it is subscribed to.
     #[must_use]
     pub fn topics(&self) -> Vec<String> {
-        guard(&self.hub.shared.state)
+        crate::sync::lock(&self.hub.shared.state)
             .members
             .get(&self.id)
             .map(|entry| entry.topics.iter().map(|t| t.to_string()).collect())
@@ -602,7 +596,7 @@ impl Member {
     /// policy closed it) and the message was dropped.
     pub fn send(&self, message: &PreparedMessage) -> bool {
         let shared = &*self.hub.shared;
-        let mut queue = guard(&self.queue);
+        let mut queue = crate::sync::lock(&self.queue);
         if queue.close.is_some() || queue.bytes >= shared.config.queue_limit {
             return false;
         }
@@ -613,7 +607,7 @@ impl Member {
     /// Payload bytes waiting for it.
     #[must_use]
     pub fn queued_bytes(&self) -> usize {
-        guard(&self.queue).bytes
+        crate::sync::lock(&self.queue).bytes
     }
 
     /// Moves what is published to this member onto `write`'s connection and
@@ -646,7 +640,7 @@ impl Member {
         let hub = &*self.hub.shared;
         loop {
             let close = {
-                let mut queue = guard(&self.queue);
+                let mut queue = crate::sync::lock(&self.queue);
                 store(&mut queue.waker, cx);
                 queue.close
             };
@@ -658,7 +652,7 @@ impl Member {
             if *writing {
                 match write.poll_flush_queued(cx) {
                     Poll::Pending => {
-                        let mut queue = guard(&self.queue);
+                        let mut queue = crate::sync::lock(&self.queue);
                         if queue.stuck_since.is_none() {
                             queue.stuck_since = Some(hub.progress.load(Ordering::Relaxed));
                             queue.refresh(hub);
@@ -670,7 +664,7 @@ impl Member {
                     Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                     Poll::Ready(Ok(())) => {
                         *writing = false;
-                        let mut queue = guard(&self.queue);
+                        let mut queue = crate::sync::lock(&self.queue);
                         queue.stuck_since = None;
                         queue.refresh(hub);
                         hub.progress.fetch_add(1, Ordering::Relaxed);
@@ -682,7 +676,7 @@ impl Member {
             // this one (tests/hub.rs, pongs_are_not_held_behind_the_queue).
             let moved = write.queue(|outbox| {
                 let mut moved = 0;
-                let mut queue = guard(&self.queue);
+                let mut queue = crate::sync::lock(&self.queue);
                 while moved < hub.config.batch_bytes {
                     // Past `max_write_buffer` the rest waits for this write.
                     if outbox.is_full() {
@@ -708,10 +702,10 @@ impl Member {
 
 impl Drop for Member {
     fn drop(&mut self) {
-        let mut state = guard(&self.hub.shared.state);
+        let mut state = crate::sync::lock(&self.hub.shared.state);
         state.remove(self.id);
         drop(state);
-        let mut queue = guard(&self.queue);
+        let mut queue = crate::sync::lock(&self.queue);
         queue.close = Some((CloseCode::GOING_AWAY, ""));
         queue.clear(&self.hub.shared);
         drop(queue);

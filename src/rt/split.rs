@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
@@ -24,9 +24,7 @@ pub(crate) struct Shared<S, R: Runtime<S>> {
 }
 
 pub(crate) fn lock<S, R: Runtime<S>>(shared: &Mutex<Shared<S, R>>) -> MutexGuard<'_, Shared<S, R>> {
-    // A panic inside a poll leaves the driver as consistent as any early
-    // return does, so a poisoned lock is still usable.
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
+    crate::sync::lock(shared)
 }
 
 pub(crate) fn wake(waker: Option<&Waker>) {
@@ -82,7 +80,7 @@ impl<S, R: Runtime<S>> ReadHalf<S, R> {
             Ok(shared) => Ok(WebSocketStream {
                 driver: shared
                     .into_inner()
-                    .unwrap_or_else(PoisonError::into_inner)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .driver,
             }),
             // Only these two halves hold it, and one was just dropped.

@@ -7,7 +7,9 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
+
+use crate::sync::lock;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -112,11 +114,6 @@ impl fmt::Debug for DeflatePool {
             .field("decompressors", &decompressors)
             .finish()
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A state is pushed or popped whole: a panic leaves the list usable.
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Compresses outgoing messages. The zlib state is made (or taken from the
