@@ -102,7 +102,7 @@ impl FuzzConfig {
 }
 
 /// One step of a fuzzed conversation.
-#[derive(Arbitrary, Debug)]
+#[derive(Arbitrary, Debug, Clone)]
 pub enum Op {
     /// Queue a well-formed-looking frame from the peer (any opcode nibble,
     /// FIN, RSV bits; masked or not).
@@ -204,12 +204,24 @@ pub fn run_conversation(role: Role, conversation: Conversation) {
             Op::Send { binary, data } => {
                 let message = data_message(binary, &data);
                 let result = conn.send(message);
-                record_send(&mut sent, binary, data, true, &result);
+                record_send(
+                    &mut sent,
+                    binary,
+                    message_bytes(binary, data),
+                    true,
+                    &result,
+                );
             }
             Op::SendUncompressed { binary, data } => {
                 let message = data_message(binary, &data);
                 let result = conn.send_uncompressed(message);
-                record_send(&mut sent, binary, data, true, &result);
+                record_send(
+                    &mut sent,
+                    binary,
+                    message_bytes(binary, data),
+                    true,
+                    &result,
+                );
             }
             Op::SendFragment { binary, data, fin } => {
                 let kind = if binary {
@@ -262,6 +274,19 @@ fn data_message(binary: bool, data: &[u8]) -> Message {
     }
 }
 
+/// The payload `data_message` makes of `data`: text goes through a lossy
+/// conversion, so the peer must see the converted bytes.
+fn message_bytes(binary: bool, data: Vec<u8>) -> Vec<u8> {
+    if binary {
+        data
+    } else {
+        String::from_utf8_lossy(&data).into_owned().into_bytes()
+    }
+}
+
+/// Records a data frame the connection took, byte for byte as it took it: a
+/// text fragment may end inside a code point the next one completes, so
+/// fragments are never converted one by one.
 fn record_send(
     sent: &mut Sent,
     binary: bool,
@@ -272,11 +297,6 @@ fn record_send(
     if result.is_err() {
         return;
     }
-    let data = if binary {
-        data
-    } else {
-        String::from_utf8_lossy(&data).into_owned().into_bytes()
-    };
     let (kind, mut whole) = sent.partial.take().unwrap_or((binary, Vec::new()));
     assert_eq!(kind, binary, "a fragment of another kind was taken");
     whole.extend_from_slice(&data);
@@ -398,5 +418,50 @@ fn check_wire(
     assert_eq!(data.len(), sent.messages.len(), "messages lost or invented");
     for (got, want) in data.iter().zip(&sent.messages) {
         assert!(got == want, "a message changed on the way");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A code point split across two text fragments (0xEA | 0x9C 0x9E is
+    // U+A71E) is valid and must arrive whole: the oracle records fragments
+    // byte for byte, never converting each on its own.
+    #[test]
+    fn a_code_point_split_across_fragments_arrives_whole() {
+        let config = FuzzConfig {
+            max_frame_size: 1024,
+            extra_message_size: 0,
+            max_write_buffer: 4096,
+            max_send_frame_size: None,
+            auto_pong: true,
+            keepalive_ms: None,
+            idle_ms: None,
+            close_ms: None,
+            deflate: None,
+            rate_limits: None,
+        };
+        let ops = vec![
+            Op::SendFragment {
+                binary: false,
+                data: vec![0xEA],
+                fin: false,
+            },
+            Op::SendFragment {
+                binary: false,
+                data: vec![0x9C, 0x9E],
+                fin: true,
+            },
+        ];
+        for role in [Role::Client, Role::Server] {
+            run_conversation(
+                role,
+                Conversation {
+                    config: config.clone(),
+                    ops: ops.clone(),
+                },
+            );
+        }
     }
 }
