@@ -73,10 +73,22 @@ pub struct Config {
     /// Fail with [`ProtocolError::IdleTimeout`](crate::ProtocolError::IdleTimeout)
     /// (Close 1001) when nothing has been received for this long. Default `None`.
     pub idle_timeout: Option<Duration>,
-    /// How long to wait for the peer's Close reply, and, as a client, for the
-    /// server to close the transport after the close handshake (§7.1.1).
-    /// Default 5 seconds.
+    /// How long a connection may take to end once its close began (this
+    /// end's Close queued): the wait for the peer's Close reply, a client's
+    /// wait for the server to close the transport (§7.1.1), and the
+    /// lingering read after the transport's write side is shut. When it runs
+    /// out, output the peer did not take is dropped and the transport
+    /// closed, whatever the peer does. Default 5 seconds; `None` waits for
+    /// the peer forever.
     pub close_timeout: Option<Duration>,
+    /// Fail with [`ProtocolError::WriteTimeout`](crate::ProtocolError::WriteTimeout)
+    /// when queued output makes no progress for this long: the peer stopped
+    /// reading, and its socket would otherwise be kept open by TCP's
+    /// persist probes for as long as it likes. Detected within twice this
+    /// (the deadline moves only when the adapter learns the time). Default
+    /// 60 seconds, nginx's `send_timeout`: long enough for a mobile peer's
+    /// stall, short enough that a peer cannot pin a task and its buffers.
+    pub write_timeout: Option<Duration>,
     /// How long the connection must be quiet (no bytes in or out, nothing
     /// buffered, no message half-received or half-sent) before it gives
     /// back its read and write buffers and its compression states (keeping,
@@ -119,6 +131,7 @@ impl Default for Config {
             keepalive_interval: None,
             idle_timeout: None,
             close_timeout: Some(Duration::from_secs(5)),
+            write_timeout: Some(Duration::from_secs(60)),
             shrink_after_idle: Some(Duration::from_secs(1)),
             dangerous_mask_seed: None,
             rate_limits: RateLimits::default(),
@@ -148,6 +161,8 @@ by_value_setters! {
         idle_timeout: Option<Duration>;
         /// Sets [`close_timeout`](Self::close_timeout).
         close_timeout: Option<Duration>;
+        /// Sets [`write_timeout`](Self::write_timeout).
+        write_timeout: Option<Duration>;
         /// Sets [`shrink_after_idle`](Self::shrink_after_idle).
         shrink_after_idle: Option<Duration>;
         /// Sets [`dangerous_mask_seed`](Self::dangerous_mask_seed).
@@ -288,6 +303,7 @@ impl Config {
             ("keepalive_interval", self.keepalive_interval),
             ("idle_timeout", self.idle_timeout),
             ("close_timeout", self.close_timeout),
+            ("write_timeout", self.write_timeout),
             ("shrink_after_idle", self.shrink_after_idle),
         ] {
             if value == Some(Duration::ZERO) {

@@ -81,6 +81,12 @@ pub enum ProtocolError {
     /// allow, and they say to close (or one message inflated past what pausing allows).
     #[error("rate limit exceeded")]
     RateLimited,
+    /// Queued output made no progress for
+    /// [`Config::write_timeout`](crate::Config::write_timeout): the peer
+    /// stopped reading. Its output is dropped and the transport closed
+    /// (1006, nothing can reach such a peer).
+    #[error("the peer read nothing within the write timeout")]
+    WriteTimeout,
 }
 
 impl ProtocolError {
@@ -106,8 +112,8 @@ impl ProtocolError {
     /// The close code this error stands for (RFC 6455 §7.4.1).
     ///
     /// 1002 for framing errors, 1007 for bad UTF-8, 1009 for limits, 1001 for
-    /// an idle peer, and 1006 for a transport that ended without a close
-    /// handshake, 1008 past a rate limit. 1006 is reported locally and never sent.
+    /// an idle peer, 1008 past a rate limit, and 1006 for a transport that
+    /// ended without a close handshake or a peer that stopped reading. 1006 is reported locally and never sent.
     #[must_use]
     pub fn close_code(self) -> CloseCode {
         match self {
@@ -127,7 +133,7 @@ impl ProtocolError {
             Self::FrameTooBig | Self::MessageTooBig => CloseCode::MESSAGE_TOO_BIG,
             Self::IdleTimeout => CloseCode::GOING_AWAY,
             Self::RateLimited => CloseCode::POLICY_VIOLATION,
-            Self::AbnormalClosure => CloseCode::ABNORMAL,
+            Self::AbnormalClosure | Self::WriteTimeout => CloseCode::ABNORMAL,
         }
     }
 }
@@ -264,9 +270,8 @@ impl From<Error> for std::io::Error {
         let kind = match &error {
             Error::Io(e) => e.kind(),
             Error::Protocol(ProtocolError::AbnormalClosure) => ErrorKind::UnexpectedEof,
-            Error::Protocol(ProtocolError::IdleTimeout) | Error::HandshakeTimeout(_) => {
-                ErrorKind::TimedOut
-            }
+            Error::Protocol(ProtocolError::IdleTimeout | ProtocolError::WriteTimeout)
+            | Error::HandshakeTimeout(_) => ErrorKind::TimedOut,
             Error::Protocol(_) | Error::Handshake(_) => ErrorKind::InvalidData,
             Error::Config(_) | Error::Send(_) | Error::TlsRequired => ErrorKind::InvalidInput,
             Error::Rejected(_) => ErrorKind::ConnectionRefused,
@@ -313,6 +318,7 @@ impl ProtocolError {
             Self::AbnormalClosure => "abnormal_closure",
             Self::IdleTimeout => "idle_timeout",
             Self::RateLimited => "rate_limited",
+            Self::WriteTimeout => "write_timeout",
         }
     }
 }

@@ -7,7 +7,7 @@ use std::io::IoSlice;
 
 use bytes::{Buf, Bytes};
 use rfc6455::frame::OpCode;
-use rfc6455::{CloseCode, Config, Connection, Message, Role};
+use rfc6455::{CloseCode, Config, Connection, Message, ProtocolError, Role};
 use support::*;
 
 // §5.3: "The masking key MUST be derived from a strong source of entropy, and
@@ -116,11 +116,66 @@ fn predicates_over_a_lifetime() {
     pair.deliver_to_server();
     assert!(pair.server.should_close_transport());
     assert!(
-        !pair.server.wants_read(),
-        "the server is done with the transport"
+        pair.server.wants_read() && !pair.server.is_finished(),
+        "the server shuts its side and lingers until the client's end"
     );
     assert!(
-        pair.client.wants_read(),
+        pair.client.wants_read() && !pair.client.should_close_transport(),
         "the client still waits for the server's EOF"
     );
+    pair.client.receive_eof();
+    assert_eq!(pair.client.next_message(), Ok(None));
+    assert!(pair.client.should_close_transport() && pair.client.is_finished());
+    assert!(!pair.client.wants_read());
+    pair.server.receive_eof();
+    assert_eq!(pair.server.next_message(), Ok(None));
+    assert!(pair.server.is_finished() && !pair.server.wants_read());
+}
+
+// A peer that never reads: once the close timeout passes, its output is
+// dropped and the transport may go, whatever it does.
+#[test]
+fn the_close_timeout_bounds_a_peer_that_reads_nothing() {
+    let start = std::time::Instant::now();
+    let config = Config::default()
+        .close_timeout(Some(std::time::Duration::from_secs(5)))
+        .shrink_after_idle(None);
+    let mut s = server(config);
+    s.handle_timeout(start);
+    s.send(Message::binary(vec![1u8; 100_000])).unwrap();
+    s.close(CloseCode::POLICY_VIOLATION, "slow").unwrap();
+    s.handle_timeout(start);
+    assert!(s.wants_write() && !s.should_close_transport() && !s.is_finished());
+    let deadline = s.poll_timeout().expect("the close wait is armed");
+    assert_eq!(deadline, start + std::time::Duration::from_secs(5));
+    s.handle_timeout(deadline);
+    assert!(!s.wants_write(), "unsent output is dropped");
+    assert!(s.should_close_transport() && s.is_finished());
+    assert_eq!(s.close_frame().unwrap().code, CloseCode::ABNORMAL);
+}
+
+// Output that makes no progress for the write timeout fails the connection.
+#[test]
+fn a_stalled_write_times_out_within_two_timeouts() {
+    let start = std::time::Instant::now();
+    let timeout = std::time::Duration::from_secs(60);
+    let mut s = server(Config::default().shrink_after_idle(None));
+    s.handle_timeout(start);
+    s.send(Message::binary(vec![1u8; 100_000])).unwrap();
+    // Some bytes go out, then none.
+    s.outgoing().advance(1000);
+    let mut now = start;
+    let mut wakes = 0;
+    while !s.is_finished() {
+        let deadline = s.poll_timeout().expect("a deadline while output waits");
+        assert!(deadline > now || wakes == 0, "no busy loop");
+        now = deadline.max(now);
+        s.handle_timeout(now);
+        wakes += 1;
+        assert!(wakes < 5, "woken {wakes} times");
+    }
+    assert!(now - start <= 2 * timeout, "took {:?}", now - start);
+    assert!(now - start >= timeout);
+    assert_eq!(s.next_message(), Err(ProtocolError::WriteTimeout));
+    assert!(!s.wants_write());
 }

@@ -85,7 +85,7 @@ fn a_message_flood_is_paused_to_the_rate() {
 }
 
 // The same flood at a server that closes: 100 messages (the burst), then
-// 1008 with a reason, and nothing more is read.
+// 1008 with a reason, and nothing more is delivered.
 #[test]
 fn a_message_flood_is_closed_within_the_burst() {
     let t0 = Instant::now();
@@ -103,7 +103,13 @@ fn a_message_flood_is_closed_within_the_burst() {
     assert_eq!(frames.len(), 1);
     assert_eq!(frames[0].0.opcode, OpCode::Close);
     assert_eq!(&frames[0].1[..2], &1008u16.to_be_bytes());
-    assert!(!server.wants_read());
+    // What follows is read only to be discarded (the lingering close),
+    // until the client's end.
+    assert!(server.should_close_transport() && server.wants_read());
+    server.receive(&flood(1000));
+    assert_eq!(pull(&mut server).0.len(), 0);
+    server.receive_eof();
+    assert!(server.is_finished() && !server.wants_read());
 
     // With time the bucket refills: 50 ms later another 50 pass.
     let mut server = server_with(messages(OverLimit::Close));

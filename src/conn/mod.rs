@@ -113,7 +113,7 @@ pub struct Connection {
     /// The first time given to `handle_timeout`.
     since: Option<Instant>,
     /// The Close this end queued.
-    close_sent: Option<CloseFrame>,
+    close_sent: Option<Box<CloseFrame>>,
     /// What the opening handshake settled, when one made the connection.
     opening: Option<Record>,
 }
@@ -385,6 +385,16 @@ impl Connection {
         }
         if Timers::take_due(&mut self.timers.close, now) {
             self.life.on_close_wait_over();
+            // The close took its time: what the peer did not take is dropped.
+            self.sender.discard();
+        }
+        let (written, waiting) = (self.sender.written(), self.sender.wants_write());
+        if self
+            .timers
+            .check_write(now, written, waiting, self.config.write_timeout)
+        {
+            self.fail(ProtocolError::WriteTimeout);
+            self.sender.discard();
         }
         // A Close queued just now (by an idle failure) is waited for from now.
         self.timers.arm_close(now, self.config.close_timeout);
@@ -392,7 +402,8 @@ impl Connection {
     }
 
     /// Whether the connection can use more input: false once the transport
-    /// ended or the connection is done with it, while a whole frame's
+    /// ended or [is finished](Self::is_finished) (input that arrives after
+    /// the connection is done reading is read and discarded), while a whole frame's
     /// worth of input is buffered and not yet pulled, and while a
     /// [rate limit](Config::rate_limits) pauses input (until
     /// [`poll_timeout`](Self::poll_timeout)).
@@ -667,11 +678,11 @@ impl Connection {
     /// Queues a Close (after any pending Pong) and moves the state on.
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         self.sender.close(frame);
-        self.close_sent = Some(
-            frame
-                .cloned()
-                .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
-        );
+        // Boxed: sent once, and every connection carries the slot.
+        self.close_sent =
+            Some(Box::new(frame.cloned().unwrap_or_else(|| {
+                CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")
+            })));
         self.life.on_sent_close();
         if self.config.close_timeout.is_some() {
             self.timers.close_pending = true;
@@ -688,6 +699,12 @@ impl Connection {
     /// drained.
     pub fn outgoing(&mut self) -> &mut Outgoing {
         self.sender.outgoing()
+    }
+
+    /// Drops all queued output: the transport takes no more (a write failed).
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn discard_output(&mut self) {
+        self.sender.discard();
     }
 
     /// Bytes queued for the transport (a pending Pong not counted).
@@ -708,10 +725,27 @@ impl Connection {
     #[must_use = "re-arm the timer to this deadline"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let resume = self.receiver.limiter.as_ref().and_then(|l| l.resume_at());
-        [self.timers.earliest(), resume, self.shrink_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.earliest(),
+            resume,
+            self.shrink_deadline(),
+            self.write_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When to wake to arm the write deadline: output waits and none is
+    /// armed (queued since the last `handle_timeout`), one timeout after the
+    /// last known time.
+    fn write_deadline(&self) -> Option<Instant> {
+        match (self.timers.write, self.config.write_timeout) {
+            (None, Some(timeout)) if self.sender.wants_write() => {
+                self.timers.now.and_then(|now| now.checked_add(timeout))
+            }
+            _ => None,
+        }
     }
 
     // ---- State -------------------------------------------------------------
@@ -730,14 +764,31 @@ impl Connection {
         self.life.peer_close()
     }
 
-    /// Whether to close the transport now: all output is written, and the
-    /// connection failed, the transport ended, or the close handshake is
-    /// over. The server closes first (§7.1.1); a client waits for the
-    /// server to do so, up to [`Config::close_timeout`].
+    /// Whether to close the transport's write side now (TCP `shutdown`,
+    /// TLS `close_notify`): all output is written, and the connection
+    /// failed, the transport ended, or the close handshake is over. The
+    /// server closes first (§7.1.1); a client waits for the server to do
+    /// so, up to [`Config::close_timeout`].
+    ///
+    /// Then keep reading until [`is_finished`](Self::is_finished): input is
+    /// discarded, and a transport closed with unread input would answer the
+    /// peer with a reset that can destroy the Close still on its way (the
+    /// lingering close; `tests/endings.rs`).
     #[must_use]
     pub fn should_close_transport(&self) -> bool {
         self.life
             .should_close_transport(self.role, self.wants_write())
+    }
+
+    /// Whether to drop the transport now: it [should
+    /// close](Self::should_close_transport) and the peer ended its side, or
+    /// [`Config::close_timeout`] has passed since the close began (output
+    /// the peer did not take is dropped then), or the connection failed
+    /// with nothing left to say ([`ProtocolError::WriteTimeout`], a
+    /// transport that ended). No I/O is due after it.
+    #[must_use]
+    pub fn is_finished(&self) -> bool {
+        self.life.is_finished(self.role, self.wants_write())
     }
 
     /// The configuration this connection runs with.
@@ -797,7 +848,7 @@ impl Connection {
             },
             queued_output: self.sender.queued(),
             close_received: self.life.peer_close().cloned(),
-            close_sent: self.close_sent.clone(),
+            close_sent: self.close_sent.as_deref().cloned(),
             error: self.life.failure(),
             connected_since: self.since,
             rtt: self.rtt.last,

@@ -113,6 +113,16 @@ impl Outgoing {
         self.buf.capacity() > 0 || self.queue.capacity() > 0 || !self.recycled.is_empty()
     }
 
+    /// Drops everything waiting (the transport is being abandoned); the
+    /// allocations stay for [`release`](Self::release).
+    pub(crate) fn discard(&mut self) {
+        self.queue.clear();
+        self.buf.clear();
+        self.open = 0;
+        self.len = 0;
+        self.consumed = 0;
+    }
+
     /// Lets every allocation go; only while nothing is waiting.
     pub(crate) fn release(&mut self) {
         debug_assert!(self.is_empty());

@@ -232,6 +232,13 @@ impl Sender {
         self.fragment = None;
     }
 
+    /// Drops all output, queued or pending: the transport is abandoned.
+    pub(crate) fn discard(&mut self) {
+        self.out.discard();
+        self.pending_pong = None;
+        self.fragment = None;
+    }
+
     /// Drops the fragmented message in progress (the connection failed).
     pub(crate) fn abandon_fragment(&mut self) {
         self.fragment = None;

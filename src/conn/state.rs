@@ -48,18 +48,21 @@ enum Phase {
     /// This end's Close is queued; frames still arrive until the peer's.
     CloseSent,
     /// The peer's Close arrived; this end's answer is not queued yet.
-    CloseReceived { peer: CloseFrame },
+    CloseReceived { peer: Box<CloseFrame> },
     /// The close handshake completed, or its wait ran out (`peer` is then
     /// 1006). Nothing more is sent or read. `wait_over`: a client no longer
     /// waits for the server to close the transport.
-    Closed { peer: CloseFrame, wait_over: bool },
+    Closed {
+        peer: Box<CloseFrame>,
+        wait_over: bool,
+    },
     /// The connection failed: its Close is queued when its code can be sent,
     /// nothing more is read, and the transport closes once output is
     /// written. `ended`: the close handshake will not go on (a local-only
     /// code, the peer's Close already in, or the wait ran out).
     Failed {
         error: ProtocolError,
-        peer: Option<CloseFrame>,
+        peer: Option<Box<CloseFrame>>,
         ended: bool,
     },
 }
@@ -83,8 +86,10 @@ impl Default for Lifecycle {
     }
 }
 
-fn abnormal() -> CloseFrame {
-    CloseFrame::new(CloseCode::ABNORMAL, "")
+/// The Closes a phase carries are boxed: they come once, and every
+/// connection carries the phase (`tests/scale.rs` bounds its size).
+fn abnormal() -> Box<CloseFrame> {
+    Box::new(CloseFrame::new(CloseCode::ABNORMAL, ""))
 }
 
 impl Lifecycle {
@@ -113,7 +118,7 @@ impl Lifecycle {
     pub(crate) fn peer_close(&self) -> Option<&CloseFrame> {
         match &self.phase {
             Phase::CloseReceived { peer } | Phase::Closed { peer, .. } => Some(peer),
-            Phase::Failed { peer, .. } => peer.as_ref(),
+            Phase::Failed { peer, .. } => peer.as_deref(),
             Phase::Open | Phase::CloseSent => None,
         }
     }
@@ -141,9 +146,11 @@ impl Lifecycle {
     /// its own Close).
     #[must_use]
     pub(crate) fn on_received_close(&mut self, frame: Option<&CloseFrame>) -> bool {
-        let peer = frame
-            .cloned()
-            .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, ""));
+        let peer = Box::new(
+            frame
+                .cloned()
+                .unwrap_or_else(|| CloseFrame::new(CloseCode::NO_STATUS_RECEIVED, "")),
+        );
         match self.phase {
             Phase::Open => {
                 self.phase = Phase::CloseReceived { peer };
@@ -172,7 +179,7 @@ impl Lifecycle {
     #[must_use]
     pub(crate) fn on_failure(&mut self, error: ProtocolError) -> bool {
         let sendable = error.close_code().is_sendable();
-        let local_only = || (!sendable).then(|| CloseFrame::new(error.close_code(), ""));
+        let local_only = || (!sendable).then(|| Box::new(CloseFrame::new(error.close_code(), "")));
         let (peer, answer, ended) = match std::mem::replace(&mut self.phase, Phase::Open) {
             Phase::Open => (local_only(), sendable, !sendable),
             Phase::CloseSent => (local_only(), false, !sendable),
@@ -246,10 +253,24 @@ impl Lifecycle {
             }
     }
 
-    /// Whether more input is of use: not after the transport ended or once
-    /// the transport should close.
+    /// Whether the transport may be dropped: it should close, and the peer
+    /// ended its side (so closing leaves no unread input to turn into a
+    /// reset) or the close handshake's wait ran out (nothing more is waited
+    /// for, whatever the peer does).
+    pub(crate) fn is_finished(&self, role: Role, writing: bool) -> bool {
+        let waited_out = match self.phase {
+            Phase::Closed { wait_over, .. } => wait_over,
+            Phase::Failed { ended, .. } => ended,
+            _ => false,
+        };
+        self.should_close_transport(role, writing) && (self.eof || waited_out)
+    }
+
+    /// Whether more input is of use: until the transport ended or may be
+    /// dropped. Once the connection is done reading, what arrives is read
+    /// only to be discarded (the lingering close).
     pub(crate) fn wants_read(&self, role: Role, writing: bool) -> bool {
-        !self.eof && !self.should_close_transport(role, writing)
+        !self.eof && !self.is_finished(role, writing)
     }
 }
 

@@ -23,6 +23,11 @@ pub(crate) struct Timers {
     /// A close wait started since the last `handle_timeout`; its deadline is
     /// armed from the next `now`.
     pub(crate) close_pending: bool,
+    /// When queued output must have made progress (armed once output is
+    /// seen waiting).
+    pub(crate) write: Option<Instant>,
+    /// Bytes written (in total) when `write` was armed.
+    tx_seen: u64,
     /// When to check whether the connection stayed quiet (and shrink it).
     /// Not among the deadlines reads need the time for: the check compares
     /// `activity`, and the connection reports it from `poll_timeout`.
@@ -63,6 +68,40 @@ impl Timers {
         }
     }
 
+    /// Checks the write deadline at `now`, given the bytes written in total
+    /// and whether output waits; true when it passed with output waiting
+    /// and no byte written since it was armed. It is armed when output is
+    /// seen waiting and moves only when it passes (to `now` + `timeout` if
+    /// bytes went out meanwhile), so a busy connection resets no timer per
+    /// write: a stall is caught between one and two timeouts after the last
+    /// byte went out.
+    pub(crate) fn check_write(
+        &mut self,
+        now: Instant,
+        tx_total: u64,
+        waiting: bool,
+        timeout: Option<Duration>,
+    ) -> bool {
+        let due = match self.write {
+            _ if timeout.is_none() => {
+                self.write = None;
+                return false;
+            }
+            None => waiting,
+            Some(at) => at <= now,
+        };
+        if !due {
+            return false;
+        }
+        if self.write.is_some() && waiting && tx_total == self.tx_seen {
+            self.write = None;
+            return true;
+        }
+        self.tx_seen = tx_total;
+        self.write = if waiting { after(now, timeout) } else { None };
+        false
+    }
+
     /// Takes the deadline in `slot` if it is due at `now`.
     pub(crate) fn take_due(slot: &mut Option<Instant>, now: Instant) -> bool {
         if slot.is_some_and(|t| t <= now) {
@@ -77,7 +116,7 @@ impl Timers {
     /// reports the last known time, so the driver calls back at once to arm it.
     pub(crate) fn earliest(&self) -> Option<Instant> {
         let pending = if self.close_pending { self.now } else { None };
-        [self.keepalive, self.idle, self.close, pending]
+        [self.keepalive, self.idle, self.close, self.write, pending]
             .into_iter()
             .flatten()
             .min()

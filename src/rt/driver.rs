@@ -59,6 +59,12 @@ pub(crate) struct Driver<S, R: Runtime<S>> {
     armed: Option<Instant>,
     /// How far the stream is from its end.
     end: End,
+    /// The transport's write side was shut: the close is lingering, reading
+    /// (and discarding) until the peer's end or the close timeout.
+    shut: bool,
+    /// A write failed: output is dropped, and what already arrived is still
+    /// read and delivered before this is reported.
+    write_error: Option<io::Error>,
     /// What has been reported to the `metrics` facade.
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::ConnectionMetrics,
@@ -88,6 +94,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             timer: None,
             armed: None,
             end: End::Live,
+            shut: false,
+            write_error: None,
             close_signal: None,
             runtime: PhantomData,
         }
@@ -144,17 +152,28 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         Poll::Ready(transport::after_read(&mut self.conn, read, R::now()))
     }
 
-    /// Flushes what is queued (best effort), shuts the transport down and
-    /// ends the stream.
-    pub(crate) fn poll_finish(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Message, Error>>> {
-        // Errors from a transport that is going away are moot.
-        if ready!(self.poll_write_out(cx)).is_ok() {
+    /// Shuts the transport's write side once (flushing it first): the
+    /// peer sees the whole Close and then the end of the stream. Errors from
+    /// a transport that is going away are moot. `Ready` once done.
+    fn poll_shut(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.shut {
             let _ = ready!(R::poll_flush(&mut self.stream, cx));
+            let _ = ready!(R::poll_shutdown(&mut self.stream, cx));
+            self.shut = true;
         }
-        let _ = ready!(R::poll_shutdown(&mut self.stream, cx));
+        Poll::Ready(())
+    }
+
+    /// Ends the stream: its write side is shut if that can be done at once
+    /// (a stream kept after its end must not leave the peer waiting), and no
+    /// more I/O follows; dropping it closes the transport.
+    fn finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        let _ = self.poll_shut(cx);
+        self.end()
+    }
+
+    /// Ends the stream, telling the close signal how.
+    fn end(&mut self) -> Poll<Option<Result<Message, Error>>> {
         self.end = End::Ended;
         if let Some(signal) = &self.close_signal {
             let clean = self
@@ -166,17 +185,22 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         Poll::Ready(None)
     }
 
-    pub(crate) fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Message, Error>>> {
-        // A requested Close goes out before anything else is read.
+    /// Queues the Close a [`CloseSignal`] asks for, while the connection is open.
+    fn heed_close_signal(&mut self) {
         if let Some(signal) = &self.close_signal
             && self.conn.state() == crate::State::Open
             && let Some((code, reason)) = signal.close_request()
         {
             let _ = self.conn.close(code, reason);
         }
+    }
+
+    pub(crate) fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Message, Error>>> {
+        // A requested Close goes out before anything else is read.
+        self.heed_close_signal();
         let poll = self.poll_next_inner(cx);
         // Metrics catch up when the connection waits, and once when it ends.
         #[cfg(feature = "metrics")]
@@ -212,26 +236,51 @@ impl<S, R: Runtime<S>> Driver<S, R> {
                 // Returned already: what is left is flushing and shutting down.
                 Err(_) => {}
             }
+            // Past the close timeout nothing more is written or awaited.
+            if self.conn.is_finished() {
+                return self.finish(cx);
+            }
             // What is queued goes out before waiting for input. A transport
             // that takes no more does not stop reading: the peer's Ping or
             // Close must still be seen (and a writer of the other half keep
             // going; tests/hub.rs, pongs_are_not_held_behind_the_queue).
             let written = match self.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => true,
-                Poll::Ready(Err(error)) => return self.transport_failed(error),
+                Poll::Ready(Err(error)) => {
+                    self.conn.discard_output();
+                    self.write_error.get_or_insert(error);
+                    true
+                }
                 Poll::Pending => false,
             };
-            if written && self.conn.should_close_transport() {
-                return self.poll_finish(cx);
+            // The lingering close: the write side is shut, and reading goes
+            // on (discarding) until the peer's end, so the transport is
+            // never closed with unread input (tests/endings.rs).
+            if written
+                && self.conn.should_close_transport()
+                && self.poll_shut(cx).is_ready()
+                && self.conn.is_finished()
+            {
+                return self.finish(cx);
             }
             if self.poll_timer(cx) {
                 continue;
             }
-            if !self.conn.wants_read() {
-                return Poll::Pending;
-            }
-            if let Err(error) = ready!(self.poll_fill(cx)) {
-                return self.transport_failed(error);
+            // After a failed write, the input already there is delivered
+            // (the peer's last messages, its Close); then the error.
+            match (self.conn.wants_read(), self.write_error.take()) {
+                (false, None) => return Poll::Pending,
+                (false, Some(error)) => return self.transport_failed(error),
+                (true, write_error) => match self.poll_fill(cx) {
+                    Poll::Ready(Ok(())) => self.write_error = write_error,
+                    Poll::Ready(Err(error)) => {
+                        return self.transport_failed(write_error.unwrap_or(error));
+                    }
+                    Poll::Pending => match write_error {
+                        Some(error) => return self.transport_failed(error),
+                        None => return Poll::Pending,
+                    },
+                },
             }
         }
     }
@@ -242,6 +291,10 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         &mut self,
         error: io::Error,
     ) -> Poll<Option<Result<Message, Error>>> {
+        // A transport that fails while the close lingers is done, not broken.
+        if self.shut {
+            return self.end();
+        }
         let reported = std::mem::replace(&mut self.end, End::Ended) == End::ErrorReturned;
         Poll::Ready((!reported).then(|| Err(error.into())))
     }
@@ -252,12 +305,18 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         cx: &mut Context<'_>,
         len: usize,
     ) -> Poll<Result<(), Error>> {
-        // Write what the transport takes; wait only while still past the mark.
-        if self.conn.is_write_backlogged(len)
+        // A Close asked for reaches a task blocked here too.
+        self.heed_close_signal();
+        // Write what the transport takes; wait only while still past the
+        // mark, with the timers running: the close and write timeouts end
+        // the wait for a peer that reads nothing.
+        while self.conn.is_write_backlogged(len)
             && self.poll_write_out(cx)?.is_pending()
             && self.conn.is_write_backlogged(len)
         {
-            return Poll::Pending;
+            if !self.poll_timer(cx) {
+                return Poll::Pending;
+            }
         }
         Poll::Ready(Ok(()))
     }
