@@ -143,6 +143,8 @@ async fn adapter_verdict(config: Config, wire: &[u8]) -> (Option<u16>, Outcome) 
     let mut client = raw_client(addr).await;
     let _ = client.write_all(wire).await;
     let reply = timeout(NO_HANG, read_to_end(&mut client)).await.unwrap();
+    // The server lingers until this end closes too (or its close timeout).
+    drop(client);
     let outcome = timeout(NO_HANG, task).await.unwrap().unwrap().unwrap();
     (close_code(&reply), outcome)
 }
@@ -244,6 +246,7 @@ async fn one_byte_fragment_flood_adapter() {
     while sent < 10_000_000 && client.write_all(&chunk).await.is_ok() {
         sent += 10_000;
     }
+    drop(client);
     let outcome = timeout(NO_HANG, task).await.unwrap().unwrap().unwrap();
     assert_eq!(protocol_error(&outcome), ProtocolError::MessageTooBig);
     assert!(sent >= limit, "failed after only {sent} fragments");
@@ -300,6 +303,7 @@ async fn ping_flood_without_reading_adapter() {
     timeout(NO_HANG, read_onto(&mut client, &mut reply))
         .await
         .unwrap();
+    drop(client);
     let outcome = timeout(NO_HANG, task).await.unwrap().unwrap().unwrap();
     assert!(outcome.error.is_none(), "{:?}", outcome.error);
     assert_eq!(outcome.pings, 100_000);
@@ -644,6 +648,8 @@ async fn scripted_exchange(trickle: bool) -> (Vec<Message>, usize, Option<CloseF
     wire.extend(client_frame(OpCode::Close, true, &close));
     client.write_all(&wire).await.unwrap();
     let reply = timeout(NO_HANG, read_to_end(&mut client)).await.unwrap();
+    // The server lingers until this end closes too.
+    drop(client);
     let (messages, pings, close) = timeout(NO_HANG, task).await.unwrap().unwrap();
     (messages, pings, close, reply)
 }

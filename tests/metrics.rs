@@ -147,6 +147,8 @@ fn the_adapters_report_what_happened() {
         raw.write_all(&[0x81, 0x01, b'x']).await.unwrap();
         let mut rest = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut rest)).await;
+        // The server lingers until this end closes too.
+        drop(raw);
         server.await.unwrap();
     });
 

@@ -701,6 +701,12 @@ impl Connection {
         self.sender.outgoing()
     }
 
+    /// The error the connection failed with, if it did.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn failure(&self) -> Option<ProtocolError> {
+        self.life.failure()
+    }
+
     /// Drops all queued output: the transport takes no more (a write failed).
     #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn discard_output(&mut self) {

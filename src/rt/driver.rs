@@ -41,12 +41,9 @@ const PROBE_READ: usize = 1024;
 /// How far a stream is from its end.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum End {
-    /// Messages flow.
+    /// Messages flow, or the close goes on (its lingering read included).
     Live,
-    /// The caller has been handed the connection's error (one error per
-    /// stream); the stream only flushes the Close reporting it and ends.
-    ErrorReturned,
-    /// The transport was shut down, or failed: every poll is `None`.
+    /// The stream ended (its error, if any, returned): every poll is `None`.
     Ended,
 }
 
@@ -169,11 +166,13 @@ impl<S, R: Runtime<S>> Driver<S, R> {
     /// more I/O follows; dropping it closes the transport.
     fn finish(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
         let _ = self.poll_shut(cx);
-        self.end()
+        self.end(None)
     }
 
-    /// Ends the stream, telling the close signal how.
-    fn end(&mut self) -> Poll<Option<Result<Message, Error>>> {
+    /// Ends the stream, telling the close signal how. The connection's
+    /// failure (else `error`) is the stream's last item: a caller that
+    /// stops at its first error has let the close run its course.
+    fn end(&mut self, error: Option<Error>) -> Poll<Option<Result<Message, Error>>> {
         self.end = End::Ended;
         if let Some(signal) = &self.close_signal {
             let clean = self
@@ -182,7 +181,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
                 .is_some_and(|close| close.code != CloseCode::ABNORMAL);
             signal.ended(clean);
         }
-        Poll::Ready(None)
+        let error = self.conn.failure().map(Error::Protocol).or(error);
+        Poll::Ready(error.map(Err))
     }
 
     /// Queues the Close a [`CloseSignal`] asks for, while the connection is open.
@@ -221,19 +221,17 @@ impl<S, R: Runtime<S>> Driver<S, R> {
                 return Poll::Ready(None);
             }
             match self.conn.next_message() {
-                Ok(Some(message)) => return Poll::Ready(Some(Ok(message))),
-                Ok(None) => {}
-                Err(error) if self.end == End::Live => {
-                    self.end = End::ErrorReturned;
-                    // Best effort now, so what was queued before the error
-                    // and the Close reporting it go out even if the caller
-                    // stops polling; the next poll finishes the job.
-                    if self.poll_write_out(cx).is_ready() {
-                        let _ = R::poll_flush(&mut self.stream, cx);
+                Ok(Some(message)) => {
+                    // The echo of a Close goes out at once (if the transport
+                    // takes it), for a caller that stops at the Close.
+                    if matches!(message, Message::Close(_)) {
+                        let _ = self.poll_write_out(cx);
                     }
-                    return Poll::Ready(Some(Err(error.into())));
+                    return Poll::Ready(Some(Ok(message)));
                 }
-                // Returned already: what is left is flushing and shutting down.
+                Ok(None) => {}
+                // The connection failed: its Close goes out and the close
+                // runs its course; the error ends the stream.
                 Err(_) => {}
             }
             // Past the close timeout nothing more is written or awaited.
@@ -292,11 +290,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         error: io::Error,
     ) -> Poll<Option<Result<Message, Error>>> {
         // A transport that fails while the close lingers is done, not broken.
-        if self.shut {
-            return self.end();
-        }
-        let reported = std::mem::replace(&mut self.end, End::Ended) == End::ErrorReturned;
-        Poll::Ready((!reported).then(|| Err(error.into())))
+        let error = (!self.shut).then(|| error.into());
+        self.end(error)
     }
 
     /// Ready to queue a message of `len` payload bytes (0 when unknown).

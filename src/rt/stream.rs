@@ -120,11 +120,17 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         }
     }
 
-    /// The next message, or `None` once the close handshake is over and the
-    /// transport is shut down. Queued output is written before waiting.
+    /// The next message, or `None` once the connection has ended: the close
+    /// handshake over, the transport's write side shut, and the peer's end
+    /// read (or [`Config::close_timeout`](crate::Config::close_timeout)
+    /// passed since the close began). Queued output is written before
+    /// waiting.
     ///
-    /// After an error, the next calls flush the Close reporting it and
-    /// return `None`.
+    /// A connection that fails (a protocol error, a limit, a transport that
+    /// ends without a Close) is not cut short: its Close goes out and the
+    /// close runs its course, then the error is the last item before
+    /// `None`. So a loop that stops at its first error (`message?`) leaves
+    /// no unread input behind to answer the peer with a reset.
     pub async fn next(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.driver.poll_next(cx)).await
     }
