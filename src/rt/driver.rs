@@ -104,9 +104,27 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         transport::poll_write_out(&mut self.conn, |call| write_call::<S, R>(stream, cx, call))
     }
 
-    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_write_out(cx))?;
         R::poll_flush(&mut self.stream, cx)
+    }
+
+    /// Writes everything queued and flushes, with the timers running while
+    /// the transport takes no more: the close and write timeouts end the
+    /// wait for a peer that reads nothing (its output dropped; after a
+    /// write timeout that is the error).
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            if self.poll_flush_io(cx)?.is_ready() {
+                return Poll::Ready(match self.conn.failure() {
+                    Some(error @ crate::ProtocolError::WriteTimeout) => Err(error.into()),
+                    _ => Ok(()),
+                });
+            }
+            if !self.poll_timer(cx) {
+                return Poll::Pending;
+            }
+        }
     }
 
     /// Re-arms the timer to the connection's deadline; true if it fired
@@ -328,7 +346,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         reason: &str,
     ) -> Poll<Result<(), Error>> {
         transport::start_close(&mut self.conn, code, reason)?;
-        Poll::Ready(ready!(self.poll_flush(cx)).map_err(Error::from))
+        self.poll_flush(cx)
     }
 
     /// Runs the close handshake to its end, discarding messages that arrive
@@ -340,8 +358,10 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         code: CloseCode,
         reason: &str,
     ) -> Poll<Result<(), Error>> {
+        // The Close is written by the reading loop, whose timers bound the
+        // wait for a peer that takes nothing.
         if self.end != End::Ended {
-            ready!(self.poll_send_close(cx, code, reason))?;
+            transport::start_close(&mut self.conn, code, reason)?;
         }
         loop {
             if let ControlFlow::Break(result) = transport::close_step(ready!(self.poll_next(cx))) {

@@ -169,7 +169,7 @@ impl<S, R: Runtime<S>> WriteHalf<S, R> {
     ///
     /// [`Error::Io`] from the stream.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        Ok(poll_fn(|cx| self.with(cx, |d, cx| d.poll_flush(cx))).await?)
+        poll_fn(|cx| self.with(cx, |d, cx| d.poll_flush(cx))).await
     }
 
     /// Sends a timed Ping and flushes it (see [`WebSocketStream::ping`]);
@@ -224,7 +224,7 @@ impl<S, R: Runtime<S>> WriteHalf<S, R> {
     ///
     /// [`Error::Io`] from the stream.
     pub fn poll_flush_queued(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.with(cx, |d, cx| d.poll_flush(cx)).map_err(Error::from)
+        self.with(cx, |d, cx| d.poll_flush(cx))
     }
 
     /// Queues a Close with `code` and `reason` (unless one was sent) and
@@ -293,7 +293,7 @@ impl<S, R: Runtime<S>> Sink<Message> for WriteHalf<S, R> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.with(cx, |d, cx| d.poll_flush(cx)).map_err(Error::from)
+        self.with(cx, |d, cx| d.poll_flush(cx))
     }
 
     /// Sends Close 1000 and flushes it; the read half sees the handshake end.

@@ -6,7 +6,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures_core::Stream;
 use futures_sink::Sink;
@@ -177,7 +177,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     ///
     /// [`Error::Io`] from the stream.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        Ok(poll_fn(|cx| self.driver.poll_flush(cx)).await?)
+        poll_fn(|cx| self.driver.poll_flush(cx)).await
     }
 
     /// Sends a timed Ping ([`Connection::ping`]) and flushes it; once the
@@ -320,7 +320,7 @@ impl<S: Unpin, R: Runtime<S>> Sink<Message> for WebSocketStream<S, R> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(ready!(self.get_mut().driver.poll_flush(cx)).map_err(Error::from))
+        self.get_mut().driver.poll_flush(cx)
     }
 
     /// Sends Close 1000 and runs the close handshake to its end.
