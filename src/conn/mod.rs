@@ -742,15 +742,16 @@ impl Connection {
         .min()
     }
 
-    /// When to wake to arm the write deadline: output waits and none is
-    /// armed (queued since the last `handle_timeout`), one timeout after the
-    /// last known time.
+    /// The write deadline, or, while output waits and none is armed
+    /// (queued since the last `handle_timeout`), one timeout after the last
+    /// known time, when `handle_timeout` arms it.
     fn write_deadline(&self) -> Option<Instant> {
         match (self.timers.write, self.config.write_timeout) {
+            (Some(at), _) => Some(at),
             (None, Some(timeout)) if self.sender.wants_write() => {
                 self.timers.now.and_then(|now| now.checked_add(timeout))
             }
-            _ => None,
+            (None, _) => None,
         }
     }
 

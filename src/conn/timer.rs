@@ -112,11 +112,13 @@ impl Timers {
         }
     }
 
-    /// The earliest deadline; a close wait that started since the last call
-    /// reports the last known time, so the driver calls back at once to arm it.
+    /// The earliest deadline but the write deadline (which needs no fresh
+    /// time after each read: it is checked only when it passes); a close
+    /// wait that started since the last call reports the last known time,
+    /// so the driver calls back at once to arm it.
     pub(crate) fn earliest(&self) -> Option<Instant> {
         let pending = if self.close_pending { self.now } else { None };
-        [self.keepalive, self.idle, self.close, self.write, pending]
+        [self.keepalive, self.idle, self.close, pending]
             .into_iter()
             .flatten()
             .min()

@@ -203,7 +203,17 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         Poll::Ready(error.map(Err))
     }
 
+    /// Writes the echo of the peer's Close at once (if the transport takes
+    /// it), for a caller that stops at the Close; errors are the next
+    /// poll's to see.
+    #[cold]
+    #[inline(never)]
+    fn write_close_echo(&mut self, cx: &mut Context<'_>) {
+        let _ = self.poll_write_out(cx);
+    }
+
     /// Queues the Close a [`CloseSignal`] asks for, while the connection is open.
+    #[inline]
     fn heed_close_signal(&mut self) {
         if let Some(signal) = &self.close_signal
             && self.conn.state() == crate::State::Open
@@ -240,10 +250,8 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             }
             match self.conn.next_message() {
                 Ok(Some(message)) => {
-                    // The echo of a Close goes out at once (if the transport
-                    // takes it), for a caller that stops at the Close.
-                    if matches!(message, Message::Close(_)) {
-                        let _ = self.poll_write_out(cx);
+                    if let Message::Close(_) = message {
+                        self.write_close_echo(cx);
                     }
                     return Poll::Ready(Some(Ok(message)));
                 }
@@ -313,20 +321,31 @@ impl<S, R: Runtime<S>> Driver<S, R> {
     }
 
     /// Ready to queue a message of `len` payload bytes (0 when unknown).
+    #[inline]
     pub(crate) fn poll_ready(
         &mut self,
         cx: &mut Context<'_>,
         len: usize,
     ) -> Poll<Result<(), Error>> {
-        // A Close asked for reaches a task blocked here too.
-        self.heed_close_signal();
+        // The common case stays small where `feed` inlines it (benches/echo).
+        if !self.conn.is_write_backlogged(len) {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_backlogged(cx, len)
+    }
+
+    /// [`poll_ready`](Self::poll_ready) past the mark.
+    #[inline(never)]
+    fn poll_backlogged(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<Result<(), Error>> {
         // Write what the transport takes; wait only while still past the
         // mark, with the timers running: the close and write timeouts end
-        // the wait for a peer that reads nothing.
+        // the wait for a peer that reads nothing. A Close asked for reaches
+        // a task that waits here too.
         while self.conn.is_write_backlogged(len)
             && self.poll_write_out(cx)?.is_pending()
             && self.conn.is_write_backlogged(len)
         {
+            self.heed_close_signal();
             if !self.poll_timer(cx) {
                 return Poll::Pending;
             }
