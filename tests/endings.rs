@@ -269,3 +269,39 @@ async fn a_peer_that_never_reads_is_let_go_within_the_close_timeout() {
     );
     drop(client);
 }
+
+// The client side returns what it already has: a write that fails (the
+// server went away) does not hide the messages and the Close that had
+// arrived before it.
+#[tokio::test]
+async fn messages_that_arrived_come_before_a_write_error() {
+    use rfc6455::{Connection, Role};
+    let (ours, mut theirs) = tokio::io::duplex(64 * 1024);
+    let conn = Connection::new(Role::Client, Config::default()).unwrap();
+    let mut ws = WebSocketStream::new(ours, conn);
+    let mut wire = Vec::new();
+    for text in ["one", "two", "three"] {
+        wire.extend(frame(OpCode::Text, true, text.as_bytes(), None));
+    }
+    wire.extend(frame(OpCode::Close, true, &1001u16.to_be_bytes(), None));
+    theirs.write_all(&wire).await.unwrap();
+    drop(theirs);
+    // Queued, not yet written: the next read's write fails first.
+    ws.feed(Message::text("unsent")).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(item) = ws.next().await {
+        got.push(item.map_err(|e| e.to_string()));
+    }
+    assert_eq!(
+        got,
+        [
+            Ok(Message::text("one")),
+            Ok(Message::text("two")),
+            Ok(Message::text("three")),
+            Ok(Message::Close(Some(rfc6455::CloseFrame::new(
+                CloseCode::GOING_AWAY,
+                ""
+            )))),
+        ]
+    );
+}
