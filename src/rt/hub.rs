@@ -614,8 +614,9 @@ impl Member {
     /// writes it, everything waiting at once (up to
     /// [`HubConfig::batch_bytes`] per write), until the policy closes it
     /// (then it sends the Close and returns). Run it for as long as the
-    /// connection lives, beside the read half's loop; cancelling it loses
-    /// nothing that was not yet taken from the queue.
+    /// connection lives, beside the read half's loop. Cancel-safe: what a
+    /// cancelled call took from the queue is on the connection, and the
+    /// next call writes it first (`tests/cancel.rs`).
     ///
     /// # Errors
     ///
@@ -625,7 +626,8 @@ impl Member {
         &self,
         write: &mut WriteHalf<S, R>,
     ) -> Result<Forwarded, Error> {
-        let mut writing = false;
+        // What a cancelled call left on the connection is written first.
+        let mut writing = write.queue(|outbox| outbox.queued() > 0);
         poll_fn(|cx| self.poll_forward(cx, write, &mut writing)).await
     }
 

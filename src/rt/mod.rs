@@ -19,15 +19,22 @@
 //!
 //! # Cancel safety
 //!
-//! - [`next`](WebSocketStream::next), [`flush`](WebSocketStream::flush) and
-//!   [`close`](WebSocketStream::close) are cancel-safe: no message is lost,
-//!   and calling again resumes.
-//! - [`feed`](WebSocketStream::feed) and [`send`](WebSocketStream::send) are
-//!   cancel-safe once the message is queued: if cancelled while waiting for
-//!   room in the write buffer, the message is dropped; once queued, it is
-//!   written by a later `flush`, `send` or `next`.
-//! - The handshake functions are not: a cancelled handshake leaves the
-//!   stream in an unknown state; drop it.
+//! Any call may sit in a `select!`; what a cancelled call leaves behind
+//! (`tests/cancel.rs` drops each at its awaits and checks that nothing is
+//! lost, doubled or torn):
+//!
+//! | call | when cancelled |
+//! | --- | --- |
+//! | [`next`](WebSocketStream::next) | nothing is lost: the message comes with the next call |
+//! | [`feed`](WebSocketStream::feed) | all or nothing: the message was not queued (it is dropped with the future), so feed it again |
+//! | [`send`](WebSocketStream::send) | the message is either not queued, or queued whole and written by the next `flush`, `send` or `next`; to retry safely, `feed` then `flush` |
+//! | [`flush`](WebSocketStream::flush), [`ping`](WebSocketStream::ping) | what is queued stays queued, whole; the next call goes on writing it |
+//! | [`close`](WebSocketStream::close) | the Close is queued at the first poll; calling `close` or `next` again resumes the handshake |
+//! | the split halves' methods | as the stream's |
+//! | [`Member::forward`](hub::Member::forward) | what it took from the member's queue is on the connection; the next call writes it first |
+//!
+//! The handshake functions are not cancel-safe: a cancelled handshake
+//! leaves the stream in an unknown state; drop it.
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

@@ -131,6 +131,8 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// close runs its course, then the error is the last item before
     /// `None`. So a loop that stops at its first error (`message?`) leaves
     /// no unread input behind to answer the peer with a reset.
+    ///
+    /// Cancel-safe: a cancelled call loses nothing (see [`crate::rt`]).
     pub async fn next(&mut self) -> Option<Result<Message, Error>> {
         poll_fn(|cx| self.driver.poll_next(cx)).await
     }
@@ -141,6 +143,9 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// transport (backpressure; see [`Connection::is_write_backlogged`]).
     /// What it queues is written by the next [`flush`](Self::flush),
     /// [`send`](Self::send) or [`next`](Self::next).
+    ///
+    /// All or nothing when cancelled: the message was not queued, so it can
+    /// be fed again (see [`crate::rt`]).
     ///
     /// # Errors
     ///
@@ -153,6 +158,10 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     }
 
     /// Queues a message and writes everything queued.
+    ///
+    /// When cancelled, the message is either not queued or queued whole
+    /// (and written by the next call that writes); `feed` then `flush` can
+    /// be retried safely (see [`crate::rt`]).
     ///
     /// # Errors
     ///
@@ -171,11 +180,16 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
         Outbox::fill(&mut self.driver.conn, fill)
     }
 
-    /// Writes everything queued and flushes the stream.
+    /// Writes everything queued and flushes the stream. While the transport
+    /// takes nothing, the timers run: a peer that reads nothing is given up
+    /// on at [`Config::write_timeout`](crate::Config::write_timeout) (or the
+    /// close timeout, once a close began). Cancel-safe: what is queued stays
+    /// queued.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] from the stream.
+    /// [`Error::Io`] from the stream, [`Error::Protocol`] with
+    /// [`ProtocolError::WriteTimeout`](crate::ProtocolError::WriteTimeout).
     pub async fn flush(&mut self) -> Result<(), Error> {
         poll_fn(|cx| self.driver.poll_flush(cx)).await
     }
@@ -204,6 +218,7 @@ impl<S, R: Runtime<S>> WebSocketStream<S, R> {
     /// the transport, bounded by [`Config::close_timeout`](crate::Config::close_timeout).
     /// Returns the peer's Close ([`Connection::close_frame`]: 1005 if it was
     /// empty, 1006 if none came before the transport or the wait ended).
+    /// Cancel-safe: calling it (or [`next`](Self::next)) again resumes.
     ///
     /// # Errors
     ///
