@@ -65,7 +65,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
 use rfc6455::rt::hub::{Forwarded, HubConfig, Member};
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{Error, Message, PreparedMessage, ServerBuilder};
+use rfc6455::{CloseCode, Error, Message, PreparedMessage, ServerBuilder};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -188,6 +188,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), Error> {
     let (mut writer, mut reader) = ws.split();
     let member = node.hub().join();
+    // Ends with `true` when a reply could not be queued.
     let reading = async {
         while let Some(message) = reader.next().await {
             let reply = match message? {
@@ -195,9 +196,11 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 Message::Binary(_) => "ERR commands are text".to_owned(),
                 _ => continue,
             };
-            member.send(&PreparedMessage::text(reply));
+            if !member.send(&PreparedMessage::text(reply)) {
+                return Ok(true);
+            }
         }
-        Ok(())
+        Ok(false)
     };
     let result = tokio::select! {
         result = reading => result,
@@ -205,11 +208,27 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             if let Forwarded::ClosedSlow(code) = end {
                 eprintln!("pubsub: member {} too slow, closed with {code}", member.id());
             }
+            false
         }),
     };
     node.leave(member).await;
-    result
+    if let Ok(true) = result {
+        // A dropped reply would leave the client unable to match the rest
+        // to its commands: it is closed instead, and told why.
+        // Commands that keep coming are read (and dropped) while the Close
+        // waits behind the replies already on the connection.
+        let close = writer.close(CloseCode::POLICY_VIOLATION, REPLIES_OVERFLOWED);
+        let (closed, ()) = tokio::join!(close, async {
+            while let Some(Ok(_)) = reader.next().await {}
+        });
+        closed?;
+    }
+    result.map(drop)
 }
+
+/// The reason of the Close a client gets when it sent commands faster than
+/// it read their replies, past the member's queue limit.
+pub const REPLIES_OVERFLOWED: &str = "replies overflowed: read them";
 
 /// Why `topic` is not a topic name, if it is not: 1 to `max` bytes, no
 /// spaces or control characters (they separate the words of commands and

@@ -175,3 +175,45 @@ async fn envelope_subscribers_see_sequence_numbers() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+// A client that sends commands faster than it reads the replies, past the
+// queue limit, is closed with 1008 and a reason: every reply it gets
+// before the Close answers its commands in order, none is skipped.
+#[tokio::test]
+async fn replies_that_overflow_close_the_client() {
+    let node = node(HubConfig::default().queue_limit(16 * 1024));
+    let (mut write, mut read) = connect(&node).await.split();
+    let sender = tokio::spawn(async move {
+        for i in 0..20_000 {
+            if write
+                .feed(Message::text(format!("SUB t{i}")))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = write.flush().await;
+        write
+    });
+    // Read nothing until the commands are in.
+    let write = sender.await.unwrap();
+    let mut replies = 0;
+    let close = loop {
+        match read.next().await {
+            Some(Ok(Message::Text(text))) => {
+                assert!(
+                    *text == *format!("OK SUB t{replies}") || text.starts_with("ERR"),
+                    "reply {replies}: {text}"
+                );
+                replies += 1;
+            }
+            Some(Ok(Message::Close(frame))) => break frame.unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(close.code, rfc6455::CloseCode::POLICY_VIOLATION);
+    assert_eq!(&*close.reason, pubsub::REPLIES_OVERFLOWED);
+    assert!(replies < 20_000, "{replies} replies");
+    drop(write);
+}
