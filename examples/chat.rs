@@ -21,7 +21,10 @@
 //! On Ctrl-C or SIGTERM the room drains (`rfc6455::rt::drain`): new
 //! upgrades get 503, and the members are closed with 1001 over five seconds.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rfc6455::admission::{Admission, AdmissionConfig};
 use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
@@ -38,6 +41,43 @@ mod room;
 struct Room {
     hub: Hub,
     server: ServerBuilder,
+    refused: Arc<Refused>,
+}
+
+/// Upgrades refused, by reason: logged as counts once per period, not a
+/// line each, so a flood of refusals does not flood the log.
+#[derive(Default)]
+struct Refused(Mutex<BTreeMap<&'static str, u64>>);
+
+impl Refused {
+    /// Counts `error` if it is a refused upgrade; `false` if it is not one.
+    fn count(&self, error: &Error) -> bool {
+        let reason = match error {
+            Error::Rejected(429) => "429 over a per-address limit",
+            Error::Rejected(503) => "503 over the server's limit or draining",
+            Error::Rejected(_) => "rejected by the request callback",
+            Error::Handshake(_) => "invalid upgrade request",
+            Error::HandshakeTimeout(_) => "handshake timed out",
+            _ => return false,
+        };
+        *self.0.lock().unwrap().entry(reason).or_default() += 1;
+        true
+    }
+
+    /// Logs the counts every `period` in which there were any.
+    async fn log_every(self: Arc<Self>, period: Duration) {
+        loop {
+            tokio::time::sleep(period).await;
+            let counts = std::mem::take(&mut *self.0.lock().unwrap());
+            if !counts.is_empty() {
+                let counts: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+                eprintln!(
+                    "chat: upgrades refused in the last {period:?}: {}",
+                    counts.join(", ")
+                );
+            }
+        }
+    }
 }
 
 #[tokio::main]
@@ -54,8 +94,11 @@ async fn main() -> std::io::Result<()> {
     );
     let lines = RateLimits::default().messages(Some(RateLimit::new(20, 40)));
     let drain = Drain::new(DrainConfig::default());
+    let refused = Arc::new(Refused::default());
+    tokio::spawn(Arc::clone(&refused).log_every(Duration::from_secs(10)));
     let room = Room {
         hub: Hub::new(HubConfig::default()),
+        refused,
         // Past the limits, or once the drain begins, an upgrade is refused.
         server: ServerBuilder::new()
             .config(Config::default().rate_limits(lines))?
@@ -75,7 +118,9 @@ async fn serve(listener: &TcpListener, drain: &Drain, room: &Room) -> std::io::R
         let (tcp, peer) = listener.accept().await?;
         let room = room.clone();
         tokio::spawn(drain.watch(async move {
-            if let Err(error) = join(id, tcp, peer, &room).await {
+            if let Err(error) = join(id, tcp, peer, &room).await
+                && !room.refused.count(&error)
+            {
                 eprintln!("chat: client {id}: {error}");
             }
         }));

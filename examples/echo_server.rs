@@ -99,12 +99,68 @@ async fn echo(tcp: TcpStream, server: &ServerBuilder) -> Result<(), Error> {
 #[cfg(feature = "metrics")]
 fn serve_metrics(addr: &str) -> std::io::Result<()> {
     let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(addr)
-        .install()
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
         .map_err(std::io::Error::other)?;
+    rfc6455::metrics::describe();
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(listener)?;
     eprintln!("echo_server: metrics on http://{addr}/metrics");
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let _ = answer_metrics(tcp, &handle).await;
+            });
+        }
+    });
     Ok(())
+}
+
+/// Answers one scrape: `GET /metrics` gets the Prometheus text format (its
+/// content type with the format's version), any other path 404. The request
+/// head is read up to 8 KiB, with a deadline.
+#[cfg(feature = "metrics")]
+async fn answer_metrics(
+    mut tcp: TcpStream,
+    handle: &metrics_exporter_prometheus::PrometheusHandle,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read_head = async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            let n = tcp.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read_head)
+        .await
+        .map_err(std::io::Error::other)??;
+    let (status, content_type, body) = if head.starts_with(b"GET /metrics ") {
+        (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            handle.render(),
+        )
+    } else {
+        (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found\n".to_owned(),
+        )
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(response.as_bytes()).await?;
+    tcp.shutdown().await
 }
 
 #[cfg(not(feature = "metrics"))]

@@ -244,7 +244,7 @@ pub enum Error {
     /// with this status, was sent. A client whose server answered with
     /// anything but 101 gets
     /// [`HandshakeError::Refused`](crate::HandshakeError::Refused) instead.
-    #[error("handshake rejected by the application with status {0}")]
+    #[error("handshake rejected with status {0}")]
     Rejected(u16),
     /// The opening handshake did not finish within
     /// [`HandshakeLimits::timeout`](crate::handshake::HandshakeLimits::timeout);

@@ -22,13 +22,65 @@
 //! | `websocket_ping_rtt_seconds` | histogram | `role` | round-trip times of timed Pings |
 //!
 //! Traffic counters are brought up to date when a connection waits for its
-//! transport and when it ends, not per message.
+//! transport and when it ends, not per message. [`describe`] gives the
+//! installed recorder each metric's help text and unit (an exporter's
+//! `# HELP` lines).
 
 use ::metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
 use crate::close::CloseCode;
 use crate::conn::{Role, Stats, Traffic};
 use crate::error::Error;
+
+/// Describes every metric in the table above to the installed recorder:
+/// its help text and unit, which an exporter prints as `# HELP` (and
+/// `# TYPE`) lines. Call it once, after installing the recorder.
+pub fn describe() {
+    use ::metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "websocket_connections_open",
+        "WebSocket connections an adapter is running."
+    );
+    describe_counter!(
+        "websocket_handshakes_total",
+        "Opening handshakes by outcome: accepted, rejected, invalid, timeout, io_error."
+    );
+    describe_counter!(
+        "websocket_messages_total",
+        "Data messages by direction and kind (text, binary)."
+    );
+    describe_counter!(
+        "websocket_payload_bytes_total",
+        Unit::Bytes,
+        "Data message payload bytes, uncompressed."
+    );
+    describe_counter!(
+        "websocket_wire_bytes_total",
+        Unit::Bytes,
+        "Bytes on the transport after the opening handshake."
+    );
+    describe_counter!(
+        "websocket_control_frames_total",
+        "Ping and Pong frames by direction."
+    );
+    describe_counter!(
+        "websocket_closes_total",
+        "Close frames sent (side local) and received (side remote), by code."
+    );
+    describe_counter!(
+        "websocket_protocol_errors_total",
+        "Connections that failed, by error."
+    );
+    describe_counter!(
+        "websocket_rate_limited_total",
+        "Times a rate limit paused input or closed a connection."
+    );
+    describe_histogram!(
+        "websocket_ping_rtt_seconds",
+        Unit::Seconds,
+        "Round-trip times of timed Pings."
+    );
+}
 
 fn role_label(role: Role) -> &'static str {
     match role {

@@ -29,7 +29,11 @@ const NAMES: [&str; 10] = [
 
 fn recorder() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE.get_or_init(|| PrometheusBuilder::new().install_recorder().unwrap())
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new().install_recorder().unwrap();
+        rfc6455::metrics::describe();
+        handle
+    })
 }
 
 /// The value of the sample `name{labels…}` in Prometheus text, if present.
@@ -155,6 +159,11 @@ fn the_adapters_report_what_happened() {
     let text = handle.render();
     for name in NAMES {
         assert!(text.contains(name), "{name} missing from\n{text}");
+        // `describe` gave each its help text.
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "no # HELP for {name} in\n{text}"
+        );
     }
     let server = ("role", "server");
     let client = ("role", "client");
@@ -265,6 +274,17 @@ async fn scrape(addr: &str) -> String {
     tcp.read_to_end(&mut response).await.unwrap();
     let response = String::from_utf8(response).unwrap();
     assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"));
+    assert!(
+        response.contains("Content-Type: text/plain; version=0.0.4"),
+        "{response}"
+    );
+    assert!(response.contains("# HELP websocket_handshakes_total "));
+    // Off its path, the endpoint answers 404.
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut other = Vec::new();
+    tcp.read_to_end(&mut other).await.unwrap();
+    assert!(other.starts_with(b"HTTP/1.1 404 "), "{other:?}");
     response
 }
 
