@@ -41,8 +41,11 @@ const PROBE_READ: usize = 1024;
 /// How far a stream is from its end.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 enum End {
-    /// Messages flow, or the close goes on (its lingering read included).
+    /// Messages flow, or the close goes on.
     Live,
+    /// The transport's write side was shut: the close lingers, reading (and
+    /// discarding) until the peer's end or the close timeout.
+    Lingering,
     /// The stream ended (its error, if any, returned): every poll is `None`.
     Ended,
 }
@@ -56,9 +59,6 @@ pub(crate) struct Driver<S, R: Runtime<S>> {
     armed: Option<Instant>,
     /// How far the stream is from its end.
     end: End,
-    /// The transport's write side was shut: the close is lingering, reading
-    /// (and discarding) until the peer's end or the close timeout.
-    shut: bool,
     /// A write failed: output is dropped, and what already arrived is still
     /// read and delivered before this is reported.
     write_error: Option<io::Error>,
@@ -91,7 +91,6 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             timer: None,
             armed: None,
             end: End::Live,
-            shut: false,
             write_error: None,
             close_signal: None,
             runtime: PhantomData,
@@ -171,10 +170,10 @@ impl<S, R: Runtime<S>> Driver<S, R> {
     /// peer sees the whole Close and then the end of the stream. Errors from
     /// a transport that is going away are moot. `Ready` once done.
     fn poll_shut(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if !self.shut {
+        if self.end == End::Live {
             let _ = ready!(R::poll_flush(&mut self.stream, cx));
             let _ = ready!(R::poll_shutdown(&mut self.stream, cx));
-            self.shut = true;
+            self.end = End::Lingering;
         }
         Poll::Ready(())
     }
@@ -292,19 +291,18 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             }
             // After a failed write, the input already there is delivered
             // (the peer's last messages, its Close); then the error.
-            match (self.conn.wants_read(), self.write_error.take()) {
-                (false, None) => return Poll::Pending,
-                (false, Some(error)) => return self.transport_failed(error),
-                (true, write_error) => match self.poll_fill(cx) {
-                    Poll::Ready(Ok(())) => self.write_error = write_error,
-                    Poll::Ready(Err(error)) => {
-                        return self.transport_failed(write_error.unwrap_or(error));
-                    }
-                    Poll::Pending => match write_error {
-                        Some(error) => return self.transport_failed(error),
-                        None => return Poll::Pending,
-                    },
-                },
+            let read = if self.conn.wants_read() {
+                self.poll_fill(cx)
+            } else {
+                Poll::Pending
+            };
+            match (read, self.write_error.take()) {
+                (Poll::Ready(Ok(())), write_error) => self.write_error = write_error,
+                (Poll::Ready(Err(error)), write_error) => {
+                    return self.transport_failed(write_error.unwrap_or(error));
+                }
+                (Poll::Pending, Some(error)) => return self.transport_failed(error),
+                (Poll::Pending, None) => return Poll::Pending,
             }
         }
     }
@@ -316,7 +314,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         error: io::Error,
     ) -> Poll<Option<Result<Message, Error>>> {
         // A transport that fails while the close lingers is done, not broken.
-        let error = (!self.shut).then(|| error.into());
+        let error = (self.end != End::Lingering).then(|| error.into());
         self.end(error)
     }
 
