@@ -207,25 +207,15 @@ pub fn run_conversation(role: Role, conversation: Conversation) {
             Op::Pull => received += pull_all(&mut conn),
             Op::Send { binary, data } => {
                 let message = data_message(binary, &data);
+                let payload = message.payload().to_vec();
                 let result = conn.send(message);
-                record_send(
-                    &mut sent,
-                    binary,
-                    message_bytes(binary, data),
-                    true,
-                    &result,
-                );
+                record_send(&mut sent, binary, payload, true, &result);
             }
             Op::SendUncompressed { binary, data } => {
                 let message = data_message(binary, &data);
+                let payload = message.payload().to_vec();
                 let result = conn.send_uncompressed(message);
-                record_send(
-                    &mut sent,
-                    binary,
-                    message_bytes(binary, data),
-                    true,
-                    &result,
-                );
+                record_send(&mut sent, binary, payload, true, &result);
             }
             Op::SendFragment { binary, data, fin } => {
                 let kind = if binary {
@@ -281,16 +271,6 @@ fn data_message(binary: bool, data: &[u8]) -> Message {
         Message::binary(data.to_vec())
     } else {
         Message::text(String::from_utf8_lossy(data).into_owned())
-    }
-}
-
-/// The payload `data_message` makes of `data`: text goes through a lossy
-/// conversion, so the peer must see the converted bytes.
-fn message_bytes(binary: bool, data: Vec<u8>) -> Vec<u8> {
-    if binary {
-        data
-    } else {
-        String::from_utf8_lossy(&data).into_owned().into_bytes()
     }
 }
 
