@@ -5,14 +5,17 @@
 //! no message is lost, duplicated or corrupted.
 #![cfg(feature = "tokio")]
 
+#[path = "support/io.rs"]
+mod io;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use rfc6455::rt::hub::{Hub, HubConfig};
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{ClientBuilder, CloseCode, Message, PreparedMessage, ServerBuilder};
-use tokio::io::{DuplexStream, duplex};
+use rfc6455::{CloseCode, Message, PreparedMessage};
+use tokio::io::DuplexStream;
 
 const MESSAGES: usize = 400;
 
@@ -89,18 +92,6 @@ fn message(i: usize) -> Message {
     Message::binary(vec![(i % 251) as u8; len])
 }
 
-async fn pair(pipe: usize) -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
-    let (a, b) = duplex(pipe);
-    let server = tokio::spawn(async move {
-        WebSocketStream::accept(b, &ServerBuilder::new())
-            .await
-            .unwrap()
-    });
-    let client = ClientBuilder::new("ws://h/").unwrap();
-    let (client, _) = WebSocketStream::client(a, &client).await.unwrap();
-    (server.await.unwrap(), client)
-}
-
 /// Reads data messages until the stream ends, checking each is message `i`.
 async fn read_all(mut ws: WebSocketStream<DuplexStream>) -> usize {
     let mut i = 0;
@@ -120,7 +111,7 @@ async fn read_all(mut ws: WebSocketStream<DuplexStream>) -> usize {
 // `next`: a cancelled call loses nothing; the message comes with the next.
 #[tokio::test]
 async fn next_is_cancel_safe() {
-    let (mut server, mut client) = pair(4096).await;
+    let (mut server, mut client) = io::ws_pair(4096).await;
     let writer = tokio::spawn(async move {
         for i in 0..MESSAGES {
             client.send(message(i)).await.unwrap();
@@ -151,7 +142,7 @@ async fn next_is_cancel_safe() {
 // retried; `flush` and `close` resume where the cancelled call stopped.
 #[tokio::test]
 async fn feed_flush_and_close_are_cancel_safe() {
-    let (mut server, client) = pair(4096).await;
+    let (mut server, client) = io::ws_pair(4096).await;
     let reader = tokio::spawn(read_all(client));
     let mut rng = Rng(2);
     let mut cancelled = 0;
@@ -177,7 +168,7 @@ async fn feed_flush_and_close_are_cancel_safe() {
 // in order, none twice, everything that was sent to the end.
 #[tokio::test]
 async fn a_cancelled_send_is_whole_or_absent() {
-    let (mut server, mut client) = pair(4096).await;
+    let (mut server, mut client) = io::ws_pair(4096).await;
     let reader = tokio::spawn(async move {
         let mut got = Vec::new();
         while let Some(item) = client.next().await {
@@ -226,7 +217,7 @@ async fn a_cancelled_send_is_whole_or_absent() {
 // The split halves: the same, both at once.
 #[tokio::test]
 async fn the_split_halves_are_cancel_safe() {
-    let (server, mut client) = pair(4096).await;
+    let (server, mut client) = io::ws_pair(4096).await;
     let (mut write, mut read) = server.split();
     let echo = tokio::spawn(async move {
         let mut rng = Rng(4);
@@ -264,7 +255,7 @@ async fn the_split_halves_are_cancel_safe() {
 #[tokio::test]
 async fn hub_forward_is_cancel_safe() {
     let hub = Hub::new(HubConfig::default().queue_limit(64 << 20));
-    let (server, client) = pair(4096).await;
+    let (server, client) = io::ws_pair(4096).await;
     let (mut write, read) = server.split();
     let member = hub.join();
     hub.subscribe(&member, "t").unwrap();

@@ -4,26 +4,17 @@
 //! drain over `CloseSignal`. `rt::hub` and `rt::drain` use the same seams.
 #![cfg(feature = "tokio")]
 
+#[path = "support/io.rs"]
+mod io;
+
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use rfc6455::rt::CloseSignal;
-use rfc6455::rt::tokio::{WebSocketStream, WriteHalf};
-use rfc6455::{ClientBuilder, CloseCode, Message, PreparedMessage, ServerBuilder};
-use tokio::io::{DuplexStream, duplex};
-
-async fn pair() -> (WebSocketStream<DuplexStream>, WebSocketStream<DuplexStream>) {
-    let (a, b) = duplex(1 << 20);
-    let server = tokio::spawn(async move {
-        WebSocketStream::accept(b, &ServerBuilder::new())
-            .await
-            .unwrap()
-    });
-    let client = ClientBuilder::new("ws://h/").unwrap();
-    let (client, _) = WebSocketStream::client(a, &client).await.unwrap();
-    (server.await.unwrap(), client)
-}
+use rfc6455::rt::tokio::WriteHalf;
+use rfc6455::{CloseCode, Message, PreparedMessage};
+use tokio::io::DuplexStream;
 
 /// A hub of its own: each message framed once, queued on every member by
 /// reference, then each member's queue written in one go.
@@ -52,7 +43,7 @@ async fn a_hub_of_its_own_on_the_public_seam() {
     let mut servers = Vec::new();
     let mut clients = Vec::new();
     for _ in 0..3 {
-        let (server, client) = pair().await;
+        let (server, client) = io::ws_pair(1 << 20).await;
         let (write, read) = server.split();
         servers.push((write, read));
         clients.push(client);
@@ -91,7 +82,7 @@ async fn a_hub_of_its_own_on_the_public_seam() {
 
 #[tokio::test]
 async fn an_unsplit_stream_queues_by_reference_and_keeps_the_pong_first() {
-    let (mut server, mut client) = pair().await;
+    let (mut server, mut client) = io::ws_pair(1 << 20).await;
     client
         .send(Message::Ping(bytes::Bytes::from_static(b"p")))
         .await
@@ -152,7 +143,7 @@ impl CloseSignal for Kick {
 
 #[tokio::test]
 async fn a_drain_of_its_own_on_the_close_signal() {
-    let (mut server, mut client) = pair().await;
+    let (mut server, mut client) = io::ws_pair(1 << 20).await;
     let kick = Arc::new(Kick::default());
     server.set_close_signal(Arc::clone(&kick) as Arc<dyn CloseSignal>);
     let task = tokio::spawn(async move {

@@ -99,3 +99,23 @@ impl<S: futures_io::AsyncWrite + Unpin> futures_io::AsyncWrite for OneByte<S> {
         Pin::new(&mut self.0).poll_close(cx)
     }
 }
+
+/// A server and a client stream upgraded over an in-memory pipe holding
+/// `pipe` bytes each way, with default builders.
+pub async fn ws_pair(
+    pipe: usize,
+) -> (
+    rfc6455::rt::tokio::WebSocketStream<tokio::io::DuplexStream>,
+    rfc6455::rt::tokio::WebSocketStream<tokio::io::DuplexStream>,
+) {
+    use rfc6455::rt::tokio::WebSocketStream;
+    let (a, b) = tokio::io::duplex(pipe);
+    let server = tokio::spawn(async move {
+        WebSocketStream::accept(b, &rfc6455::ServerBuilder::new())
+            .await
+            .unwrap()
+    });
+    let client = rfc6455::ClientBuilder::new("ws://h/").unwrap();
+    let (client, _) = WebSocketStream::client(a, &client).await.unwrap();
+    (server.await.unwrap(), client)
+}
