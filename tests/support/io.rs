@@ -102,6 +102,7 @@ impl<S: futures_io::AsyncWrite + Unpin> futures_io::AsyncWrite for OneByte<S> {
 
 /// A server and a client stream upgraded over an in-memory pipe holding
 /// `pipe` bytes each way, with default builders.
+#[cfg(feature = "tokio")]
 pub async fn ws_pair(
     pipe: usize,
 ) -> (
