@@ -12,6 +12,20 @@
 //! back when dropped; memory is bounded by
 //! [`AdmissionConfig::max_addresses`].
 //!
+//! A connection counts from the moment it is accepted, before a byte of
+//! its request is read ([`Admission::accept`]): one address cannot hold
+//! more than its share of half-sent request heads. A trusted proxy's
+//! connections count first against the proxy's own, larger limit
+//! ([`AdmissionConfig::max_pending_per_proxy`]) and move to the client the
+//! proxy reports once the head is read ([`Permit::resolve`]). Until its head
+//! completes, a connection held by an adapter costs its socket, the task
+//! that runs it, the handshake's state (a few hundred bytes; no connection
+//! is made before the head is whole) and a read buffer that starts at
+//! 1 KiB and grows only as the head does, up to
+//! [`HandshakeLimits::max_head_bytes`](crate::handshake::HandshakeLimits::max_head_bytes).
+//! `tests/pre_head.rs` bounds what 3 000 half-sent heads from one address
+//! cost and prints the figure per connection; `benches/README.md` records it.
+//!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
 //! use rfc6455::admission::{Admission, AdmissionConfig};
@@ -33,21 +47,27 @@
 //! # Ok::<(), rfc6455::admission::Denied>(())
 //! ```
 //!
-//! Every adapter runs it inside the handshake when the
-//! [`ServerBuilder::admission`](crate::ServerBuilder::admission) is set and
-//! `accept` is given the peer address; the stream holds the permit.
+//! Every adapter's `accept` takes the connection's place before reading
+//! when the [`ServerBuilder::admission`](crate::ServerBuilder::admission)
+//! is set and `accept` is given the peer address, and answers a refusal at
+//! once; the stream holds the permit. Behind `hyper`, which reads requests
+//! itself, call [`Admission::accept`] in the accept loop and keep the
+//! permit with the connection.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::str::FromStr;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::ConfigError;
-use crate::bucket::Bucket;
 use crate::config::RateLimit;
 use crate::handshake::Rejection;
+
+mod address;
+mod state;
+
+pub use address::IpNetwork;
+use address::{canonical, forwarded_hops, mask};
+use state::{Place, State};
 
 /// The limits an [`Admission`] enforces.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +86,10 @@ pub struct AdmissionConfig {
     /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed.
     /// Default: none (the peer address is the client's).
     pub trusted_proxies: Vec<IpNetwork>,
+    /// Connections one trusted proxy holds at once before their request
+    /// heads are read (the client behind each is known only from its
+    /// head); past it, 429. Default `None`.
+    pub max_pending_per_proxy: Option<usize>,
     /// The prefix an IPv6 client is keyed by. Default 64.
     pub ipv6_prefix: u8,
     /// `Retry-After` for refusals that do not know when a place frees up
@@ -84,6 +108,7 @@ impl Default for AdmissionConfig {
             max_per_address: None,
             handshakes_per_address: None,
             trusted_proxies: Vec::new(),
+            max_pending_per_proxy: None,
             ipv6_prefix: 64,
             retry_after: Duration::from_secs(5),
             max_addresses: 100_000,
@@ -101,89 +126,14 @@ by_value_setters! {
         handshakes_per_address: Option<RateLimit>;
         /// Sets [`trusted_proxies`](Self::trusted_proxies).
         trusted_proxies: Vec<IpNetwork>;
+        /// Sets [`max_pending_per_proxy`](Self::max_pending_per_proxy).
+        max_pending_per_proxy: Option<usize>;
         /// Sets [`ipv6_prefix`](Self::ipv6_prefix).
         ipv6_prefix: u8;
         /// Sets [`retry_after`](Self::retry_after).
         retry_after: Duration;
         /// Sets [`max_addresses`](Self::max_addresses).
         max_addresses: usize;
-    }
-}
-
-/// An address and prefix length (`10.0.0.0/8`, `::1/128`); a bare address
-/// parses as a single host.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct IpNetwork {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNetwork {
-    /// The network of `addr` and its first `prefix` bits (at most 32 for
-    /// IPv4, 128 for IPv6).
-    #[must_use]
-    pub fn new(addr: IpAddr, prefix: u8) -> Self {
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.min(max);
-        Self {
-            addr: mask(addr, prefix),
-            prefix,
-        }
-    }
-
-    /// Whether `addr` is in the network.
-    #[must_use]
-    pub fn contains(&self, addr: IpAddr) -> bool {
-        let addr = canonical(addr);
-        addr.is_ipv4() == self.addr.is_ipv4() && mask(addr, self.prefix) == self.addr
-    }
-}
-
-impl FromStr for IpNetwork {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let error = || ConfigError::InvalidNetwork(s.to_owned());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((addr, prefix)) => (addr, Some(prefix.parse::<u8>().map_err(|_| error())?)),
-            None => (s, None),
-        };
-        let addr = canonical(addr.parse::<IpAddr>().map_err(|_| error())?);
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return Err(error());
-        }
-        Ok(Self::new(addr, prefix))
-    }
-}
-
-/// IPv4-mapped IPv6 addresses as IPv4, so a dual-stack socket's peers key
-/// the same as an IPv4 socket's.
-fn canonical(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// `addr` with all but its first `prefix` bits cleared.
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let kept = u32::MAX
-                .checked_shl(32 - u32::from(prefix.min(32)))
-                .unwrap_or(0);
-            IpAddr::V4((bits & kept).into())
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let kept = u128::MAX
-                .checked_shl(128 - u32::from(prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(bits & kept))
-        }
     }
 }
 
@@ -200,6 +150,13 @@ pub enum Denied {
     /// The address holds [`AdmissionConfig::max_per_address`] (429).
     #[error("too many connections from this address")]
     TooManyConnections {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The trusted proxy holds [`AdmissionConfig::max_pending_per_proxy`]
+    /// connections whose heads are not read yet (429).
+    #[error("too many pending connections from this proxy")]
+    TooManyPending {
         /// When to try again.
         retry_after: Duration,
     },
@@ -224,7 +181,9 @@ impl Denied {
     pub fn status(&self) -> u16 {
         match self {
             Self::Full { .. } | Self::TooManyAddresses { .. } => 503,
-            Self::TooManyConnections { .. } | Self::TooManyHandshakes { .. } => 429,
+            Self::TooManyConnections { .. }
+            | Self::TooManyPending { .. }
+            | Self::TooManyHandshakes { .. } => 429,
         }
     }
 
@@ -234,6 +193,7 @@ impl Denied {
         match self {
             Self::Full { retry_after }
             | Self::TooManyConnections { retry_after }
+            | Self::TooManyPending { retry_after }
             | Self::TooManyHandshakes { retry_after }
             | Self::TooManyAddresses { retry_after } => *retry_after,
         }
@@ -248,30 +208,6 @@ impl From<Denied> for Rejection {
             .retry_after(denied.retry_after())
             .body(denied.to_string())
     }
-}
-
-/// One client address's open connections and handshake bucket.
-#[derive(Debug)]
-struct Entry {
-    connections: usize,
-    handshakes: Option<Bucket>,
-}
-
-impl Entry {
-    /// Nothing to remember: no connection open and a full bucket.
-    fn is_idle(&mut self, now: Instant) -> bool {
-        self.connections == 0
-            && self.handshakes.as_mut().is_none_or(|bucket| {
-                bucket.refill(now);
-                bucket.is_full()
-            })
-    }
-}
-
-#[derive(Debug, Default)]
-struct State {
-    total: usize,
-    addresses: HashMap<IpAddr, Entry>,
 }
 
 #[derive(Debug)]
@@ -298,25 +234,52 @@ pub struct Admission {
 #[must_use = "dropping the permit frees the connection's place at once"]
 pub struct Permit {
     shared: Arc<Shared>,
-    key: IpAddr,
+    place: Place,
 }
 
 impl fmt::Debug for Permit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit").field("key", &self.key).finish()
+        f.debug_struct("Permit")
+            .field("place", &self.place)
+            .finish()
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        self.shared.lock().give_back(self.place, true);
+    }
+}
+
+impl Permit {
+    /// Once the request head is read, at `now`: a connection from a trusted
+    /// proxy gives back the proxy's pending place and takes the place of
+    /// the client the proxy reports in `headers` (charging its handshake
+    /// rate, under its connection limit; see
+    /// [`Admission::client_address`]). A direct connection holds its
+    /// client's place from [`Admission::accept`] on: nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`Denied`] when the client is over its limits; the permit still
+    /// holds the proxy's pending place until it is dropped.
+    pub fn resolve<'h>(
+        &mut self,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+        now: Instant,
+    ) -> Result<(), Denied> {
+        let Place::Proxy { peer, .. } = self.place else {
+            return Ok(());
+        };
+        let admission = Admission {
+            shared: Arc::clone(&self.shared),
+        };
+        let key = admission.key(admission.client_address(peer, headers));
         let mut state = self.shared.lock();
-        state.total = state.total.saturating_sub(1);
-        if let Some(entry) = state.addresses.get_mut(&self.key) {
-            entry.connections = entry.connections.saturating_sub(1);
-            if entry.connections == 0 && entry.handshakes.is_none() {
-                state.addresses.remove(&self.key);
-            }
-        }
+        state.take_client(&self.shared.config, key, now, false)?;
+        state.give_back(self.place, false);
+        self.place = Place::Client(key);
+        Ok(())
     }
 }
 
@@ -350,15 +313,8 @@ impl Admission {
         peer: IpAddr,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> IpAddr {
-        let trusted = |addr: IpAddr| {
-            self.shared
-                .config
-                .trusted_proxies
-                .iter()
-                .any(|net| net.contains(addr))
-        };
         let mut client = canonical(peer);
-        if !trusted(client) {
+        if !self.is_trusted(client) {
             return client;
         }
         let hops = forwarded_hops(headers);
@@ -367,11 +323,19 @@ impl Admission {
                 return client;
             };
             client = canonical(*addr);
-            if !trusted(client) {
+            if !self.is_trusted(client) {
                 return client;
             }
         }
         client
+    }
+
+    fn is_trusted(&self, addr: IpAddr) -> bool {
+        self.shared
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(addr))
     }
 
     /// Admits a connection from `client` now. See [`admit_at`](Self::admit_at).
@@ -383,72 +347,92 @@ impl Admission {
         self.admit_at(client, Instant::now())
     }
 
-    /// Admits a connection from `client` at `now`: counts the attempt
-    /// against the address's handshake rate, then takes a place under the
-    /// server's and the address's connection limits.
+    /// Admits a connection from `client` at `now`, for a server that knows
+    /// the client only once the request is read (an upgrade through
+    /// `hyper`): counts the attempt against the address's handshake rate,
+    /// then takes a place under the server's and the address's connection
+    /// limits. A server that sees the connection arrive calls
+    /// [`accept_at`](Self::accept_at) instead.
     ///
     /// # Errors
     ///
     /// [`Denied`], saying which limit and when to try again.
     pub fn admit_at(&self, client: IpAddr, now: Instant) -> Result<Permit, Denied> {
-        let config = &self.shared.config;
         let key = self.key(client);
-        let mut state = self.shared.lock();
-        let state = &mut *state;
-        if !state.addresses.contains_key(&key) && state.addresses.len() >= config.max_addresses {
-            state.addresses.retain(|_, entry| !entry.is_idle(now));
-            if state.addresses.len() >= config.max_addresses {
-                return Err(Denied::TooManyAddresses {
-                    retry_after: config.retry_after,
-                });
-            }
-        }
-        let entry = state.addresses.entry(key).or_insert_with(|| Entry {
-            connections: 0,
-            handshakes: config.handshakes_per_address.map(Bucket::new),
-        });
-        if let Some(bucket) = &mut entry.handshakes {
-            bucket.refill(now);
-            if bucket.available() == 0 {
-                return Err(Denied::TooManyHandshakes {
-                    retry_after: bucket.wait_for(1),
-                });
-            }
-            bucket.take(1);
-        }
-        let retry_after = config.retry_after;
-        let denied = if config
-            .max_per_address
-            .is_some_and(|max| entry.connections >= max)
-        {
-            Some(Denied::TooManyConnections { retry_after })
-        } else if config.max_connections.is_some_and(|max| state.total >= max) {
-            Some(Denied::Full { retry_after })
-        } else {
-            None
-        };
-        if let Some(denied) = denied {
-            // An address with nothing to remember is not kept for a refusal.
-            if entry.connections == 0 && entry.handshakes.is_none() {
-                state.addresses.remove(&key);
-            }
-            return Err(denied);
-        }
-        entry.connections += 1;
-        state.total += 1;
-        Ok(Permit {
-            shared: Arc::clone(&self.shared),
-            key,
-        })
+        self.shared
+            .lock()
+            .take_client(&self.shared.config, key, now, true)?;
+        Ok(self.permit(Place::Client(key)))
     }
 
-    /// Connections holding a permit.
+    /// A place for a connection accepted from socket address `peer` now.
+    /// See [`accept_at`](Self::accept_at).
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_at`](Self::accept_at).
+    pub fn accept(&self, peer: IpAddr) -> Result<Permit, Denied> {
+        self.accept_at(peer, Instant::now())
+    }
+
+    /// A place for a connection accepted from socket address `peer` at
+    /// `now`, before any of its request is read. A direct client is
+    /// admitted as by [`admit_at`](Self::admit_at); a trusted proxy's
+    /// connection takes a pending place under
+    /// [`max_pending_per_proxy`](AdmissionConfig::max_pending_per_proxy)
+    /// and the server's limit, and moves to its client with
+    /// [`Permit::resolve`] once the head is read.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use rfc6455::admission::{Admission, AdmissionConfig};
+    ///
+    /// let admission = Admission::new(
+    ///     AdmissionConfig::default()
+    ///         .max_per_address(Some(1))
+    ///         .trusted_proxies(vec!["10.0.0.1".parse()?])
+    ///         .max_pending_per_proxy(Some(100)),
+    /// );
+    /// let now = Instant::now();
+    /// let mut through_proxy = admission.accept_at("10.0.0.1".parse()?, now)?;
+    /// let head = [("X-Forwarded-For", &b"192.0.2.7"[..])];
+    /// through_proxy.resolve(head, now)?;
+    /// assert_eq!(admission.connections_from("192.0.2.7".parse()?), 1);
+    /// // The client's own direct connection is over its limit of one.
+    /// assert_eq!(admission.accept_at("192.0.2.7".parse()?, now).unwrap_err().status(), 429);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Denied`], saying which limit and when to try again.
+    pub fn accept_at(&self, peer: IpAddr, now: Instant) -> Result<Permit, Denied> {
+        let peer = canonical(peer);
+        if !self.is_trusted(peer) {
+            return self.admit_at(peer, now);
+        }
+        let key = self.key(peer);
+        self.shared
+            .lock()
+            .take_pending(&self.shared.config, key, now)?;
+        Ok(self.permit(Place::Proxy { peer, key }))
+    }
+
+    fn permit(&self, place: Place) -> Permit {
+        Permit {
+            shared: Arc::clone(&self.shared),
+            place,
+        }
+    }
+
+    /// Connections holding a permit, their heads read or not.
     #[must_use]
     pub fn connections(&self) -> usize {
         self.shared.lock().total
     }
 
-    /// Connections holding a permit for `client`'s key.
+    /// Connections holding a permit for `client`'s key (a trusted proxy's
+    /// pending connections not included).
     #[must_use]
     pub fn connections_from(&self, client: IpAddr) -> usize {
         let key = self.key(client);
@@ -459,6 +443,17 @@ impl Admission {
             .map_or(0, |entry| entry.connections)
     }
 
+    /// A trusted proxy's connections whose heads are not read yet.
+    #[must_use]
+    pub fn pending_from(&self, proxy: IpAddr) -> usize {
+        let key = self.key(proxy);
+        self.shared
+            .lock()
+            .addresses
+            .get(&key)
+            .map_or(0, |entry| entry.pending)
+    }
+
     /// What limits key on: IPv4 as is, IPv6 by its network.
     fn key(&self, client: IpAddr) -> IpAddr {
         match canonical(client) {
@@ -466,58 +461,4 @@ impl Admission {
             v4 => v4,
         }
     }
-}
-
-/// At most this many hops of a forwarding chain are read (the nearest ones).
-const MAX_HOPS: usize = 32;
-
-/// The client addresses the proxies reported, farthest first: `Forwarded`'s
-/// `for=` parameters if that header is present, else `X-Forwarded-For`'s
-/// list (every field line, in order). `None` for a hop that does not parse.
-fn forwarded_hops<'h>(
-    headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
-) -> Vec<Option<IpAddr>> {
-    let mut forwarded = Vec::new();
-    let mut x_forwarded = Vec::new();
-    for (name, value) in headers {
-        let Ok(value) = std::str::from_utf8(value) else {
-            continue;
-        };
-        if name.eq_ignore_ascii_case("forwarded") {
-            forwarded.extend(value.split(',').map(forwarded_for));
-        } else if name.eq_ignore_ascii_case("x-forwarded-for") {
-            x_forwarded.extend(value.split(',').map(|hop| parse_node(hop.trim())));
-        }
-    }
-    let mut hops = if forwarded.is_empty() {
-        x_forwarded
-    } else {
-        forwarded
-    };
-    let skip = hops.len().saturating_sub(MAX_HOPS);
-    hops.drain(..skip);
-    hops
-}
-
-/// The `for=` node of one `Forwarded` element (RFC 7239 §4), if it is an address.
-fn forwarded_for(element: &str) -> Option<IpAddr> {
-    element.split(';').find_map(|pair| {
-        let (name, value) = pair.split_once('=')?;
-        name.trim()
-            .eq_ignore_ascii_case("for")
-            .then(|| parse_node(value.trim().trim_matches('"')))?
-    })
-}
-
-/// An address as proxies write it: `192.0.2.1`, `192.0.2.1:4711`,
-/// `2001:db8::1`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
-fn parse_node(node: &str) -> Option<IpAddr> {
-    if let Ok(addr) = node.parse::<IpAddr>() {
-        return Some(addr);
-    }
-    if let Ok(socket) = node.parse::<SocketAddr>() {
-        return Some(socket.ip());
-    }
-    let inner = node.strip_prefix('[')?.split(']').next()?;
-    inner.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
 }

@@ -50,7 +50,7 @@ use crate::handshake::{
 };
 use crate::prepared::Outbound;
 use crate::transport::{self, MaybeTls, WriteCall};
-use crate::{CloseCode, CloseFrame, Connection, Error, Message};
+use crate::{CloseCode, CloseFrame, Connection, Error, Message, Role};
 
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
@@ -270,6 +270,37 @@ impl<S: Read + Write> WebSocket<S> {
     }
 }
 
+/// After a refusal written before the request was read (an admission
+/// limit at accept): reads the head the client sends, to its blank line,
+/// so that dropping the stream does not answer it with a reset, which can
+/// overtake the response. Bounded by the head limit's default and the
+/// stream's read timeout; any error ends it.
+fn read_unread_head<S: Read>(stream: &mut S) {
+    const END: &[u8; 4] = b"\r\n\r\n";
+    let mut scrap = [0; 1024];
+    let mut matched = 0;
+    let mut left = crate::handshake::HandshakeLimits::default().max_head_bytes;
+    while left > 0 {
+        let n = match stream.read(&mut scrap) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        };
+        for &byte in scrap.get(..n).unwrap_or_default() {
+            matched = if END.get(matched) == Some(&byte) {
+                matched + 1
+            } else {
+                usize::from(byte == b'\r')
+            };
+            if matched == END.len() {
+                return;
+            }
+        }
+        left = left.saturating_sub(n);
+    }
+}
+
 /// One write call on a blocking stream.
 fn write<S: Write>(stream: &mut S, call: WriteCall<'_>) -> io::Result<usize> {
     match call {
@@ -435,9 +466,17 @@ fn handshake_io<S: Read + Write, R: Advance>(
     stream: &mut S,
     mut driver: HandshakeDriver<R>,
 ) -> Result<R::Done, Error> {
+    let mut read_any = false;
+    let mut answered = false;
     loop {
-        match driver.poll_role(Instant::now())? {
+        let progress = driver.poll_role(Instant::now()).inspect_err(|_| {
+            if answered && !read_any && R::ROLE == Role::Server {
+                read_unread_head(stream);
+            }
+        })?;
+        match progress {
             Progress::Write => {
+                answered = true;
                 blocking(transport::poll_write_buf(driver.outgoing(), |call| {
                     Poll::Ready(write(stream, call))
                 }))?;
@@ -447,7 +486,7 @@ fn handshake_io<S: Read + Write, R: Advance>(
                 stream.read(buf)
             }) {
                 Ok(0) => driver.receive_eof(),
-                Ok(_) => {}
+                Ok(_) => read_any = true,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if driver.poll_timeout().is_some()

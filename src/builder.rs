@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::admission::Admission;
+use crate::admission::{Admission, Permit};
 use crate::handshake::{
     AcceptOptions, ClientDriver, ClientRequest, HandshakeLimits, Rejection, RequestView,
     ServerDriver, ServerHandshake,
@@ -183,12 +183,14 @@ where
         self
     }
 
-    /// Per-address and server-wide limits, decided on each valid request
-    /// before the callback: past them the upgrade is refused with `429` or
-    /// `503` and `Retry-After`. The place a connection takes is held by
-    /// its stream and given back when the stream drops. The limits key on
-    /// the peer address, so accept with it: `accept((tcp, peer), &server)`
-    /// (without one, the request is answered `500`).
+    /// Per-address and server-wide limits, decided as a connection is
+    /// accepted, before its request is read (a trusted proxy's connection
+    /// moves to its client's place once the request names it, before the
+    /// callback): past them the upgrade is refused with `429` or `503` and
+    /// `Retry-After`. The place a connection takes is held by its stream
+    /// and given back when the stream drops. The limits key on the peer
+    /// address, so accept with it: `accept((tcp, peer), &server)` (without
+    /// one, the connection is answered `500`).
     #[must_use = "builders are built by value"]
     pub fn admission(mut self, admission: Admission) -> Self {
         self.admission = Some(admission);
@@ -283,45 +285,64 @@ where
     }
 
     /// The sans-IO handshake an adapter runs for a stream from `peer`, its
-    /// deadline counted from `clock()` now: a drain that has begun refuses
-    /// first, then the admission limits (their place held by the
-    /// connection, the handshake rate charged when the request is whole,
-    /// by `clock`), then the callback.
+    /// deadline counted from `clock()` now. The admission limits take the
+    /// connection's place at once, before its request is read (a refusal
+    /// is answered without reading it); once the request is whole, a drain
+    /// that has begun refuses first, then a trusted proxy's connection
+    /// moves to its client's place, then the callback decides.
     pub(crate) fn driver(
         &self,
         clock: fn() -> Instant,
         peer: Option<SocketAddr>,
     ) -> ServerDriver<impl FnOnce(&RequestView<'_>) -> Result<AcceptOptions, Rejection> + '_> {
-        ServerDriver::new(
+        let now = clock();
+        let admitted = match &self.admission {
+            // Limits that key on an address no one gave: the server's
+            // setup is at fault, not the client.
+            Some(admission) => peer
+                .ok_or_else(|| Rejection::new(500))
+                .and_then(|peer| Ok(Some(admission.accept_at(peer.ip(), now)?))),
+            None => Ok(None),
+        };
+        let (permit, refusal) = match admitted {
+            Ok(permit) => (permit, None),
+            Err(refusal) => (None, Some(refusal)),
+        };
+        let mut driver = ServerDriver::new(
             Arc::clone(&self.config),
             ServerHandshake::with_limits(self.limits),
-            clock(),
-            move |request| self.decide(request, clock(), peer),
-        )
+            now,
+            move |request| self.decide(request, clock(), permit),
+        );
+        if let Some(refusal) = refusal {
+            driver.refuse(&refusal);
+        }
+        driver
     }
 
-    /// Every server's decision on a valid request from `peer` at `now`: a
-    /// drain that has begun refuses first, then the admission limits
-    /// (their place held by the connection), then [`answer`](Self::answer).
+    /// Every server's decision on a valid request at `now`: a drain that
+    /// has begun refuses first, then the admission limits (the `permit`
+    /// taken at accept resolved to its client, or, for a server that did
+    /// not see the connection arrive, a place taken now), then
+    /// [`answer`](Self::answer).
     pub(crate) fn decide(
         &self,
         request: &RequestView<'_>,
         now: Instant,
-        peer: Option<SocketAddr>,
+        permit: Option<Permit>,
     ) -> Result<AcceptOptions, Rejection> {
         #[cfg(feature = "tokio")]
         if let Some(drain) = &self.drain {
             drain.check()?;
         }
-        let permit = match &self.admission {
-            Some(admission) => {
-                // Limits that key on an address no one gave: the server's
-                // setup is at fault, not the client.
-                let peer = peer.ok_or_else(|| Rejection::new(500))?;
-                let client = admission.client_address(peer.ip(), request.headers());
-                Some(admission.admit_at(client, now)?)
+        let permit = match (permit, &self.admission) {
+            (Some(mut permit), _) => {
+                permit.resolve(request.headers(), now)?;
+                Some(permit)
             }
-            None => None,
+            // No peer address to key on: the server's setup is at fault.
+            (None, Some(_)) => return Err(Rejection::new(500)),
+            (None, None) => None,
         };
         Ok(self.answer(request)?.hold(permit))
     }

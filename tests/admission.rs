@@ -287,3 +287,86 @@ fn limits_without_a_peer_address_answer_500() {
     assert_eq!(refusal.status, 500);
     assert!(matches!(server.join().unwrap(), Err(Error::Rejected(500))));
 }
+
+// A connection counts from accept: a direct client's place is taken before
+// its head is read, and the handshake rate is charged then.
+#[test]
+fn a_direct_connection_counts_from_accept() {
+    let admission = Admission::new(
+        AdmissionConfig::default()
+            .max_per_address(Some(2))
+            .max_connections(Some(3)),
+    );
+    let t0 = Instant::now();
+    let a = ip("192.0.2.1");
+    let mut first = admission.accept_at(a, t0).unwrap();
+    let _second = admission.accept_at(a, t0).unwrap();
+    assert_eq!(admission.connections_from(a), 2);
+    assert!(matches!(
+        admission.accept_at(a, t0).unwrap_err(),
+        Denied::TooManyConnections { .. }
+    ));
+    // Resolving a direct connection changes nothing, whatever it claims.
+    first
+        .resolve(headers(&[("X-Forwarded-For", "203.0.113.1")]), t0)
+        .unwrap();
+    assert_eq!(admission.connections_from(a), 2);
+    assert_eq!(admission.connections_from(ip("203.0.113.1")), 0);
+    let _other = admission.accept_at(ip("192.0.2.2"), t0).unwrap();
+    assert_eq!(
+        admission
+            .accept_at(ip("192.0.2.3"), t0)
+            .unwrap_err()
+            .status(),
+        503
+    );
+    drop(first);
+    assert_eq!(admission.connections(), 2);
+}
+
+// A trusted proxy's connections are pending under its own limit until
+// their heads name the clients, then count as the clients'.
+#[test]
+fn a_proxied_connection_moves_to_its_client_once_the_head_is_read() {
+    let admission = Admission::new(
+        AdmissionConfig::default()
+            .trusted_proxies(vec!["10.0.0.0/8".parse().unwrap()])
+            .max_pending_per_proxy(Some(3))
+            .max_per_address(Some(1))
+            .handshakes_per_address(Some(RateLimit::new(1, 2))),
+    );
+    let t0 = Instant::now();
+    let proxy = ip("10.0.0.1");
+    let mut pending: Vec<_> = (0..3)
+        .map(|_| admission.accept_at(proxy, t0).unwrap())
+        .collect();
+    assert_eq!(admission.pending_from(proxy), 3);
+    let denied = admission.accept_at(proxy, t0).unwrap_err();
+    assert!(matches!(denied, Denied::TooManyPending { .. }));
+    assert_eq!(denied.status(), 429);
+    // A head resolves to its client: the proxy's pending place is free.
+    let client = [("X-Forwarded-For", "203.0.113.7")];
+    pending[0].resolve(headers(&client), t0).unwrap();
+    assert_eq!(admission.pending_from(proxy), 2);
+    assert_eq!(admission.connections_from(ip("203.0.113.7")), 1);
+    assert_eq!(admission.connections(), 3);
+    // The same client again is over its own limit; that permit stays
+    // pending until it is dropped.
+    let denied = pending[1].resolve(headers(&client), t0).unwrap_err();
+    assert!(matches!(denied, Denied::TooManyConnections { .. }));
+    assert_eq!(admission.pending_from(proxy), 2);
+    drop(pending.remove(1));
+    assert_eq!(admission.pending_from(proxy), 1);
+    // The client's rate was charged by both heads: a third is refused.
+    drop(pending.remove(0));
+    let denied = pending[0].resolve(headers(&client), t0).unwrap_err();
+    assert!(matches!(denied, Denied::TooManyHandshakes { .. }));
+    drop(pending);
+    assert_eq!(admission.connections(), 0);
+    assert_eq!(admission.pending_from(proxy), 0);
+    // A proxy's head with no forwarding header is the proxy's own.
+    let mut own = admission.accept_at(proxy, t0).unwrap();
+    own.resolve(headers(&[]), t0).unwrap();
+    assert_eq!(admission.connections_from(proxy), 1);
+    assert_eq!(admission.pending_from(proxy), 0);
+}

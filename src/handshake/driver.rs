@@ -57,8 +57,11 @@ fn closed() -> Error {
     .into()
 }
 
-/// How much room a handshake read is offered.
-const HANDSHAKE_READ: usize = 4096;
+/// The room a handshake's first read is offered: most request heads fit,
+/// and a connection that sends half a head holds no more than this
+/// (`tests/pre_head.rs` bounds it). A full buffer grows by as much again
+/// as it holds, so a large head takes a few reads.
+const FIRST_READ: usize = 1024;
 
 /// What to do next to move a handshake forward.
 #[derive(Debug)]
@@ -144,7 +147,10 @@ impl<R> HandshakeDriver<R> {
     /// The input buffer with room reserved: read from the transport into
     /// its spare capacity, then [`poll`](Self::poll).
     pub fn read_buf(&mut self) -> &mut BytesMut {
-        self.io.input.reserve(HANDSHAKE_READ);
+        let input = &mut self.io.input;
+        if input.capacity() == input.len() {
+            input.reserve(input.len().max(FIRST_READ));
+        }
         &mut self.io.input
     }
 
@@ -219,6 +225,14 @@ impl ClientDriver {
     }
 }
 
+/// `rejection`'s response, or a bare 500 if it cannot be written.
+fn refusal(rejection: &Rejection) -> Bytes {
+    rejection
+        .to_bytes()
+        .or_else(|_| reject(500, &[], b""))
+        .unwrap_or_default()
+}
+
 /// The server's part of a handshake (see [`ServerDriver`]).
 #[derive(Debug)]
 pub struct Accepting<F> {
@@ -229,13 +243,16 @@ pub struct Accepting<F> {
 /// Where a server handshake is; each phase holds what is true in it.
 #[derive(Debug)]
 enum Phase<F> {
-    /// Reading the request; the callback decides once it is whole.
-    Reading { conn: Connection, callback: F },
+    /// Reading the request; the callback decides once it is whole. The
+    /// connection is made then: a pending handshake holds only its config
+    /// (`tests/pre_head.rs` bounds what a half-sent head costs).
+    Reading { config: Arc<Config>, callback: F },
     /// The server's own configuration cannot work: the request is read and
     /// answered 500.
     Broken(ConfigError),
-    /// The 101 is being written; the connection follows it.
-    Accepted(Connection),
+    /// The 101 is being written; the connection follows it (boxed, so a
+    /// pending handshake is not the size of a connection).
+    Accepted(Box<Connection>),
     /// A refusal is being written; this is returned after it.
     Refused(Error),
     /// Over: the connection or the error was handed out.
@@ -261,12 +278,23 @@ where
         callback: F,
     ) -> Self {
         let timeout = parser.limits().timeout;
-        let phase = match Connection::new(Role::Server, config) {
-            Ok(conn) => Phase::Reading { conn, callback },
+        let config = config.into();
+        let phase = match config.check() {
+            Ok(()) => Phase::Reading { config, callback },
             Err(error) => Phase::Broken(error),
         };
         let role = Accepting { parser, phase };
         Self::with_role(role, Bytes::new(), timeout, now)
+    }
+
+    /// Refuses the connection before its request is read (an admission
+    /// limit at accept, say): `rejection`'s response is written, and the
+    /// handshake then fails with [`Error::Rejected`]. The callback is never
+    /// called and no input is buffered.
+    pub fn refuse(&mut self, rejection: &Rejection) {
+        self.io.output = refusal(rejection);
+        self.io.input = BytesMut::new();
+        self.role.phase = Phase::Refused(Error::Rejected(rejection.status()));
     }
 }
 
@@ -281,7 +309,7 @@ where
         let next = match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Done => return Err(closed()),
             // The response is written.
-            Phase::Accepted(conn) => return Ok(Progress::Done(conn)),
+            Phase::Accepted(conn) => return Ok(Progress::Done(*conn)),
             Phase::Refused(error) => return Err(error),
             Phase::Broken(error) => {
                 // Answer the request once its head is in, as for any refusal.
@@ -292,9 +320,9 @@ where
                 io.output = reject(500, &[], b"").unwrap_or_default();
                 Phase::Refused(error.into())
             }
-            Phase::Reading { mut conn, callback } => match self.parser.parse(&io.input) {
+            Phase::Reading { config, callback } => match self.parser.parse(&io.input) {
                 Ok(Status::Partial) => {
-                    self.phase = Phase::Reading { conn, callback };
+                    self.phase = Phase::Reading { config, callback };
                     return io.need_input();
                 }
                 Err(error) => {
@@ -302,21 +330,27 @@ where
                     Phase::Refused(error.into())
                 }
                 Ok(Status::Complete((view, used))) => {
+                    // The config was checked: a server connection cannot fail here.
+                    let mut conn = match Connection::new(Role::Server, config) {
+                        Ok(conn) => conn,
+                        Err(error) => {
+                            io.output = reject(500, &[], b"").unwrap_or_default();
+                            self.phase = Phase::Refused(error.into());
+                            return Ok(Progress::Write);
+                        }
+                    };
                     match callback(&view).map(|o| accept_into(&mut conn, &view, o, accept)) {
                         Ok(Ok(response)) => {
                             conn.receive(io.input.get(used..).unwrap_or_default());
                             io.output = response;
-                            Phase::Accepted(conn)
+                            Phase::Accepted(Box::new(conn))
                         }
                         Ok(Err(build)) => {
                             io.output = reject(500, &[], b"").unwrap_or_default();
                             Phase::Refused(build.into())
                         }
                         Err(rejection) => {
-                            io.output = rejection
-                                .to_bytes()
-                                .or_else(|_| reject(500, &[], b""))
-                                .unwrap_or_default();
+                            io.output = refusal(&rejection);
                             Phase::Refused(Error::Rejected(rejection.status()))
                         }
                     }

@@ -1,13 +1,13 @@
 //! The opening handshake's I/O loop over an async stream.
 
 use std::future::poll_fn;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
 use super::runtime::{Runtime, write_call};
-use crate::Error;
 use crate::handshake::driver_seal::Advance;
 use crate::handshake::{HandshakeDriver, Progress};
 use crate::transport;
+use crate::{Error, Role};
 
 /// Moves a handshake's bytes until it is done, waking at its deadline.
 pub(super) async fn handshake<S, R: Runtime<S>, H: Advance>(
@@ -24,14 +24,21 @@ async fn handshake_io<S, R: Runtime<S>, H: Advance>(
     // Made only if the handshake has to wait: most complete at once.
     let mut timer: Option<R::Timer> = None;
     let mut unflushed = false;
+    let mut answered = false;
     poll_fn(|cx| {
         loop {
             let waiting = if unflushed {
                 unflushed = R::poll_flush(stream, cx)?.is_pending();
                 unflushed
             } else {
-                match driver.poll_role(R::now())? {
+                let progress = driver.poll_role(R::now()).inspect_err(|_| {
+                    if answered && H::ROLE == Role::Server {
+                        part::<S, R>(stream, cx);
+                    }
+                })?;
+                match progress {
                     Progress::Write => {
+                        answered = true;
                         let written = transport::poll_write_buf(driver.outgoing(), |call| {
                             write_call::<S, R>(stream, cx, call)
                         });
@@ -66,4 +73,21 @@ async fn handshake_io<S, R: Runtime<S>, H: Advance>(
         }
     })
     .await
+}
+
+/// After a server's refusal is written: reads what already arrived (a
+/// transport closed with unread input answers with a reset, which can
+/// overtake the response) and shuts the write side, waiting for neither.
+/// Whatever the client sends later meets a closed socket, after the
+/// response and its end. Bounded, so a client that keeps sending does not
+/// keep the task.
+fn part<S, R: Runtime<S>>(stream: &mut S, cx: &mut Context<'_>) {
+    let mut scrap = [0; 1024];
+    for _ in 0..32 {
+        match R::poll_read_slice(stream, cx, &mut scrap) {
+            Poll::Ready(Ok(n)) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let _ = R::poll_shutdown(stream, cx);
 }
