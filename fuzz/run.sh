@@ -3,6 +3,10 @@
 #
 #   fuzz/run.sh TARGET SECONDS   one target for SECONDS
 #   fuzz/run.sh all SECONDS      every target, SECONDS each
+#   fuzz/run.sh campaign [SECONDS] [LANES]
+#                                every target, SECONDS each (default 1800),
+#                                LANES at a time (default 2); a summary
+#                                line per target for fuzz/README.md
 #   fuzz/run.sh build            build every target
 #
 # The corpus grows in fuzz/corpus/TARGET (ignored by git), seeded from the
@@ -47,6 +51,10 @@ case "${1:-}" in
   repro)
     cargo fuzz run "$2" "$3"
     ;;
+  campaign)
+    cargo fuzz build
+    targets | xargs -P "${3:-2}" -I{} nice -n 10 bash "$0" {} "${2:-1800}"
+    ;;
   all)
     cargo fuzz build
     for target in $(targets); do
@@ -54,7 +62,7 @@ case "${1:-}" in
     done
     ;;
   "")
-    sed -n '2,11p' "$0"
+    sed -n '2,15p' "$0"
     exit 2
     ;;
   *)

@@ -1,6 +1,8 @@
 //! Shared drivers for the fuzz targets. Everything here goes through the
 //! crate's public API only.
 
+pub mod admission;
+
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
@@ -10,6 +12,7 @@ use rfc6455::extensions::deflate::{DeflateConfig, DeflateParams};
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
 use rfc6455::{
     CloseCode, Config, Connection, Message, OverLimit, RateLimit, RateLimits, Role, SendError,
+    State,
 };
 
 /// A configuration small enough that limits are reached by fuzz inputs.
@@ -23,6 +26,7 @@ pub struct FuzzConfig {
     keepalive_ms: Option<u8>,
     idle_ms: Option<u8>,
     close_ms: Option<u8>,
+    write_ms: Option<u8>,
     deflate: Option<FuzzDeflate>,
     rate_limits: Option<FuzzLimits>,
 }
@@ -95,6 +99,7 @@ impl FuzzConfig {
             .keepalive_interval(ms(self.keepalive_ms))
             .idle_timeout(ms(self.idle_ms))
             .close_timeout(ms(self.close_ms))
+            .write_timeout(ms(self.write_ms))
             .dangerous_mask_seed(Some(7))
             .deflate(self.deflate.map(FuzzDeflate::config))
             .rate_limits(self.rate_limits.map(FuzzLimits::limits).unwrap_or_default())
@@ -167,6 +172,73 @@ struct Sent {
 /// no panic; the output parses, in the opposite role, as valid frames that
 /// carry exactly the data messages we sent; nothing follows our Close.
 pub fn run_conversation(role: Role, conversation: Conversation) {
+    run(role, conversation, false);
+}
+
+/// Runs a conversation as an adapter does, the timers fired after every
+/// step, and checks how the connection ends besides
+/// [`run_conversation`]'s invariants: once finished it stays finished, has
+/// nothing to write and wants no input; a shut write side stays shut; and
+/// no connection outlives `close_timeout` after its close began (our Close,
+/// the peer's, or a failure), whatever the peer does.
+pub fn run_ending(role: Role, conversation: Conversation) {
+    run(role, conversation, true);
+}
+
+/// What the ending oracle has seen so far.
+struct Ending {
+    close_timeout: Option<Duration>,
+    /// When the connection left `State::Open` (its close wait is armed
+    /// from the same `handle_timeout`).
+    began: Option<Instant>,
+    finished: bool,
+    shut: bool,
+}
+
+impl Ending {
+    fn check(&mut self, conn: &mut Connection, now: Instant) {
+        if self.began.is_none() && conn.state() != State::Open {
+            self.began = Some(now);
+        }
+        let finished = conn.is_finished();
+        assert!(
+            finished || !self.finished,
+            "a finished connection came back"
+        );
+        let shut = conn.should_close_transport();
+        assert!(shut || !self.shut, "a shut write side was asked to write");
+        self.finished = finished;
+        self.shut = shut;
+        if shut {
+            assert!(!conn.outgoing().has_remaining(), "output left at shutdown");
+        }
+        if finished {
+            assert!(!conn.wants_read(), "a finished connection wants input");
+        }
+        if let (Some(began), Some(limit)) = (self.began, self.close_timeout)
+            && now >= began + limit
+        {
+            assert!(finished, "the connection outlived close_timeout");
+        }
+    }
+}
+
+/// Fires the timers at `now`; notes when they dropped queued output (the
+/// close or write timeout: the transport is abandoned, possibly inside a
+/// frame).
+fn fire_timers(conn: &mut Connection, now: Instant, start: Instant, sent: &mut Sent) {
+    let queued = conn.stats().queued_output;
+    conn.handle_timeout(now);
+    if queued > 0 && conn.stats().queued_output == 0 {
+        sent.abandoned = true;
+    }
+    // A deadline is never in the past of a call that just fired.
+    if let Some(deadline) = conn.poll_timeout() {
+        assert!(deadline >= start, "deadline before the start");
+    }
+}
+
+fn run(role: Role, conversation: Conversation, adapter: bool) {
     let config = conversation.config.config();
     let Ok(mut conn) = Connection::new(role, config.clone()) else {
         return;
@@ -181,6 +253,15 @@ pub fn run_conversation(role: Role, conversation: Conversation) {
     let mut wire: Vec<u8> = Vec::new();
     let mut sent = Sent::default();
     let mut received = 0usize;
+    let mut ending = adapter.then_some(Ending {
+        close_timeout: config.close_timeout,
+        began: None,
+        finished: false,
+        shut: false,
+    });
+    if ending.is_some() {
+        conn.handle_timeout(now);
+    }
 
     for op in conversation.ops {
         match op {
@@ -245,24 +326,29 @@ pub fn run_conversation(role: Role, conversation: Conversation) {
             }
             Op::Advance(ms) => {
                 now += Duration::from_millis(u64::from(ms));
-                let queued = conn.stats().queued_output;
-                conn.handle_timeout(now);
-                // The close or write timeout dropped what was queued: the
-                // transport is abandoned, possibly inside a frame.
-                if queued > 0 && conn.stats().queued_output == 0 {
-                    sent.abandoned = true;
-                }
-                // A deadline is never in the past of a call that just fired.
-                if let Some(deadline) = conn.poll_timeout() {
-                    assert!(deadline >= start, "deadline before the start");
-                }
+                fire_timers(&mut conn, now, start, &mut sent);
                 received += pull_all(&mut conn);
             }
             Op::Drain(n) => drain(&mut conn, &mut wire, usize::from(n)),
         }
+        if let Some(ending) = &mut ending {
+            fire_timers(&mut conn, now, start, &mut sent);
+            ending.check(&mut conn, now);
+        }
         assert!(received <= 1 << 20, "more messages than input could carry");
     }
     drain(&mut conn, &mut wire, usize::MAX);
+    if let Some(ending) = &mut ending {
+        // The peer took everything; once the close timeout has passed
+        // since the close began, the connection is over.
+        fire_timers(&mut conn, now, start, &mut sent);
+        ending.check(&mut conn, now);
+        if let (Some(began), Some(limit)) = (ending.began, ending.close_timeout) {
+            now = now.max(began + limit);
+            fire_timers(&mut conn, now, start, &mut sent);
+            ending.check(&mut conn, now);
+        }
+    }
     check_wire(role, &config, params, &wire, &sent);
 }
 
@@ -442,6 +528,7 @@ mod tests {
             keepalive_ms: None,
             idle_ms: None,
             close_ms: None,
+            write_ms: None,
             deflate: None,
             rate_limits: None,
         };

@@ -495,6 +495,11 @@ impl Connection {
         if self.life.on_failure(error) {
             let frame = CloseFrame::new(error.close_code(), error.close_reason());
             self.queue_close(Some(&frame));
+        } else if self.config.close_timeout.is_some() && self.timers.close.is_none() {
+            // The close begins here even with no Close to send: output
+            // still queued gets the close timeout to leave, no longer
+            // (fuzz target `connection_ending`).
+            self.timers.close_pending = true;
         }
         self.input.discard();
         error
