@@ -286,6 +286,8 @@ struct Replay {
     chunk: usize,
 }
 
+impl rfc6455::blocking::HalfClose for Replay {}
+
 impl Read for Replay {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let rest = self.wire.get(self.at..).unwrap_or_default();

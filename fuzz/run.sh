@@ -53,7 +53,7 @@ case "${1:-}" in
     ;;
   campaign)
     cargo fuzz build
-    targets | xargs -P "${3:-2}" -I{} nice -n 10 bash "$0" {} "${2:-1800}"
+    targets | xargs -P "${3:-2}" -I{} nice -n 10 bash ./run.sh {} "${2:-1800}"
     ;;
   all)
     cargo fuzz build

@@ -31,6 +31,16 @@
 //! bound a peer that sends nothing at all, give the socket a read timeout
 //! before [`WebSocket::accept`] ([`WebSocket::connect`] sets one itself).
 //!
+//! # Endings
+//!
+//! However a connection ends (a close handshake, a protocol error, a
+//! limit), the adapter writes the Close, shuts the stream's write side
+//! ([`HalfClose`]) and reads and discards until the peer's end, so the
+//! stream is never dropped with unread input, which the kernel would answer
+//! with a reset that can destroy the Close on its way. The wait is bounded
+//! by [`Config::close_timeout`](crate::Config::close_timeout) as far as a
+//! read timeout lets the timers run (above).
+//!
 //! # Non-blocking streams
 //!
 //! `WouldBlock` passes through unchanged from every method after the
@@ -52,17 +62,23 @@ use crate::prepared::Outbound;
 use crate::transport::{self, MaybeTls, WriteCall};
 use crate::{CloseCode, CloseFrame, Connection, Error, Message, Role};
 
+mod half_close;
+
+pub use half_close::HalfClose;
+
 /// A WebSocket over a blocking stream.
 #[derive(Debug)]
 pub struct WebSocket<S> {
     conn: Connection,
     stream: S,
+    /// The write side was shut ([`HalfClose`]): the lingering close runs.
+    shut: bool,
     /// What has been reported to the `metrics` facade.
     #[cfg(feature = "metrics")]
     metrics: crate::metrics::ConnectionMetrics,
 }
 
-impl<S: Read + Write> WebSocket<S> {
+impl<S: Read + Write + HalfClose> WebSocket<S> {
     /// Wraps a stream whose opening handshake is done, and the connection for it.
     #[must_use]
     pub fn new(stream: S, mut conn: Connection) -> Self {
@@ -72,20 +88,23 @@ impl<S: Read + Write> WebSocket<S> {
             metrics: crate::metrics::ConnectionMetrics::new(conn.role()),
             conn,
             stream,
+            shut: false,
         }
     }
 
     /// The next message. Queued output (Pongs, a Close echo, earlier
     /// [`write`](Self::write)s) is written before blocking on input.
     ///
-    /// A received Close is returned as [`Message::Close`]; after it,
-    /// [`Error::ConnectionClosed`] says the close handshake is over and the
-    /// stream should be dropped.
+    /// A received Close is returned as [`Message::Close`], its echo
+    /// written; after it, [`Error::ConnectionClosed`] says the close
+    /// handshake is over, the write side shut and the peer's end read: drop
+    /// the stream.
     ///
     /// # Errors
     ///
     /// [`Error::Protocol`] if the peer broke the protocol (the Close frame
-    /// reporting it has been written, if the stream took it),
+    /// reporting it has been written and the peer's end awaited, as far as
+    /// the stream allowed),
     /// [`Error::ConnectionClosed`] after the close handshake, [`Error::Io`]
     /// for the stream's errors, including `WouldBlock`.
     pub fn read(&mut self) -> Result<Message, Error> {
@@ -102,17 +121,32 @@ impl<S: Read + Write> WebSocket<S> {
     fn read_inner(&mut self) -> Result<Message, Error> {
         loop {
             match self.conn.next_message() {
-                Ok(Some(message)) => return Ok(message),
+                Ok(Some(message)) => {
+                    if message.is_close() {
+                        // The echo leaves before the Close is handed out: a
+                        // caller that drops the stream on it loses nothing.
+                        // A write error shows at the next call.
+                        let _ = self.write_out();
+                    }
+                    return Ok(message);
+                }
                 Ok(None) => {}
                 Err(error) => {
-                    // Best effort: the Close that reports the error.
-                    let _ = self.write_out();
-                    return Err(error.into());
+                    // The Close that reports the error goes out, and the
+                    // peer's end is awaited; a read that must be retried
+                    // says so, any other failure there changes nothing.
+                    return Err(match self.linger() {
+                        Err(e) if is_retry(&e) => e.into(),
+                        _ => error.into(),
+                    });
                 }
             }
             self.write_out()?;
             if self.conn.should_close_transport() {
-                return Err(Error::ConnectionClosed);
+                return Err(match self.linger() {
+                    Err(e) if is_retry(&e) => e.into(),
+                    _ => Error::ConnectionClosed,
+                });
             }
             if self.conn.is_input_paused() {
                 // A rate limit holds input back: the peer waits in TCP.
@@ -175,9 +209,8 @@ impl<S: Read + Write> WebSocket<S> {
     }
 
     /// Runs the close handshake: sends a Close with `code` and `reason`,
-    /// then reads until the peer's Close and the end of the transport (a
-    /// server returns once its Close is answered; a client waits for the
-    /// server to close TCP, §7.1.1). Messages that arrive meanwhile are
+    /// then reads until the peer's Close and the end of the transport (the
+    /// server shuts its write side first, §7.1.1; a client waits for it). Messages that arrive meanwhile are
     /// discarded: [`read`](Self::read) until [`Message::Close`] to see them.
     ///
     /// Calling it again after the Close was sent (for example after
@@ -249,6 +282,29 @@ impl<S: Read + Write> WebSocket<S> {
         (self.conn, self.stream)
     }
 
+    /// The lingering close, once the connection failed or its close is
+    /// over: writes what is queued (the Close), shuts the write side when
+    /// the connection says so, and reads and discards until the peer's end
+    /// or [`Config::close_timeout`](crate::Config::close_timeout), so the
+    /// stream is never dropped with unread input, which the kernel answers
+    /// with a reset that can destroy the Close on its way
+    /// (`tests/blocking.rs`).
+    fn linger(&mut self) -> io::Result<()> {
+        loop {
+            self.write_out()?;
+            if self.conn.should_close_transport() && !self.shut {
+                self.shut = true;
+                self.stream.shutdown_write()?;
+            }
+            if self.conn.is_finished() {
+                return Ok(());
+            }
+            self.fill()?;
+            // Nothing is delivered after a Close or a failure: this drops it.
+            while let Ok(Some(_)) = self.conn.next_message() {}
+        }
+    }
+
     /// Reads once into the connection's input buffer.
     fn fill(&mut self) -> io::Result<()> {
         let result = loop {
@@ -301,6 +357,15 @@ fn read_unread_head<S: Read>(stream: &mut S) {
     }
 }
 
+/// An error that says "call again": a non-blocking stream's `WouldBlock`,
+/// or a read timeout (which lets the timers run).
+fn is_retry(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
 /// One write call on a blocking stream.
 fn write<S: Write>(stream: &mut S, call: WriteCall<'_>) -> io::Result<usize> {
     match call {
@@ -317,7 +382,7 @@ fn blocking<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
     }
 }
 
-impl<S: Read + Write> WebSocket<S> {
+impl<S: Read + Write + HalfClose> WebSocket<S> {
     /// Runs the server handshake as `server` says: its [`Config`](crate::Config), limits,
     /// subprotocols, admission limits and request callback
     /// (`&ServerBuilder::new()` accepts every valid request). `incoming` is
@@ -371,13 +436,13 @@ impl<S: Read + Write> WebSocket<S> {
     }
 }
 
-impl<S: Read + Write> IntoIncoming<S, WebSocket<S>> for S {
+impl<S: Read + Write + HalfClose> IntoIncoming<S, WebSocket<S>> for S {
     fn into_incoming(self) -> Incoming<S> {
         Incoming::new(self, None)
     }
 }
 
-impl<S: Read + Write> IntoIncoming<S, WebSocket<S>> for (S, std::net::SocketAddr) {
+impl<S: Read + Write + HalfClose> IntoIncoming<S, WebSocket<S>> for (S, std::net::SocketAddr) {
     fn into_incoming(self) -> Incoming<S> {
         Incoming::new(self.0, Some(self.1))
     }

@@ -3,11 +3,12 @@
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
+#[cfg(feature = "rustls")]
 use std::sync::Arc;
 use std::thread;
 
 use bytes::Bytes;
-use rfc6455::blocking::WebSocket;
+use rfc6455::blocking::{HalfClose, WebSocket};
 use rfc6455::handshake::{AcceptOptions, ClientRequest, Rejection};
 use rfc6455::{
     ClientBuilder, CloseCode, CloseFrame, Config, Error, HandshakeError, Message, SendError,
@@ -17,7 +18,7 @@ use rfc6455::{
 mod support;
 
 /// Echoes data messages until the close handshake is over; returns the peer's Close.
-fn echo<S: Read + Write>(mut ws: WebSocket<S>) -> Option<CloseFrame> {
+fn echo<S: Read + Write + HalfClose>(mut ws: WebSocket<S>) -> Option<CloseFrame> {
     loop {
         match ws.read() {
             Ok(m @ (Message::Text(_) | Message::Binary(_))) => ws.send(m).unwrap(),
@@ -180,6 +181,12 @@ impl<S: Read> Read for OneByte<S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = buf.len().min(1);
         self.0.read(&mut buf[..n])
+    }
+}
+
+impl<S: HalfClose> HalfClose for OneByte<S> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.0.shutdown_write()
     }
 }
 
@@ -377,7 +384,9 @@ fn wss_url_needs_tls() {
 /// A rustls echo server for `localhost` with a fresh self-signed
 /// certificate, serving `connections` connections over rustls's
 /// `StreamOwned`; its port, a client configuration that trusts it, and the
-/// thread (which returns each connection's Close).
+/// thread (which returns each connection's Close). rustls's streams shut
+/// their write side ([`HalfClose`]) with the `rustls` feature.
+#[cfg(feature = "rustls")]
 fn rustls_echo_server(
     connections: usize,
 ) -> (
@@ -424,6 +433,7 @@ fn rustls_echo_server(
 
 // wss over a TLS stream the caller made: the adapter over rustls's
 // StreamOwned on both ends.
+#[cfg(feature = "rustls")]
 #[test]
 fn over_a_callers_rustls_stream() {
     let (port, client_config, server) = rustls_echo_server(1);
@@ -469,6 +479,9 @@ fn connect_speaks_wss_through_the_rustls_feature() {
 /// A stream that takes every write and has nothing to read.
 #[derive(Default)]
 struct Sink(Vec<u8>);
+
+// In memory: no half-close.
+impl HalfClose for Sink {}
 
 impl Read for Sink {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
@@ -527,6 +540,9 @@ struct RecordingWrites {
     writes: Vec<(&'static str, usize)>,
 }
 
+// In memory: no half-close.
+impl HalfClose for RecordingWrites {}
+
 impl Read for RecordingWrites {
     fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
         Ok(0)
@@ -577,6 +593,9 @@ struct Chunked {
     chunk: usize,
     reads: Vec<(usize, usize)>,
 }
+
+// In memory: no half-close.
+impl HalfClose for Chunked {}
 
 impl Read for Chunked {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -1,5 +1,5 @@
 //! How connections end, over real loopback sockets: every Close a server
-//! sends reaches the client whole, followed by the end of the stream and
+//! (tokio or blocking) sends reaches the client whole, followed by the end of the stream and
 //! never a reset (the lingering close), even with the client's data still
 //! in flight or its echoes unread; and a peer that reads nothing is let go
 //! within the close timeout.
@@ -81,6 +81,24 @@ async fn echo(tcp: TcpStream, server: ServerBuilder) -> Result<(), Error> {
     Ok(())
 }
 
+/// The same server over the blocking adapter, on its own thread.
+fn blocking_echo(tcp: std::net::TcpStream, server: ServerBuilder) -> Result<(), Error> {
+    let mut ws = rfc6455::blocking::WebSocket::accept(tcp, &server)?;
+    loop {
+        let message = ws.read()?;
+        if matches!(message, Message::Text(_) | Message::Binary(_)) {
+            ws.write(message)?;
+        }
+    }
+}
+
+/// Which adapter serves.
+#[derive(Clone, Copy, Debug)]
+enum Adapter {
+    Tokio,
+    Blocking,
+}
+
 fn config() -> Config {
     Config::default().max_message_size(LIMIT).rate_limits(
         RateLimits::default()
@@ -156,7 +174,7 @@ async fn read_and_answer(client: &mut TcpStream) -> Result<Vec<u8>, std::io::Err
 
 /// Checks every run of `case`: data echoes (four 64 KiB ones first with a
 /// backlog), then the whole Close with the case's code, then EOF.
-async fn check(case: Case, backlog: bool, in_flight: bool) {
+async fn check(adapter: Adapter, case: Case, backlog: bool, in_flight: bool) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     for run in 0..RUNS {
@@ -173,12 +191,17 @@ async fn check(case: Case, backlog: bool, in_flight: bool) {
         }
         let accept = async {
             let (tcp, _) = listener.accept().await.unwrap();
-            match &drain {
-                Some(drain) => {
+            match (&drain, adapter) {
+                (Some(drain), _) => {
                     tokio::spawn(drain.watch(echo(tcp, server)));
                 }
-                None => {
+                (None, Adapter::Tokio) => {
                     tokio::spawn(echo(tcp, server));
+                }
+                (None, Adapter::Blocking) => {
+                    let tcp = tcp.into_std().unwrap();
+                    tcp.set_nonblocking(false).unwrap();
+                    std::thread::spawn(move || blocking_echo(tcp, server));
                 }
             }
         };
@@ -186,7 +209,8 @@ async fn check(case: Case, backlog: bool, in_flight: bool) {
             one_run(addr, case, drain.as_ref(), backlog, in_flight),
             accept
         );
-        let what = format!("{case:?}, backlog {backlog}, in flight {in_flight}, run {run}");
+        let what =
+            format!("{adapter:?}: {case:?}, backlog {backlog}, in flight {in_flight}, run {run}");
         let frames = frames.unwrap_or_else(|e| panic!("{what}: the read failed: {e}"));
         let (close, data) = frames
             .split_last()
@@ -213,8 +237,15 @@ macro_rules! endings {
     ($($name:ident: $case:expr;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
-            for (backlog, in_flight) in [(false, false), (false, true), (true, true)] {
-                check($case, backlog, in_flight).await;
+            // A drain is the async adapters' (the blocking one has none).
+            let adapters: &[Adapter] = match $case {
+                Case::Drain => &[Adapter::Tokio],
+                _ => &[Adapter::Tokio, Adapter::Blocking],
+            };
+            for &adapter in adapters {
+                for (backlog, in_flight) in [(false, false), (false, true), (true, true)] {
+                    check(adapter, $case, backlog, in_flight).await;
+                }
             }
         }
     )*};

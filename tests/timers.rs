@@ -4,6 +4,8 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use bytes::Buf;
+
 use rfc6455::connection::Side;
 use rfc6455::frame::OpCode;
 use rfc6455::{CloseCode, Config, Message, ProtocolError, State};
@@ -164,4 +166,29 @@ fn client_stops_waiting_for_server_eof() {
         Some(CloseCode::NORMAL),
         "the real Close is kept"
     );
+}
+
+// A peer that ends its side without a Close fails the connection (1006),
+// and output still queued for it gets the close timeout to leave, no
+// longer: a peer that stops reading cannot hold the connection.
+#[test]
+fn output_after_a_failure_gets_the_close_timeout() {
+    let t0 = Instant::now();
+    let mut s = server(quiet().close_timeout(Some(2 * SEC)));
+    s.handle_timeout(t0);
+    s.send(Message::binary(vec![1; 4096])).unwrap();
+    s.receive_eof();
+    assert!(matches!(
+        s.next_message(),
+        Err(ProtocolError::AbnormalClosure)
+    ));
+    s.handle_timeout(t0 + SEC);
+    assert!(!s.is_finished(), "the output may still leave");
+    assert!(s.outgoing().has_remaining());
+    s.handle_timeout(t0 + 3 * SEC);
+    assert!(
+        !s.outgoing().has_remaining(),
+        "what the peer did not take is dropped"
+    );
+    assert!(s.is_finished());
 }
