@@ -137,6 +137,43 @@ by_value_setters! {
     }
 }
 
+impl AdmissionConfig {
+    /// See [`Admission::client_address`].
+    fn client_address<'h>(
+        &self,
+        peer: IpAddr,
+        headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
+    ) -> IpAddr {
+        let mut client = canonical(peer);
+        if !self.is_trusted(client) {
+            return client;
+        }
+        let hops = forwarded_hops(headers);
+        for hop in hops.iter().rev() {
+            let Some(addr) = hop else {
+                return client;
+            };
+            client = canonical(*addr);
+            if !self.is_trusted(client) {
+                return client;
+            }
+        }
+        client
+    }
+
+    fn is_trusted(&self, addr: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(addr))
+    }
+
+    /// What limits key on: IPv4 as is, IPv6 by its network.
+    fn key(&self, client: IpAddr) -> IpAddr {
+        match canonical(client) {
+            v6 @ IpAddr::V6(_) => mask(v6, self.ipv6_prefix.min(128)),
+            v4 => v4,
+        }
+    }
+}
+
 /// Why an upgrade was not admitted.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -271,12 +308,10 @@ impl Permit {
         let Place::Proxy { peer, .. } = self.place else {
             return Ok(());
         };
-        let admission = Admission {
-            shared: Arc::clone(&self.shared),
-        };
-        let key = admission.key(admission.client_address(peer, headers));
+        let config = &self.shared.config;
+        let key = config.key(config.client_address(peer, headers));
         let mut state = self.shared.lock();
-        state.take_client(&self.shared.config, key, now, false)?;
+        state.take_client(config, key, now, false)?;
         state.give_back(self.place, false);
         self.place = Place::Client(key);
         Ok(())
@@ -313,29 +348,7 @@ impl Admission {
         peer: IpAddr,
         headers: impl IntoIterator<Item = (&'h str, &'h [u8])>,
     ) -> IpAddr {
-        let mut client = canonical(peer);
-        if !self.is_trusted(client) {
-            return client;
-        }
-        let hops = forwarded_hops(headers);
-        for hop in hops.iter().rev() {
-            let Some(addr) = hop else {
-                return client;
-            };
-            client = canonical(*addr);
-            if !self.is_trusted(client) {
-                return client;
-            }
-        }
-        client
-    }
-
-    fn is_trusted(&self, addr: IpAddr) -> bool {
-        self.shared
-            .config
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(addr))
+        self.shared.config.client_address(peer, headers)
     }
 
     /// Admits a connection from `client` now. See [`admit_at`](Self::admit_at).
@@ -408,7 +421,7 @@ impl Admission {
     /// [`Denied`], saying which limit and when to try again.
     pub fn accept_at(&self, peer: IpAddr, now: Instant) -> Result<Permit, Denied> {
         let peer = canonical(peer);
-        if !self.is_trusted(peer) {
+        if !self.shared.config.is_trusted(peer) {
             return self.admit_at(peer, now);
         }
         let key = self.key(peer);
@@ -454,11 +467,7 @@ impl Admission {
             .map_or(0, |entry| entry.pending)
     }
 
-    /// What limits key on: IPv4 as is, IPv6 by its network.
     fn key(&self, client: IpAddr) -> IpAddr {
-        match canonical(client) {
-            v6 @ IpAddr::V6(_) => mask(v6, self.shared.config.ipv6_prefix.min(128)),
-            v4 => v4,
-        }
+        self.shared.config.key(client)
     }
 }
