@@ -413,6 +413,83 @@ async fn the_publisher_lets_the_writers_run() {
     assert_eq!(hub.stats().dropped, 0);
 }
 
+// A relay: every member publishes to the room it is in, concurrently from
+// its own task, excluding itself. Each member receives every other
+// member's messages exactly once, in each sender's order, and none of its
+// own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_except_the_sender_reaches_every_other_member_once() {
+    const MEMBERS: usize = 8;
+    const EACH: u32 = 200;
+    let _serial = Meter::start();
+    let hub = Hub::new(HubConfig::default());
+    let mut clients = Vec::new();
+    let mut members = Vec::new();
+    for _ in 0..MEMBERS {
+        let (a, b) = duplex(1 << 16);
+        let server = tokio::spawn(async move {
+            WebSocketStream::accept(b, &ServerBuilder::new())
+                .await
+                .unwrap()
+        });
+        let request = ClientBuilder::new("ws://hub/").unwrap();
+        let (client, _) = WebSocketStream::client(a, &request).await.unwrap();
+        let (mut write, mut read) = server.await.unwrap().split();
+        let member = Arc::new(hub.join());
+        hub.subscribe(&member, "room").unwrap();
+        let forwarding = Arc::clone(&member);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = async { while let Some(Ok(_)) = read.next().await {} } => {}
+                _ = forwarding.forward(&mut write) => {}
+            }
+        });
+        clients.push(client);
+        members.push(member);
+    }
+    let publishers: Vec<_> = members
+        .iter()
+        .enumerate()
+        .map(|(sender, member)| {
+            let (hub, member) = (hub.clone(), Arc::clone(member));
+            tokio::spawn(async move {
+                for seq in 0..EACH {
+                    let message = PreparedMessage::text(format!("{sender}:{seq}"));
+                    let report = hub.publish_except("room", &message, &member);
+                    assert_eq!(report.delivered, MEMBERS - 1);
+                    if seq % 16 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
+    }
+    for (me, client) in clients.iter_mut().enumerate() {
+        let mut next = [0u32; MEMBERS];
+        for _ in 0..(MEMBERS - 1) * EACH as usize {
+            let message = client.next().await.unwrap().unwrap();
+            let text = message.to_text().unwrap();
+            let (sender, seq) = text.split_once(':').unwrap();
+            let (sender, seq): (usize, u32) = (sender.parse().unwrap(), seq.parse().unwrap());
+            assert_ne!(sender, me, "member {me} got its own message");
+            assert_eq!(seq, next[sender], "member {me}: {sender}'s order");
+            next[sender] += 1;
+        }
+        assert!(
+            next.iter()
+                .enumerate()
+                .all(|(s, &n)| n == if s == me { 0 } else { EACH })
+        );
+    }
+    assert_eq!(
+        hub.stats().delivered,
+        (MEMBERS * (MEMBERS - 1)) as u64 * u64::from(EACH)
+    );
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Join,
@@ -420,6 +497,7 @@ enum Op {
     Subscribe(usize, u8),
     Unsubscribe(usize, u8),
     Publish(u8),
+    PublishExcept(usize, u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -429,6 +507,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..8, 0u8..5).prop_map(|(m, t)| Op::Subscribe(m, t)),
         (0usize..8, 0u8..5).prop_map(|(m, t)| Op::Unsubscribe(m, t)),
         (0u8..5).prop_map(Op::Publish),
+        (0usize..8, 0u8..5).prop_map(|(m, t)| Op::PublishExcept(m, t)),
     ]
 }
 
@@ -472,6 +551,17 @@ proptest! {
                     let report = hub.publish(&topic, &numbered(0));
                     prop_assert_eq!(report.delivered + report.dropped, subscribers);
                     expected_deliveries += subscribers as u64;
+                }
+                Op::PublishExcept(i, t) if i < members.len() => {
+                    let topic = format!("t{t}");
+                    let sender = members[i].id();
+                    let others = model
+                        .iter()
+                        .filter(|(id, ts)| **id != sender && ts.contains(&topic))
+                        .count();
+                    let report = hub.publish_except(&topic, &numbered(0), &members[i]);
+                    prop_assert_eq!(report.delivered + report.dropped, others);
+                    expected_deliveries += others as u64;
                 }
                 _ => {}
             }

@@ -336,6 +336,31 @@ impl Hub {
     /// Queues `message` for every subscriber of `topic`, applying the
     /// [`SlowPolicy`] to those whose queue is full. Never waits.
     pub fn publish(&self, topic: &str, message: &PreparedMessage) -> Publish {
+        self.publish_to(topic, message, |_| false)
+    }
+
+    /// Queues `message` for every subscriber of `topic` but `sender`, as
+    /// [`publish`](Self::publish) does: a relay's member's own message
+    /// reaches everyone else, under the hub's own lock (no lock of the
+    /// caller's around an unsubscribe and a subscribe). `tests/hub.rs`
+    /// checks it under concurrent publishers.
+    pub fn publish_except(
+        &self,
+        topic: &str,
+        message: &PreparedMessage,
+        sender: &Member,
+    ) -> Publish {
+        self.publish_to(topic, message, |id| id == sender.id)
+    }
+
+    /// [`publish`](Self::publish) to the subscribers `skip` does not name;
+    /// generic, so a plain publish compiles without the test.
+    fn publish_to(
+        &self,
+        topic: &str,
+        message: &PreparedMessage,
+        skip: impl Fn(u64) -> bool,
+    ) -> Publish {
         let shared = &*self.shared;
         let len = message.len() + ENTRY_COST;
         let progress = shared.progress.load(Ordering::Relaxed);
@@ -348,6 +373,9 @@ impl Hub {
             return report;
         };
         for id in subscribers {
+            if skip(*id) {
+                continue;
+            }
             let Some(entry) = state.members.get(id) else {
                 continue;
             };
