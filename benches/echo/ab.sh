@@ -8,7 +8,8 @@
 #   bash benches/echo/ab.sh 1048576 64 1 8 rfc6455 bin:target/v4/release/examples/echo_server
 #
 # SERVER is a kind run.sh knows (rfc6455, raw, store-forward, tungstenite,
-# tungstenite-forward, fastwebsockets, tokio-websockets) or bin:PATH, any echo
+# tungstenite-forward, fastwebsockets, tokio-websockets, sockudo-ws, yawc,
+# yawc-batched) or bin:PATH, any echo
 # server that takes ADDR as its argument (another build of the example, say).
 # Every round runs every server once, in an order rotated per round; SECS
 # (default 2) is each run's length after a warm-up (0.5 s, 1.5 s where

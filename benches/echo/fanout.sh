@@ -29,7 +29,7 @@ fanout=$PWD/target/release/fanout
 fanload=$PWD/target/release/fanload
 ulimit -n 65536 2>/dev/null || true
 
-servers=(raw rfc6455 rfc6455+deflate tungstenite fastwebsockets tokio-websockets)
+servers=(raw rfc6455 rfc6455+deflate tungstenite fastwebsockets tokio-websockets sockudo-ws yawc)
 case "$mode" in
   quick) secs=1 rounds=1 cells=("100 1024") paced=() ;;
   full)
@@ -97,7 +97,7 @@ rows = [r for r in csv.DictReader((l for l in open(sys.argv[1]) if not l.startsw
 cells = {}
 for r in rows:
     cells.setdefault((r['mode'], int(r['subs']), int(r['size'])), {}).setdefault(r['server'], []).append(r)
-peers = ('tungstenite', 'fastwebsockets', 'tokio-websockets')
+peers = ('tungstenite', 'fastwebsockets', 'tokio-websockets', 'sockudo-ws', 'yawc')
 print('| mode | subscribers | payload | server | deliveries/s | p50 µs | p99 µs | max µs | server CPU | server RSS MB |')
 print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (mode, subs, size), servers in sorted(cells.items()):

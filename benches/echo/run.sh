@@ -32,7 +32,7 @@ tsv="$out/$mode-$(date -u +%Y%m%dT%H%MZ).tsv"
 . ./lib.sh
 build_servers
 
-servers=(raw rfc6455 tungstenite tungstenite-forward fastwebsockets tokio-websockets)
+servers=(raw rfc6455 tungstenite tungstenite-forward fastwebsockets tokio-websockets sockudo-ws yawc yawc-batched)
 case "$mode" in
   quick)
     secs=1 rounds=2

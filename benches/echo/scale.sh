@@ -31,7 +31,7 @@ mkdir -p "$out"
 tsv="$out/scale-$mode-$(date -u +%Y%m%dT%H%MZ).tsv"
 scale=$PWD/target/release/scale
 
-servers=(rfc6455 rfc6455+deflate rfc6455+deflate+mmap128k tokio-websockets fastwebsockets tungstenite)
+servers=(rfc6455 rfc6455+deflate rfc6455+deflate+mmap128k tokio-websockets fastwebsockets tungstenite sockudo-ws yawc)
 case "$mode" in
   quick) cells=("10000 1 256") ;;
   full) cells=("10000 3 256" "100000 1 256" "10000 1 10000") ;;

@@ -10,7 +10,7 @@ round of every run, which a noisy machine needs more than one run to settle.
 import csv
 import sys
 
-PEERS = ["tungstenite", "tungstenite-forward", "fastwebsockets", "tokio-websockets"]
+PEERS = ["tungstenite", "tungstenite-forward", "fastwebsockets", "tokio-websockets", "sockudo-ws", "yawc", "yawc-batched"]
 CEILINGS = ["raw", "store-forward"]
 COLUMNS = CEILINGS + ["rfc6455"] + PEERS
 

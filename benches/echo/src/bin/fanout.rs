@@ -7,10 +7,12 @@
 //!   publisher paced by `Hub::ready`; `--deflate` accepts permessage-deflate
 //!   (a subscriber asking for no server context takeover shares one
 //!   compressed encoding).
-//! - `tungstenite`, `fastwebsockets`, `tokio-websockets`: a
+//! - `tungstenite`, `fastwebsockets`, `tokio-websockets`, `yawc`: a
 //!   `tokio::sync::broadcast` channel of payloads (capacity 1024; a lagging
 //!   subscriber skips what it missed), each subscriber task sending each
 //!   message with its library's send.
+//! - `sockudo-ws`: its `PubSub`, each subscriber's task sending what its
+//!   channel gives it, as its `pubsub_echo` example does.
 //! - `raw`: the ceiling: the frame is encoded once and each subscriber task
 //!   writes every frame waiting for it in one vectored write.
 //!
@@ -46,6 +48,7 @@ async fn main() -> std::io::Result<()> {
         server: State::server(deflate)?,
         hub,
         tx,
+        pubsub: sockudo_ws::pubsub::PubSub::new(),
     });
     let for_publisher = Arc::clone(&state);
     tokio::spawn(async move {
@@ -70,6 +73,7 @@ struct State {
     server: rfc6455::ServerBuilder,
     hub: Hub,
     tx: broadcast::Sender<Bytes>,
+    pubsub: sockudo_ws::pubsub::PubSub,
 }
 
 impl State {
@@ -124,6 +128,31 @@ impl State {
                     let message = message?;
                     if message.is_binary() {
                         let _ = self.tx.send(Bytes::from(message.into_payload()));
+                    }
+                }
+            }
+            "sockudo-ws" => {
+                hand_upgrade(&mut tcp).await?;
+                let mut ws =
+                    sockudo_ws::WebSocketStream::server(tcp, sockudo_ws::Config::default());
+                while let Some(message) = ws.next().await {
+                    if let message @ sockudo_ws::Message::Binary(_) = message? {
+                        self.pubsub.publish("t", message);
+                    }
+                }
+            }
+            "yawc" => {
+                hand_upgrade(&mut tcp).await?;
+                let options = yawc::Options::default();
+                let mut ws = yawc::WebSocket::from_stream(tcp, yawc::Role::Server, options)?;
+                loop {
+                    let frame = ws.next_frame().await?;
+                    match frame.opcode() {
+                        yawc::OpCode::Close => return Ok(()),
+                        yawc::OpCode::Binary => {
+                            let _ = self.tx.send(frame.into_payload());
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -184,6 +213,42 @@ impl State {
                 loop {
                     match rx.recv().await {
                         Ok(data) => ws.send(tokio_websockets::Message::binary(data)).await?,
+                        Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    }
+                }
+            }
+            "sockudo-ws" => {
+                hand_upgrade(&mut tcp).await?;
+                let ws = sockudo_ws::WebSocketStream::server(tcp, sockudo_ws::Config::default());
+                let (mut reader, mut writer) = ws.split();
+                let (tx, mut messages) = tokio::sync::mpsc::unbounded_channel();
+                let id = self.pubsub.create_subscriber(tx);
+                self.pubsub.subscribe(id, "t");
+                let served: Result = async {
+                    loop {
+                        tokio::select! {
+                            message = reader.next() => match message {
+                                Some(Ok(sockudo_ws::Message::Close(_)) | Err(_)) | None => {
+                                    return Ok(());
+                                }
+                                Some(Ok(_)) => {}
+                            },
+                            Some(message) = messages.recv() => writer.send(message).await?,
+                        }
+                    }
+                }
+                .await;
+                self.pubsub.remove_subscriber(id);
+                served?;
+            }
+            "yawc" => {
+                hand_upgrade(&mut tcp).await?;
+                let options = yawc::Options::default();
+                let mut ws = yawc::WebSocket::from_stream(tcp, yawc::Role::Server, options)?;
+                loop {
+                    match rx.recv().await {
+                        Ok(data) => ws.send(yawc::Frame::binary(data)).await?,
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return Ok(()),
                     }

@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! peer KIND ADDR
-//! KIND: raw | store-forward | tungstenite | tungstenite-forward | fastwebsockets | tokio-websockets
+//! KIND: raw | store-forward | tungstenite | tungstenite-forward | fastwebsockets
+//!       | tokio-websockets | sockudo-ws | yawc | yawc-batched
 //! ```
 //!
 //! Ours is `examples/echo_server` of the library itself.
@@ -37,6 +38,9 @@ async fn main() -> std::io::Result<()> {
                 "tungstenite-forward" => tungstenite_forward(tcp).await,
                 "fastwebsockets" => fastwebsockets(tcp).await,
                 "tokio-websockets" => tokio_websockets(tcp).await,
+                "sockudo-ws" => sockudo_ws(tcp).await,
+                "yawc" => yawc(tcp).await,
+                "yawc-batched" => yawc_batched(tcp).await,
                 other => panic!("unknown server kind {other:?}"),
             };
             drop(result);
@@ -179,4 +183,64 @@ async fn tokio_websockets(tcp: TcpStream) -> Result {
         }
     }
     Ok(())
+}
+
+/// sockudo-ws, its README's echo server (`WebSocketStream::server` after
+/// the handshake, a read/send loop; Pongs are its own).
+async fn sockudo_ws(mut tcp: TcpStream) -> Result {
+    hand_upgrade(&mut tcp).await?;
+    let mut ws = sockudo_ws::WebSocketStream::server(tcp, sockudo_ws::Config::default());
+    while let Some(message) = ws.next().await {
+        match message? {
+            message @ (sockudo_ws::Message::Text(_) | sockudo_ws::Message::Binary(_)) => {
+                ws.send(message).await?;
+            }
+            sockudo_ws::Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// yawc, a read/send loop as in its quick start (`next_frame`, `send`).
+async fn yawc(mut tcp: TcpStream) -> Result {
+    hand_upgrade(&mut tcp).await?;
+    let mut ws = yawc::WebSocket::from_stream(tcp, yawc::Role::Server, yawc::Options::default())?;
+    loop {
+        let frame = ws.next_frame().await?;
+        match frame.opcode() {
+            yawc::OpCode::Text | yawc::OpCode::Binary => ws.send(frame).await?,
+            yawc::OpCode::Close => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+/// yawc as its own benchmark server runs it: up to 32 frames that are
+/// ready at once are fed, then flushed together.
+async fn yawc_batched(mut tcp: TcpStream) -> Result {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    hand_upgrade(&mut tcp).await?;
+    let mut ws = yawc::WebSocket::from_stream(tcp, yawc::Role::Server, yawc::Options::default())?;
+    loop {
+        let frame = ws.next_frame().await?;
+        match frame.opcode() {
+            yawc::OpCode::Text | yawc::OpCode::Binary => ws.feed(frame).await?,
+            yawc::OpCode::Close => return Ok(()),
+            _ => continue,
+        }
+        for _ in 1..32 {
+            let ready = poll_fn(|cx| Poll::Ready(ws.poll_next_frame(cx))).await;
+            let Poll::Ready(frame) = ready else { break };
+            let frame = frame?;
+            match frame.opcode() {
+                yawc::OpCode::Text | yawc::OpCode::Binary => ws.feed(frame).await?,
+                yawc::OpCode::Close => return Ok(()),
+                _ => {}
+            }
+        }
+        ws.flush().await?;
+    }
 }
