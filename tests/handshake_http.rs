@@ -138,6 +138,69 @@ fn client_http_round_trip() {
     assert_eq!(rejected.status, 401);
 }
 
+// RFC 8441 from the client's side, checked against the server's side: the
+// extended CONNECT our client builds is one our server accepts, with
+// deflate negotiated; a refusal, an unoffered subprotocol or extension in
+// the answer are errors.
+#[test]
+fn client_extended_connect_round_trip() {
+    let request = ClientRequest::new("wss://example.com:8443/chat?x=1")
+        .unwrap()
+        .protocol("chat")
+        .extension("permessage-deflate; client_max_window_bits")
+        .header("origin", "https://example.com");
+    let (client, connect) = ClientHandshake::new_extended_connect(&request).unwrap();
+    assert_eq!(connect.method(), http::Method::CONNECT);
+    assert_eq!(connect.version(), http::Version::HTTP_2);
+    assert_eq!(connect.uri(), "https://example.com:8443/chat?x=1");
+    for absent in ["host", "upgrade", "connection", "sec-websocket-key"] {
+        assert!(!connect.headers().contains_key(absent), "{absent}");
+    }
+    let view = RequestView::from_extended_connect(&connect, "websocket").unwrap();
+    assert_eq!(view.host(), Some("example.com:8443"));
+    assert_eq!(view.query(), Some("x=1"));
+    assert_eq!(view.protocols().collect::<Vec<_>>(), ["chat"]);
+    assert_eq!(view.header("origin"), Some(&b"https://example.com"[..]));
+    let response = view
+        .accept_extended_connect(
+            &AcceptOptions::new()
+                .protocol("chat")
+                .extensions("permessage-deflate"),
+        )
+        .unwrap();
+    let accepted = client.receive_extended_connect(&response).unwrap();
+    assert_eq!(accepted.protocol(), Some("chat"));
+    assert_eq!(accepted.extensions().len(), 1);
+
+    // Any 2xx accepts; anything else is a refusal with its status.
+    let no_content = http::Response::builder().status(204).body(()).unwrap();
+    assert!(client.receive_extended_connect(&no_content).is_ok());
+    let denied = http::Response::builder().status(403).body(()).unwrap();
+    let Err(HandshakeError::Refused(refusal)) = client.receive_extended_connect(&denied) else {
+        panic!("a 403 accepted")
+    };
+    assert_eq!(refusal.status, 403);
+    // Only what was offered may be chosen.
+    let other = http::Response::builder()
+        .status(200)
+        .header("sec-websocket-protocol", "json")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        client.receive_extended_connect(&other),
+        Err(HandshakeError::ProtocolNotOffered)
+    );
+    let extension = http::Response::builder()
+        .status(200)
+        .header("sec-websocket-extensions", "x-unknown")
+        .body(())
+        .unwrap();
+    assert_eq!(
+        client.receive_extended_connect(&extension),
+        Err(HandshakeError::ExtensionNotOffered)
+    );
+}
+
 /// The handler of the `handshake::http` module docs, as documented.
 #[cfg(all(feature = "tokio", feature = "deflate"))]
 mod hyper_upgrade {

@@ -21,10 +21,10 @@ use bytes::Bytes;
 use http_body_util::{Empty, Full};
 use hyper::body::Incoming;
 use hyper::ext::Protocol;
-use hyper::{Method, Request, StatusCode};
+use hyper::{Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rfc6455::frame::OpCode;
-use rfc6455::handshake::{AcceptOptions, Rejection};
+use rfc6455::handshake::{AcceptOptions, ClientHandshake, ClientRequest, Rejection};
 use rfc6455::rt::axum::{WebSocket, WebSocketUpgrade};
 use rfc6455::rt::hyper::upgrade;
 use rfc6455::rt::tokio::{WebSocketStream, connect_async};
@@ -160,27 +160,26 @@ async fn rfc8441_over_hyper_http2() {
     let mut response = None;
     for _ in 0..100 {
         sender.ready().await.unwrap();
-        let mut request = Request::builder()
-            .method(Method::CONNECT)
-            .uri(format!("http://{addr}/chat"))
-            .header("sec-websocket-version", "13")
-            .header("sec-websocket-protocol", "chat")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let offer = ClientRequest::new(&format!("ws://{addr}/chat"))
+            .unwrap()
+            .protocol("chat");
+        let (handshake, connect) = ClientHandshake::new_extended_connect(&offer).unwrap();
+        let mut request = connect.map(|()| Empty::<Bytes>::new());
         request
             .extensions_mut()
             .insert(Protocol::from_static("websocket"));
         match sender.send_request(request).await {
             Ok(answer) => {
-                response = Some(answer);
+                response = Some((handshake, answer));
                 break;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
-    let mut response = response.expect("an answer to the extended CONNECT");
+    let (handshake, mut response) = response.expect("an answer to the extended CONNECT");
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["sec-websocket-protocol"], "chat");
+    let accepted = handshake.receive_extended_connect(&response).unwrap();
+    assert_eq!(accepted.protocol(), Some("chat"));
     let upgraded = hyper::upgrade::on(&mut response).await.unwrap();
     let conn = Connection::new(Role::Client, Config::default()).unwrap();
     let mut ws = WebSocketStream::new(TokioIo::new(upgraded), conn);

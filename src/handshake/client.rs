@@ -519,6 +519,16 @@ impl ClientHandshake {
         if headers.single("sec-websocket-accept") != Some(self.accept.as_str()) {
             return Err(HandshakeError::WrongAccept);
         }
+        self.check_negotiation(headers)
+    }
+
+    /// What the server chose of what was offered: one of the offered
+    /// subprotocols or none, and only offered extensions (§4.1, and RFC
+    /// 8441 §5 over HTTP/2).
+    pub(crate) fn check_negotiation(
+        &self,
+        headers: &Headers<'_>,
+    ) -> Result<Accepted, HandshakeError> {
         let protocol = match headers.all("sec-websocket-protocol").collect::<Vec<_>>()[..] {
             [] => None,
             [chosen] if self.protocols.iter().any(|p| p == chosen.trim()) => {
@@ -557,7 +567,12 @@ fn owned_headers(headers: &Headers<'_>) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The error for a non-101 response.
-fn rejected(status: u16, reason: &str, headers: &Headers<'_>, body: &[u8]) -> HandshakeError {
+pub(crate) fn rejected(
+    status: u16,
+    reason: &str,
+    headers: &Headers<'_>,
+    body: &[u8],
+) -> HandshakeError {
     HandshakeError::Refused(Box::new(Refusal {
         status,
         reason: reason.to_owned(),

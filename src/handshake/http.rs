@@ -365,6 +365,101 @@ impl ClientHandshake {
         Ok((handshake, http))
     }
 
+    /// Starts a handshake as an HTTP/2 extended CONNECT request (RFC 8441
+    /// §4, §5): `CONNECT` to the request's URI (`:scheme` `https` for
+    /// `wss://`, `http` for `ws://`; `:authority` and `:path` from it),
+    /// `sec-websocket-version: 13`, the offered subprotocols and
+    /// extensions, the extra headers; no key, `Upgrade` or `Connection`.
+    /// The HTTP/2 stack adds `:protocol: websocket` from its own request
+    /// extension (hyper and h2: `Protocol::from_static("websocket")`), and
+    /// may send it only once the server's SETTINGS enabled it
+    /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`, RFC 8441 §3).
+    ///
+    /// ```
+    /// use rfc6455::handshake::{ClientHandshake, ClientRequest};
+    ///
+    /// let request = ClientRequest::new("wss://example.com/chat")?.protocol("chat");
+    /// let (handshake, connect) = ClientHandshake::new_extended_connect(&request)?;
+    /// assert_eq!(connect.method(), "CONNECT");
+    /// assert_eq!(connect.uri(), "https://example.com/chat");
+    /// assert_eq!(connect.headers()["sec-websocket-version"], "13");
+    /// assert!(connect.headers().get("sec-websocket-key").is_none());
+    ///
+    /// // The server's 200 accepts; it may choose an offered subprotocol.
+    /// let response = http::Response::builder()
+    ///     .status(200)
+    ///     .header("sec-websocket-protocol", "chat")
+    ///     .body(())?;
+    /// let accepted = handshake.receive_extended_connect(&response)?;
+    /// assert_eq!(accepted.protocol(), Some("chat"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn new_extended_connect(
+        request: &ClientRequest,
+    ) -> Result<(Self, Request<()>), ConfigError> {
+        let (handshake, _) = Self::new(request)?;
+        let uri = format!(
+            "{}://{}{}",
+            if request.is_secure() { "https" } else { "http" },
+            request.host_header(),
+            request.target()
+        );
+        let mut builder = Request::builder()
+            .method(Method::CONNECT)
+            .version(Version::HTTP_2)
+            .uri(uri);
+        // Host is the :authority over HTTP/2 (RFC 9113 §8.3.1); Upgrade,
+        // Connection and the key have no place in an extended CONNECT.
+        let over_h2 = [
+            "Sec-WebSocket-Version",
+            "Sec-WebSocket-Protocol",
+            "Sec-WebSocket-Extensions",
+        ];
+        for (name, value) in request.header_lines("")? {
+            if over_h2.contains(&name) {
+                builder = builder.header(name, value);
+            }
+        }
+        for (name, value) in request.extra_headers()? {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let http = builder
+            .body(())
+            .map_err(|_| ConfigError::InvalidUri("rejected by http"))?;
+        Ok((handshake, http))
+    }
+
+    /// Checks the response to an extended CONNECT (RFC 8441 §5): a 2xx
+    /// status accepts (there is no `Sec-WebSocket-Accept`), with at most one
+    /// offered subprotocol and only offered extensions.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::Refused`] (with an empty body) for any other
+    /// status, [`HandshakeError::ProtocolNotOffered`],
+    /// [`HandshakeError::ExtensionNotOffered`] and
+    /// [`HandshakeError::MalformedExtensions`] as over HTTP/1.1.
+    pub fn receive_extended_connect<T>(
+        &self,
+        response: &Response<T>,
+    ) -> Result<Accepted, HandshakeError> {
+        let headers = response_headers(response);
+        let status = response.status();
+        if !status.is_success() {
+            return Err(super::client::rejected(
+                status.as_u16(),
+                status.canonical_reason().unwrap_or_default(),
+                &headers,
+                &[],
+            ));
+        }
+        self.check_negotiation(&headers)
+    }
+
     /// Checks a response an HTTP client stack already parsed.
     ///
     /// # Errors
@@ -372,13 +467,7 @@ impl ClientHandshake {
     /// As [`receive`](Self::receive); a non-101 response is
     /// [`HandshakeError::Refused`] with an empty body.
     pub fn receive_http<T>(&self, response: &Response<T>) -> Result<Accepted, HandshakeError> {
-        let headers = Headers(
-            response
-                .headers()
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_bytes()))
-                .collect(),
-        );
+        let headers = response_headers(response);
         let status = response.status();
         self.check(
             status.as_u16(),
@@ -387,4 +476,15 @@ impl ClientHandshake {
             &[],
         )
     }
+}
+
+/// A parsed response's headers, as the checks read them.
+fn response_headers<T>(response: &Response<T>) -> Headers<'_> {
+    Headers(
+        response
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect(),
+    )
 }
