@@ -450,6 +450,15 @@ impl ClientBuilder {
     pub(crate) fn driver(&self, now: Instant) -> Result<ClientDriver, crate::Error> {
         ClientDriver::new(&self.request, Arc::clone(&self.config), now)
     }
+
+    /// The extended CONNECT an HTTP/2 adapter sends, and what makes the
+    /// connection of its answer.
+    #[cfg(feature = "h2")]
+    pub(crate) fn extended_connect(
+        &self,
+    ) -> Result<(crate::handshake::ExtendedConnect, http::Request<()>), crate::Error> {
+        crate::handshake::ExtendedConnect::new(&self.request, Arc::clone(&self.config))
+    }
 }
 
 impl From<ClientRequest> for ClientBuilder {

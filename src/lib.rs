@@ -82,9 +82,10 @@
 //!
 //! Besides those eight: `rt::tokio::connect_async` (tokio-tungstenite's
 //! name for `connect`), `rt::hyper::upgrade` (a request a hyper server
-//! read), `rt::axum::WebSocketUpgrade::on_upgrade` (axum's extractor) and
-//! `rt::reconnect::Reconnect::connect` (a client that comes back). Twelve
-//! in all.
+//! read), `rt::axum::WebSocketUpgrade::on_upgrade` (axum's extractor),
+//! `rt::reconnect::Reconnect::connect` (a client that comes back) and
+//! `rt::h2::H2Client::connect` (one of many WebSockets on an HTTP/2
+//! connection). Thirteen in all.
 //!
 //! # Where things are
 //!

@@ -408,15 +408,63 @@ impl sealed::Advance for Connecting {
             return io.need_input();
         };
         let mut conn = self.conn.take().ok_or_else(closed)?;
-        negotiate_client(conn.config(), &accepted)?.apply(&mut conn);
-        let opening = Opening {
-            protocol: accepted.protocol().map(Into::into),
-            ..Opening::default()
-        };
-        conn.opened(opening, &self.target);
+        open_client(&mut conn, &accepted, &self.target)?;
         conn.receive(io.input.get(used..).unwrap_or_default());
         io.input = BytesMut::new();
         Ok(Progress::Done((conn, accepted)))
+    }
+}
+
+/// A client connection after the server's answer: what was negotiated
+/// applied, the subprotocol and target recorded.
+fn open_client(conn: &mut Connection, accepted: &Accepted, target: &str) -> Result<(), Error> {
+    negotiate_client(conn.config(), accepted)?.apply(conn);
+    let opening = Opening {
+        protocol: accepted.protocol().map(Into::into),
+        ..Opening::default()
+    };
+    conn.opened(opening, target);
+    Ok(())
+}
+
+/// A client's WebSocket over an HTTP/2 stack (RFC 8441): the extended
+/// CONNECT to send (permessage-deflate offered per [`Config::deflate`], as
+/// over HTTP/1.1), and from its answer the connection.
+#[cfg(feature = "h2")]
+pub(crate) struct ExtendedConnect {
+    handshake: ClientHandshake,
+    conn: Connection,
+    target: Box<str>,
+}
+
+#[cfg(feature = "h2")]
+impl ExtendedConnect {
+    pub(crate) fn new(
+        request: &ClientRequest,
+        config: Arc<Config>,
+    ) -> Result<(Self, http::Request<()>), Error> {
+        let conn = Connection::new(Role::Client, config)?;
+        let request = offer_client(conn.config(), request);
+        let (handshake, http) = ClientHandshake::new_extended_connect(&request)?;
+        let target = request.target().into();
+        Ok((
+            Self {
+                handshake,
+                conn,
+                target,
+            },
+            http,
+        ))
+    }
+
+    /// The connection, if `response` accepts.
+    pub(crate) fn finish<T>(
+        mut self,
+        response: &http::Response<T>,
+    ) -> Result<(Connection, Accepted), Error> {
+        let accepted = self.handshake.receive_extended_connect(response)?;
+        open_client(&mut self.conn, &accepted, &self.target)?;
+        Ok((self.conn, accepted))
     }
 }
 

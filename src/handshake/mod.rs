@@ -44,6 +44,8 @@
 
 mod client;
 mod driver;
+#[cfg(feature = "h2")]
+pub(crate) use driver::ExtendedConnect;
 pub(crate) use driver::sealed as driver_seal;
 mod header;
 #[cfg(feature = "http")]
@@ -174,6 +176,11 @@ pub enum HandshakeError {
     /// The server accepted an extension the client did not offer (client side; §4.1).
     #[error("server accepted an extension that was not offered")]
     ExtensionNotOffered,
+    /// The HTTP/2 server's SETTINGS did not enable extended CONNECT
+    /// (`SETTINGS_ENABLE_CONNECT_PROTOCOL`, RFC 8441 §3): it cannot carry
+    /// WebSockets (client side).
+    #[error("the HTTP/2 server does not enable extended CONNECT (RFC 8441)")]
+    NoExtendedConnect,
 }
 
 impl HandshakeError {
@@ -195,7 +202,8 @@ impl HandshakeError {
             | Self::ResponseNotUpgrade
             | Self::WrongAccept
             | Self::ProtocolNotOffered
-            | Self::ExtensionNotOffered => return None,
+            | Self::ExtensionNotOffered
+            | Self::NoExtendedConnect => return None,
         })
     }
 

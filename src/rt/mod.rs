@@ -46,6 +46,9 @@ mod driver;
 #[cfg(feature = "futures-io")]
 #[cfg_attr(docsrs, doc(cfg(feature = "futures-io")))]
 pub mod futures_io;
+#[cfg(feature = "h2")]
+#[cfg_attr(docsrs, doc(cfg(feature = "h2")))]
+pub mod h2;
 mod handshake;
 pub mod hub;
 #[cfg(feature = "hyper")]

@@ -29,10 +29,11 @@ WAYS_IN = {
     "rfc6455::rt::hyper::upgrade",
     "rfc6455::rt::axum::WebSocketUpgrade::on_upgrade",
     "rfc6455::rt::reconnect::Reconnect::connect",
+    "rfc6455::rt::h2::H2Client::connect",
 }
 # Functions that hand back a WebSocket that already lived.
 NOT_WAYS_IN = {"rfc6455::rt::ReadHalf::reunite", "rfc6455::rt::drain::Drain::attach"}
-MAX_WAYS_IN = 12
+MAX_WAYS_IN = 13
 MAX_ERROR_TYPES = 7
 # What a live WebSocket's type is called in a signature.
 WEBSOCKET = re.compile(r"(WebSocketStream|blocking::WebSocket|rt::(hyper|axum)::WebSocket|rt::hyper::Upgrade)(?![A-Za-z_])")

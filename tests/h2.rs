@@ -1,0 +1,137 @@
+//! WebSockets over HTTP/2 (RFC 8441) end to end on loopback: our client
+//! (`rt::h2`) against a hyper HTTP/2 server upgrading with `rt::hyper`;
+//! many WebSockets on one connection, permessage-deflate, the close, and a
+//! server that does not enable extended CONNECT.
+#![cfg(all(feature = "h2", feature = "hyper", feature = "deflate"))]
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rfc6455::extensions::deflate::DeflateConfig;
+use rfc6455::rt::h2::H2Client;
+use rfc6455::rt::hyper::upgrade;
+use rfc6455::{ClientBuilder, CloseCode, Config, Error, HandshakeError, Message, ServerBuilder};
+use tokio::net::{TcpListener, TcpStream};
+
+fn deflate() -> Config {
+    Config::default().deflate(Some(DeflateConfig::default().threshold(0)))
+}
+
+/// Upgrades the extended CONNECT and echoes data messages.
+async fn handle(
+    mut request: Request<Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
+    let server = ServerBuilder::new()
+        .protocols(["chat"])
+        .config(deflate())
+        .unwrap();
+    let (response, upgrade) = match upgrade(&mut request, &server) {
+        Ok(accepted) => accepted,
+        Err(refused) => return Ok(refused.into_response().map(Full::new)),
+    };
+    tokio::spawn(async move {
+        let Ok(mut ws) = upgrade.await else { return };
+        while let Some(Ok(message)) = ws.next().await {
+            if (message.is_text() || message.is_binary()) && ws.send(message).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(response.map(|()| Full::default()))
+}
+
+/// A hyper HTTP/2 server on loopback, extended CONNECT enabled or not.
+async fn h2_server(connect_protocol: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                if connect_protocol {
+                    builder.enable_connect_protocol();
+                }
+                let service = hyper::service::service_fn(handle);
+                let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
+            });
+        }
+    });
+    addr
+}
+
+// 100 WebSockets at once on one HTTP/2 connection, with permessage-deflate,
+// each echoing its own stream of messages, each closed cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_websockets_share_one_http2_connection() {
+    const SOCKETS: usize = 100;
+    const MESSAGES: usize = 20;
+    let addr = h2_server(true).await;
+    let h2 = H2Client::handshake(TcpStream::connect(&addr).await.unwrap())
+        .await
+        .unwrap();
+    let client = ClientBuilder::new(&format!("ws://{addr}/chat"))
+        .unwrap()
+        .protocol("chat")
+        .config(deflate())
+        .unwrap();
+    let mut tasks = Vec::new();
+    for socket in 0..SOCKETS {
+        let (h2, client) = (h2.clone(), client.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ws, accepted) = h2.connect(&client).await.unwrap();
+            assert_eq!(accepted.protocol(), Some("chat"));
+            assert_eq!(accepted.extensions().len(), 1, "deflate negotiated");
+            for message in 0..MESSAGES {
+                let text = format!("socket {socket} message {message} ").repeat(40);
+                ws.send(Message::text(text.clone())).await.unwrap();
+                assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+            }
+            let stats = ws.stats();
+            assert_eq!(stats.sent.compressed_messages, MESSAGES as u64);
+            assert!(
+                stats.sent.compressed_bytes < stats.sent.uncompressed_bytes / 4,
+                "compressed: {stats:?}"
+            );
+            let peer = ws.close(CloseCode::NORMAL, "done").await.unwrap();
+            assert_eq!(peer.map(|close| close.code), Some(CloseCode::NORMAL));
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+// A server whose SETTINGS do not enable extended CONNECT is a clear error
+// at the HTTP/2 handshake, not a confusing one at the first WebSocket.
+#[tokio::test]
+async fn a_server_without_extended_connect_is_refused_at_once() {
+    let addr = h2_server(false).await;
+    let result = H2Client::handshake(TcpStream::connect(&addr).await.unwrap()).await;
+    assert!(
+        matches!(
+            result,
+            Err(Error::Handshake(HandshakeError::NoExtendedConnect))
+        ),
+        "{result:?}"
+    );
+}
+
+// A server that does not speak HTTP/2 at all: an I/O error, not a hang.
+#[tokio::test]
+async fn a_server_without_http2_fails_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        use tokio::io::AsyncWriteExt;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+            .await;
+    });
+    let result = H2Client::handshake(TcpStream::connect(addr).await.unwrap()).await;
+    assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+}
