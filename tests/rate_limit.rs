@@ -178,3 +178,38 @@ fn zero_limits_are_refused() {
         Config::default().rate_limits(RateLimits::default().messages(Some(RateLimit::new(0, 10))));
     assert!(Connection::new(rfc6455::Role::Server, config).is_err());
 }
+
+// The peer's end arrives while a rate limit holds its last messages back:
+// the connection is not finished (nor its write side to be shut) until
+// they are delivered, and may still answer meanwhile; then the missing
+// Close fails it (1006) and it is over.
+#[test]
+fn messages_held_back_are_delivered_after_the_peer_ends() {
+    let limits = RateLimits::default()
+        .messages(Some(RateLimit::new(1, 1)))
+        .action(OverLimit::Pause);
+    let mut server = server_with(Config::default().rate_limits(limits));
+    let t0 = Instant::now();
+    server.handle_timeout(t0);
+    server.read_buf().extend_from_slice(&flood(3));
+    server.receive_eof();
+    let mut got = 0;
+    let mut now = t0;
+    let failure = loop {
+        match server.next_message() {
+            Ok(Some(_)) => got += 1,
+            Ok(None) => {
+                assert!(!server.is_finished() && !server.should_close_transport());
+                server.send(Message::text("still here")).unwrap();
+                take_output(&mut server);
+                now += Duration::from_secs(1);
+                server.handle_timeout(now);
+            }
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(got, 3, "every message that arrived is delivered");
+    assert_eq!(failure, ProtocolError::AbnormalClosure);
+    take_output(&mut server);
+    assert!(server.should_close_transport() && server.is_finished());
+}

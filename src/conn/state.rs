@@ -238,14 +238,17 @@ impl Lifecycle {
     }
 
     /// Whether to close the transport once `writing` (output waiting) is
-    /// done: the connection failed, the transport ended, or the close
-    /// handshake is over. The server closes first (§7.1.1); a client waits
-    /// for the server, up to the close timeout.
+    /// done: the connection failed, the transport ended with nothing more
+    /// to read, or the close handshake is over. The server closes first
+    /// (§7.1.1); a client waits for the server, up to the close timeout.
+    /// Input that arrived before the end and waits (a rate limit paused
+    /// it) is still the connection's to deliver, and it may still answer
+    /// it: the transport stays (fuzz target `connection_ending`).
     pub(crate) fn should_close_transport(&self, role: Role, writing: bool) -> bool {
         if writing {
             return false;
         }
-        self.eof
+        (self.eof && self.is_done_reading())
             || match self.phase {
                 Phase::Failed { .. } => true,
                 Phase::Closed { wait_over, .. } => role == Role::Server || wait_over,
