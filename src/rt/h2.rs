@@ -12,6 +12,7 @@
 //! permessage-deflate), as many as the server's stream limit allows.
 //!
 //! ```no_run
+//! # #[allow(dead_code)]
 //! # async fn run() -> Result<(), rfc6455::Error> {
 //! use rfc6455::rt::h2::H2Client;
 //! use rfc6455::{ClientBuilder, Message};
