@@ -1,7 +1,8 @@
 //! WebSockets over HTTP/2 (RFC 8441) end to end on loopback: our client
 //! (`rt::h2`) against a hyper HTTP/2 server upgrading with `rt::hyper`;
-//! many WebSockets on one connection, permessage-deflate, the close, and a
-//! server that does not enable extended CONNECT.
+//! many WebSockets on one connection, permessage-deflate, the close, a
+//! server that does not enable extended CONNECT; and hostile servers on
+//! h2's own server role (a CONNECT never answered, a reset, empty DATA).
 #![cfg(all(feature = "h2", feature = "hyper", feature = "deflate"))]
 
 use std::convert::Infallible;
@@ -134,4 +135,122 @@ async fn a_server_without_http2_fails_the_handshake() {
     });
     let result = H2Client::handshake(TcpStream::connect(addr).await.unwrap()).await;
     assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+}
+
+/// What a hostile HTTP/2 server does with each extended CONNECT.
+#[derive(Clone, Copy)]
+enum Hostile {
+    /// Never answers.
+    Silent,
+    /// Resets the stream.
+    Reset,
+    /// Accepts, then sends this many empty DATA frames and nothing else.
+    EmptyData(usize),
+}
+
+/// An HTTP/2 server on h2's own server role, extended CONNECT enabled,
+/// that treats every stream as `behaviour` says.
+async fn hostile(behaviour: Hostile) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut connection = h2::server::Builder::new()
+            .enable_connect_protocol()
+            .handshake::<_, Bytes>(tcp)
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        while let Some(Ok((_request, mut respond))) = connection.accept().await {
+            match behaviour {
+                Hostile::Silent => held.push(respond),
+                Hostile::Reset => respond.send_reset(h2::Reason::REFUSED_STREAM),
+                Hostile::EmptyData(frames) => {
+                    let response = http::Response::builder().status(200).body(()).unwrap();
+                    let mut send = respond.send_response(response, false).unwrap();
+                    tokio::spawn(async move {
+                        for _ in 0..frames {
+                            if send.send_data(Bytes::new(), false).is_err() {
+                                return;
+                            }
+                            tokio::task::yield_now().await;
+                        }
+                        std::future::pending::<()>().await;
+                    });
+                }
+            }
+        }
+    });
+    addr
+}
+
+async fn h2_client(addr: &str) -> H2Client {
+    H2Client::handshake(TcpStream::connect(addr).await.unwrap())
+        .await
+        .unwrap()
+}
+
+// A CONNECT never answered ends at the handshake timeout.
+#[tokio::test]
+async fn an_unanswered_connect_times_out() {
+    let addr = hostile(Hostile::Silent).await;
+    let limit = std::time::Duration::from_millis(300);
+    let client = ClientBuilder::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .limits(rfc6455::handshake::HandshakeLimits::default().timeout(Some(limit)));
+    let result = h2_client(&addr).await.connect(&client).await;
+    assert!(
+        matches!(result, Err(Error::HandshakeTimeout(t)) if t == limit),
+        "{result:?}"
+    );
+}
+
+// A stream reset instead of an answer is the transport's error.
+#[tokio::test]
+async fn a_reset_stream_is_an_io_error() {
+    let addr = hostile(Hostile::Reset).await;
+    let client = ClientBuilder::new(&format!("ws://{addr}/")).unwrap();
+    let result = h2_client(&addr).await.connect(&client).await;
+    assert!(matches!(result, Err(Error::Io(_))), "{result:?}");
+}
+
+/// How a WebSocket on a hostile stream ends: its last item, within 3 s.
+async fn last_item(frames: usize) -> Option<Result<Message, Error>> {
+    let addr = hostile(Hostile::EmptyData(frames)).await;
+    let idle = std::time::Duration::from_millis(300);
+    let client = ClientBuilder::new(&format!("ws://{addr}/"))
+        .unwrap()
+        .config(
+            Config::default()
+                .idle_timeout(Some(idle))
+                .close_timeout(Some(idle)),
+        )
+        .unwrap();
+    let (mut ws, _) = h2_client(&addr).await.connect(&client).await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        let mut last = None;
+        while let Some(item) = ws.next().await {
+            last = Some(item);
+        }
+        last
+    })
+    .await
+    .expect("the WebSocket ended")
+}
+
+// Empty DATA frames carry nothing: a few do not keep a WebSocket from its
+// idle timeout, and a flood of them is cut off by h2 itself (GOAWAY,
+// ENHANCE_YOUR_CALM: the 0.4.16 bound this crate requires).
+#[tokio::test]
+async fn empty_data_frames_do_not_keep_a_websocket_alive() {
+    let idle = last_item(100).await;
+    assert!(
+        matches!(
+            idle,
+            Some(Err(Error::Protocol(rfc6455::ProtocolError::IdleTimeout)))
+        ),
+        "{idle:?}"
+    );
+    let flood = last_item(100_000).await;
+    assert!(matches!(flood, Some(Err(Error::Io(_)))), "{flood:?}");
 }
