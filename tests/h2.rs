@@ -254,3 +254,83 @@ async fn empty_data_frames_do_not_keep_a_websocket_alive() {
     let flood = last_item(100_000).await;
     assert!(matches!(flood, Some(Err(Error::Io(_)))), "{flood:?}");
 }
+
+/// A TLS server for `localhost` (a fresh self-signed certificate) offering
+/// `alpn`, serving HTTP/2 with extended CONNECT when `h2` is chosen; its
+/// port and a client configuration that trusts it.
+#[cfg(feature = "rustls")]
+async fn tls_h2_server(alpn: &[&[u8]]) -> (u16, std::sync::Arc<rustls::ClientConfig>) {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.cert.der().clone()).unwrap();
+    let client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(handle);
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .enable_connect_protocol()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, Arc::new(client))
+}
+
+// `wss://` over HTTP/2: TLS agrees on `h2` by ALPN, then extended CONNECT.
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn open_speaks_wss_over_http2() {
+    let (port, tls) = tls_h2_server(&[b"h2"]).await;
+    let client = ClientBuilder::new(&format!("wss://localhost:{port}/chat"))
+        .unwrap()
+        .tls_config(tls);
+    let h2 = H2Client::open(&client).await.unwrap();
+    let (mut ws, _) = h2.connect(&client).await.unwrap();
+    ws.send(Message::text("over TLS and HTTP/2")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("over TLS and HTTP/2")
+    );
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+}
+
+// A TLS server that does not choose `h2` (it offers only HTTP/1.1, or no
+// ALPN at all) is a clear error, not a hang.
+#[cfg(feature = "rustls")]
+#[tokio::test]
+async fn open_refuses_a_server_without_h2() {
+    for alpn in [&[&b"http/1.1"[..]][..], &[]] {
+        let (port, tls) = tls_h2_server(alpn).await;
+        let client = ClientBuilder::new(&format!("wss://localhost:{port}/chat"))
+            .unwrap()
+            .tls_config(tls);
+        let result = H2Client::open(&client).await;
+        assert!(
+            matches!(result, Err(Error::Handshake(HandshakeError::NoHttp2))),
+            "{result:?}"
+        );
+    }
+}

@@ -181,6 +181,10 @@ pub enum HandshakeError {
     /// WebSockets (client side).
     #[error("the HTTP/2 server does not enable extended CONNECT (RFC 8441)")]
     NoExtendedConnect,
+    /// The server did not choose HTTP/2 when TLS offered it (ALPN `h2`)
+    /// (client side).
+    #[error("the server did not agree to HTTP/2 (ALPN h2)")]
+    NoHttp2,
 }
 
 impl HandshakeError {
@@ -203,7 +207,8 @@ impl HandshakeError {
             | Self::WrongAccept
             | Self::ProtocolNotOffered
             | Self::ExtensionNotOffered
-            | Self::NoExtendedConnect => return None,
+            | Self::NoExtendedConnect
+            | Self::NoHttp2 => return None,
         })
     }
 

@@ -2,8 +2,9 @@
 //! (feature `h2`): one HTTP/2 connection carries many WebSockets, each an
 //! extended CONNECT stream.
 //!
-//! [`H2Client::handshake`] starts HTTP/2 over a stream (TCP, or TLS that
-//! negotiated `h2` by ALPN), drives the connection on a task of its own,
+//! [`H2Client::open`] connects to a URL (TLS with ALPN `h2` for `wss://`,
+//! h2c for `ws://`); [`H2Client::handshake`] starts HTTP/2 over a stream
+//! of the caller's. Either drives the connection on a task of its own
 //! and waits for the server's SETTINGS: a server that does not enable
 //! extended CONNECT is a clear error there
 //! ([`HandshakeError::NoExtendedConnect`]), not at the first WebSocket.
@@ -17,9 +18,8 @@
 //! use rfc6455::rt::h2::H2Client;
 //! use rfc6455::{ClientBuilder, Message};
 //!
-//! let tcp = tokio::net::TcpStream::connect("127.0.0.1:8443").await?;
-//! let h2 = H2Client::handshake(tcp).await?;
-//! let chat = ClientBuilder::new("ws://127.0.0.1:8443/chat")?;
+//! let chat = ClientBuilder::new("wss://example.com/chat")?;
+//! let h2 = H2Client::open(&chat).await?;
 //! let (mut first, _) = h2.connect(&chat).await?;
 //! let (mut second, _) = h2.connect(&chat).await?; // the same TCP connection
 //! first.send(Message::text("one")).await?;
@@ -38,9 +38,10 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 
 use crate::Error;
-use crate::builder::ClientBuilder;
+use crate::builder::{ClientBuilder, IntoClientBuilder};
 use crate::handshake::{Accepted, HandshakeError};
 use crate::rt::tokio::WebSocketStream;
 
@@ -103,6 +104,29 @@ impl H2Client {
         Ok(Self { send })
     }
 
+    /// Opens an HTTP/2 connection to `client`'s host and port (a URL or a
+    /// [`ClientBuilder`]) and [`handshake`](Self::handshake)s: over TLS
+    /// offering only `h2` by ALPN for `wss://` (feature `rustls`, with the
+    /// builder's [`tls_config`](ClientBuilder::tls_config) or the
+    /// default), over plain TCP with prior knowledge (h2c) for `ws://`.
+    ///
+    /// # Errors
+    ///
+    /// As [`handshake`](Self::handshake); [`HandshakeError::NoHttp2`] if
+    /// TLS did not agree on `h2`, [`Error::TlsRequired`] for `wss://`
+    /// without the `rustls` feature, [`Error::Config`] for a bad URL,
+    /// [`Error::Io`] from connecting or from TLS.
+    pub async fn open(client: impl IntoClientBuilder) -> Result<Self, Error> {
+        let client = client.into_client_builder()?;
+        let tcp = TcpStream::connect(crate::transport::connect_target(&client)?).await?;
+        tcp.set_nodelay(true)?;
+        if client.request().is_secure() {
+            Self::handshake(tls_h2(tcp, &client).await?).await
+        } else {
+            Self::handshake(tcp).await
+        }
+    }
+
     /// Opens a WebSocket on a new stream, as `client` says: the URL's
     /// authority and path, subprotocols, headers, and its
     /// [`Config`](crate::Config) (permessage-deflate offered as over
@@ -147,6 +171,41 @@ impl H2Client {
         };
         Ok((WebSocketStream::new(stream, conn), accepted))
     }
+}
+
+/// TLS over `tcp` offering only `h2`, which the server must choose.
+#[cfg(feature = "rustls")]
+async fn tls_h2(
+    tcp: TcpStream,
+    client: &ClientBuilder,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Error> {
+    let (config, name) = crate::tls::for_client(client)?;
+    let mut config = (*config).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    // A server that speaks ALPN but not `h2` refuses with an alert; one
+    // without ALPN chooses nothing.
+    let no_h2 = |error: &io::Error| {
+        error
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|error| {
+                *error
+                    == rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol)
+            })
+    };
+    let stream = match connector.connect(name, tcp).await {
+        Ok(stream) if stream.get_ref().1.alpn_protocol() == Some(b"h2") => stream,
+        Ok(_) => return Err(HandshakeError::NoHttp2.into()),
+        Err(error) if no_h2(&error) => return Err(HandshakeError::NoHttp2.into()),
+        Err(error) => return Err(error.into()),
+    };
+    Ok(stream)
+}
+
+#[cfg(not(feature = "rustls"))]
+async fn tls_h2(_: TcpStream, _: &ClientBuilder) -> Result<TcpStream, Error> {
+    Err(Error::TlsRequired)
 }
 
 /// One extended CONNECT stream as a byte stream: what a WebSocket runs on.
