@@ -22,13 +22,14 @@ fn deflate() -> Config {
     Config::default().deflate(Some(DeflateConfig::default().threshold(0)))
 }
 
-/// Upgrades the extended CONNECT and echoes data messages.
+/// Upgrades the extended CONNECT under `config` and echoes data messages.
 async fn handle(
     mut request: Request<Incoming>,
+    config: Config,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let server = ServerBuilder::new()
         .protocols(["chat"])
-        .config(deflate())
+        .config(config)
         .unwrap();
     let (response, upgrade) = match upgrade(&mut request, &server) {
         Ok(accepted) => accepted,
@@ -47,16 +48,23 @@ async fn handle(
 
 /// A hyper HTTP/2 server on loopback, extended CONNECT enabled or not.
 async fn h2_server(connect_protocol: bool) -> String {
+    h2_server_with(connect_protocol, deflate()).await
+}
+
+/// The same with the WebSockets' `config`.
+async fn h2_server_with(connect_protocol: bool, config: Config) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            let config = config.clone();
             tokio::spawn(async move {
                 let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
                 if connect_protocol {
                     builder.enable_connect_protocol();
                 }
-                let service = hyper::service::service_fn(handle);
+                let service =
+                    hyper::service::service_fn(move |request| handle(request, config.clone()));
                 let _ = builder.serve_connection(TokioIo::new(tcp), service).await;
             });
         }
@@ -288,7 +296,7 @@ async fn tls_h2_server(alpn: &[&[u8]]) -> (u16, std::sync::Arc<rustls::ClientCon
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let service = hyper::service::service_fn(handle);
+                let service = hyper::service::service_fn(|request| handle(request, deflate()));
                 let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .enable_connect_protocol()
                     .serve_connection(TokioIo::new(tls), service)
@@ -333,4 +341,120 @@ async fn open_refuses_a_server_without_h2() {
             "{result:?}"
         );
     }
+}
+
+/// An extended CONNECT for `addr`, as a hostile client on h2's own client
+/// role sends it.
+fn connect_request(addr: &str) -> http::Request<()> {
+    let mut request = http::Request::builder()
+        .method("CONNECT")
+        .uri(format!("http://{addr}/"))
+        .header("sec-websocket-version", "13")
+        .body(())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(h2::ext::Protocol::from_static("websocket"));
+    request
+}
+
+/// A hostile client's connection (driven on a task) and one extended
+/// CONNECT stream the server accepted.
+async fn hostile_stream(
+    addr: &str,
+) -> (
+    h2::client::SendRequest<Bytes>,
+    h2::SendStream<Bytes>,
+    h2::RecvStream,
+) {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (send, mut connection) = h2::client::handshake(tcp).await.unwrap();
+    let mut ping = connection.ping_pong().unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    // The answer to a PING follows the server's SETTINGS.
+    ping.ping(h2::Ping::opaque()).await.unwrap();
+    let mut send = send.ready().await.unwrap();
+    let (response, stream) = send.send_request(connect_request(addr), false).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    (send, stream, response.into_body())
+}
+
+/// Everything the server sends on `recv` until it ends the stream.
+async fn read_to_end(recv: &mut h2::RecvStream) -> Result<Vec<u8>, h2::Error> {
+    let mut wire = Vec::new();
+    while let Some(data) = recv.data().await {
+        let data = data?;
+        let _ = recv.flow_control().release_capacity(data.len());
+        wire.extend_from_slice(&data);
+    }
+    Ok(wire)
+}
+
+// The server's limits apply per stream: a WebSocket whose client says
+// nothing is closed at the idle timeout (its Close, then END_STREAM),
+// while the connection opens other streams.
+#[tokio::test]
+async fn a_silent_stream_meets_the_servers_idle_timeout() {
+    let idle = std::time::Duration::from_millis(300);
+    let config = Config::default()
+        .idle_timeout(Some(idle))
+        .close_timeout(Some(idle));
+    let addr = h2_server_with(true, config).await;
+    let (send, _stream, mut recv) = hostile_stream(&addr).await;
+    let started = std::time::Instant::now();
+    let wire = tokio::time::timeout(std::time::Duration::from_secs(5), read_to_end(&mut recv))
+        .await
+        .expect("the server ended the stream")
+        .unwrap();
+    assert!(started.elapsed() >= idle);
+    // One unmasked Close frame: 0x88, its length, then the code.
+    assert_eq!(wire.first(), Some(&0x88), "{wire:02x?}");
+    let code = u16::from_be_bytes([wire[2], wire[3]]);
+    assert_eq!(rfc6455::CloseCode(code), CloseCode::GOING_AWAY);
+    let mut send = send.ready().await.unwrap();
+    let (response, _stream) = send.send_request(connect_request(&addr), false).unwrap();
+    assert_eq!(response.await.unwrap().status(), 200);
+}
+
+// A flood of empty DATA frames from a client is cut off by the server's h2
+// (GOAWAY, ENHANCE_YOUR_CALM), and a stream the client resets ends without
+// touching the server's other connections.
+#[tokio::test]
+async fn hostile_clients_meet_the_servers_bounds() {
+    let addr = h2_server_with(true, Config::default()).await;
+    let (_send, mut stream, mut recv) = hostile_stream(&addr).await;
+    for _ in 0..100_000 {
+        if stream.send_data(Bytes::new(), false).is_err() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), read_to_end(&mut recv))
+        .await
+        .expect("the server ended the connection");
+    // The server's GOAWAY, or the closed socket after it if the flood's
+    // writes meet that first.
+    let error = ended.expect_err("the server cut the connection");
+    assert!(
+        error.reason() == Some(h2::Reason::ENHANCE_YOUR_CALM) || error.is_io(),
+        "{error}"
+    );
+
+    let (_send, mut reset, _recv) = hostile_stream(&addr).await;
+    reset.send_reset(h2::Reason::CANCEL);
+    let client = ClientBuilder::new(&format!("ws://{addr}/")).unwrap();
+    let (mut ws, _) = H2Client::open(&client)
+        .await
+        .unwrap()
+        .connect(&client)
+        .await
+        .unwrap();
+    ws.send(Message::text("still served")).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("still served")
+    );
 }
