@@ -345,8 +345,8 @@ async fn open_refuses_a_server_without_h2() {
 
 /// An extended CONNECT for `addr`, as a hostile client on h2's own client
 /// role sends it.
-fn connect_request(addr: &str) -> http::Request<()> {
-    let mut request = http::Request::builder()
+fn connect_request(addr: &str) -> Request<()> {
+    let mut request = Request::builder()
         .method("CONNECT")
         .uri(format!("http://{addr}/"))
         .header("sec-websocket-version", "13")
@@ -413,7 +413,7 @@ async fn a_silent_stream_meets_the_servers_idle_timeout() {
     // One unmasked Close frame: 0x88, its length, then the code.
     assert_eq!(wire.first(), Some(&0x88), "{wire:02x?}");
     let code = u16::from_be_bytes([wire[2], wire[3]]);
-    assert_eq!(rfc6455::CloseCode(code), CloseCode::GOING_AWAY);
+    assert_eq!(CloseCode(code), CloseCode::GOING_AWAY);
     let mut send = send.ready().await.unwrap();
     let (response, _stream) = send.send_request(connect_request(&addr), false).unwrap();
     assert_eq!(response.await.unwrap().status(), 200);
