@@ -84,39 +84,28 @@ impl State {
         now: Instant,
         new: bool,
     ) -> Result<(), Denied> {
-        let total = self.total;
-        let entry = self.entry(config, key, now)?;
         let retry_after = config.retry_after;
-        let denied = if let Some(bucket) = &mut entry.handshakes
-            && {
-                bucket.refill(now);
-                bucket.available() == 0
-            } {
-            Some(Denied::TooManyHandshakes {
-                retry_after: bucket.wait_for(1),
-            })
-        } else {
+        self.take(config, key, now, new, |entry, total| {
             if let Some(bucket) = &mut entry.handshakes {
+                bucket.refill(now);
+                if bucket.available() == 0 {
+                    return Err(Denied::TooManyHandshakes {
+                        retry_after: bucket.wait_for(1),
+                    });
+                }
                 bucket.take(1);
             }
             if config
                 .max_per_address
                 .is_some_and(|max| entry.connections >= max)
             {
-                Some(Denied::TooManyConnections { retry_after })
+                Err(Denied::TooManyConnections { retry_after })
             } else if new && config.max_connections.is_some_and(|max| total >= max) {
-                Some(Denied::Full { retry_after })
+                Err(Denied::Full { retry_after })
             } else {
-                None
+                Ok(&mut entry.connections)
             }
-        };
-        if let Some(denied) = denied {
-            self.forget_if_empty(key);
-            return Err(denied);
-        }
-        entry.connections += 1;
-        self.total += usize::from(new);
-        Ok(())
+        })
     }
 
     /// Takes a place for a connection from trusted proxy `key` whose head
@@ -127,26 +116,45 @@ impl State {
         key: IpAddr,
         now: Instant,
     ) -> Result<(), Denied> {
+        let retry_after = config.retry_after;
+        self.take(config, key, now, true, |entry, total| {
+            if config
+                .max_pending_per_proxy
+                .is_some_and(|max| entry.pending >= max)
+            {
+                Err(Denied::TooManyPending { retry_after })
+            } else if config.max_connections.is_some_and(|max| total >= max) {
+                Err(Denied::Full { retry_after })
+            } else {
+                Ok(&mut entry.pending)
+            }
+        })
+    }
+
+    /// Finds `key`'s entry and lets `decide` pick the count to raise (given
+    /// the server's total) or the refusal; a refused entry that counts
+    /// nothing is forgotten. `new` raises the total too.
+    fn take(
+        &mut self,
+        config: &AdmissionConfig,
+        key: IpAddr,
+        now: Instant,
+        new: bool,
+        decide: impl FnOnce(&mut Entry, usize) -> Result<&mut usize, Denied>,
+    ) -> Result<(), Denied> {
         let total = self.total;
         let entry = self.entry(config, key, now)?;
-        let retry_after = config.retry_after;
-        let denied = if config
-            .max_pending_per_proxy
-            .is_some_and(|max| entry.pending >= max)
-        {
-            Some(Denied::TooManyPending { retry_after })
-        } else if config.max_connections.is_some_and(|max| total >= max) {
-            Some(Denied::Full { retry_after })
-        } else {
-            None
-        };
-        if let Some(denied) = denied {
-            self.forget_if_empty(key);
-            return Err(denied);
+        match decide(entry, total) {
+            Ok(count) => {
+                *count += 1;
+                self.total += usize::from(new);
+                Ok(())
+            }
+            Err(denied) => {
+                self.forget_if_empty(key);
+                Err(denied)
+            }
         }
-        entry.pending += 1;
-        self.total += 1;
-        Ok(())
     }
 
     /// Gives back a place: `pending` for a proxy's unread head, else a

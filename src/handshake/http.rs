@@ -352,16 +352,8 @@ impl ClientHandshake {
             request.host_header(),
             request.target()
         );
-        let mut builder = Request::get(uri);
-        for (name, value) in request.header_lines(&key)? {
-            builder = builder.header(name, value);
-        }
-        for (name, value) in request.extra_headers()? {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let http = builder
-            .body(())
-            .map_err(|_| ConfigError::InvalidUri("rejected by http"))?;
+        let lines = request.header_lines(&key)?;
+        let http = finish_request(Request::get(uri), request, lines)?;
         Ok((handshake, http))
     }
 
@@ -408,7 +400,7 @@ impl ClientHandshake {
             request.host_header(),
             request.target()
         );
-        let mut builder = Request::builder()
+        let builder = Request::builder()
             .method(Method::CONNECT)
             .version(Version::HTTP_2)
             .uri(uri);
@@ -419,17 +411,9 @@ impl ClientHandshake {
             "Sec-WebSocket-Protocol",
             "Sec-WebSocket-Extensions",
         ];
-        for (name, value) in request.header_lines("")? {
-            if over_h2.contains(&name) {
-                builder = builder.header(name, value);
-            }
-        }
-        for (name, value) in request.extra_headers()? {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        let http = builder
-            .body(())
-            .map_err(|_| ConfigError::InvalidUri("rejected by http"))?;
+        let mut lines = request.header_lines("")?;
+        lines.retain(|(name, _)| over_h2.contains(name));
+        let http = finish_request(builder, request, lines)?;
         Ok((handshake, http))
     }
 
@@ -476,6 +460,24 @@ impl ClientHandshake {
             &[],
         )
     }
+}
+
+/// Adds the handshake's header lines and the request's extra headers to
+/// `builder` and finishes it: the tail both request forms share.
+fn finish_request(
+    mut builder: http::request::Builder,
+    request: &ClientRequest,
+    lines: Vec<(&'static str, String)>,
+) -> Result<Request<()>, ConfigError> {
+    for (name, value) in lines {
+        builder = builder.header(name, value);
+    }
+    for (name, value) in request.extra_headers()? {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder
+        .body(())
+        .map_err(|_| ConfigError::InvalidUri("rejected by http"))
 }
 
 /// A parsed response's headers, as the checks read them.
