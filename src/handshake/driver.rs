@@ -329,32 +329,30 @@ where
                     io.output = reject_for(&error);
                     Phase::Refused(error.into())
                 }
-                Ok(Status::Complete((view, used))) => {
-                    // The config was checked: a server connection cannot fail here.
-                    let mut conn = match Connection::new(Role::Server, config) {
-                        Ok(conn) => conn,
-                        Err(error) => {
-                            io.output = reject(500, &[], b"").unwrap_or_default();
-                            self.phase = Phase::Refused(error.into());
-                            return Ok(Progress::Write);
-                        }
-                    };
-                    match callback(&view).map(|o| accept_into(&mut conn, &view, o, accept)) {
-                        Ok(Ok(response)) => {
-                            conn.receive(io.input.get(used..).unwrap_or_default());
-                            io.output = response;
-                            Phase::Accepted(Box::new(conn))
-                        }
-                        Ok(Err(build)) => {
-                            io.output = reject(500, &[], b"").unwrap_or_default();
-                            Phase::Refused(build.into())
-                        }
-                        Err(rejection) => {
-                            io.output = refusal(&rejection);
-                            Phase::Refused(Error::Rejected(rejection.status()))
+                // The config was checked: a server connection cannot fail here.
+                Ok(Status::Complete((view, used))) => match Connection::new(Role::Server, config) {
+                    Err(error) => {
+                        io.output = reject(500, &[], b"").unwrap_or_default();
+                        Phase::Refused(error.into())
+                    }
+                    Ok(mut conn) => {
+                        match callback(&view).map(|o| accept_into(&mut conn, &view, o, accept)) {
+                            Ok(Ok(response)) => {
+                                conn.receive(io.input.get(used..).unwrap_or_default());
+                                io.output = response;
+                                Phase::Accepted(Box::new(conn))
+                            }
+                            Ok(Err(build)) => {
+                                io.output = reject(500, &[], b"").unwrap_or_default();
+                                Phase::Refused(build.into())
+                            }
+                            Err(rejection) => {
+                                io.output = refusal(&rejection);
+                                Phase::Refused(Error::Rejected(rejection.status()))
+                            }
                         }
                     }
-                }
+                },
             },
         };
         self.phase = next;
