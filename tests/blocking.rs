@@ -16,6 +16,9 @@ use rfc6455::{
 };
 
 mod support;
+#[cfg(feature = "rustls")]
+#[path = "support/tls.rs"]
+mod tls;
 
 /// Echoes data messages until the close handshake is over; returns the peer's Close.
 fn echo<S: Read + Write + HalfClose>(mut ws: WebSocket<S>) -> Option<CloseFrame> {
@@ -394,26 +397,7 @@ fn rustls_echo_server(
     Arc<rustls::ClientConfig>,
     thread::JoinHandle<Vec<Option<CloseFrame>>>,
 ) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert_der = cert.cert.der().clone();
-    let key_der =
-        rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let server_config = Arc::new(
-        rustls::ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert_der.clone()], key_der)
-            .unwrap(),
-    );
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert_der).unwrap();
-    let client_config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let (server_config, client_config) = tls::configs(&[]);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = thread::spawn(move || {
@@ -428,7 +412,7 @@ fn rustls_echo_server(
             })
             .collect()
     });
-    (port, Arc::new(client_config), server)
+    (port, client_config, server)
 }
 
 // wss over a TLS stream the caller made: the adapter over rustls's

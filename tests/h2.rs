@@ -5,6 +5,10 @@
 //! h2's own server role (a CONNECT never answered, a reset, empty DATA).
 #![cfg(all(feature = "h2", feature = "hyper", feature = "deflate"))]
 
+#[cfg(feature = "rustls")]
+#[path = "support/tls.rs"]
+mod tls;
+
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -268,43 +272,14 @@ async fn empty_data_frames_do_not_keep_a_websocket_alive() {
 /// port and a client configuration that trusts it.
 #[cfg(feature = "rustls")]
 async fn tls_h2_server(alpn: &[&[u8]]) -> (u16, std::sync::Arc<rustls::ClientConfig>) {
-    use std::sync::Arc;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(|request| handle(request, deflate()));
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .enable_connect_protocol()
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    (port, Arc::new(client))
+    tls::serve(alpn, |tls| async move {
+        let service = hyper::service::service_fn(|request| handle(request, deflate()));
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .enable_connect_protocol()
+            .serve_connection(TokioIo::new(tls), service)
+            .await;
+    })
+    .await
 }
 
 // `wss://` over HTTP/2: TLS agrees on `h2` by ALPN, then extended CONNECT.

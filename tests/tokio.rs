@@ -3,6 +3,10 @@
 //! adapter shares is tested once for all of them in `tests/adapters.rs`.
 #![cfg(feature = "tokio")]
 
+#[cfg(feature = "rustls")]
+#[path = "support/tls.rs"]
+mod tls;
+
 use rfc6455::rt::tokio::{WebSocketStream, connect_async};
 use rfc6455::{CloseCode, CloseFrame, Config, Message, ServerBuilder, State};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, DuplexStream, duplex};
@@ -163,45 +167,17 @@ async fn the_rest_of_a_large_payload_is_written_with_the_vectored_call() {
 /// its port and a client configuration that trusts the certificate.
 #[cfg(feature = "rustls")]
 async fn tls_echo_server() -> (u16, std::sync::Arc<rustls::ClientConfig>) {
-    use std::sync::Arc;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
-    let server = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.cert.der().clone()).unwrap();
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut ws = WebSocketStream::accept(tls, &ServerBuilder::new())
-                    .await
-                    .unwrap();
-                while let Some(Ok(message)) = ws.next().await {
-                    if !message.is_control() {
-                        ws.feed(message).await.unwrap();
-                    }
-                }
-            });
+    tls::serve(&[], |tls| async move {
+        let mut ws = WebSocketStream::accept(tls, &ServerBuilder::new())
+            .await
+            .unwrap();
+        while let Some(Ok(message)) = ws.next().await {
+            if !message.is_control() {
+                ws.feed(message).await.unwrap();
+            }
         }
-    });
-    (port, Arc::new(client))
+    })
+    .await
 }
 
 // wss:// through the rustls feature: connect_async does TCP, TLS (with the
