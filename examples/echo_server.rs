@@ -10,12 +10,7 @@
 //! metrics (see `rfc6455::metrics`) in Prometheus's text format on
 //! `http://ADDR/metrics`.
 //!
-//! Each connection runs `next` + `feed`: every message already read is
-//! answered, and the answers leave in one write before the next read.
-//! A message larger than `Config::write_high_water` is `send`-ed instead
-//! (written out before reading on): batching gains nothing at that size, and
-//! reading the next large message while one is still being written would
-//! hold two of them per connection.
+//! Each connection runs the echo loop in `examples/support/echo.rs`.
 //! permessage-deflate is accepted when offered. This is the Autobahn and
 //! benchmark target; nothing is logged per message.
 //!
@@ -25,8 +20,11 @@
 use rfc6455::extensions::deflate::DeflateConfig;
 use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{Config, Error, Message, ServerBuilder};
+use rfc6455::{Config, Error, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "support/echo.rs"]
+mod echo;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -78,21 +76,7 @@ async fn serve(
 
 async fn echo(tcp: TcpStream, server: &ServerBuilder) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    let large = server.get_config().write_high_water;
-    let mut ws = WebSocketStream::accept(tcp, server).await?;
-    while let Some(message) = ws.next().await {
-        // Pongs and Close echoes are the connection's job; echo the data.
-        let message = message?;
-        if !matches!(message, Message::Text(_) | Message::Binary(_)) {
-            continue;
-        }
-        if message.payload().len() > large {
-            ws.send(message).await?;
-        } else {
-            ws.feed(message).await?;
-        }
-    }
-    Ok(())
+    echo::echo(WebSocketStream::accept(tcp, server).await?).await
 }
 
 /// Installs the Prometheus recorder and its HTTP listener on `addr`.
