@@ -37,3 +37,17 @@ wait_port() {
   echo "nothing listening on port $1" >&2
   return 1
 }
+
+# ensure_command COMMAND PACKAGE: COMMAND on the PATH, installing Debian's
+# PACKAGE when it is missing and this runs as root (as CI does); fails
+# with a message otherwise.
+ensure_command() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing $package (the distribution's package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null ||
+      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null; }
+  fi
+  command -v "$command" >/dev/null || { echo "$command is not on the PATH (install the $package package)" >&2; return 1; }
+}

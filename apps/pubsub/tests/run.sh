@@ -10,16 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 
-if ! command -v redis-server >/dev/null; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing redis-server (the distribution's package)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null ||
-      { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
-  else
-    echo "redis-server is not on the PATH (install the redis-server package)" >&2
-    exit 1
-  fi
-fi
+. .ci/lib.sh
+ensure_command redis-server redis-server
 # The Debian package starts a system Redis on 6379; the test uses its own.
 redis-server --version
 
