@@ -5,7 +5,7 @@
 //! ```no_run
 //! use axum::Router;
 //! use axum::response::Response;
-//! use axum::routing::get;
+//! use axum::routing::any;
 //! use rfc6455::rt::axum::{WebSocket, WebSocketUpgrade};
 //!
 //! async fn ws(upgrade: WebSocketUpgrade) -> Response {
@@ -25,14 +25,16 @@
 //!
 //! # #[allow(dead_code)]
 //! # async fn run() -> std::io::Result<()> {
-//! let app: Router = Router::new().route("/ws", get(ws));
+//! // `any`, not `get`: over HTTP/2 the upgrade is a CONNECT.
+//! let app: Router = Router::new().route("/ws", any(ws));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await
 //! # }
 //! ```
 //!
 //! HTTP/2 extended CONNECT (RFC 8441) is answered as well when the server
-//! enables it.
+//! enables it (`http2().enable_connect_protocol()` on hyper-util's
+//! builder); the route must then accept `CONNECT`, as `any` does.
 
 use std::fmt;
 use std::future::Future;
