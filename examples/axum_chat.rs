@@ -31,6 +31,9 @@ use rfc6455::rt::hub::{Hub, HubConfig};
 
 #[path = "support/room.rs"]
 mod room;
+#[cfg(feature = "rustls")]
+#[path = "support/tls.rs"]
+mod tls;
 
 #[derive(Clone)]
 struct Chat {
@@ -98,7 +101,8 @@ async fn serve_tls(listener: tokio::net::TcpListener, h2_websockets: bool) -> st
         // SETTINGS_ENABLE_CONNECT_PROTOCOL: WebSockets may be h2 streams.
         http.http2().enable_connect_protocol();
     }
-    let acceptor = tokio_rustls::TlsAcceptor::from(self_signed()?);
+    let (config, _) = tls::self_signed(&[b"h2", b"http/1.1"])?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
     let app = TowerToHyperService::new(app());
     for connection in 1u64.. {
         let (tcp, _) = listener.accept().await?;
@@ -129,26 +133,6 @@ async fn serve_tls(_: tokio::net::TcpListener, _: bool) -> std::io::Result<()> {
     Err(std::io::Error::other(
         "--tls needs the rustls feature: cargo run --example axum_chat --features axum,rustls",
     ))
-}
-
-/// A TLS configuration with a fresh self-signed certificate for
-/// `localhost`, offering `h2` before `http/1.1`.
-#[cfg(feature = "rustls")]
-fn self_signed() -> std::io::Result<Arc<rustls::ServerConfig>> {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()])
-        .map_err(std::io::Error::other)?;
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())
-        .map_err(std::io::Error::other)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(std::io::Error::other)?
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.cert.der().clone()], key)
-    .map_err(std::io::Error::other)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
 }
 
 const PAGE: &str = r##"<!doctype html>

@@ -7,12 +7,15 @@
 //! cargo run --example client -- wss://localhost:9443/ --ca /tmp/rfc6455-wss-cert.pem
 //! ```
 
-use std::sync::Arc;
-
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{Error, Message, ServerBuilder};
+use rfc6455::{Error, ServerBuilder};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+
+#[path = "support/echo.rs"]
+mod echo;
+#[path = "support/tls.rs"]
+mod tls;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -21,17 +24,10 @@ async fn main() -> Result<(), BoxError> {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:9443".to_owned());
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+    let (config, pem) = tls::self_signed(&[])?;
     let cert_path = std::env::temp_dir().join("rfc6455-wss-cert.pem");
-    std::fs::write(&cert_path, cert.cert.pem())?;
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)?;
-    let acceptor = TlsAcceptor::from(Arc::new(config));
+    std::fs::write(&cert_path, pem)?;
+    let acceptor = TlsAcceptor::from(config);
     let listener = TcpListener::bind(&addr).await?;
     let port = listener.local_addr()?.port();
     eprintln!(
@@ -49,13 +45,7 @@ async fn main() -> Result<(), BoxError> {
             let result: Result<(), Error> = async {
                 tcp.set_nodelay(true)?;
                 let tls = acceptor.accept(tcp).await?;
-                let mut ws = WebSocketStream::accept(tls, &ServerBuilder::new()).await?;
-                while let Some(message) = ws.next().await {
-                    if let m @ (Message::Text(_) | Message::Binary(_)) = message? {
-                        ws.feed(m).await?;
-                    }
-                }
-                Ok(())
+                echo::echo(WebSocketStream::accept(tls, &ServerBuilder::new()).await?).await
             }
             .await;
             if let Err(error) = result {
