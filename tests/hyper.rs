@@ -369,7 +369,7 @@ async fn axum_chat_serves_its_page_and_its_room() {
     let mut page = String::new();
     tcp.read_to_string(&mut page).await.unwrap();
     assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
-    assert!(page.contains("new WebSocket(`ws://${location.host}/ws`)"));
+    assert!(page.contains("new WebSocket(`${scheme}://${location.host}/ws`)"));
     let error = connect_async(format!("ws://{addr}/nowhere").as_str())
         .await
         .unwrap_err();
