@@ -22,13 +22,30 @@
 //! Memory: queued messages are shared, so what the hub keeps alive is at
 //! most about [`HubConfig::queue_limit`] plus one message of distinct
 //! payload, and a pointer per queued delivery.
+//!
+//! **Resuming.** Every message published to a topic takes a [`Position`]
+//! (an epoch and an offset rising by one). With a [`HistoryConfig`] that
+//! keeps messages, a member that was away subscribes with
+//! [`Hub::subscribe_from`] and the last position it received: it gets
+//! exactly the messages after it, in order, then the live ones, with no
+//! gap and no duplicate at the seam; when the history no longer reaches
+//! back (or the epoch changed) the answer says so. Such a member can get a
+//! different message than plain subscribers, one that carries its position
+//! ([`Hub::publish_positioned`]); plain subscribers pay nothing for it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+mod history;
+mod state;
+
+pub use history::{HistoryConfig, Position, Resumed};
+use state::{State, Topic, deliver};
 
 use super::split::store;
 use super::{Runtime, WriteHalf};
@@ -78,8 +95,11 @@ pub struct HubConfig {
     pub max_topic_len: usize,
     /// Topics one member may subscribe to. Default 64.
     pub max_topics_per_member: usize,
-    /// Topics the hub holds at once. Default 100 000.
+    /// Topics the hub holds at once: those with subscribers and those
+    /// keeping a history. Default 100 000.
     pub max_topics: usize,
+    /// What each topic keeps for members that resume. Default: nothing.
+    pub history: HistoryConfig,
 }
 
 impl Default for HubConfig {
@@ -96,6 +116,7 @@ impl Default for HubConfig {
             max_topic_len: 256,
             max_topics_per_member: 64,
             max_topics: 100_000,
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -118,6 +139,8 @@ by_value_setters! {
         max_topics_per_member: usize;
         /// Sets [`max_topics`](Self::max_topics).
         max_topics: usize;
+        /// Sets [`history`](Self::history).
+        history: HistoryConfig;
     }
 }
 
@@ -141,6 +164,7 @@ pub enum HubError {
 
 /// What one [`Hub::publish`] did.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Publish {
     /// Subscribers the message was queued for.
     pub delivered: usize,
@@ -150,6 +174,10 @@ pub struct Publish {
     pub dropped: usize,
     /// Subscribers closed as slow.
     pub closed: usize,
+    /// The message's position in its topic; `None` when the topic had no
+    /// subscriber and kept no history (or could not: the hub held
+    /// [`HubConfig::max_topics`] topics).
+    pub position: Option<Position>,
 }
 
 /// A hub's counters since it was made, and its current size.
@@ -172,6 +200,10 @@ pub struct HubStats {
     pub dropped: u64,
     /// Members closed as slow.
     pub closed_slow: u64,
+    /// Messages kept in topic histories now.
+    pub history_messages: usize,
+    /// Bytes kept in topic histories now (payload plus a 16-byte slot each).
+    pub history_bytes: usize,
 }
 
 /// Topics and their subscribers (see the [module docs](self)). Cloning
@@ -199,14 +231,6 @@ struct HubShared {
     since_yield: AtomicUsize,
 }
 
-#[derive(Default)]
-struct State {
-    members: HashMap<u64, Entry>,
-    topics: HashMap<Box<str>, HashSet<u64>>,
-    next_id: u64,
-    stats: HubStats,
-}
-
 struct Entry {
     queue: Arc<Mutex<Queue>>,
     topics: HashSet<Box<str>>,
@@ -227,6 +251,9 @@ struct Queue {
     pressured: bool,
 }
 
+/// The type of no positioned message (a plain publish).
+type Unpositioned = fn(Position) -> PreparedMessage;
+
 /// What a queued delivery is charged besides its payload: the queue's slot
 /// for it, so a flood of tiny messages is bounded too.
 const ENTRY_COST: usize = 16;
@@ -245,7 +272,7 @@ impl Hub {
         Self {
             shared: Arc::new(HubShared {
                 config,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(State::new()),
                 progress: AtomicU64::new(0),
                 queued: AtomicUsize::new(0),
                 pressured: AtomicUsize::new(0),
@@ -290,33 +317,50 @@ impl Hub {
     /// [`HubError`] for a topic name out of bounds, a member or hub at its
     /// topic limit, or a member closed as slow.
     pub fn subscribe(&self, member: &Member, topic: &str) -> Result<bool, HubError> {
-        let config = &self.shared.config;
-        if topic.is_empty() || topic.len() > config.max_topic_len {
-            return Err(HubError::TopicLength(config.max_topic_len));
-        }
-        let mut guard_state = crate::sync::lock(&self.shared.state);
+        let mut state = crate::sync::lock(&self.shared.state);
+        Ok(state.link(&self.shared, member.id, topic, false)?.is_some())
+    }
+
+    /// Subscribes `member` to `topic` with positions: first the messages
+    /// the topic's history keeps after `from` (the last position it
+    /// received; `None` for none), queued at once in order, then the live
+    /// ones, all as [`publish_positioned`](Self::publish_positioned) made
+    /// them for members with positions. Under the hub's lock, so no
+    /// publish falls between the replay and the live messages. The answer
+    /// says what was replayed and whether that is everything after
+    /// `from` ([`Resumed::recovered`]); `Ok(None)` if `member` already was
+    /// subscribed (nothing is replayed: a member that lost messages
+    /// unsubscribes first).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Self::subscribe).
+    pub fn subscribe_from(
+        &self,
+        member: &Member,
+        topic: &str,
+        from: Option<Position>,
+    ) -> Result<Option<Resumed>, HubError> {
+        let shared = &*self.shared;
+        let mut guard_state = crate::sync::lock(&shared.state);
         let state = &mut *guard_state;
-        let Some(entry) = state.members.get_mut(&member.id) else {
-            return Err(HubError::Closed);
+        if state.link(shared, member.id, topic, true)?.is_none() {
+            return Ok(None);
+        }
+        let history_config = &shared.config.history;
+        let now = (history_config.max_messages > 0).then(Instant::now);
+        let Some(subscribed) = state.topics.get_mut(topic) else {
+            return Ok(None);
         };
-        if entry.topics.contains(topic) {
-            return Ok(false);
+        let held = subscribed.history.evict(now, history_config);
+        let (replay, resumed) = subscribed.history.after(from);
+        let mut queue = crate::sync::lock(&member.queue);
+        for message in replay {
+            queue.push(message.clone(), message.len() + ENTRY_COST, shared);
         }
-        if entry.topics.len() >= config.max_topics_per_member {
-            return Err(HubError::TooManySubscriptions(config.max_topics_per_member));
-        }
-        if !state.topics.contains_key(topic) && state.topics.len() >= config.max_topics {
-            return Err(HubError::TooManyTopics(config.max_topics));
-        }
-        entry.topics.insert(topic.into());
-        state
-            .topics
-            .entry(topic.into())
-            .or_default()
-            .insert(member.id);
-        state.stats.subscriptions += 1;
-        state.stats.topics = state.topics.len();
-        Ok(true)
+        drop(queue);
+        state.hold(held);
+        Ok(Some(resumed))
     }
 
     /// Unsubscribes `member` from `topic`; whether it was subscribed.
@@ -336,7 +380,21 @@ impl Hub {
     /// Queues `message` for every subscriber of `topic`, applying the
     /// [`SlowPolicy`] to those whose queue is full. Never waits.
     pub fn publish(&self, topic: &str, message: &PreparedMessage) -> Publish {
-        self.publish_to(topic, message, |_| false)
+        self.publish_to(topic, message, None::<&mut Option<Unpositioned>>, |_| false)
+    }
+
+    /// [`publish`](Self::publish)es `plain` to plain subscribers, and to
+    /// members that subscribed with positions ([`subscribe_from`](Self::subscribe_from))
+    /// the message `positioned` makes from the position this one takes
+    /// (called once, under the hub's lock, only when such a member or the
+    /// history wants it); the history keeps that one.
+    pub fn publish_positioned(
+        &self,
+        topic: &str,
+        plain: &PreparedMessage,
+        positioned: impl FnOnce(Position) -> PreparedMessage,
+    ) -> Publish {
+        self.publish_to(topic, plain, Some(&mut Some(positioned)), |_| false)
     }
 
     /// Queues `message` for every subscriber of `topic` but `sender`, as
@@ -350,61 +408,70 @@ impl Hub {
         message: &PreparedMessage,
         sender: &Member,
     ) -> Publish {
-        self.publish_to(topic, message, |id| id == sender.id)
+        self.publish_to(topic, message, None::<&mut Option<Unpositioned>>, |id| {
+            id == sender.id
+        })
     }
 
     /// [`publish`](Self::publish) to the subscribers `skip` does not name;
     /// generic, so a plain publish compiles without the test.
-    fn publish_to(
+    fn publish_to<P: FnOnce(Position) -> PreparedMessage>(
         &self,
         topic: &str,
         message: &PreparedMessage,
+        positioned: Option<&mut Option<P>>,
         skip: impl Fn(u64) -> bool,
     ) -> Publish {
         let shared = &*self.shared;
-        let len = message.len() + ENTRY_COST;
         let progress = shared.progress.load(Ordering::Relaxed);
+        let history_config = &shared.config.history;
+        let keeps = history_config.max_messages > 0;
+        let now = keeps.then(Instant::now);
         let mut report = Publish::default();
         let mut closed = Vec::new();
         let mut guard_state = crate::sync::lock(&shared.state);
         let state = &mut *guard_state;
         state.stats.published += 1;
-        let Some(subscribers) = state.topics.get(topic) else {
+        if keeps && !state.topics.contains_key(topic) {
+            // A topic that keeps a history exists without subscribers, so
+            // one that comes back finds what it missed.
+            let _ = state.topic(&shared.config, topic);
+        }
+        let Some(target) = state.topics.get_mut(topic) else {
             return report;
         };
-        for id in subscribers {
-            if skip(*id) {
-                continue;
-            }
-            let Some(entry) = state.members.get(id) else {
-                continue;
-            };
-            let mut queue = crate::sync::lock(&entry.queue);
-            if queue.bytes < shared.config.queue_limit {
-                queue.push(message.clone(), len, shared);
-                report.delivered += 1;
-                continue;
-            }
-            match &shared.config.policy {
-                SlowPolicy::DropNewest => report.dropped += 1,
-                SlowPolicy::KeepLatest => {
-                    report.dropped += queue.clear(shared);
-                    queue.push(message.clone(), len, shared);
-                    report.delivered += 1;
+        let mut with_position = None;
+        let position;
+        let held;
+        if let Some(make) = positioned.and_then(Option::take)
+            && (keeps || !target.positioned.is_empty())
+        {
+            let made = make(target.history.next());
+            (position, held) = target.history.record(&made, now, history_config);
+            with_position = Some(made);
+        } else {
+            (position, held) = target.history.record(message, now, history_config);
+        }
+        report.position = Some(position);
+        let target = &*target;
+        let groups = [
+            (&target.plain, message),
+            (
+                &target.positioned,
+                with_position.as_ref().unwrap_or(message),
+            ),
+        ];
+        for (subscribers, message) in groups {
+            let len = message.len() + ENTRY_COST;
+            for id in subscribers {
+                if skip(*id) {
+                    continue;
                 }
-                SlowPolicy::Close { code, reason } => {
-                    let slow = queue.stuck_since.is_some_and(|since| {
-                        progress.saturating_sub(since) >= shared.config.slow_after
-                    });
-                    if slow {
-                        queue.close = Some((*code, reason));
-                        report.dropped += queue.clear(shared);
-                        queue.wake();
-                        report.closed += 1;
-                        closed.push(*id);
-                    } else {
-                        report.dropped += 1;
-                    }
+                let Some(entry) = state.members.get(id) else {
+                    continue;
+                };
+                if deliver(shared, &entry.queue, message, len, progress, &mut report) {
+                    closed.push(*id);
                 }
             }
         }
@@ -412,10 +479,11 @@ impl Hub {
         for id in closed {
             state.remove(id);
         }
-        shared.since_yield.fetch_add(
-            if report.delivered > 0 { len } else { 0 },
-            Ordering::Relaxed,
-        );
+        state.hold(held);
+        if report.delivered > 0 {
+            let len = message.len() + ENTRY_COST;
+            shared.since_yield.fetch_add(len, Ordering::Relaxed);
+        }
         state.stats.delivered += report.delivered as u64;
         state.stats.dropped += report.dropped as u64;
         state.stats.closed_slow += report.closed as u64;
@@ -432,7 +500,7 @@ impl Hub {
         crate::sync::lock(&self.shared.state)
             .topics
             .get(topic)
-            .map_or(0, HashSet::len)
+            .map_or(0, Topic::subscribers)
     }
 
     /// The hub's counters and size.
@@ -501,30 +569,6 @@ impl fmt::Debug for Hub {
             .field("config", &self.shared.config)
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-impl State {
-    /// Drops `id` from `topic`'s subscribers (and the topic once empty).
-    fn unlink(&mut self, id: u64, topic: &str) {
-        if let Some(subscribers) = self.topics.get_mut(topic) {
-            subscribers.remove(&id);
-            if subscribers.is_empty() {
-                self.topics.remove(topic);
-            }
-        }
-        self.stats.subscriptions -= 1;
-        self.stats.topics = self.topics.len();
-    }
-
-    /// Removes a member and its subscriptions.
-    fn remove(&mut self, id: u64) {
-        if let Some(entry) = self.members.remove(&id) {
-            for topic in &entry.topics {
-                self.unlink(id, topic);
-            }
-        }
-        self.stats.members = self.members.len();
     }
 }
 
@@ -630,6 +674,19 @@ impl Member {
         }
         queue.push(message.clone(), message.len() + ENTRY_COST, shared);
         true
+    }
+
+    /// Takes the oldest delivery waiting for it, for a member whose
+    /// messages leave some other way than [`forward`](Self::forward) (a
+    /// transport of the caller's, a test); `None` when nothing waits.
+    pub fn take(&self) -> Option<PreparedMessage> {
+        let hub = &*self.hub.shared;
+        let mut queue = crate::sync::lock(&self.queue);
+        let message = queue.pop(hub);
+        queue.refresh(hub);
+        drop(queue);
+        self.hub.drained();
+        message
     }
 
     /// Payload bytes waiting for it.
