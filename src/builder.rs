@@ -265,13 +265,19 @@ where
         Arc::clone(&self.config)
     }
 
-    /// What to answer `request`: the callback's options, completed with the
-    /// builder's subprotocol choice and headers.
+    /// What to answer `request`: a drain that has begun refuses it (503
+    /// with `Retry-After`, when the builder has a drain), else the
+    /// callback's options, completed with the builder's subprotocol choice
+    /// and headers. The admission limits are not applied here: they key on
+    /// the peer's address, which a request alone does not give (the
+    /// adapters' `accept` applies them; elsewhere use
+    /// [`Admission`](crate::admission::Admission) directly).
     ///
     /// # Errors
     ///
-    /// The callback's [`Rejection`].
+    /// The drain's or the callback's [`Rejection`].
     pub fn answer(&self, request: &RequestView<'_>) -> Result<AcceptOptions, Rejection> {
+        self.check_drain()?;
         let mut options = (self.on_request)(request)?;
         if !options.has_protocol()
             && let Some(chosen) = self.choose_protocol(request)
@@ -282,6 +288,15 @@ where
             options = options.header(name.clone(), value.clone());
         }
         Ok(options)
+    }
+
+    /// The refusal of a drain that has begun, when the builder has one.
+    fn check_drain(&self) -> Result<(), Rejection> {
+        #[cfg(feature = "tokio")]
+        if let Some(drain) = &self.drain {
+            drain.check()?;
+        }
+        Ok(())
     }
 
     /// The sans-IO handshake an adapter runs for a stream from `peer`, its
@@ -331,10 +346,9 @@ where
         now: Instant,
         permit: Option<Permit>,
     ) -> Result<AcceptOptions, Rejection> {
-        #[cfg(feature = "tokio")]
-        if let Some(drain) = &self.drain {
-            drain.check()?;
-        }
+        // A drain that has begun refuses before the proxy's permit moves
+        // (and `answer` checks again, for its callers outside the adapters).
+        self.check_drain()?;
         let permit = match (permit, &self.admission) {
             (Some(mut permit), _) => {
                 permit.resolve(request.headers(), now)?;

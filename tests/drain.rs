@@ -186,3 +186,21 @@ async fn service_restart_is_selectable_and_an_empty_drain_is_immediate() {
     assert_eq!(empty.shutdown().await, DrainReport::default());
     assert!(start.elapsed() < Duration::from_secs(1));
 }
+
+// `ServerBuilder::answer`, which a handshake run outside the adapters
+// calls, refuses once the builder's drain has begun, as `accept` does.
+#[tokio::test]
+async fn answer_refuses_once_the_drain_begins() {
+    use rfc6455::handshake::{ServerHandshake, Status};
+    let request = b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    let Ok(Status::Complete((view, _))) = ServerHandshake::new().parse(request) else {
+        panic!("the request parses");
+    };
+    let drain = Drain::new(DrainConfig::default().window(Duration::from_millis(10)));
+    let server = ServerBuilder::new().drain(&drain);
+    assert!(server.answer(&view).is_ok());
+    drain.shutdown().await;
+    let refusal = server.answer(&view).unwrap_err();
+    assert_eq!(refusal.status(), 503);
+}
