@@ -227,3 +227,36 @@ async fn connect_async_without_tls_needs_it() {
     let error = connect_async("wss://localhost:1/").await.unwrap_err();
     assert!(matches!(error, rfc6455::Error::TlsRequired), "{error:?}");
 }
+
+// A send that waits on a peer reading nothing, when the connection ends
+// under it (the idle timeout, then the close timeout drops the output),
+// reports that end: the message never left. It returned Ok before.
+#[tokio::test(start_paused = true)]
+async fn a_send_whose_output_is_dropped_is_an_error() {
+    let (near, far) = duplex(1024);
+    let config = Config::default()
+        .idle_timeout(Some(std::time::Duration::from_secs(1)))
+        .close_timeout(Some(std::time::Duration::from_secs(1)))
+        .write_timeout(None);
+    let server = ServerBuilder::new().config(config).unwrap();
+    let client = tokio::spawn(async move {
+        let request = rfc6455::ClientBuilder::new("ws://h/").unwrap();
+        let (ws, _) = WebSocketStream::client(far, &request).await.unwrap();
+        // Holds its end open and reads nothing more.
+        std::future::pending::<()>().await;
+        drop(ws);
+    });
+    let mut ws = WebSocketStream::accept(near, &server).await.unwrap();
+    let error = ws
+        .send(Message::binary(vec![0u8; 1 << 20]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            rfc6455::Error::Protocol(rfc6455::ProtocolError::IdleTimeout)
+        ),
+        "{error:?}"
+    );
+    client.abort();
+}

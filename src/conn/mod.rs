@@ -718,6 +718,13 @@ impl Connection {
         self.sender.discard();
     }
 
+    /// Output bytes dropped unwritten, in total: at the close or write
+    /// timeout, or when a write failed.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
+    pub(crate) fn dropped_output(&self) -> u64 {
+        self.sender.dropped()
+    }
+
     /// Bytes queued for the transport (a pending Pong not counted).
     #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn queued_output(&self) -> usize {

@@ -71,6 +71,8 @@ pub struct Outgoing {
     consumed: usize,
     /// Bytes taken out by `advance`, in total.
     written: u64,
+    /// Bytes dropped unwritten by `discard`, in total.
+    dropped: u64,
     /// Allocations of written payloads that nothing else shared, empty, each
     /// with room for at least [`RECYCLE_MIN`] bytes (at most [`MAX_RECYCLED`]).
     recycled: Vec<BytesMut>,
@@ -88,6 +90,11 @@ impl Outgoing {
     /// Bytes written (taken out by `advance`) in total.
     pub(crate) fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Bytes dropped unwritten (the transport was abandoned), in total.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     /// Nothing is waiting.
@@ -116,6 +123,7 @@ impl Outgoing {
     /// Drops everything waiting (the transport is being abandoned); the
     /// allocations stay for [`release`](Self::release).
     pub(crate) fn discard(&mut self) {
+        self.dropped += self.len as u64;
         self.queue.clear();
         self.buf.clear();
         self.open = 0;

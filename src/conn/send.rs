@@ -79,6 +79,11 @@ impl Sender {
         self.out.written()
     }
 
+    /// Bytes dropped unwritten, in total.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.out.dropped()
+    }
+
     /// Bytes waiting to be written (a pending Pong not counted).
     pub(crate) fn queued(&self) -> usize {
         self.out.len()

@@ -110,9 +110,26 @@ impl<S, R: Runtime<S>> Driver<S, R> {
 
     /// Writes everything queued and flushes, with the timers running while
     /// the transport takes no more: the close and write timeouts end the
-    /// wait for a peer that reads nothing (its output dropped; after a
-    /// write timeout that is the error).
+    /// wait for a peer that reads nothing, and its output is dropped. A
+    /// flush is what `send` and `flush` promise, so dropped output is an
+    /// error: the failure that ended the connection (the write or idle
+    /// timeout), else [`Error::ConnectionClosed`] (the close timeout).
     pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        ready!(self.poll_flush_or_drop(cx))?;
+        Poll::Ready(if self.conn.dropped_output() > 0 {
+            // What ended the connection (an idle timeout, say), if it failed.
+            Err(self
+                .conn
+                .failure()
+                .map_or(Error::ConnectionClosed, Into::into))
+        } else {
+            Ok(())
+        })
+    }
+
+    /// [`poll_flush`](Self::poll_flush) where output the close timeout
+    /// dropped is the end it is meant to be (a Close that waited its turn).
+    fn poll_flush_or_drop(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         loop {
             if self.poll_flush_io(cx)?.is_ready() {
                 return Poll::Ready(match self.conn.failure() {
@@ -363,7 +380,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         reason: &str,
     ) -> Poll<Result<(), Error>> {
         transport::start_close(&mut self.conn, code, reason)?;
-        self.poll_flush(cx)
+        self.poll_flush_or_drop(cx)
     }
 
     /// Runs the close handshake to its end, discarding messages that arrive
