@@ -76,7 +76,8 @@ async fn serve(
 
 async fn echo(tcp: TcpStream, server: &ServerBuilder) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    echo::echo(WebSocketStream::accept(tcp, server).await?).await
+    let mut ws = WebSocketStream::accept(tcp, server).await?;
+    echo::echo(&mut ws).await
 }
 
 /// Installs the Prometheus recorder and its HTTP listener on `addr`.

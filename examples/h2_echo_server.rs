@@ -68,7 +68,7 @@ async fn answer(
     };
     tokio::spawn(async move {
         let result = match upgrade.await {
-            Ok(ws) => echo::echo(ws).await,
+            Ok(mut ws) => echo::echo(&mut ws).await,
             Err(error) => Err(error),
         };
         if let Err(error) = result

@@ -45,7 +45,8 @@ async fn main() -> Result<(), BoxError> {
             let result: Result<(), Error> = async {
                 tcp.set_nodelay(true)?;
                 let tls = acceptor.accept(tcp).await?;
-                echo::echo(WebSocketStream::accept(tls, &ServerBuilder::new()).await?).await
+                let mut ws = WebSocketStream::accept(tls, &ServerBuilder::new()).await?;
+                echo::echo(&mut ws).await
             }
             .await;
             if let Err(error) = result {
