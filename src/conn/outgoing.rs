@@ -93,6 +93,7 @@ impl Outgoing {
     }
 
     /// Bytes dropped unwritten (the transport was abandoned), in total.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }

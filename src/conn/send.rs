@@ -80,6 +80,7 @@ impl Sender {
     }
 
     /// Bytes dropped unwritten, in total.
+    #[cfg(any(feature = "tokio", feature = "futures-io"))]
     pub(crate) fn dropped(&self) -> u64 {
         self.out.dropped()
     }
