@@ -380,7 +380,7 @@ impl Hub {
     /// Queues `message` for every subscriber of `topic`, applying the
     /// [`SlowPolicy`] to those whose queue is full. Never waits.
     pub fn publish(&self, topic: &str, message: &PreparedMessage) -> Publish {
-        self.publish_to(topic, message, None::<&mut Option<Unpositioned>>, |_| false)
+        self.publish_to(topic, message, None::<Unpositioned>, |_| false)
     }
 
     /// [`publish`](Self::publish)es `plain` to plain subscribers, and to
@@ -394,7 +394,7 @@ impl Hub {
         plain: &PreparedMessage,
         positioned: impl FnOnce(Position) -> PreparedMessage,
     ) -> Publish {
-        self.publish_to(topic, plain, Some(&mut Some(positioned)), |_| false)
+        self.publish_to(topic, plain, Some(positioned), |_| false)
     }
 
     /// Queues `message` for every subscriber of `topic` but `sender`, as
@@ -408,9 +408,7 @@ impl Hub {
         message: &PreparedMessage,
         sender: &Member,
     ) -> Publish {
-        self.publish_to(topic, message, None::<&mut Option<Unpositioned>>, |id| {
-            id == sender.id
-        })
+        self.publish_to(topic, message, None::<Unpositioned>, |id| id == sender.id)
     }
 
     /// [`publish`](Self::publish) to the subscribers `skip` does not name;
@@ -419,7 +417,7 @@ impl Hub {
         &self,
         topic: &str,
         message: &PreparedMessage,
-        positioned: Option<&mut Option<P>>,
+        positioned: Option<P>,
         skip: impl Fn(u64) -> bool,
     ) -> Publish {
         let shared = &*self.shared;
@@ -443,7 +441,7 @@ impl Hub {
         let mut with_position = None;
         let position;
         let held;
-        if let Some(make) = positioned.and_then(Option::take)
+        if let Some(make) = positioned
             && (keeps || !target.positioned.is_empty())
         {
             let made = make(target.history.next());
