@@ -439,3 +439,54 @@ proptest! {
         }
     }
 }
+
+// A hub mirroring a log kept elsewhere takes the log's positions; a gap or
+// a new epoch in what it is fed breaks its continuity, and a resume from
+// before the break is reported unrecovered, never answered with the hole.
+#[test]
+fn a_mirror_takes_the_given_positions_and_reports_breaks() {
+    let mirror = keeping(100);
+    let live = mirror.join();
+    mirror.subscribe_from(&live, "t", None).unwrap();
+    let at = |offset| Position { epoch: 7, offset };
+    let feed = |position: Position| {
+        let report = mirror.publish_at("t", position, &PreparedMessage::text("p"), positioned);
+        assert_eq!(report.position, Some(position));
+    };
+    for offset in 10..=12 {
+        feed(at(offset));
+    }
+    assert_eq!(drain(&live), [at(10), at(11), at(12)]);
+    let back = mirror.join();
+    let resumed = mirror
+        .subscribe_from(&back, "t", Some(at(10)))
+        .unwrap()
+        .unwrap();
+    assert!(resumed.recovered);
+    assert_eq!(drain(&back), [at(11), at(12)]);
+    // A gap: 13 and 14 never came. The history restarts at 15.
+    feed(at(15));
+    assert_eq!(drain(&live), [at(15)]);
+    let late = mirror.join();
+    let resumed = mirror
+        .subscribe_from(&late, "t", Some(at(12)))
+        .unwrap()
+        .unwrap();
+    assert!(!resumed.recovered);
+    assert_eq!(resumed.first, at(15));
+    assert_eq!(drain(&late), [at(15)]);
+    // Another epoch: the old one's positions no longer resume.
+    let next = Position {
+        epoch: 8,
+        offset: 1,
+    };
+    feed(next);
+    let old = mirror.join();
+    let resumed = mirror
+        .subscribe_from(&old, "t", Some(at(15)))
+        .unwrap()
+        .unwrap();
+    assert!(!resumed.recovered);
+    assert_eq!((resumed.first, resumed.next.offset), (next, 2));
+    assert_eq!(mirror.stats().history_messages, 1);
+}

@@ -44,6 +44,7 @@ use std::time::Instant;
 mod history;
 mod state;
 
+use history::Held;
 pub use history::{HistoryConfig, Position, Resumed};
 use state::{State, Topic, deliver};
 
@@ -380,7 +381,7 @@ impl Hub {
     /// Queues `message` for every subscriber of `topic`, applying the
     /// [`SlowPolicy`] to those whose queue is full. Never waits.
     pub fn publish(&self, topic: &str, message: &PreparedMessage) -> Publish {
-        self.publish_to(topic, message, None::<Unpositioned>, |_| false)
+        self.publish_to(topic, message, None::<Unpositioned>, None, |_| false)
     }
 
     /// [`publish`](Self::publish)es `plain` to plain subscribers, and to
@@ -394,7 +395,24 @@ impl Hub {
         plain: &PreparedMessage,
         positioned: impl FnOnce(Position) -> PreparedMessage,
     ) -> Publish {
-        self.publish_to(topic, plain, Some(positioned), |_| false)
+        self.publish_to(topic, plain, Some(positioned), None, |_| false)
+    }
+
+    /// [`publish_positioned`](Self::publish_positioned) at a position given
+    /// from outside: a hub that mirrors a log kept elsewhere (a broker's
+    /// stream) gives each message the log's position. A position other
+    /// than the one the topic expects next (a gap, another epoch, a
+    /// repeat) breaks the topic's continuity: its history restarts there,
+    /// so a resume from before it is reported unrecovered rather than
+    /// answered with a hole in it.
+    pub fn publish_at(
+        &self,
+        topic: &str,
+        at: Position,
+        plain: &PreparedMessage,
+        positioned: impl FnOnce(Position) -> PreparedMessage,
+    ) -> Publish {
+        self.publish_to(topic, plain, Some(positioned), Some(at), |_| false)
     }
 
     /// Queues `message` for every subscriber of `topic` but `sender`, as
@@ -408,7 +426,9 @@ impl Hub {
         message: &PreparedMessage,
         sender: &Member,
     ) -> Publish {
-        self.publish_to(topic, message, None::<Unpositioned>, |id| id == sender.id)
+        self.publish_to(topic, message, None::<Unpositioned>, None, |id| {
+            id == sender.id
+        })
     }
 
     /// [`publish`](Self::publish) to the subscribers `skip` does not name;
@@ -418,6 +438,7 @@ impl Hub {
         topic: &str,
         message: &PreparedMessage,
         positioned: Option<P>,
+        at: Option<Position>,
         skip: impl Fn(u64) -> bool,
     ) -> Publish {
         let shared = &*self.shared;
@@ -438,9 +459,10 @@ impl Hub {
         let Some(target) = state.topics.get_mut(topic) else {
             return report;
         };
+        let restarted = at.map_or_else(Held::default, |at| target.history.restart_at(at));
         let mut with_position = None;
         let position;
-        let held;
+        let mut held;
         if let Some(make) = positioned
             && (keeps || !target.positioned.is_empty())
         {
@@ -450,6 +472,8 @@ impl Hub {
         } else {
             (position, held) = target.history.record(message, now, history_config);
         }
+        held.messages += restarted.messages;
+        held.bytes += restarted.bytes;
         report.position = Some(position);
         let target = &*target;
         let groups = [

@@ -143,6 +143,21 @@ impl History {
         }
     }
 
+    /// Makes `at` the position the next message takes: a position other
+    /// than the expected one breaks the history's continuity, so what it
+    /// kept goes (a resume then reaches back only to `at`).
+    pub(super) fn restart_at(&mut self, at: Position) -> Held {
+        if at == self.next() {
+            return Held::default();
+        }
+        let held = self.forgotten();
+        self.epoch = at.epoch;
+        self.next = at.offset;
+        self.kept.clear();
+        self.bytes = 0;
+        held
+    }
+
     /// Gives `message` the next position, keeping it if `config` keeps any.
     pub(super) fn record(
         &mut self,
