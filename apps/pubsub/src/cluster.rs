@@ -1,105 +1,105 @@
-//! Several pubsub nodes as one logical server, through a broker; with no
-//! broker, one node alone.
+//! Several pubsub nodes as one logical server, through a broker that keeps
+//! each topic's history; with no broker, one node alone whose hub keeps it.
 //!
-//! A node delivers its own clients' publishes itself and hands them to the
-//! broker in an [`Envelope`]; what the broker brings back from other nodes
-//! goes to its local subscribers, framed once. It holds a broker
-//! subscription for a topic exactly while one of its own clients does.
-//! Delivery across nodes is at most once, in order per publisher and topic:
-//! its own publishes coming back are dropped by origin, repeats by sequence
-//! number, and what a broker outage lost is counted.
+//! With a broker, a publish is appended to the topic's shared history,
+//! which gives it its position, and the broker notifies every node holding
+//! the topic, the publishing one included: all nodes deliver a topic's
+//! messages in the history's order, and a client may resume on any node.
+//! A node follows each topic it holds (a [`Feed`]): messages in position
+//! order go to its hub ([`Hub::publish_at`]); a repeat is dropped; a gap
+//! (notifications missed while the broker connection was down) is filled
+//! from the shared history before anything after it is delivered, and
+//! what the history no longer holds is counted as lost.
 //!
-//! A client subscribes to a topic in one of two [`Form`]s: plain (`MSG
-//! topic payload`) or as the envelope itself, whose header line carries the
-//! publisher's node, epoch and sequence number, so the client can see a gap.
+//! A client subscribes plain (`MSG topic payload`) or with positions
+//! (`MSGP topic EPOCH:OFFSET payload`), optionally resuming after the last
+//! position it received: it gets exactly the messages after it, then the
+//! live ones, or is told that the history no longer reaches back.
 
-use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use rfc6455::PreparedMessage;
-use rfc6455::rt::hub::{Hub, HubConfig, HubError, Member};
+use rfc6455::rt::hub::{Hub, HubConfig, HubError, Member, Position};
 
-use super::envelope::{Arrival, Envelope, Origin, Sequencer, Tracker};
-
-/// Told once what became of a publish handed to a [`Broker`].
-pub type Done = Box<dyn FnOnce(Result<(), BrokerError>) + Send>;
+use super::wire;
 
 /// What a broker call returns.
-pub type BrokerFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BrokerError>> + Send + 'a>>;
+pub type BrokerFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, BrokerError>> + Send + 'a>>;
 
 /// A broker call that failed (the broker is unreachable, or refused).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BrokerError(pub String);
 
-/// What a node needs of a broker. Messages arriving on subscribed topics
-/// go to [`Node::receive`], from whatever task the broker runs.
-pub trait Broker: Send + Sync + 'static {
-    /// Publishes `bytes` (an encoded envelope) on `topic`, without waiting:
-    /// publishes reach the broker in the order of these calls (a node
-    /// numbers them in that order), and `done` learns what became of each.
-    fn publish(&self, topic: &str, bytes: Vec<u8>, done: Done);
-    /// Starts receiving what is published on `topic`.
-    fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a>;
-    /// Stops receiving `topic`.
-    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a>;
-    /// Whether the broker is reachable and holds every subscription asked
-    /// for.
-    fn connected(&self) -> bool;
-}
-
-/// The text a plain subscriber receives for a publish.
-pub fn delivery(topic: &str, payload: &str) -> PreparedMessage {
-    PreparedMessage::text(format!("MSG {topic} {payload}"))
-}
-
-/// How a client receives a topic's publishes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Form {
-    /// `MSG topic payload`.
-    Plain,
-    /// The envelope: its header line (`rfc6455-pubsub/1 ORIGIN EPOCH SEQ
-    /// TOPIC`), a line break, the payload.
-    Envelope,
-}
-
-/// Envelope subscribers are the hub topic `"{topic} env"`: a client's topic
-/// holds no space, so the two never meet.
-const ENVELOPE_SUFFIX: &str = " env";
-
-/// The hub topic of `topic` received in `form`.
-pub fn hub_topic(topic: &str, form: Form) -> Cow<'_, str> {
-    match form {
-        Form::Plain => Cow::Borrowed(topic),
-        Form::Envelope => Cow::Owned(format!("{topic}{ENVELOPE_SUFFIX}")),
+impl fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-/// The client's topic of a hub topic.
-fn client_topic(hub_topic: &str) -> &str {
-    hub_topic.strip_suffix(ENVELOPE_SUFFIX).unwrap_or(hub_topic)
+/// What a topic's shared history holds after a position.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stream {
+    /// The history's current epoch.
+    pub epoch: u64,
+    /// The newest message's offset (0: none yet in this epoch).
+    pub last: u64,
+    /// The oldest offset still held (`last + 1` when none is).
+    pub first: u64,
+    /// The messages asked for, oldest first: (offset, payload).
+    pub entries: Vec<(u64, String)>,
+}
+
+/// What a node needs of a broker. Notifications on subscribed topics go
+/// to [`Node::receive`], from whatever task the broker runs, in the order
+/// the broker sent them.
+pub trait Broker: Send + Sync + 'static {
+    /// Appends `payload` to `topic`'s history and notifies every node
+    /// subscribed to it; the message's position once it is appended.
+    /// Publishes are appended in the order of these calls (the call queues
+    /// it; the future only waits for the outcome), and those made while
+    /// the broker is unreachable wait for it, bounded in time and bytes.
+    fn publish(&self, topic: &str, payload: &str) -> BrokerFuture<'static, Position>;
+    /// Starts receiving `topic`'s notifications; returns once the broker
+    /// has confirmed, so everything appended afterwards is notified.
+    fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a, ()>;
+    /// Stops receiving `topic`.
+    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a, ()>;
+    /// `topic`'s history after `after` (all of it when `after` is `None`
+    /// or of another epoch), at most `limit` messages.
+    fn history<'a>(
+        &'a self,
+        topic: &'a str,
+        after: Option<Position>,
+        limit: usize,
+    ) -> BrokerFuture<'a, Stream>;
+    /// Whether the broker is reachable and holds every subscription asked
+    /// for.
+    fn connected(&self) -> bool;
+    /// Publishes waiting for the broker now.
+    fn queued(&self) -> usize;
 }
 
 /// A node's counters, since it started.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Publishes handed to the broker.
+    /// Publishes appended to the shared history.
     pub published: AtomicU64,
-    /// Publishes the broker refused (delivered locally only).
+    /// Publishes refused (the broker unreachable past the wait, or full).
     pub publish_failed: AtomicU64,
-    /// Envelopes from other nodes delivered here.
+    /// Notifications delivered here in order.
     pub received: AtomicU64,
-    /// This node's own publishes coming back (already delivered).
-    pub own: AtomicU64,
-    /// Envelopes seen before, dropped.
+    /// Notifications seen before, dropped.
     pub duplicates: AtomicU64,
-    /// Broker messages that were not envelopes, dropped.
+    /// Broker messages that were not notifications, dropped.
     pub malformed: AtomicU64,
-    /// Publishes of other nodes that never arrived (gaps in sequence).
+    /// Messages read back from the shared history to fill a gap.
+    pub filled: AtomicU64,
+    /// Messages missed that the shared history no longer held.
     pub lost: AtomicU64,
 }
 
@@ -109,60 +109,135 @@ impl fmt::Display for Counters {
         let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         write!(
             f,
-            "published={} publish_failed={} received={} own={} duplicates={} malformed={} lost={}",
+            "published={} publish_failed={} received={} duplicates={} malformed={} filled={} lost={}",
             get(&self.published),
             get(&self.publish_failed),
             get(&self.received),
-            get(&self.own),
             get(&self.duplicates),
             get(&self.malformed),
+            get(&self.filled),
             get(&self.lost),
         )
     }
 }
 
-/// What [`Node::publish`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Published {
-    /// The local subscribers it was queued for.
-    pub delivered: usize,
-    /// With a broker, whether it was reachable when the publish was handed
-    /// to it (the other nodes get it, unless the connection drops first;
-    /// the counters tell).
-    pub shared: Option<bool>,
-}
-
 /// What [`Node::receive`] did with a broker message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Received {
-    /// Queued for this many local subscribers.
+    /// Delivered in order, to this many local subscribers.
     Delivered(usize),
-    /// This node's own publish: delivered when it was made.
-    Own,
     /// Seen before.
     Duplicate,
-    /// Not an envelope (or not text, or on another topic's channel).
+    /// After a gap: held until the gap is filled from the history.
+    Held,
+    /// Not a notification.
     Malformed,
 }
 
-/// One node: its hub, its broker if any, and what makes delivery exactly
-/// once.
+/// What [`Node::subscribe_from`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Live with positions from now (no position was given).
+    Live,
+    /// Every message after the given position was queued (this many).
+    Recovered(u64),
+    /// The history no longer reaches back to the given position (or it is
+    /// of another epoch): the messages from `earliest` on were queued
+    /// (`replayed` of them), and those between are lost to this client.
+    Unrecoverable {
+        /// The oldest position still held, in the current epoch.
+        earliest: Position,
+        /// Messages queued from it.
+        replayed: u64,
+    },
+}
+
+/// Why a subscribe did not happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscribeError {
+    /// The hub refused (a limit).
+    Hub(HubError),
+    /// Already subscribed to the topic.
+    Already,
+    /// The shared history could not be read; nothing changed.
+    Broker(BrokerError),
+}
+
+impl fmt::Display for SubscribeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Hub(error) => error.fmt(f),
+            Self::Already => f.write_str("already subscribed (UNSUB first)"),
+            Self::Broker(error) => write!(f, "history unavailable, try again: {error}"),
+        }
+    }
+}
+
+/// How a node follows one topic's notifications.
+#[derive(Debug, Default)]
+struct Feed {
+    /// The last position delivered here or joined at (none since the
+    /// node subscribed).
+    last: Option<Position>,
+    /// The hub was given `last` (not only a member joined at it): the hub
+    /// holds the messages up to it.
+    synced: bool,
+    /// While a gap is being filled: what arrived after it, in order.
+    waiting: Option<Vec<(Position, String)>>,
+}
+
+/// Where a position falls against the last one delivered.
+enum Step {
+    InOrder,
+    Repeat,
+    /// Messages between were missed (how many, as far as the position
+    /// tells: an epoch change counts the new epoch's earlier ones).
+    Gap(u64),
+}
+
+impl Feed {
+    fn step(&self, at: Position) -> Step {
+        match self.last {
+            None => Step::InOrder,
+            Some(last) if last.epoch == at.epoch && at.offset <= last.offset => Step::Repeat,
+            Some(last) if last.epoch == at.epoch => match at.offset - last.offset - 1 {
+                0 => Step::InOrder,
+                missed => Step::Gap(missed),
+            },
+            Some(_) => match at.offset - 1 {
+                0 => Step::InOrder,
+                missed => Step::Gap(missed),
+            },
+        }
+    }
+}
+
+/// What joining a member to a topic's stream came to.
+enum Joined {
+    Done(Result<Resume, SubscribeError>),
+    /// A gap fill is under way.
+    Wait,
+    /// The hub missed notifications after this position: fill them first.
+    Fill(Option<Position>),
+}
+
+/// How long [`Node::subscribe_from`] waits for a gap fill in progress
+/// before reading the history again, and how often it tries.
+const RESUME_RETRY: Duration = Duration::from_millis(20);
+const RESUME_TRIES: usize = 50;
+
+/// One node: its hub, its broker if any, and what keeps each topic's
+/// messages in their history's order.
 pub struct Node {
     hub: Hub,
-    /// The longest topic name a client may use (the hub's limit leaves room
-    /// for the envelope form's suffix).
-    max_topic_len: usize,
     broker: Option<Arc<dyn Broker>>,
-    origin: Origin,
-    /// Held while a publish is numbered, delivered here and handed to the
-    /// broker, so numbers reach the broker in order (a later number arriving
-    /// first would make the earlier one a duplicate everywhere).
-    sequencer: Mutex<Sequencer>,
-    tracker: Mutex<Tracker>,
-    /// Topics with a broker subscription. Held across the broker call, so a
-    /// client joining a topic while its last subscriber leaves ends with
+    /// The most a resume reads back from the shared history (its length).
+    history: usize,
+    /// Topics with a broker subscription. Held across the broker call, so
+    /// a client joining a topic while its last subscriber leaves ends with
     /// the topic subscribed.
     topics: tokio::sync::Mutex<HashSet<String>>,
+    feeds: Mutex<HashMap<String, Feed>>,
     counters: Arc<Counters>,
 }
 
@@ -171,20 +246,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Node {
-    /// A node with its own identity (`origin`: node id, and the epoch of
-    /// this run), sharing topics through `broker` (or alone, with none).
-    /// `config.max_topic_len` is the longest topic name clients may use.
-    pub fn new(config: HubConfig, broker: Option<Arc<dyn Broker>>, origin: Origin) -> Self {
-        let max_topic_len = config.max_topic_len;
-        let config = config.max_topic_len(max_topic_len + ENVELOPE_SUFFIX.len());
+    /// A node sharing topics through `broker` (or alone, with none).
+    /// `config.history` bounds what the hub keeps per topic: alone, the
+    /// whole history; with a broker, the recent messages that join a
+    /// resume read from the broker to the live ones. `history` is the most
+    /// a resume reads back from the broker.
+    pub fn new(config: HubConfig, broker: Option<Arc<dyn Broker>>, history: usize) -> Self {
         Self {
             hub: Hub::new(config),
-            max_topic_len,
             broker,
-            origin,
-            sequencer: Mutex::default(),
-            tracker: Mutex::default(),
+            history,
             topics: tokio::sync::Mutex::default(),
+            feeds: Mutex::default(),
             counters: Arc::default(),
         }
     }
@@ -194,80 +267,197 @@ impl Node {
         &self.hub
     }
 
-    /// The longest topic name a client may use.
-    pub fn max_topic_len(&self) -> usize {
-        self.max_topic_len
-    }
-
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
-    /// What `STATS` answers: the counters, the (origin, topic) records the
-    /// tracker holds, and the broker's state (`up`, `down` or `none`).
+    /// What `STATS` answers: the counters, the publishes waiting for the
+    /// broker, and its state (`up`, `down` or `none`).
     pub fn stats(&self) -> String {
-        let broker = match &self.broker {
-            None => "none",
-            Some(broker) if broker.connected() => "up",
-            Some(_) => "down",
+        let (queued, broker) = match &self.broker {
+            None => (0, "none"),
+            Some(broker) if broker.connected() => (broker.queued(), "up"),
+            Some(broker) => (broker.queued(), "down"),
         };
-        let tracked = lock(&self.tracker).records();
-        format!("{} tracked={tracked} broker={broker}", self.counters())
+        format!("{} queued={queued} broker={broker}", self.counters)
     }
 
-    /// Local subscribers of `topic`, in either form.
-    pub fn subscribers(&self, topic: &str) -> usize {
-        self.subscribers_of(topic, &hub_topic(topic, Form::Envelope))
-    }
-
-    /// Local subscribers of `topic` in either form, `enveloped` being its
-    /// envelope form's hub topic.
-    fn subscribers_of(&self, topic: &str, enveloped: &str) -> usize {
-        self.hub.subscribers(topic) + self.hub.subscribers(enveloped)
-    }
-
-    /// Subscribes a local client to `topic` in `form`; the broker
-    /// subscription comes with the topic's first local subscriber.
-    pub async fn subscribe(
-        &self,
-        member: &Member,
-        topic: &str,
-        form: Form,
-    ) -> Result<bool, HubError> {
+    /// Subscribes a local client to `topic`, plain; the broker subscription
+    /// comes with the topic's first local subscriber.
+    ///
+    /// # Errors
+    ///
+    /// The hub's limits.
+    pub async fn subscribe(&self, member: &Member, topic: &str) -> Result<bool, HubError> {
         let mut topics = self.topics.lock().await;
-        let added = self.hub.subscribe(member, &hub_topic(topic, form))?;
-        if let Some(broker) = &self.broker
-            && !topics.contains(topic)
-        {
-            // Kept even if the broker call fails: the broker subscribes
-            // again when it reconnects.
-            topics.insert(topic.to_owned());
-            if let Err(BrokerError(error)) = broker.subscribe(topic).await {
-                eprintln!("pubsub: broker subscribe to {topic} failed: {error}");
-            }
-        }
+        let added = self.hub.subscribe(member, topic)?;
+        self.hold(&mut topics, topic).await;
         Ok(added)
     }
 
-    /// Unsubscribes a local client from `topic` (either form); whether it
-    /// was subscribed.
+    /// Holds a broker subscription to `topic`. Kept even if the call
+    /// fails: the broker subscribes again when it reconnects.
+    async fn hold(&self, topics: &mut HashSet<String>, topic: &str) -> Option<BrokerError> {
+        let broker = self.broker.as_ref()?;
+        if !topics.insert(topic.to_owned()) {
+            return None;
+        }
+        // Followed from before the subscription, so no notification after
+        // it finds the topic unknown.
+        lock(&self.feeds).entry(topic.to_owned()).or_default();
+        let error = broker.subscribe(topic).await.err();
+        if let Some(BrokerError(error)) = &error {
+            eprintln!("pubsub: broker subscribe to {topic} failed: {error}");
+        }
+        error
+    }
+
+    /// Subscribes a local client to `topic` with positions, resuming after
+    /// `from` (the last position it received) when given: the messages
+    /// after it are queued for the client first, then the live ones, with
+    /// no gap and no repeat between.
+    ///
+    /// # Errors
+    ///
+    /// The hub's limits, a member subscribed already, a shared history
+    /// that cannot be read (nothing changed: the client may try again).
+    pub async fn subscribe_from(
+        self: &Arc<Self>,
+        member: &Member,
+        topic: &str,
+        from: Option<Position>,
+    ) -> Result<Resume, SubscribeError> {
+        if member.topics().iter().any(|held| held == topic) {
+            return Err(SubscribeError::Already);
+        }
+        let Some(broker) = &self.broker else {
+            let resumed = self.hub.subscribe_from(member, topic, from);
+            let resumed = resumed.map_err(SubscribeError::Hub)?;
+            return Ok(resumed.map_or(Resume::Live, |resumed| resume(from, resumed)));
+        };
+        let mut topics = self.topics.lock().await;
+        if let Some(error) = self.hold(&mut topics, topic).await {
+            self.release(&mut topics, topic).await;
+            return Err(SubscribeError::Broker(error));
+        }
+        for _ in 0..RESUME_TRIES {
+            let stream = match broker.history(topic, from, self.history).await {
+                Ok(stream) => stream,
+                Err(error) => {
+                    self.release(&mut topics, topic).await;
+                    return Err(SubscribeError::Broker(error));
+                }
+            };
+            match self.join_stream(member, topic, from, &stream) {
+                Joined::Done(done) => {
+                    if done.is_err() {
+                        self.release(&mut topics, topic).await;
+                    }
+                    return done;
+                }
+                // A gap fill is under way: its outcome first.
+                Joined::Wait => tokio::time::sleep(RESUME_RETRY).await,
+                Joined::Fill(after) => self.fill(topic, after).await,
+            }
+        }
+        self.release(&mut topics, topic).await;
+        Err(SubscribeError::Broker(BrokerError(
+            "the topic's notifications did not settle".to_owned(),
+        )))
+    }
+
+    /// Joins `member` to `topic` at the end of `stream` (read from the
+    /// broker after the node subscribed): the stream's messages after
+    /// `from` are queued, then the hub's own from the stream's end on.
+    fn join_stream(
+        &self,
+        member: &Member,
+        topic: &str,
+        from: Option<Position>,
+        stream: &Stream,
+    ) -> Joined {
+        let end = Position {
+            epoch: stream.epoch,
+            offset: stream.last,
+        };
+        // Under the feed's lock no notification of this topic reaches the
+        // hub: the replay and the hub's queue meet without a gap.
+        let mut feeds = lock(&self.feeds);
+        let feed = feeds.entry(topic.to_owned()).or_default();
+        if feed.waiting.is_some() {
+            return Joined::Wait;
+        }
+        // A live subscription (no position) replays nothing.
+        let replay = if from.is_some() {
+            &stream.entries[..]
+        } else {
+            &[]
+        };
+        let hub_from = match feed.last {
+            // Every notification up to the stream's end arrived: the hub
+            // holds what came after it (nothing did if it was not given
+            // one since a join set `last`).
+            Some(last) if last.epoch == end.epoch && last.offset >= end.offset => {
+                feed.synced.then_some(end)
+            }
+            // Notifications were missed (the broker connection dropped):
+            // the hub catches up first.
+            Some(last) if last.epoch == end.epoch => {
+                feed.waiting = Some(Vec::new());
+                return Joined::Fill(Some(last));
+            }
+            // Nothing arrived since the subscription (or only an older
+            // epoch's): what follows the stream's end is still to come.
+            _ => {
+                feed.last = (end.offset > 0).then_some(end);
+                feed.synced = false;
+                None
+            }
+        };
+        for (offset, payload) in replay {
+            let at = Position {
+                epoch: stream.epoch,
+                offset: *offset,
+            };
+            if !member.send(&wire::positioned(topic, at, payload)) {
+                // The member's queue is full: it is closing as slow.
+                return Joined::Done(Err(SubscribeError::Hub(HubError::Closed)));
+            }
+        }
+        let joined = match self.hub.subscribe_from(member, topic, hub_from) {
+            Ok(Some(joined)) => joined,
+            Ok(None) => return Joined::Done(Err(SubscribeError::Already)),
+            Err(error) => return Joined::Done(Err(SubscribeError::Hub(error))),
+        };
+        let replayed = replay.len() as u64 + joined.replayed();
+        let Some(from) = from else {
+            return Joined::Done(Ok(Resume::Live));
+        };
+        let reaches = from.epoch == stream.epoch && stream.first <= from.offset + 1;
+        Joined::Done(Ok(if reaches && (hub_from.is_none() || joined.recovered) {
+            Resume::Recovered(replayed)
+        } else {
+            let earliest = Position {
+                epoch: stream.epoch,
+                offset: stream.entries.first().map_or(stream.first, |e| e.0),
+            };
+            Resume::Unrecoverable { earliest, replayed }
+        }))
+    }
+
+    /// Unsubscribes a local client from `topic`; whether it was subscribed.
     pub async fn unsubscribe(&self, member: &Member, topic: &str) -> bool {
         let mut topics = self.topics.lock().await;
-        let plain = self.hub.unsubscribe(member, topic);
-        let envelope = self
-            .hub
-            .unsubscribe(member, &hub_topic(topic, Form::Envelope));
+        let was = self.hub.unsubscribe(member, topic);
         self.release(&mut topics, topic).await;
-        plain || envelope
+        was
     }
 
     /// A local client left: its topics without other local subscribers are
     /// given up at the broker.
     pub async fn leave(&self, member: Member) {
-        let held: HashSet<String> = (member.topics().iter())
-            .map(|topic| client_topic(topic).to_owned())
-            .collect();
+        let held = member.topics();
         drop(member);
         let mut topics = self.topics.lock().await;
         for topic in held {
@@ -276,9 +466,9 @@ impl Node {
     }
 
     async fn release(&self, topics: &mut HashSet<String>, topic: &str) {
-        if self.subscribers(topic) == 0 && topics.remove(topic) {
-            // Publishes made while no one here listens are not lost to us.
-            lock(&self.tracker).forget_topic(topic);
+        if self.hub.subscribers(topic) == 0 && topics.remove(topic) {
+            // Not followed any more: its next notification starts afresh.
+            lock(&self.feeds).remove(topic);
             if let Some(broker) = &self.broker
                 && let Err(BrokerError(error)) = broker.unsubscribe(topic).await
             {
@@ -287,99 +477,151 @@ impl Node {
         }
     }
 
-    /// A local client's publish: delivered here at once, and handed to the
-    /// broker for the other nodes.
-    pub fn publish(&self, topic: &str, payload: &str) -> Published {
-        let mut sequencer = lock(&self.sequencer);
-        let envelope = Envelope {
-            origin: self.origin,
-            seq: sequencer.next(topic),
-            topic,
-            payload: payload.as_bytes(),
-        };
-        let enveloped = hub_topic(topic, Form::Envelope);
-        // Encoded only for the broker or for local envelope subscribers.
-        let bytes = (self.broker.is_some() || self.hub.subscribers(&enveloped) > 0)
-            .then(|| envelope.encode());
-        let delivered = self.deliver(topic, &enveloped, payload, bytes.as_deref());
-        let shared = self.broker.as_ref().map(|broker| {
-            let counters = Arc::clone(&self.counters);
-            let done = move |result: Result<(), BrokerError>| {
-                let counter = match result {
-                    Ok(()) => &counters.published,
-                    Err(_) => &counters.publish_failed,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            };
-            broker.publish(topic, bytes.unwrap_or_default(), Box::new(done));
-            broker.connected()
-        });
-        Published { delivered, shared }
-    }
-
-    /// Queues a publish for the local subscribers of `topic` (`enveloped`:
-    /// its envelope form's hub topic), each form framed once; how many it
-    /// was queued for. `envelope` is the encoded envelope, given whenever
-    /// the envelope form has subscribers.
-    fn deliver(
+    /// A local client's publish: its position once it is in the topic's
+    /// history. Alone, the hub's history, and `None` when the topic has no
+    /// subscriber and keeps no history. Publishes take their places in the
+    /// order of these calls; the future only waits for the outcome (an
+    /// error: the broker refused it or could not be reached in time, and
+    /// the publish reached no one).
+    pub fn publish(
         &self,
         topic: &str,
-        enveloped: &str,
         payload: &str,
-        envelope: Option<&[u8]>,
-    ) -> usize {
-        let mut delivered = 0;
-        if self.hub.subscribers(topic) > 0 {
-            delivered += self.hub.publish(topic, &delivery(topic, payload)).delivered;
+    ) -> impl Future<Output = Result<Option<Position>, BrokerError>> + Send + 'static {
+        let queued = match &self.broker {
+            None => {
+                let plain = wire::plain(topic, payload);
+                let report = self
+                    .hub
+                    .publish_positioned(topic, &plain, |at| wire::positioned(topic, at, payload));
+                Err(report.position)
+            }
+            Some(broker) => Ok(broker.publish(topic, payload)),
+        };
+        let counters = Arc::clone(&self.counters);
+        async move {
+            let published = match queued {
+                Err(alone) => return Ok(alone),
+                Ok(queued) => queued.await,
+            };
+            let counter = match &published {
+                Ok(_) => &counters.published,
+                Err(_) => &counters.publish_failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            published.map(Some)
         }
-        if let Some(envelope) = envelope
-            && self.hub.subscribers(enveloped) > 0
-        {
-            // The header is ASCII and the payload UTF-8: the whole is text.
-            let message = PreparedMessage::text(String::from_utf8_lossy(envelope).into_owned());
-            delivered += self.hub.publish(enveloped, &message).delivered;
-        }
-        delivered
     }
 
-    /// A message the broker brought on `channel` (the topic): checked, then
-    /// queued for the local subscribers of its topic.
-    pub fn receive(&self, channel: &str, bytes: &[u8]) -> Received {
-        let counters = &self.counters;
-        let Ok(envelope) = Envelope::decode(bytes) else {
-            counters.malformed.fetch_add(1, Ordering::Relaxed);
+    /// A notification the broker brought on `topic`'s channel: delivered
+    /// here in position order.
+    pub fn receive(self: &Arc<Self>, topic: &str, bytes: &[u8]) -> Received {
+        let Some((at, payload)) = wire::decode_notice(bytes) else {
+            self.counters.malformed.fetch_add(1, Ordering::Relaxed);
             return Received::Malformed;
         };
-        let (Ok(payload), true) = (
-            std::str::from_utf8(envelope.payload),
-            envelope.topic == channel,
-        ) else {
-            counters.malformed.fetch_add(1, Ordering::Relaxed);
-            return Received::Malformed;
-        };
-        if envelope.origin.node == self.origin.node {
-            counters.own.fetch_add(1, Ordering::Relaxed);
-            return Received::Own;
-        }
-        let enveloped = hub_topic(envelope.topic, Form::Envelope);
-        if self.subscribers_of(envelope.topic, &enveloped) == 0 {
-            // In flight past the last local unsubscribe, or naming a topic
-            // this node never asked for: nothing to deliver, and nothing
-            // recorded (the tracker holds only topics someone here holds).
+        let mut feeds = lock(&self.feeds);
+        let Some(feed) = feeds.get_mut(topic) else {
+            // In flight past the last local unsubscribe, or a topic this
+            // node never asked for.
             return Received::Delivered(0);
+        };
+        if let Some(waiting) = &mut feed.waiting {
+            waiting.push((at, payload.to_owned()));
+            return Received::Held;
         }
-        match lock(&self.tracker).arrive(&envelope) {
-            Arrival::Duplicate => {
-                counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                return Received::Duplicate;
+        match feed.step(at) {
+            Step::Repeat => {
+                self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                Received::Duplicate
             }
-            Arrival::AfterGap { missed } => {
-                counters.lost.fetch_add(missed, Ordering::Relaxed);
+            Step::InOrder => Received::Delivered(self.deliver(feed, topic, at, payload)),
+            Step::Gap(_) => {
+                feed.waiting = Some(vec![(at, payload.to_owned())]);
+                let after = feed.last;
+                let (node, topic) = (Arc::clone(self), topic.to_owned());
+                tokio::spawn(async move { node.fill(&topic, after).await });
+                Received::Held
             }
-            Arrival::InOrder => {}
         }
-        counters.received.fetch_add(1, Ordering::Relaxed);
-        let delivered = self.deliver(envelope.topic, &enveloped, payload, Some(bytes));
-        Received::Delivered(delivered)
+    }
+
+    /// Redis is back: every topic followed reads back what was appended
+    /// while its notifications could not arrive.
+    pub fn resync(self: &Arc<Self>) {
+        let mut feeds = lock(&self.feeds);
+        for (topic, feed) in feeds.iter_mut() {
+            if feed.waiting.is_none() && feed.last.is_some() {
+                feed.waiting = Some(Vec::new());
+                let (node, topic, after) = (Arc::clone(self), topic.clone(), feed.last);
+                tokio::spawn(async move { node.fill(&topic, after).await });
+            }
+        }
+    }
+
+    /// Fills `topic`'s gap after `after` from the shared history, then
+    /// delivers what waited behind it.
+    async fn fill(&self, topic: &str, after: Option<Position>) {
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        let stream = broker.history(topic, after, self.history).await;
+        let mut feeds = lock(&self.feeds);
+        let Some(feed) = feeds.get_mut(topic) else {
+            return;
+        };
+        let waiting = feed.waiting.take().unwrap_or_default();
+        let mut filled = 0;
+        if let Ok(stream) = stream {
+            for (offset, payload) in stream.entries {
+                let at = Position {
+                    epoch: stream.epoch,
+                    offset,
+                };
+                filled += u64::from(self.catch_up(feed, topic, at, &payload));
+            }
+        }
+        self.counters.filled.fetch_add(filled, Ordering::Relaxed);
+        for (at, payload) in waiting {
+            self.catch_up(feed, topic, at, &payload);
+        }
+    }
+
+    /// Delivers `payload` at `at` unless it is a repeat, counting a gap
+    /// before it as lost; whether it was delivered.
+    fn catch_up(&self, feed: &mut Feed, topic: &str, at: Position, payload: &str) -> bool {
+        match feed.step(at) {
+            Step::Repeat => return false,
+            Step::Gap(missed) => {
+                self.counters.lost.fetch_add(missed, Ordering::Relaxed);
+            }
+            Step::InOrder => {}
+        }
+        self.deliver(feed, topic, at, payload);
+        true
+    }
+
+    /// Queues the message at `at` for the local subscribers of `topic`.
+    fn deliver(&self, feed: &mut Feed, topic: &str, at: Position, payload: &str) -> usize {
+        feed.last = Some(at);
+        feed.synced = true;
+        self.counters.received.fetch_add(1, Ordering::Relaxed);
+        let plain = wire::plain(topic, payload);
+        let report = self
+            .hub
+            .publish_at(topic, at, &plain, |at| wire::positioned(topic, at, payload));
+        report.delivered
+    }
+}
+
+/// A hub's resume as the node reports it.
+fn resume(from: Option<Position>, resumed: rfc6455::rt::hub::Resumed) -> Resume {
+    match from {
+        None => Resume::Live,
+        Some(_) if resumed.recovered => Resume::Recovered(resumed.replayed()),
+        Some(_) => Resume::Unrecoverable {
+            earliest: resumed.first,
+            replayed: resumed.replayed(),
+        },
     }
 }

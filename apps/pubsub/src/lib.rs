@@ -1,80 +1,103 @@
 //! A small topic server on the hub: clients subscribe to topics and publish
-//! to them with text commands. Started with `--redis`, several of them form
-//! one logical server through Redis Pub/Sub.
+//! to them with text commands, and a client that was away resumes where it
+//! left off. Started with `--redis`, several of them form one logical
+//! server through Redis, which keeps each topic's history.
 //!
 //! ```text
 //! cargo run --release -p rfc6455-pubsub -- --listen 127.0.0.1:9101
 //! cargo run --example client -- ws://127.0.0.1:9101/
 //! ```
 //!
-//! A two-node cluster (each node serves its own clients; a publish on
-//! either reaches the subscribers on both):
+//! A two-node cluster (a publish on either reaches the subscribers on
+//! both; a client may resume on either):
 //!
 //! ```text
 //! cargo run --release -p rfc6455-pubsub -- --listen 127.0.0.1:9101 --redis redis://127.0.0.1:6379
 //! cargo run --release -p rfc6455-pubsub -- --listen 127.0.0.1:9102 --redis redis://127.0.0.1:6379
 //! ```
 //!
-//! Commands, one per text message (names are case-sensitive):
+//! Commands, one per text message (names are case-sensitive); `POS` is a
+//! position, `EPOCH:OFFSET` (hex epoch, decimal offset):
 //!
 //! | command | reply |
 //! | --- | --- |
 //! | `SUB topic` | `OK SUB topic` |
-//! | `SUBENV topic` | `OK SUBENV topic` |
+//! | `SUBP topic` | `OK SUBP topic` |
+//! | `SUBP topic POS` | `OK SUBP topic RECOVERED N` or `OK SUBP topic UNRECOVERABLE POS N` |
 //! | `UNSUB topic` | `OK UNSUB topic` |
-//! | `PUB topic payload` | `OK PUB topic N` (N subscribers here got it) |
-//! | `STATS` | `OK STATS published=N publish_failed=N received=N own=N duplicates=N malformed=N lost=N tracked=N broker=up\|down\|none` |
+//! | `PUB topic payload` | `OK PUB topic POS` |
+//! | `STATS` | `OK STATS published=N publish_failed=N received=N duplicates=N malformed=N filled=N lost=N queued=N broker=up\|down\|none` |
 //!
-//! A `SUB` subscriber receives `MSG topic payload` for each publish. A
-//! `SUBENV` subscriber receives the envelope the nodes exchange: the header
-//! line `rfc6455-pubsub/1 NODE EPOCH SEQ topic`, a line break, the payload.
-//! `NODE` is the publishing node (16 hex digits), `EPOCH` changes when it
-//! restarts, and `SEQ` counts its publishes to the topic from 1: a jump
-//! means publishes were lost (see below), and the client can resync.
+//! Every message published to a topic takes the next position in the
+//! topic's history: the offset rises by one, and the epoch changes when
+//! the history's continuity is lost (a node alone restarted or forgot the
+//! topic; Redis lost its data). A `SUB` subscriber receives `MSG topic
+//! payload` for each publish; a `SUBP` subscriber receives `MSGP topic POS
+//! payload`. `SUBP topic POS` resumes after `POS`, the last position the
+//! client received: the messages after it come first, then the live ones,
+//! with none missing and none twice between, and the reply (after them)
+//! says `RECOVERED N` (N replayed). When the history no longer reaches back
+//! to `POS`, or `POS` is of another epoch, the reply is `UNRECOVERABLE POS
+//! N`: the messages from that position (the oldest still held, in the
+//! current epoch) were replayed, N of them, and the ones between were lost
+//! to this client.
+//!
+//! Guarantees: every `OK PUB` means the message is in the topic's history
+//! (alone: the node's; in a cluster: Redis's), at the position it names.
+//! Each subscriber receives a topic's messages at most once, in position
+//! order; a gap shows as a jump in position (`SUBP`), and a resume
+//! recovers it while the history holds it. With Redis, a node that missed
+//! notifications (its connection dropped) reads them back from the
+//! history before delivering anything after them, and counts in `lost`
+//! what the history no longer held. A publish made while Redis is
+//! unreachable waits for it (up to ten seconds, bounded in count and
+//! bytes) and is appended in order when it returns; one that cannot wait
+//! is refused with `ERR`, never acknowledged. A timed-out call to Redis
+//! (a frozen server) refuses its publishes too: they may have been
+//! appended, but none is acknowledged and then lost.
+//!
 //! Anything else gets `ERR reason` and changes nothing: an unknown or
 //! malformed command, a topic name that is empty, holds a space or a
-//! control character or is too long, a subscription past the
-//! per-connection limit or the hub's topic limit, a publish to a topic with
-//! no subscribers (on a single node), an unsubscribe from a topic not
-//! subscribed. Binary messages get `ERR`, too.
-//!
-//! In a cluster, `PUB` answers `OK PUB topic N` (N: this node's
-//! subscribers) once the publish is on its way to Redis, and `OK PUB topic
-//! N LOCAL` when Redis is unreachable (only this node's subscribers get
-//! it). Delivery across nodes is at most once (what is
-//! published while a node is cut off from Redis is lost, and counted in
-//! `lost` where it was missed), in order per publisher and topic, and never
-//! twice. Each node subscribes on Redis (channel `PREFIX` + topic) to the
-//! topics its own clients hold, and restores them when Redis comes back.
+//! control character or is too long, a payload over `--max-publish`, a
+//! subscription past the per-connection limit or the hub's topic limit, a
+//! `SUBP` to a topic already subscribed, a resume while Redis is
+//! unreachable (try again), an unsubscribe from a topic not subscribed, a
+//! publish to a topic with no subscribers and no history (on a single node
+//! with `--history 0`). Binary messages get `ERR`, too.
 //!
 //! Options (defaults in brackets): `--listen ADDR` [127.0.0.1:9101],
 //! `--redis URL` [none: one node alone], `--redis-prefix P` [pubsub:],
-//! `--node-id HEX` [random], `--max-topic-len N` [256],
-//! `--max-topics-per-connection N` [64], `--max-topics N` [100000]. Each
-//! message is framed once for all its subscribers on a node; a subscriber
-//! that stops reading while the others keep up is closed with 1008, and a
-//! publisher waits while subscribers are behind.
+//! `--history N` [1000: messages kept per topic, in the node or in Redis],
+//! `--max-publish BYTES` [1 MiB], `--max-topic-len N` [256, at most 1024],
+//! `--max-topics-per-connection N` [64], `--max-topics N` [100000]. At
+//! start, a `--max-publish` that Redis's output buffer for subscribers
+//! (`client-output-buffer-limit pubsub`) could not hold four of is
+//! refused: a larger message would make Redis drop every node subscribed
+//! to its topic. Each message is framed once for all its subscribers on a
+//! node; a subscriber that stops reading while the others keep up is
+//! closed with 1008, and a publisher waits while subscribers are behind.
 //!
 //! On Ctrl-C or SIGTERM it drains (`rfc6455::rt::drain`): new upgrades get
 //! 503, and the clients are closed with 1001 over five seconds.
 
-use std::hash::{BuildHasher, RandomState};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
-use rfc6455::rt::hub::{Forwarded, HubConfig, Member};
+use rfc6455::rt::hub::{Forwarded, HistoryConfig, HubConfig, Member};
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{CloseCode, Error, Message, PreparedMessage, ServerBuilder};
+use rfc6455::{CloseCode, Config, Error, Message, PreparedMessage, ServerBuilder};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 
 pub mod cluster;
-pub mod envelope;
 pub mod redis_broker;
+pub mod wire;
 
-use cluster::{Form, Node, Published};
-use envelope::Origin;
+use cluster::{Node, Resume};
 
 /// Any error `run` reports.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -84,16 +107,22 @@ struct Options {
     listen: String,
     redis: Option<String>,
     prefix: String,
-    node_id: Option<u64>,
+    history: usize,
+    max_publish: usize,
     hub: HubConfig,
 }
+
+/// The longest topic name `--max-topic-len` may allow: a topic is part of
+/// every delivery line, channel and key.
+pub const MAX_TOPIC_LEN: usize = 1024;
 
 /// The server: options from the command line, then serving until Ctrl-C or
 /// SIGTERM drains it.
 ///
 /// # Errors
 ///
-/// A bad option, a listener that cannot bind, Redis unreachable at start.
+/// A bad option, a listener that cannot bind, a `--max-publish` Redis
+/// could not carry.
 pub async fn run() -> Result<(), BoxError> {
     let options = options()?;
     let listener = TcpListener::bind(&options.listen).await?;
@@ -103,45 +132,117 @@ pub async fn run() -> Result<(), BoxError> {
     let report = drain
         .serve_until(accept(&listener, &drain, &node), shutdown_signal())
         .await?;
-    eprintln!("pubsub: {report}; {}", node.stats());
+    eprintln!("pubsub: {report}; {}", node.node.stats());
     Ok(())
 }
 
+/// A node and the limits its clients' commands are checked against.
+pub struct Server {
+    /// The node.
+    pub node: Arc<Node>,
+    /// The largest payload `PUB` takes.
+    pub max_publish: usize,
+}
+
+impl Server {
+    /// A server on `node` taking payloads up to `max_publish` bytes.
+    pub fn new(node: Arc<Node>, max_publish: usize) -> Self {
+        Self { node, max_publish }
+    }
+
+    /// The connections' limits: a message may be as long as a `PUB` of the
+    /// longest topic and payload (at least 64 KiB); a longer one is refused
+    /// with Close 1009 before it is read.
+    pub fn limits(&self) -> Config {
+        let longest = self.max_publish + self.node.hub().config().max_topic_len + "PUB  ".len();
+        let longest = longest.max(64 << 10);
+        Config::default()
+            .max_frame_size(longest)
+            .max_message_size(longest)
+    }
+}
+
+/// What a cluster node's hub keeps per topic: the recent messages that
+/// join a resume read from Redis to the live ones (a read's round trip).
+pub fn seam_history() -> HistoryConfig {
+    HistoryConfig::default()
+        .max_messages(1024)
+        .max_bytes(1 << 20)
+        .max_age(Duration::from_secs(30))
+}
+
 /// This node: alone, or joined to the others through Redis.
-async fn node(options: &Options) -> Result<Arc<Node>, BoxError> {
-    // A process's RandomState is seeded afresh: a random id per start.
-    let id = (options.node_id).unwrap_or_else(|| RandomState::new().hash_one(std::process::id()));
-    let epoch = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as u64;
-    let origin = Origin { node: id, epoch };
-    let hub = options.hub.clone();
+async fn node(options: &Options) -> Result<Arc<Server>, BoxError> {
+    let mut hub = options.hub.clone();
+    hub.queue_limit = hub.queue_limit.max(4 * options.max_publish);
     let Some(url) = &options.redis else {
-        return Ok(Arc::new(Node::new(hub, None, origin)));
+        let kept = HistoryConfig::default()
+            .max_messages(options.history)
+            .max_bytes(hub.queue_limit / 2);
+        let node = Node::new(hub.history(kept), None, options.history);
+        return Ok(Arc::new(Server::new(Arc::new(node), options.max_publish)));
     };
     // Messages arriving from Redis go to the node, made just below.
     let slot = Arc::new(OnceLock::<Weak<Node>>::new());
-    let deliver = {
-        let slot = slot.clone();
-        move |topic: &str, bytes: &[u8]| {
-            if let Some(node) = slot.get().and_then(Weak::upgrade) {
-                node.receive(topic, bytes);
-            }
-        }
+    let (deliver, reconnected) = {
+        let (a, b) = (slot.clone(), slot.clone());
+        (
+            move |topic: &str, bytes: &[u8]| {
+                if let Some(node) = a.get().and_then(Weak::upgrade) {
+                    node.receive(topic, bytes);
+                }
+            },
+            move || {
+                if let Some(node) = b.get().and_then(Weak::upgrade) {
+                    node.resync();
+                }
+            },
+        )
     };
-    let broker = redis_broker::RedisBroker::connect(url, &options.prefix, deliver).await?;
-    let node = Arc::new(Node::new(hub, Some(broker), origin));
+    let broker = redis_broker::RedisBroker::connect(
+        url,
+        &options.prefix,
+        options.history,
+        deliver,
+        reconnected,
+    )
+    .await?;
+    if let Ok(Some(limit)) = broker.subscriber_buffer_limit().await
+        && options.max_publish as u64 * 4 > limit
+    {
+        return Err(format!(
+            "--max-publish {}: Redis drops a subscriber holding over {limit} bytes \
+             (client-output-buffer-limit pubsub); use at most {}",
+            options.max_publish,
+            limit / 4
+        )
+        .into());
+    }
+    let node = Arc::new(Node::new(
+        hub.history(seam_history()),
+        Some(broker),
+        options.history,
+    ));
     let _ = slot.set(Arc::downgrade(&node));
-    eprintln!("pubsub: node {id:016x} epoch {epoch:016x} sharing topics through {url}");
-    Ok(node)
+    eprintln!("pubsub: sharing topics through {url}");
+    Ok(Arc::new(Server::new(node, options.max_publish)))
 }
 
 /// Accepts clients, each a task the drain watches.
-async fn accept(listener: &TcpListener, drain: &Drain, node: &Arc<Node>) -> std::io::Result<()> {
+async fn accept(
+    listener: &TcpListener,
+    drain: &Drain,
+    server: &Arc<Server>,
+) -> std::io::Result<()> {
+    let builder = ServerBuilder::new()
+        .config(server.limits())
+        .map_err(std::io::Error::other)?;
     loop {
         let (tcp, _) = listener.accept().await?;
-        let node = node.clone();
-        let server = ServerBuilder::new().drain(drain);
+        let server = server.clone();
+        let builder = builder.clone().drain(drain);
         tokio::spawn(drain.watch(async move {
-            if let Err(error) = serve_tcp(tcp, &server, &node).await {
+            if let Err(error) = serve_tcp(tcp, &builder, &server).await {
                 eprintln!("pubsub: connection ended: {error}");
             }
         }));
@@ -153,7 +254,8 @@ fn options() -> Result<Options, BoxError> {
         listen: "127.0.0.1:9101".to_owned(),
         redis: None,
         prefix: "pubsub:".to_owned(),
-        node_id: None,
+        history: 1000,
+        max_publish: 1 << 20,
         hub: HubConfig::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -164,8 +266,12 @@ fn options() -> Result<Options, BoxError> {
             "--listen" => options.listen = value,
             "--redis" => options.redis = Some(value),
             "--redis-prefix" => options.prefix = value,
-            "--node-id" => options.node_id = Some(u64::from_str_radix(&value, 16)?),
-            "--max-topic-len" => options.hub = hub.max_topic_len(value.parse()?),
+            "--history" => options.history = value.parse()?,
+            "--max-publish" => options.max_publish = value.parse()?,
+            "--max-topic-len" => match value.parse()? {
+                len @ 1..=MAX_TOPIC_LEN => options.hub = hub.max_topic_len(len),
+                len => return Err(format!("--max-topic-len {len}: 1 to {MAX_TOPIC_LEN}").into()),
+            },
             "--max-topics-per-connection" => {
                 options.hub = hub.max_topics_per_member(value.parse()?);
             }
@@ -176,40 +282,66 @@ fn options() -> Result<Options, BoxError> {
     Ok(options)
 }
 
-async fn serve_tcp(tcp: TcpStream, server: &ServerBuilder, node: &Node) -> Result<(), Error> {
+async fn serve_tcp(tcp: TcpStream, builder: &ServerBuilder, server: &Server) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    serve(WebSocketStream::accept(tcp, server).await?, node).await
+    serve(WebSocketStream::accept(tcp, builder).await?, server).await
 }
 
 /// One client: its commands, and what is published to it.
 pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     ws: WebSocketStream<S>,
-    node: &Node,
+    server: &Server,
 ) -> Result<(), Error> {
+    let node = &server.node;
     let (mut writer, mut reader) = ws.split();
     let member = node.hub().join();
-    // Ends with `true` when a reply could not be queued.
-    let reading = async {
-        while let Some(message) = reader.next().await {
-            let reply = match message? {
-                Message::Text(text) => command(node, &member, &text).await,
-                Message::Binary(_) => "ERR commands are text".to_owned(),
-                _ => continue,
-            };
-            if !member.send(&PreparedMessage::text(reply)) {
-                return Ok(true);
+    // Replies in command order: a `PUB` is queued at once and its reply
+    // waits for the broker, while the next commands are read.
+    let result = {
+        let (answers, mut answered) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
+        let reading = async {
+            while let Some(message) = reader.next().await {
+                let answer = match message? {
+                    Message::Text(text) => command(server, &member, &text).await,
+                    Message::Binary(_) => ready("ERR commands are text".to_owned()),
+                    _ => continue,
+                };
+                if answers.send(answer).await.is_err() {
+                    break;
+                }
             }
-        }
-        Ok(false)
-    };
-    let result = tokio::select! {
-        result = reading => result,
-        result = member.forward(&mut writer) => result.map(|end| {
-            if let Forwarded::ClosedSlow(code) = end {
-                eprintln!("pubsub: member {} too slow, closed with {code}", member.id());
+            drop(answers);
+            Ok::<(), Error>(())
+        };
+        // Ends with `true` when a reply could not be queued.
+        let replying = async {
+            while let Some(answer) = answered.recv().await {
+                if !member.send(&PreparedMessage::text(answer.await)) {
+                    return true;
+                }
             }
             false
-        }),
+        };
+        let (mut reading, mut replying) = (std::pin::pin!(reading), std::pin::pin!(replying));
+        let session = async {
+            tokio::select! {
+                overflowed = &mut replying => Ok(overflowed),
+                read = &mut reading => {
+                    read?;
+                    // The client is done: the replies still due first.
+                    Ok(replying.await)
+                }
+            }
+        };
+        tokio::select! {
+            result = session => result,
+            result = member.forward(&mut writer) => result.map(|end| {
+                if let Forwarded::ClosedSlow(code) = end {
+                    eprintln!("pubsub: member {} too slow, closed with {code}", member.id());
+                }
+                false
+            }),
+        }
     };
     node.leave(member).await;
     if let Ok(true) = result {
@@ -231,8 +363,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 pub const REPLIES_OVERFLOWED: &str = "replies overflowed: read them";
 
 /// Why `topic` is not a topic name, if it is not: 1 to `max` bytes, no
-/// spaces or control characters (they separate the words of commands and
-/// envelope headers).
+/// spaces or control characters (they separate the words of commands).
 fn bad_topic(topic: &str, max: usize) -> Option<String> {
     if topic.is_empty() || topic.len() > max {
         Some(format!("ERR topic name must be 1 to {max} bytes"))
@@ -243,54 +374,97 @@ fn bad_topic(topic: &str, max: usize) -> Option<String> {
     }
 }
 
+/// A command's reply, once it is known.
+type Answer = Pin<Box<dyn Future<Output = String> + Send>>;
+
+/// Commands read ahead of their replies, at most, per client.
+const MAX_IN_FLIGHT: usize = 256;
+
+fn ready(reply: String) -> Answer {
+    Box::pin(std::future::ready(reply))
+}
+
 /// Runs one command; the reply for its sender.
-async fn command(node: &Node, member: &Member, line: &str) -> String {
-    let max_topic_len = node.max_topic_len();
+async fn command(server: &Server, member: &Member, line: &str) -> Answer {
     let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+    if verb == "PUB" {
+        return publish(server, rest).await;
+    }
+    ready(subscription(server, member, verb, rest).await)
+}
+
+/// `PUB topic payload`: queued at once, answered once in the history.
+async fn publish(server: &Server, rest: &str) -> Answer {
+    let node = &server.node;
+    let Some((topic, payload)) = rest.split_once(' ').filter(|(t, _)| !t.is_empty()) else {
+        return ready("ERR usage: PUB topic payload".to_owned());
+    };
+    if let Some(error) = bad_topic(topic, node.hub().config().max_topic_len) {
+        return ready(error);
+    }
+    if payload.len() > server.max_publish {
+        return ready(format!(
+            "ERR payload of {} bytes over the limit of {}",
+            payload.len(),
+            server.max_publish
+        ));
+    }
+    // A publisher waits while subscribers are behind.
+    node.hub().ready().await;
+    let published = node.publish(topic, payload);
+    let topic = topic.to_owned();
+    Box::pin(async move {
+        match published.await {
+            Ok(Some(at)) => format!("OK PUB {topic} {}", wire::position(at)),
+            Ok(None) => format!("ERR no subscribers for {topic}"),
+            Err(error) => format!("ERR publish refused: {error}"),
+        }
+    })
+}
+
+/// The other commands; the reply.
+async fn subscription(server: &Server, member: &Member, verb: &str, rest: &str) -> String {
+    let node = &server.node;
+    let max_topic_len = node.hub().config().max_topic_len;
+    let words: Vec<&str> = rest.split(' ').collect();
     match verb {
-        "SUB" | "SUBENV" | "UNSUB" if rest.is_empty() || rest.contains(' ') => {
+        "SUB" | "UNSUB" if rest.is_empty() || words.len() > 1 => {
             format!("ERR usage: {verb} topic (one word)")
         }
-        "SUB" | "SUBENV" | "UNSUB" => {
-            if let Some(error) = bad_topic(rest, max_topic_len) {
-                return error;
-            }
-            let form = match verb {
-                "SUB" => Form::Plain,
-                "SUBENV" => Form::Envelope,
-                _ if node.unsubscribe(member, rest).await => return format!("OK UNSUB {rest}"),
-                _ => return format!("ERR not subscribed to {rest}"),
-            };
-            match node.subscribe(member, rest, form).await {
-                Ok(_) => format!("OK {verb} {rest}"),
-                Err(error) => format!("ERR {error}"),
-            }
+        "SUBP" if rest.is_empty() || words.len() > 2 => {
+            "ERR usage: SUBP topic [EPOCH:OFFSET]".to_owned()
         }
-        "PUB" => {
-            let Some((topic, payload)) = rest.split_once(' ').filter(|(t, _)| !t.is_empty()) else {
-                return "ERR usage: PUB topic payload".to_owned();
-            };
+        "SUB" | "SUBP" | "UNSUB" => {
+            let topic = words[0];
             if let Some(error) = bad_topic(topic, max_topic_len) {
                 return error;
             }
-            // A publisher waits while subscribers are behind.
-            node.hub().ready().await;
-            match node.publish(topic, payload) {
-                Published {
-                    delivered: 0,
-                    shared: None,
-                } => format!("ERR no subscribers for {topic}"),
-                Published {
-                    delivered,
-                    shared: None | Some(true),
-                } => format!("OK PUB {topic} {delivered}"),
-                Published {
-                    delivered,
-                    shared: Some(false),
-                } => format!("OK PUB {topic} {delivered} LOCAL"),
+            match verb {
+                "SUB" => match node.subscribe(member, topic).await {
+                    Ok(_) => format!("OK SUB {topic}"),
+                    Err(error) => format!("ERR {error}"),
+                },
+                "SUBP" => {
+                    let from = match words.get(1).map(|w| wire::parse_position(w)) {
+                        None => None,
+                        Some(Some(from)) => Some(from),
+                        Some(None) => return "ERR a position is EPOCH:OFFSET".to_owned(),
+                    };
+                    match node.subscribe_from(member, topic, from).await {
+                        Ok(Resume::Live) => format!("OK SUBP {topic}"),
+                        Ok(Resume::Recovered(n)) => format!("OK SUBP {topic} RECOVERED {n}"),
+                        Ok(Resume::Unrecoverable { earliest, replayed }) => format!(
+                            "OK SUBP {topic} UNRECOVERABLE {} {replayed}",
+                            wire::position(earliest)
+                        ),
+                        Err(error) => format!("ERR {error}"),
+                    }
+                }
+                _ if node.unsubscribe(member, topic).await => format!("OK UNSUB {topic}"),
+                _ => format!("ERR not subscribed to {topic}"),
             }
         }
         "STATS" if rest.is_empty() => format!("OK STATS {}", node.stats()),
-        _ => "ERR unknown command (SUB, SUBENV, UNSUB, PUB, STATS)".to_owned(),
+        _ => "ERR unknown command (SUB, SUBP, UNSUB, PUB, STATS)".to_owned(),
     }
 }

@@ -1,34 +1,46 @@
-//! The [`Broker`] over Redis Pub/Sub, on the `redis` crate's connection
-//! manager: one RESP3 connection carries the publishes, the subscriptions
-//! and the messages Redis pushes back, and is made again with backoff when
-//! it drops.
+//! The [`Broker`] on Redis: each topic's history is a Stream, and one Lua
+//! script appends to it and notifies the nodes through Pub/Sub, so what is
+//! in the history and what was announced never differ. One RESP3
+//! connection (the `redis` crate's connection manager) carries the calls,
+//! the subscriptions and the messages Redis pushes back.
+//!
+//! Keys, for topic `t` and prefix `P`: `P{t}:meta`, a hash holding the
+//! epoch `e` and the last offset `s`; `P{t}:stream`, the Stream, entry ids
+//! `OFFSET-0`, trimmed to the history length; the channel `Pt`, carrying
+//! `EPOCH OFFSET PAYLOAD`. A Redis that lost its data (a restart without
+//! persistence) has no meta: the first call that finds none starts a new,
+//! random epoch and an empty Stream, which is how clients learn their old
+//! positions are gone.
 //!
 //! The subscriptions are this broker's to keep: it remembers every topic
 //! asked for, and each time Redis is reachable again (a heartbeat notices)
-//! it subscribes to all of them before it calls itself connected. The
-//! connection manager's own resubscription restores only subscriptions
-//! Redis had confirmed, so one asked for during an outage would be missed.
-//! While Redis is unreachable, calls fail at once, without waiting for it
-//! (local delivery goes on, and the node counts what it could not share),
-//! and the heartbeat tries again after a wait that grows to two seconds,
-//! jittered.
+//! it subscribes to all of them before it calls itself connected and tells
+//! the node, which reads back what it missed. Publishes made while Redis
+//! is unreachable wait in a queue bounded in count, bytes and time, and are
+//! appended in order when it returns; a call that takes longer than
+//! [`CALL_TIMEOUT`] (a frozen Redis) counts as a lost connection, so the
+//! queue's time bound is always the longer.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
-use tokio::sync::{Notify, mpsc};
+use rfc6455::rt::hub::Position;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::error::Elapsed;
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout};
 
-use super::cluster::{Broker, BrokerError, BrokerFuture, Done};
+use super::cluster::{Broker, BrokerError, BrokerFuture, Stream};
 
 /// How long a Redis call may take before the connection counts as lost.
-const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a publish may wait for an unreachable Redis before it is
+/// refused: longer than [`CALL_TIMEOUT`], so a frozen Redis is noticed
+/// while its publishes still wait.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 /// How often a connected broker checks Redis is still there.
 const HEARTBEAT: Duration = Duration::from_secs(1);
 /// The first wait before trying an unreachable Redis again; it doubles
@@ -38,15 +50,64 @@ const RETRY: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 /// Publishes sent to Redis in one pipeline.
 const BATCH: usize = 256;
-/// Publishes waiting for Redis past which new ones fail at once: memory
-/// stays bounded when Redis is slower than the publishers.
+/// Publishes waiting for Redis, and their bytes, past which new ones are
+/// refused at once: memory stays bounded while Redis is away.
 const MAX_QUEUED: usize = 65_536;
+const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// Appends a publish and notifies the topic's channel, atomically.
+/// KEYS: meta, stream. ARGV: channel, payload, history length, the epoch
+/// to start if there is none. Returns the position: {epoch, offset}.
+const PUBLISH: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[4]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', e, 's', 0)
+end
+local s = redis.call('HINCRBY', KEYS[1], 's', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], s .. '-0', 'p', ARGV[2])
+redis.call('PUBLISH', ARGV[1], e .. ' ' .. s .. ' ' .. ARGV[2])
+return {e, tostring(s)}
+";
+
+/// Reads a topic's history after a position. KEYS: meta, stream. ARGV:
+/// the position's epoch ('' for none) and offset, the most to return, the
+/// epoch to start if there is none. Returns {epoch, last offset, oldest
+/// offset held, then offset and payload of each message}.
+const READ: &str = r"
+local e = redis.call('HGET', KEYS[1], 'e')
+if not e then
+  e = ARGV[4]
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', e, 's', 0)
+end
+local s = tonumber(redis.call('HGET', KEYS[1], 's'))
+local out = {e, tostring(s), tostring(s + 1)}
+local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
+if #oldest > 0 then out[3] = string.match(oldest[1][1], '^%d+') end
+local from = '-'
+if ARGV[1] == e then from = '(' .. ARGV[2] .. '-0' end
+for _, entry in ipairs(redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', ARGV[3])) do
+  table.insert(out, string.match(entry[1], '^%d+'))
+  table.insert(out, entry[2][2])
+end
+return out
+";
 
 /// A publish waiting for its turn on the connection.
 struct Pending {
-    channel: String,
-    bytes: Vec<u8>,
-    done: Done,
+    topic: String,
+    payload: String,
+    queued_at: Instant,
+    reply: oneshot::Sender<Result<Position, BrokerError>>,
+}
+
+/// The publishes waiting, oldest first, and their payload bytes.
+#[derive(Default)]
+struct Queue {
+    pending: VecDeque<Pending>,
+    bytes: usize,
 }
 
 /// What a subscribe, an unsubscribe and a reconnect share.
@@ -60,30 +121,34 @@ struct State {
     connected: bool,
 }
 
-/// A [`Broker`] on one Redis server. Topic `t` is the channel `PREFIX` + `t`.
+/// A [`Broker`] on one Redis server.
 pub struct RedisBroker {
     manager: ConnectionManager,
     prefix: String,
+    /// Messages kept per topic.
+    history: usize,
     state: Arc<Mutex<State>>,
     /// Wakes the heartbeat when the connection drops.
     dropped: Arc<Notify>,
-    queue: mpsc::UnboundedSender<Pending>,
-    queued: Arc<AtomicUsize>,
+    queue: Mutex<Queue>,
+    /// Wakes the publisher: a publish was queued, or Redis is back.
+    wake: Arc<Notify>,
+    /// Told each time Redis is back with every subscription restored.
+    reconnected: Box<dyn Fn() + Send + Sync>,
+    /// Where new epochs come from.
+    epochs: RandomState,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn unreachable() -> BrokerError {
-    BrokerError("redis unreachable".to_owned())
-}
-
 impl RedisBroker {
-    /// A broker on the Redis at `url`, handing each message that arrives on
-    /// a subscribed channel to `deliver` (topic, bytes). Waits up to five
-    /// seconds for Redis; if it is not there yet, the broker keeps trying
-    /// and the node serves its own clients meanwhile.
+    /// A broker on the Redis at `url`, keeping `history` messages per
+    /// topic, handing each message that arrives on a subscribed channel to
+    /// `deliver` (topic, bytes), and calling `reconnected` each time Redis
+    /// is back. Waits up to five seconds for Redis; if it is not there
+    /// yet, the broker keeps trying and publishes wait for it.
     ///
     /// # Errors
     ///
@@ -91,7 +156,9 @@ impl RedisBroker {
     pub async fn connect(
         url: &str,
         prefix: &str,
+        history: usize,
         deliver: impl Fn(&str, &[u8]) + Send + Sync + 'static,
+        reconnected: impl Fn() + Send + Sync + 'static,
     ) -> redis::RedisResult<Arc<Self>> {
         let info = url.into_connection_info()?;
         // Pushed messages and commands share one connection only on RESP3.
@@ -129,16 +196,18 @@ impl RedisBroker {
             .set_max_delay(Duration::from_millis(500))
             .set_number_of_retries(3);
         let manager = ConnectionManager::new_lazy_with_config(client, config)?;
-        let (queue, pending) = mpsc::unbounded_channel();
         let broker = Arc::new(Self {
             manager,
             prefix: prefix.to_owned(),
+            history,
             state,
             dropped,
-            queue,
-            queued: Arc::default(),
+            queue: Mutex::default(),
+            wake: Arc::default(),
+            reconnected: Box::new(reconnected),
+            epochs: RandomState::new(),
         });
-        tokio::spawn(publisher(Arc::downgrade(&broker), pending));
+        tokio::spawn(publisher(Arc::downgrade(&broker)));
         tokio::spawn(heartbeat(Arc::downgrade(&broker)));
         for _ in 0..50 {
             if broker.connected() {
@@ -147,13 +216,49 @@ impl RedisBroker {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         if !broker.connected() {
-            eprintln!("pubsub: redis at {url} not reachable yet; serving local clients meanwhile");
+            eprintln!("pubsub: redis at {url} not reachable yet; publishes wait for it");
         }
         Ok(broker)
     }
 
+    /// The largest single message Redis lets a subscriber's connection
+    /// hold (the hard `client-output-buffer-limit` of the `pubsub` class;
+    /// `None` when unlimited or not readable).
+    ///
+    /// # Errors
+    ///
+    /// Redis did not answer.
+    pub async fn subscriber_buffer_limit(&self) -> Result<Option<u64>, BrokerError> {
+        let mut manager = self.manager.clone();
+        let mut get = redis::cmd("CONFIG");
+        get.arg("GET").arg("client-output-buffer-limit");
+        let get = get.query_async::<HashMap<String, String>>(&mut manager);
+        let reply = self.outcome(timeout(CALL_TIMEOUT, get).await)?;
+        // "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60"
+        let value = reply.get("client-output-buffer-limit");
+        let words: Vec<&str> = value.map_or("", String::as_str).split(' ').collect();
+        let hard = (words.iter().position(|w| *w == "pubsub"))
+            .and_then(|at| words.get(at + 1)?.parse::<u64>().ok());
+        Ok(hard.filter(|&hard| hard > 0))
+    }
+
     fn channel(&self, topic: &str) -> String {
         format!("{}{topic}", self.prefix)
+    }
+
+    /// The topic's meta hash and Stream.
+    fn keys(&self, topic: &str) -> [String; 2] {
+        let prefix = &self.prefix;
+        [
+            format!("{prefix}{{{topic}}}:meta"),
+            format!("{prefix}{{{topic}}}:stream"),
+        ]
+    }
+
+    /// An epoch for a topic found with none.
+    fn new_epoch(&self) -> String {
+        let now = std::time::SystemTime::now();
+        self.epochs.hash_one(now).to_string()
     }
 
     /// Marks the connection lost; the heartbeat takes it from there.
@@ -164,9 +269,9 @@ impl RedisBroker {
 
     /// A Redis call's result for the node. A timeout or a broken connection
     /// marks the connection lost; a refusal (say, no permission) does not.
-    fn outcome(&self, result: Result<redis::RedisResult<()>, Elapsed>) -> Result<(), BrokerError> {
+    fn outcome<T>(&self, result: Result<redis::RedisResult<T>, Elapsed>) -> Result<T, BrokerError> {
         match result {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 if error.is_io_error() || error.is_unrecoverable_error() || error.is_timeout() {
                     self.lost();
@@ -210,11 +315,76 @@ impl RedisBroker {
         let mut state = lock(&self.state);
         if state.version == version {
             state.connected = true;
+            drop(state);
             eprintln!(
                 "pubsub: redis connected, {} topics subscribed",
                 channels.len()
             );
+            self.wake.notify_one();
+            (self.reconnected)();
         }
+    }
+
+    /// Sends one batch of publishes, oldest first; refuses those that
+    /// waited too long. Returns `false` when nothing could be sent now.
+    async fn send_batch(&self) -> bool {
+        let batch: Vec<Pending> = {
+            let mut queue = lock(&self.queue);
+            let expired = |p: &Pending| p.queued_at.elapsed() > QUEUE_WAIT;
+            while queue.pending.front().is_some_and(expired) {
+                let pending = queue.pending.pop_front().expect("a front");
+                queue.bytes -= pending.payload.len();
+                let _ = (pending.reply).send(Err(BrokerError(format!(
+                    "redis unreachable for {}s",
+                    QUEUE_WAIT.as_secs()
+                ))));
+            }
+            if queue.pending.is_empty() || !lock(&self.state).connected {
+                return false;
+            }
+            let take = queue.pending.len().min(BATCH);
+            let batch: Vec<Pending> = queue.pending.drain(..take).collect();
+            queue.bytes -= batch.iter().map(|p| p.payload.len()).sum::<usize>();
+            batch
+        };
+        let mut pipe = redis::pipe();
+        for publish in &batch {
+            let [meta, stream] = self.keys(&publish.topic);
+            pipe.cmd("EVAL")
+                .arg(PUBLISH)
+                .arg(2)
+                .arg(meta)
+                .arg(stream)
+                .arg(self.channel(&publish.topic))
+                .arg(&publish.payload)
+                .arg(self.history)
+                .arg(self.new_epoch());
+        }
+        let mut manager = self.manager.clone();
+        let sent = timeout(
+            CALL_TIMEOUT,
+            pipe.query_async::<Vec<(String, u64)>>(&mut manager),
+        );
+        match self.outcome(sent.await) {
+            Ok(positions) if positions.len() == batch.len() => {
+                for (publish, (epoch, offset)) in batch.into_iter().zip(positions) {
+                    let position = epoch.parse().map(|epoch| Position { epoch, offset });
+                    let position = position.map_err(|_| BrokerError("bad epoch".to_owned()));
+                    let _ = publish.reply.send(position);
+                }
+            }
+            // Whether Redis ran them is unknown: refused, never retried, so
+            // none is appended twice.
+            result => {
+                let error = result
+                    .err()
+                    .unwrap_or(BrokerError("short reply".to_owned()));
+                for publish in batch {
+                    let _ = publish.reply.send(Err(error.clone()));
+                }
+            }
+        }
+        true
     }
 }
 
@@ -249,56 +419,56 @@ async fn heartbeat(broker: Weak<RedisBroker>) {
     }
 }
 
-/// Sends queued publishes in order, a pipeline at a time.
-async fn publisher(broker: Weak<RedisBroker>, mut pending: mpsc::UnboundedReceiver<Pending>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while pending.recv_many(&mut batch, BATCH).await > 0 {
-        let Some(broker) = broker.upgrade() else {
+/// Sends queued publishes in order, a pipeline at a time, while Redis is
+/// connected; wakes for new publishes, for Redis coming back, and often
+/// enough to refuse those that waited too long.
+async fn publisher(broker: Weak<RedisBroker>) {
+    loop {
+        let Some(strong) = broker.upgrade() else {
             return;
         };
-        broker.queued.fetch_sub(batch.len(), Ordering::Relaxed);
-        let result = if lock(&broker.state).connected {
-            let mut pipe = redis::pipe();
-            for publish in &batch {
-                pipe.cmd("PUBLISH")
-                    .arg(&publish.channel)
-                    .arg(&publish.bytes)
-                    .ignore();
-            }
-            let mut manager = broker.manager.clone();
-            broker.outcome(timeout(CALL_TIMEOUT, pipe.query_async::<()>(&mut manager)).await)
-        } else {
-            Err(unreachable())
-        };
-        for publish in batch.drain(..) {
-            (publish.done)(result.clone());
+        if strong.send_batch().await {
+            continue;
         }
+        let wake = Arc::clone(&strong.wake);
+        drop(strong);
+        let _ = timeout(Duration::from_millis(250), wake.notified()).await;
     }
 }
 
 impl Broker for RedisBroker {
-    fn publish(&self, topic: &str, bytes: Vec<u8>, done: Done) {
+    fn publish(&self, topic: &str, payload: &str) -> BrokerFuture<'static, Position> {
         // Queued now, so publishes reach Redis in the order of these calls.
-        if !self.connected() {
-            return done(Err(unreachable()));
-        }
-        if self.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            return done(Err(BrokerError(
-                "too many publishes waiting for redis".to_owned(),
-            )));
-        }
-        let pending = Pending {
-            channel: self.channel(topic),
-            bytes,
-            done,
+        let (reply, replied) = oneshot::channel();
+        let refused = {
+            let mut queue = lock(&self.queue);
+            if queue.pending.len() >= MAX_QUEUED || queue.bytes + payload.len() > MAX_QUEUED_BYTES {
+                true
+            } else {
+                queue.bytes += payload.len();
+                queue.pending.push_back(Pending {
+                    topic: topic.to_owned(),
+                    payload: payload.to_owned(),
+                    queued_at: Instant::now(),
+                    reply,
+                });
+                false
+            }
         };
-        if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending) {
-            (pending.done)(Err(unreachable()));
+        if !refused {
+            self.wake.notify_one();
         }
+        Box::pin(async move {
+            if refused {
+                return Err(BrokerError(
+                    "too many publishes waiting for redis".to_owned(),
+                ));
+            }
+            (replied.await).unwrap_or_else(|_| Err(BrokerError("broker stopped".to_owned())))
+        })
     }
 
-    fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a> {
+    fn subscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a, ()> {
         let channel = self.channel(topic);
         let connected = {
             let mut state = lock(&self.state);
@@ -317,7 +487,7 @@ impl Broker for RedisBroker {
         })
     }
 
-    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a> {
+    fn unsubscribe<'a>(&'a self, topic: &'a str) -> BrokerFuture<'a, ()> {
         let channel = self.channel(topic);
         let connected = {
             let mut state = lock(&self.state);
@@ -335,7 +505,60 @@ impl Broker for RedisBroker {
         })
     }
 
+    fn history<'a>(
+        &'a self,
+        topic: &'a str,
+        after: Option<Position>,
+        limit: usize,
+    ) -> BrokerFuture<'a, Stream> {
+        Box::pin(async move {
+            if !self.connected() {
+                return Err(BrokerError("redis unreachable".to_owned()));
+            }
+            let [meta, stream] = self.keys(topic);
+            let (epoch, offset) =
+                after.map_or((String::new(), 0), |p| (p.epoch.to_string(), p.offset));
+            let mut manager = self.manager.clone();
+            let mut read = redis::cmd("EVAL");
+            read.arg(READ)
+                .arg(2)
+                .arg(meta)
+                .arg(stream)
+                .arg(epoch)
+                .arg(offset)
+                .arg(limit)
+                .arg(self.new_epoch());
+            let read = read.query_async::<Vec<String>>(&mut manager);
+            let words = self.outcome(timeout(CALL_TIMEOUT, read).await)?;
+            parse_stream(&words).ok_or_else(|| BrokerError("malformed history".to_owned()))
+        })
+    }
+
     fn connected(&self) -> bool {
         lock(&self.state).connected
     }
+
+    fn queued(&self) -> usize {
+        lock(&self.queue).pending.len()
+    }
+}
+
+/// The read script's reply as a [`Stream`].
+fn parse_stream(words: &[String]) -> Option<Stream> {
+    let [epoch, last, first, rest @ ..] = words else {
+        return None;
+    };
+    let mut stream = Stream {
+        epoch: epoch.parse().ok()?,
+        last: last.parse().ok()?,
+        first: first.parse().ok()?,
+        entries: Vec::with_capacity(rest.len() / 2),
+    };
+    for pair in rest.chunks(2) {
+        let [offset, payload] = pair else {
+            return None;
+        };
+        stream.entries.push((offset.parse().ok()?, payload.clone()));
+    }
+    Some(stream)
 }

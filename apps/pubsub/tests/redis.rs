@@ -1,12 +1,15 @@
-//! The `pubsub` server as a cluster: two node processes, a real Redis, and
-//! 400 WebSocket clients over loopback. Exactly once under load, then the
-//! faults: Redis killed and restarted, a node killed, garbage on a channel.
+//! The `pubsub` server as a cluster: three node processes, a real Redis,
+//! and 300 WebSocket clients over loopback. Every publish once, in history
+//! order, under load; then resumes and faults while publishes go on at
+//! 500/s: a subscriber that resumes on another node after 3 s away, Redis
+//! killed and restarted without its data, Redis frozen, a 40 MiB publish,
+//! a node killed.
 //!
 //! Ignored by `cargo test`: `bash apps/pubsub/tests/run.sh` runs it, giving
 //! `REDIS_SERVER` (a redis-server binary) and `PUBSUB_BIN` (the server,
 //! built). Every process it starts is killed by process id when dropped.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -14,18 +17,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pubsub::wire;
 use rfc6455::Message;
+use rfc6455::rt::hub::Position;
 use rfc6455::rt::tokio::WebSocketStream;
 use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
 
-const NODES: usize = 2;
-const CLIENTS_PER_NODE: usize = 200;
+const NODES: usize = 3;
+const CLIENTS_PER_NODE: usize = 100;
 const TOPICS: u32 = 20;
 /// Clients on each node that publish (the first ones).
-const PUBLISHERS_PER_NODE: usize = 20;
-const PUBLISHES: u32 = 50_000;
+const PUBLISHERS_PER_NODE: usize = 10;
+const PUBLISHES: u32 = 30_000;
 /// PUB commands a client has sent without a reply yet, at most.
 const WINDOW: usize = 32;
+/// Each publisher's pace in the fault scenarios: 30 publishers, 500
+/// publishes/s in all.
+const PACE: Duration = Duration::from_millis(60);
+/// Subscribers that leave and resume in each resume scenario.
+const RESUMERS: usize = 10;
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} unset: run apps/pubsub/tests/run.sh"))
@@ -51,6 +62,15 @@ impl Process {
     fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the process.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
     }
 }
 
@@ -83,12 +103,18 @@ async fn start_redis(port: u16) -> Process {
     Process(child)
 }
 
-async fn start_node(port: u16, redis: u16) -> Process {
-    let child = Command::new(env("PUBSUB_BIN"))
+fn node_command(port: u16, redis: u16) -> Command {
+    let mut command = Command::new(env("PUBSUB_BIN"));
+    command
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .args(["--redis", &format!("redis://127.0.0.1:{redis}/")])
+        .args(["--redis", &format!("redis://127.0.0.1:{redis}/")]);
+    command
+}
+
+async fn start_node(port: u16, redis: u16) -> Process {
+    let child = node_command(port, redis)
         .spawn()
-        .expect("the pubsub example starts");
+        .expect("the pubsub server starts");
     wait_listening(port, "node").await;
     Process(child)
 }
@@ -105,10 +131,8 @@ struct Key {
 struct Seen {
     /// Per publisher and topic, the numbers in arrival order.
     got: HashMap<Key, Vec<u32>>,
-    /// Envelope deliveries whose sequence number jumped.
-    gaps: u64,
-    /// Per (node, epoch, topic) of envelopes, the last sequence number.
-    last_seq: HashMap<(String, String, u32), u64>,
+    /// Per topic, the positions of `MSGP` deliveries in arrival order.
+    positions: HashMap<u32, Vec<Position>>,
     /// Texts that were none of the expected kinds.
     unexpected: Vec<String>,
     /// Why the connection ended, once it has.
@@ -117,26 +141,21 @@ struct Seen {
 
 impl Seen {
     fn record(&mut self, text: &str) {
-        if let Some(rest) = text.strip_prefix("MSG ") {
-            if let Some((topic, payload)) = rest.split_once(' ')
-                && self.publish(topic, payload)
-            {
+        let words: Vec<&str> = text.splitn(4, ' ').collect();
+        match words[..] {
+            ["MSG", topic, payload, ..] if self.publish(topic, &text[5 + topic.len()..]) => {
+                let _ = payload;
                 return;
             }
-        } else if let Some(rest) = text.strip_prefix("rfc6455-pubsub/1 ")
-            && let Some((header, payload)) = rest.split_once('\n')
-            && let [node, epoch, seq, topic] = header.split(' ').collect::<Vec<_>>()[..]
-            && let (Ok(seq), Some(t)) = (seq.parse::<u64>(), number(topic, "t"))
-            && self.publish(topic, payload)
-        {
-            let last = (self.last_seq)
-                .entry((node.to_owned(), epoch.to_owned(), t))
-                .or_insert_with(|| seq.saturating_sub(1));
-            if seq > last.saturating_add(1) {
-                self.gaps += 1;
+            ["MSGP", topic, at, payload] => {
+                if let (Some(t), Some(at)) = (number(topic, "t"), wire::parse_position(at))
+                    && self.publish(topic, payload)
+                {
+                    self.positions.entry(t).or_default().push(at);
+                    return;
+                }
             }
-            *last = seq;
-            return;
+            _ => {}
         }
         self.unexpected.push(text.to_owned());
     }
@@ -161,17 +180,30 @@ fn number(word: &str, prefix: &str) -> Option<u32> {
     word.strip_prefix(prefix)?.parse().ok()
 }
 
+/// What became of a client's publishes, from their replies.
+#[derive(Default)]
+struct Outcomes {
+    /// Sent, not yet answered, in order.
+    pending: VecDeque<(Key, u32)>,
+    /// `OK PUB`: per key, (number, position).
+    acked: HashMap<Key, Vec<(u32, Position)>>,
+    /// `ERR publish refused`, and the first reason given.
+    refused: Vec<(Key, u32)>,
+    why: Option<String>,
+}
+
 /// One WebSocket client of a node, its reader and writer each a task.
 struct Client {
     node: usize,
     out: mpsc::UnboundedSender<String>,
     replies: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
     window: Arc<Semaphore>,
-    /// `OK PUB … LOCAL` replies: Redis did not take the publish.
-    local_only: Arc<AtomicU64>,
+    outcomes: Arc<Mutex<Outcomes>>,
     seen: Arc<Mutex<Seen>>,
-    /// The topics it holds.
+    /// The topics it holds, and whether with positions.
     topics: Vec<u32>,
+    positioned: bool,
+    tasks: [JoinHandle<()>; 2],
 }
 
 impl Client {
@@ -182,22 +214,35 @@ impl Client {
         let (out, mut outgoing) = mpsc::unbounded_channel::<String>();
         let (reply, replies) = mpsc::unbounded_channel();
         let window = Arc::new(Semaphore::new(WINDOW));
-        let local_only = Arc::new(AtomicU64::new(0));
+        let outcomes = Arc::new(Mutex::new(Outcomes::default()));
         let seen = Arc::new(Mutex::new(Seen::default()));
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             while let Some(text) = outgoing.recv().await {
                 if write.send(Message::text(text)).await.is_err() {
                     break;
                 }
             }
         });
-        let (w, l, s) = (window.clone(), local_only.clone(), seen.clone());
-        tokio::spawn(async move {
+        let (w, o, s) = (window.clone(), outcomes.clone(), seen.clone());
+        let reader = tokio::spawn(async move {
             let end = loop {
                 match read.next().await {
-                    Some(Ok(Message::Text(text))) if text.starts_with("OK PUB ") => {
-                        if text.ends_with(" LOCAL") {
-                            l.fetch_add(1, Ordering::Relaxed);
+                    Some(Ok(Message::Text(text)))
+                        if text.starts_with("OK PUB ") || text.starts_with("ERR publish") =>
+                    {
+                        let mut outcomes = o.lock().unwrap();
+                        let (key, k) = outcomes.pending.pop_front().expect("a publish sent");
+                        match (
+                            text.rsplit(' ').next().and_then(wire::parse_position),
+                            text.starts_with("OK"),
+                        ) {
+                            (Some(at), true) => {
+                                outcomes.acked.entry(key).or_default().push((k, at))
+                            }
+                            _ => {
+                                outcomes.refused.push((key, k));
+                                outcomes.why.get_or_insert_with(|| text.to_string());
+                            }
                         }
                         w.add_permits(1);
                     }
@@ -207,6 +252,7 @@ impl Client {
                         let _ = reply.send(text.to_string());
                     }
                     Some(Ok(Message::Text(text))) => s.lock().unwrap().record(&text),
+                    Some(Ok(Message::Close(Some(frame)))) => break format!("close {}", frame.code),
                     Some(Ok(_)) => {}
                     Some(Err(error)) => break error.to_string(),
                     None => break "closed".to_owned(),
@@ -219,31 +265,45 @@ impl Client {
             out,
             replies: tokio::sync::Mutex::new(replies),
             window,
-            local_only,
+            outcomes,
             seen,
             topics: Vec::new(),
+            positioned: false,
+            tasks: [writer, reader],
         }
+    }
+
+    /// Drops the connection at once, as a client that lost its network.
+    fn disconnect(&self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.seen.lock().unwrap().ended = Some("disconnected".to_owned());
     }
 
     async fn ask(&self, command: &str) -> String {
         // One question at a time per client: replies come in order.
         let mut replies = self.replies.lock().await;
         self.out.send(command.to_owned()).unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(10), replies.recv());
-        let reply = reply.await.expect("a reply within 10 s");
-        reply.unwrap_or_else(|| panic!("no reply to {command}"))
+        let reply = tokio::time::timeout(Duration::from_secs(20), replies.recv());
+        let reply = reply.await.expect("a reply within 20 s");
+        let ended = || self.ended().unwrap_or_default();
+        let head: String = command.chars().take(40).collect();
+        reply.unwrap_or_else(|| panic!("no reply to {head}: {}", ended()))
     }
 
     async fn publish(&self, publisher: u32, topic: u32, k: u32) {
         self.window.acquire().await.unwrap().forget();
+        let key = Key { publisher, topic };
+        self.outcomes.lock().unwrap().pending.push_back((key, k));
         let _ = self.out.send(format!("PUB t{topic} p{publisher}:{k}"));
     }
 
     /// Waits for the replies to every publish sent.
     async fn published(&self) {
         let all = self.window.acquire_many(WINDOW as u32);
-        let all = tokio::time::timeout(Duration::from_secs(30), all).await;
-        drop(all.expect("publishes answered within 30 s"));
+        let all = tokio::time::timeout(Duration::from_secs(60), all).await;
+        drop(all.expect("publishes answered within 60 s"));
     }
 
     async fn stats(&self) -> HashMap<String, String> {
@@ -266,6 +326,17 @@ impl Client {
     fn ended(&self) -> Option<String> {
         self.seen.lock().unwrap().ended.clone()
     }
+
+    /// The last position received on `topic`.
+    fn last(&self, topic: u32) -> Option<Position> {
+        self.seen
+            .lock()
+            .unwrap()
+            .positions
+            .get(&topic)?
+            .last()
+            .copied()
+    }
 }
 
 fn counter(stats: &HashMap<String, String>, name: &str) -> u64 {
@@ -282,8 +353,19 @@ fn topic_of(publisher: u32, k: u32) -> u32 {
 struct Cluster {
     redis: Mutex<Process>,
     redis_port: u16,
+    ports: Vec<u16>,
     nodes: Vec<Process>,
     clients: Vec<Client>,
+}
+
+/// The two topics client `c` holds.
+fn topics_of(c: u32) -> [u32; 2] {
+    let first = c % TOPICS;
+    let second = match (c * 7 + 3) % TOPICS {
+        same if same == first => (first + 1) % TOPICS,
+        other => other,
+    };
+    [first, second]
 }
 
 impl Cluster {
@@ -304,26 +386,22 @@ impl Cluster {
         let mut cluster = Self {
             redis: Mutex::new(redis),
             redis_port,
+            ports,
             nodes,
             clients,
         };
         for node in 0..NODES {
             cluster.wait_broker(node, "up").await;
         }
-        // Two topics each; odd clients take envelopes.
+        // Two topics each; odd clients take positions.
         for (c, client) in cluster.clients.iter_mut().enumerate() {
-            let c = c as u32;
-            let first = c % TOPICS;
-            let second = match (c * 7 + 3) % TOPICS {
-                same if same == first => (first + 1) % TOPICS,
-                other => other,
-            };
-            let verb = if c % 2 == 1 { "SUBENV" } else { "SUB" };
-            for topic in [first, second] {
+            let verb = if c % 2 == 1 { "SUBP" } else { "SUB" };
+            client.topics = topics_of(c as u32).to_vec();
+            client.positioned = c % 2 == 1;
+            for topic in client.topics.clone() {
                 let reply = client.ask(&format!("{verb} t{topic}")).await;
                 assert_eq!(reply, format!("OK {verb} t{topic}"));
             }
-            client.topics = vec![first, second];
         }
         cluster
     }
@@ -335,11 +413,17 @@ impl Cluster {
             .map(|(c, client)| (c as u32, client))
     }
 
-    /// A client still connected to `node`.
+    /// A client still connected to `node` that does not publish (its
+    /// replies never wait behind a publish's).
     fn any_client(&self, node: usize) -> &Client {
-        (self.clients.iter())
-            .find(|client| client.node == node)
+        (self.clients.iter().enumerate())
+            .find(|(c, client)| {
+                client.node == node
+                    && c % CLIENTS_PER_NODE >= PUBLISHERS_PER_NODE
+                    && client.ended().is_none()
+            })
             .expect("a client")
+            .1
     }
 
     async fn stats(&self, node: usize) -> HashMap<String, String> {
@@ -359,11 +443,36 @@ impl Cluster {
         start.elapsed()
     }
 
-    /// Waits until every client of `nodes` has received `expected` of its
-    /// topics (publisher -> how many of each topic).
+    /// Every publish acknowledged since the last call, per topic, by
+    /// offset (and how many were refused); clears the record.
+    fn take_outcomes(&self) -> (Acked, usize) {
+        let mut acked: Acked = BTreeMap::new();
+        let mut refused = 0;
+        for (_, client) in self.publishers() {
+            let mut outcomes = client.outcomes.lock().unwrap();
+            for (key, list) in outcomes.acked.drain() {
+                for (k, at) in list {
+                    acked.entry(key.topic).or_default().push((at, key, k));
+                }
+            }
+            refused += std::mem::take(&mut outcomes.refused).len();
+            if let Some(why) = outcomes.why.take() {
+                eprintln!("refused: {why}");
+            }
+        }
+        for list in acked.values_mut() {
+            list.sort_by_key(|(at, _, _)| at.offset);
+        }
+        (acked, refused)
+    }
+
+    /// Waits until every live client of `nodes` has received `expected` of
+    /// its topics (publisher -> how many of each topic).
     async fn wait_delivered(&self, nodes: &[usize], expected: &HashMap<Key, u32>) {
         let start = Instant::now();
-        for client in self.clients.iter().filter(|c| nodes.contains(&c.node)) {
+        for client in
+            (self.clients.iter()).filter(|c| nodes.contains(&c.node) && c.ended().is_none())
+        {
             let want: usize = (expected.iter())
                 .filter(|(key, _)| client.topics.contains(&key.topic))
                 .map(|(_, &n)| n as usize)
@@ -384,7 +493,96 @@ impl Cluster {
         // Anything more would be a duplicate or a stray.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+
+    /// Publishers at `PACE` each until `stop`; then waits for every reply.
+    async fn publish_paced(&self, stop: &AtomicBool, from: u32) {
+        join_all(self.publishers().map(|(p, client)| async move {
+            let mut k = from;
+            let mut tick = tokio::time::interval(PACE);
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                client.publish(p, topic_of(p, k), k).await;
+                k += 1;
+            }
+            client.published().await;
+        }))
+        .await;
+    }
+
+    /// Checks what every live client received against what was
+    /// acknowledged: each acknowledged publish of its topics exactly once,
+    /// in order per publisher (refused ones at most once), and for clients
+    /// with positions, each topic's positions rising without a gap within
+    /// an epoch. Returns the deliveries checked.
+    fn check_delivery(&self, acked: &Acked, epochs_may_change: bool) -> usize {
+        let mut deliveries = 0;
+        for client in self.clients.iter().filter(|c| c.ended().is_none()) {
+            let seen = client.take();
+            assert!(seen.unexpected.is_empty(), "{:?}", &seen.unexpected[..1]);
+            deliveries += seen.got.values().map(Vec::len).sum::<usize>();
+            for topic in &client.topics {
+                let mut want: HashMap<Key, Vec<u32>> = HashMap::new();
+                for (_, key, k) in acked.get(topic).into_iter().flatten() {
+                    want.entry(*key).or_default().push(*k);
+                }
+                for (key, ks) in &mut want {
+                    ks.sort_unstable();
+                    let got = seen.got.get(key).cloned().unwrap_or_default();
+                    assert!(rising(&got), "{key:?}: once each, in order");
+                    // Refused publishes may have been appended: the
+                    // acknowledged ones are all there.
+                    let missing = ks.iter().filter(|k| got.binary_search(k).is_err()).count();
+                    assert_eq!(missing, 0, "{key:?}: every acknowledged publish arrived");
+                }
+                if client.positioned {
+                    let positions = &seen.positions[topic];
+                    let mut changes = 0;
+                    for pair in positions.windows(2) {
+                        if pair[1].epoch != pair[0].epoch {
+                            changes += 1;
+                        } else {
+                            assert_eq!(pair[1].offset, pair[0].offset + 1, "t{topic}: no gap");
+                        }
+                    }
+                    assert!(changes <= usize::from(epochs_may_change));
+                    // Each epoch's acknowledged positions from the first
+                    // received on are all there, in order.
+                    let first = positions.first().copied();
+                    let acked_here: Vec<Position> = (acked.get(topic).into_iter().flatten())
+                        .map(|(at, _, _)| *at)
+                        .filter(|at| {
+                            first.is_some_and(|f| at.epoch != f.epoch || at.offset >= f.offset)
+                        })
+                        .collect();
+                    let mut epochs: Vec<u64> = acked_here.iter().map(|at| at.epoch).collect();
+                    epochs.dedup();
+                    for epoch in epochs {
+                        let want: Vec<u64> = (acked_here.iter())
+                            .filter(|at| at.epoch == epoch)
+                            .map(|at| at.offset)
+                            .collect();
+                        let got: Vec<u64> = (positions.iter())
+                            .filter(|at| {
+                                at.epoch == epoch && want.binary_search(&at.offset).is_ok()
+                            })
+                            .map(|at| at.offset)
+                            .collect();
+                        assert_eq!(got, want, "t{topic}: every acknowledged position, in order");
+                    }
+                }
+            }
+            assert!(
+                seen.got
+                    .keys()
+                    .all(|key| client.topics.contains(&key.topic))
+            );
+        }
+        deliveries
+    }
 }
+
+/// Acknowledged publishes per topic, by offset: (position, key, number).
+type Acked = BTreeMap<u32, Vec<(Position, Key, u32)>>;
 
 /// Each number once, rising.
 fn rising(ks: &[u32]) -> bool {
@@ -393,24 +591,32 @@ fn rising(ks: &[u32]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server and the built server: run apps/pubsub/tests/run.sh"]
-async fn a_redis_cluster_delivers_exactly_once_and_survives_faults() {
+async fn a_redis_cluster_delivers_in_order_resumes_and_survives_faults() {
     let mut cluster = Cluster::start().await;
     subscriptions_follow_local_clients(&cluster).await;
-    exactly_once_under_load(&cluster).await;
+    once_each_in_history_order_under_load(&cluster).await;
     garbage_on_a_channel_is_counted_and_dropped(&cluster).await;
-    redis_restarting(&cluster).await;
+    a_subscriber_resumes_on_another_node(&mut cluster).await;
+    redis_restarting_without_its_data(&mut cluster).await;
+    redis_frozen(&cluster).await;
+    a_huge_publish_is_refused(&cluster).await;
+    bad_limits_are_refused_at_start(&cluster).await;
     a_node_dying(&mut cluster).await;
+}
+
+/// A Redis connection for the test's own looks.
+async fn redis(cluster: &Cluster) -> redis::aio::MultiplexedConnection {
+    let url = format!("redis://127.0.0.1:{}/", cluster.redis_port);
+    let client = redis::Client::open(url).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
 }
 
 /// How many nodes hold a Redis subscription to `topic`.
 async fn redis_subscribers(cluster: &Cluster, topic: &str) -> i64 {
-    let url = format!("redis://127.0.0.1:{}/", cluster.redis_port);
-    let client = redis::Client::open(url).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
     let (_, count): (String, i64) = redis::cmd("PUBSUB")
         .arg("NUMSUB")
         .arg(format!("pubsub:{topic}"))
-        .query_async(&mut redis)
+        .query_async(&mut redis(cluster).await)
         .await
         .unwrap();
     count
@@ -420,12 +626,15 @@ async fn redis_subscribers(cluster: &Cluster, topic: &str) -> i64 {
 /// own clients does.
 async fn subscriptions_follow_local_clients(cluster: &Cluster) {
     for topic in 0..TOPICS {
-        assert_eq!(redis_subscribers(cluster, &format!("t{topic}")).await, 2);
+        assert_eq!(
+            redis_subscribers(cluster, &format!("t{topic}")).await,
+            NODES as i64
+        );
     }
     let (a, b) = (cluster.any_client(0), cluster.any_client(1));
     assert_eq!(redis_subscribers(cluster, "solo").await, 0);
     assert_eq!(a.ask("SUB solo").await, "OK SUB solo");
-    assert_eq!(b.ask("SUBENV solo").await, "OK SUBENV solo");
+    assert_eq!(b.ask("SUBP solo").await, "OK SUBP solo");
     assert_eq!(redis_subscribers(cluster, "solo").await, 2);
     assert_eq!(a.ask("UNSUB solo").await, "OK UNSUB solo");
     assert_eq!(redis_subscribers(cluster, "solo").await, 1);
@@ -433,9 +642,10 @@ async fn subscriptions_follow_local_clients(cluster: &Cluster) {
     assert_eq!(redis_subscribers(cluster, "solo").await, 0);
 }
 
-/// 50 000 publishes from 40 clients on both nodes: every subscriber gets
-/// exactly the publishes of its topics, each once, in order per publisher.
-async fn exactly_once_under_load(cluster: &Cluster) {
+/// 30 000 publishes from 30 clients on three nodes: every subscriber gets
+/// exactly the publishes of its topics, each once, in order per publisher,
+/// and subscribers with positions see every position of their topics.
+async fn once_each_in_history_order_under_load(cluster: &Cluster) {
     let started = Instant::now();
     let publishers: Vec<_> = cluster.publishers().collect();
     let per_publisher = PUBLISHES / publishers.len() as u32;
@@ -456,43 +666,49 @@ async fn exactly_once_under_load(cluster: &Cluster) {
         }
     });
     join_all(runs).await;
-    cluster.wait_delivered(&[0, 1], &expected).await;
-    let mut deliveries = 0;
-    for client in &cluster.clients {
-        let seen = client.take();
-        deliveries += seen.got.values().map(Vec::len).sum::<usize>();
-        assert!(seen.unexpected.is_empty(), "{:?}", &seen.unexpected[..1]);
-        assert_eq!(seen.gaps, 0);
-        for (key, &count) in expected
-            .iter()
-            .filter(|(k, _)| client.topics.contains(&k.topic))
-        {
-            let ks = seen.got.get(key).map(Vec::as_slice).unwrap_or_default();
-            assert_eq!(ks.len(), count as usize, "{key:?}: each once");
-            assert!(rising(ks), "{key:?}: in publish order");
-        }
-        assert!(
-            seen.got
-                .keys()
-                .all(|key| client.topics.contains(&key.topic))
-        );
-        assert_eq!(client.local_only.load(Ordering::Relaxed), 0);
-    }
+    let elapsed = started.elapsed();
+    cluster.wait_delivered(&[0, 1, 2], &expected).await;
+    let (acked, refused) = cluster.take_outcomes();
+    assert_eq!(refused, 0);
+    assert_eq!(
+        acked.values().map(Vec::len).sum::<usize>(),
+        PUBLISHES as usize
+    );
+    let deliveries = cluster.check_delivery(&acked, false);
     for node in 0..NODES {
         let stats = cluster.stats(node).await;
         let published = u64::from(per_publisher) * PUBLISHERS_PER_NODE as u64;
         assert_eq!(counter(&stats, "published"), published, "{stats:?}");
-        // Every topic has subscribers on both nodes: each node's publishes
-        // all came back to it, once, and were dropped there.
-        assert_eq!(counter(&stats, "own"), published, "{stats:?}");
-        assert_eq!(counter(&stats, "received"), published, "{stats:?}");
-        for name in ["publish_failed", "duplicates", "lost", "malformed"] {
+        // Every topic has subscribers on every node.
+        assert_eq!(
+            counter(&stats, "received"),
+            u64::from(PUBLISHES),
+            "{stats:?}"
+        );
+        for name in [
+            "publish_failed",
+            "duplicates",
+            "lost",
+            "malformed",
+            "filled",
+        ] {
             assert_eq!(counter(&stats, name), 0, "{name}: {stats:?}");
         }
     }
+    let bytes: i64 = redis::cmd("MEMORY")
+        .arg("USAGE")
+        .arg("pubsub:{t0}:stream")
+        .query_async(&mut redis(cluster).await)
+        .await
+        .unwrap();
+    let length: i64 = redis::cmd("XLEN")
+        .arg("pubsub:{t0}:stream")
+        .query_async(&mut redis(cluster).await)
+        .await
+        .unwrap();
     eprintln!(
-        "exactly once: {PUBLISHES} publishes, {deliveries} deliveries checked, in {:.1?}",
-        started.elapsed()
+        "once each: {PUBLISHES} publishes in {elapsed:.1?}, {deliveries} deliveries checked; \
+         history of one topic in Redis: {length} messages, {bytes} bytes"
     );
 }
 
@@ -523,29 +739,26 @@ async fn join_all<F: Future<Output = ()>>(futures: impl Iterator<Item = F>) {
     .await;
 }
 
-/// Bytes on a node's channel that are not an envelope, or an envelope on
-/// another topic's channel: counted, never delivered.
+/// Bytes on a node's channel that are not a notification: counted, never
+/// delivered.
 async fn garbage_on_a_channel_is_counted_and_dropped(cluster: &Cluster) {
     let before: Vec<_> = all_stats(cluster).await;
-    let url = format!("redis://127.0.0.1:{}/", cluster.redis_port);
-    let client = redis::Client::open(url).unwrap();
-    let mut redis = client.get_multiplexed_async_connection().await.unwrap();
-    let wrong_topic = "rfc6455-pubsub/1 00000000000000ff 0000000000000001 1 t1\np999:1";
-    for bytes in [&b"\xff\xfe garbage"[..], wrong_topic.as_bytes(), b""] {
+    let mut redis = redis(cluster).await;
+    for bytes in [&b"\xff\xfe garbage"[..], b"0 0 p1:1", b"", b"12 x"] {
         let receivers: i64 = redis::cmd("PUBLISH")
             .arg("pubsub:t0")
             .arg(bytes)
             .query_async(&mut redis)
             .await
             .unwrap();
-        assert_eq!(receivers, NODES as i64, "both nodes hold t0");
+        assert_eq!(receivers, NODES as i64, "every node holds t0");
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     for (node, before) in before.iter().enumerate() {
         let stats = cluster.stats(node).await;
         assert_eq!(
             counter(&stats, "malformed") - counter(before, "malformed"),
-            3,
+            4,
             "{stats:?}"
         );
     }
@@ -563,130 +776,298 @@ async fn all_stats(cluster: &Cluster) -> Vec<HashMap<String, String>> {
     all
 }
 
-/// Publishes go on (one every 5 ms from each publisher) while Redis is
-/// killed and started again: local delivery never stops, the nodes come
-/// back on their own, and what was lost is counted, never delivered twice.
-async fn redis_restarting(cluster: &Cluster) {
+/// Subscribers with positions on `node` (not publishers), `RESUMERS` of
+/// them: their indices.
+fn resumers(cluster: &Cluster, node: usize) -> Vec<usize> {
+    (cluster.clients.iter().enumerate())
+        .filter(|(c, client)| {
+            client.node == node
+                && client.positioned
+                && c % CLIENTS_PER_NODE >= PUBLISHERS_PER_NODE
+                && client.ended().is_none()
+        })
+        .map(|(c, _)| c)
+        .take(RESUMERS)
+        .collect()
+}
+
+/// Clients `leaving` disconnect; after `away`, each comes back on `node`
+/// and resumes each of its topics from the last position it received.
+/// Returns the new clients, the resume replies, and how long the resumes
+/// took (connect to last reply).
+async fn leave_and_resume(
+    cluster: &Cluster,
+    leaving: &[usize],
+    away: Duration,
+    node: usize,
+) -> (Vec<(usize, Client)>, Vec<String>, Duration) {
+    let mut lasts = Vec::new();
+    for &c in leaving {
+        let client = &cluster.clients[c];
+        client.disconnect();
+        let lasts_of: Vec<(u32, Position)> = (client.topics.iter())
+            .map(|&t| (t, client.last(t).expect("a position received")))
+            .collect();
+        lasts.push((c, lasts_of));
+    }
+    tokio::time::sleep(away).await;
+    let started = Instant::now();
+    let mut back = Vec::new();
+    let mut replies = Vec::new();
+    for (c, lasts_of) in lasts {
+        let mut client = Client::connect(node, cluster.ports[node]).await;
+        client.topics = cluster.clients[c].topics.clone();
+        client.positioned = true;
+        // The positions received before leaving, so the check covers the
+        // whole run.
+        let (before, got_before) = {
+            let mut old = cluster.clients[c].seen.lock().unwrap();
+            (
+                std::mem::take(&mut old.positions),
+                std::mem::take(&mut old.got),
+            )
+        };
+        for (t, at) in &lasts_of {
+            let reply = client
+                .ask(&format!("SUBP t{t} {}", wire::position(*at)))
+                .await;
+            replies.push(reply);
+        }
+        let mut seen = client.seen.lock().unwrap();
+        for (t, mut list) in before {
+            list.extend(seen.positions.remove(&t).unwrap_or_default());
+            seen.positions.insert(t, list);
+        }
+        for (key, mut list) in got_before {
+            list.extend(seen.got.remove(&key).unwrap_or_default());
+            seen.got.insert(key, list);
+        }
+        drop(seen);
+        back.push((c, client));
+    }
+    (back, replies, started.elapsed())
+}
+
+/// While publishes go on at 500/s, subscribers with positions drop their
+/// connections, stay away 3 s, and resume on another node from their last
+/// positions: each gets exactly the publishes it missed, then the live
+/// ones, in order, none twice.
+async fn a_subscriber_resumes_on_another_node(cluster: &mut Cluster) {
+    let stop = AtomicBool::new(false);
+    let leaving = resumers(cluster, 0);
+    let (publishing, resumed) = tokio::join!(cluster.publish_paced(&stop, 0), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let resumed = leave_and_resume(cluster, &leaving, Duration::from_secs(3), 1).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+        resumed
+    });
+    let () = publishing;
+    let (back, replies, took) = resumed;
+    let mut replayed = 0;
+    for reply in &replies {
+        let n = reply.rsplit(' ').next().unwrap().parse::<u64>().unwrap();
+        assert!(reply.contains(" RECOVERED "), "{reply}");
+        replayed += n;
+    }
+    for (c, client) in back {
+        cluster.clients[c] = client;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (acked, refused) = cluster.take_outcomes();
+    assert_eq!(refused, 0);
+    cluster.check_delivery(&acked, false);
+    eprintln!(
+        "resume on another node: {} subscribers back after 3 s, {} topics resumed, {replayed} \
+         publishes replayed, all resumes in {took:.1?} ({:.0} replayed/s)",
+        leaving.len(),
+        replies.len(),
+        replayed as f64 / took.as_secs_f64()
+    );
+}
+
+/// Publishes go on at 500/s while Redis is killed, stays down 3 s, and
+/// starts again empty: publishes wait and are appended when it is back
+/// (every acknowledged one arrives, in order); subscribers that were away
+/// are told their positions are of an old epoch.
+async fn redis_restarting_without_its_data(cluster: &mut Cluster) {
     let before = all_stats(cluster).await;
     let stop = AtomicBool::new(false);
-    let sent: Mutex<HashMap<Key, Vec<u32>>> = Mutex::default();
-    let publishing = join_all(cluster.publishers().map(|(p, client)| {
-        let (stop, sent) = (&stop, &sent);
-        async move {
-            let mut k = 0;
-            let mut tick = tokio::time::interval(Duration::from_millis(5));
-            while !stop.load(Ordering::Relaxed) {
-                tick.tick().await;
-                let topic = topic_of(p, k);
-                client.publish(p, topic, k).await;
-                let key = Key {
-                    publisher: p,
-                    topic,
-                };
-                sent.lock().unwrap().entry(key).or_default().push(k);
-                k += 1;
+    let leaving = resumers(cluster, 1);
+    let max_queued = AtomicU64::new(0);
+    let (publishing, (back, resumed)) =
+        tokio::join!(cluster.publish_paced(&stop, 1_000_000), async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let first = &cluster.clients[leaving[0]];
+            let old_epoch = first.last(first.topics[0]).expect("a position").epoch;
+            for &c in &leaving {
+                cluster.clients[c].disconnect();
             }
-            client.published().await;
-        }
-    }));
-    let faults = async {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        cluster.redis.lock().unwrap().kill();
-        for node in 0..NODES {
-            cluster.wait_broker(node, "down").await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let restarted = Instant::now();
-        let fresh = start_redis(cluster.redis_port).await;
-        *cluster.redis.lock().unwrap() = fresh;
-        let mut back = Vec::new();
-        for node in 0..NODES {
-            cluster.wait_broker(node, "up").await;
-            back.push(restarted.elapsed());
-        }
-        // Publishing goes on past the return, so every stream ends in
-        // publishes that arrive.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        stop.store(true, Ordering::Relaxed);
-        back
-    };
-    let (back, ()) = tokio::join!(faults, publishing);
-    let sent = sent.into_inner().unwrap();
-    // Every reply is in; let the last deliveries land.
+            cluster.redis.lock().unwrap().kill();
+            let down = Instant::now();
+            for node in 0..NODES {
+                cluster.wait_broker(node, "down").await;
+            }
+            while down.elapsed() < Duration::from_secs(3) {
+                for node in 0..NODES {
+                    let queued = counter(&cluster.stats(node).await, "queued");
+                    max_queued.fetch_max(queued, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let fresh = start_redis(cluster.redis_port).await;
+            *cluster.redis.lock().unwrap() = fresh;
+            let restarted = Instant::now();
+            let mut back = Vec::new();
+            for node in 0..NODES {
+                cluster.wait_broker(node, "up").await;
+                back.push(restarted.elapsed());
+            }
+            // The ones that left before the kill come back on node 2.
+            let mut replies = Vec::new();
+            let mut clients = Vec::new();
+            for &c in &leaving {
+                let client = Client::connect(2, cluster.ports[2]).await;
+                for t in &cluster.clients[c].topics {
+                    let last = cluster.clients[c].last(*t).unwrap();
+                    replies.push(
+                        client
+                            .ask(&format!("SUBP t{t} {}", wire::position(last)))
+                            .await,
+                    );
+                }
+                clients.push(client);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            stop.store(true, Ordering::Relaxed);
+            (back, (replies, clients, old_epoch))
+        });
+    let () = publishing;
     tokio::time::sleep(Duration::from_millis(500)).await;
-
-    let mut missing_at = [0u64; NODES];
-    let mut gaps = 0;
-    for (node, missing) in missing_at.iter_mut().enumerate() {
-        // Per (publisher, topic), the numbers every subscriber here got:
-        // all subscribers of a topic on one node see the same.
-        let mut agreed: HashMap<Key, Vec<u32>> = HashMap::new();
-        for client in cluster.clients.iter().filter(|c| c.node == node) {
-            let seen = client.take();
-            assert!(seen.unexpected.is_empty(), "{:?}", &seen.unexpected[..1]);
-            assert!(client.ended().is_none());
-            gaps += seen.gaps;
-            for (key, ks) in sent
-                .iter()
-                .filter(|(k, _)| client.topics.contains(&k.topic))
-            {
-                let got = seen.got.get(key).cloned().unwrap_or_default();
-                assert!(rising(&got), "{key:?}: never twice, in order");
-                let local = key.publisher as usize / CLIENTS_PER_NODE == node;
-                if local {
-                    assert_eq!(&got, ks, "{key:?}: local delivery never stopped");
-                } else {
-                    assert_eq!(got.last(), ks.last(), "{key:?}: delivery resumed");
-                }
-                if let Some(other) = agreed.insert(*key, got.clone()) {
-                    assert_eq!(other, got, "{key:?}: subscribers on a node agree");
-                }
-            }
-        }
-        for (key, got) in &agreed {
-            if key.publisher as usize / CLIENTS_PER_NODE != node {
-                *missing += (sent[key].len() - got.len()) as u64;
-            }
-        }
+    let (replies, clients, old_epoch) = resumed;
+    for reply in &replies {
+        let words: Vec<&str> = reply.split(' ').collect();
+        assert_eq!(words[3], "UNRECOVERABLE", "{reply}");
+        let earliest = wire::parse_position(words[4]).unwrap();
+        assert_ne!(earliest.epoch, old_epoch, "told the new epoch");
+        assert_eq!(earliest.offset, 1, "from its start");
     }
+    drop(clients);
+    for &c in &leaving {
+        // Gone: not checked below.
+        cluster.clients[c].seen.lock().unwrap().ended = Some("left".to_owned());
+    }
+    let (acked, refused) = cluster.take_outcomes();
+    let acked_count: usize = acked.values().map(Vec::len).sum();
+    let deliveries = cluster.check_delivery(&acked, true);
     let mut report = Vec::new();
     for node in 0..NODES {
         let stats = cluster.stats(node).await;
         let delta = |name| counter(&stats, name) - counter(&before[node], name);
-        assert_eq!(
-            delta("lost"),
-            missing_at[node],
-            "node {node}: the lost counter accounts for what its subscribers missed"
-        );
-        assert_eq!(delta("duplicates"), 0);
-        assert!(delta("publish_failed") > 0, "{stats:?}");
+        // Notifications that arrive after a fill read them are repeats,
+        // dropped: no subscriber got one twice (checked above).
         report.push(format!(
-            "node {node}: back {:.1?} after Redis, publish_failed {}, lost {}",
+            "node {node} back {:.1?} after the restart, filled {}, repeats dropped {}, lost {}",
             back[node],
-            delta("publish_failed"),
+            delta("filled"),
+            delta("duplicates"),
             delta("lost")
         ));
     }
-    let local_only: u64 = (cluster.publishers())
-        .map(|(_, c)| c.local_only.swap(0, Ordering::Relaxed))
-        .sum();
-    assert!(local_only > 0, "publishes during the outage said LOCAL");
-    assert!(gaps > 0, "an envelope subscriber saw the gap");
+    eprintln!(
+        "redis restart: {acked_count} publishes acknowledged and all delivered ({deliveries} \
+         deliveries), {refused} refused, up to {} waiting on a node; {} resumes told the new \
+         epoch; {}",
+        max_queued.load(Ordering::Relaxed),
+        replies.len(),
+        report.join("; ")
+    );
     for &wait in &back {
         assert!(
             wait < Duration::from_secs(10),
             "resubscribed within seconds"
         );
     }
+}
+
+/// Publishes go on at 500/s while Redis is frozen (SIGSTOP) for 4 s:
+/// every acknowledged publish arrives, in order; the calls that timed out
+/// were refused, never acknowledged and lost.
+async fn redis_frozen(cluster: &Cluster) {
+    let stop = AtomicBool::new(false);
+    let (publishing, ()) = tokio::join!(cluster.publish_paced(&stop, 2_000_000), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cluster.redis.lock().unwrap().signal("STOP");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        cluster.redis.lock().unwrap().signal("CONT");
+        for node in 0..NODES {
+            cluster.wait_broker(node, "up").await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        stop.store(true, Ordering::Relaxed);
+    });
+    let () = publishing;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (acked, refused) = cluster.take_outcomes();
+    let acked_count: usize = acked.values().map(Vec::len).sum();
+    cluster.check_delivery(&acked, false);
     eprintln!(
-        "redis restart: {}; {gaps} gaps seen by envelope subscribers",
-        report.join("; ")
+        "redis frozen 4 s: {acked_count} publishes acknowledged and all delivered, {refused} refused"
     );
 }
 
-/// Node 0 is killed: its clients lose their connections; node 1's clients
-/// see no error and keep publishing to each other.
+/// A 40 MiB publish is refused at the door (Close 1009, before it is
+/// read); the traffic of every topic goes on undisturbed.
+async fn a_huge_publish_is_refused(cluster: &Cluster) {
+    let stop = AtomicBool::new(false);
+    let (publishing, ended) = tokio::join!(cluster.publish_paced(&stop, 3_000_000), async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let sender = Client::connect(0, cluster.ports[0]).await;
+        let _ = sender.out.send(format!("PUB t0 {}", "x".repeat(40 << 20)));
+        let start = Instant::now();
+        while sender.ended().is_none() {
+            assert!(start.elapsed() < Duration::from_secs(10), "closed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stop.store(true, Ordering::Relaxed);
+        sender.ended()
+    });
+    let () = publishing;
+    let ended = ended.unwrap_or_default();
+    assert!(ended.contains("1009"), "{ended}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (acked, refused) = cluster.take_outcomes();
+    assert_eq!(refused, 0);
+    let deliveries = cluster.check_delivery(&acked, false);
+    eprintln!("40 MiB publish: closed with 1009; {deliveries} other deliveries went on");
+}
+
+/// Limits Redis or the protocol cannot honour stop the server at start,
+/// with the reason.
+async fn bad_limits_are_refused_at_start(cluster: &Cluster) {
+    for (flag, value, reason) in [
+        ("--max-publish", "16000000", "client-output-buffer-limit"),
+        ("--max-topic-len", "2000", "--max-topic-len 2000: 1 to 1024"),
+    ] {
+        let output = node_command(free_port(), cluster.redis_port)
+            .args([flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(reason), "{flag} {value}: {stderr}");
+    }
+}
+
+/// Node 0 is killed: its clients lose their connections; the other nodes'
+/// clients see no error and keep publishing to each other.
 async fn a_node_dying(cluster: &mut Cluster) {
+    let live: Vec<bool> = cluster
+        .clients
+        .iter()
+        .map(|c| c.ended().is_none())
+        .collect();
     cluster.nodes[0].kill();
     let start = Instant::now();
     for client in cluster.clients.iter().filter(|c| c.node == 0) {
@@ -698,7 +1079,7 @@ async fn a_node_dying(cluster: &mut Cluster) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    let survivors: Vec<_> = cluster.publishers().filter(|(_, c)| c.node == 1).collect();
+    let survivors: Vec<_> = cluster.publishers().filter(|(_, c)| c.node != 0).collect();
     let mut expected = HashMap::new();
     let runs = survivors.iter().map(|&(p, client)| {
         for k in 0..200 {
@@ -717,27 +1098,24 @@ async fn a_node_dying(cluster: &mut Cluster) {
         }
     });
     join_all(runs).await;
-    cluster.wait_delivered(&[1], &expected).await;
-    for client in cluster.clients.iter().filter(|c| c.node == 1) {
-        assert_eq!(client.ended(), None, "node 1's clients see no error");
-        let seen = client.take();
-        assert!(seen.unexpected.is_empty());
-        for (key, &count) in expected
-            .iter()
-            .filter(|(k, _)| client.topics.contains(&k.topic))
-        {
-            let ks = &seen.got[key];
-            assert!(ks.len() == count as usize && rising(ks), "{key:?}");
-        }
-        assert_eq!(client.local_only.load(Ordering::Relaxed), 0);
+    cluster.wait_delivered(&[1, 2], &expected).await;
+    let (acked, refused) = cluster.take_outcomes();
+    assert_eq!(refused, 0);
+    for (client, _) in (cluster.clients.iter().zip(live)).filter(|(c, live)| c.node != 0 && *live) {
+        assert_eq!(
+            client.ended(),
+            None,
+            "the other nodes' clients see no error"
+        );
     }
+    cluster.check_delivery(&acked, false);
     assert_eq!(cluster.stats(1).await["broker"], "up");
     assert_eq!(
         redis_subscribers(cluster, "t0").await,
-        1,
+        NODES as i64 - 1,
         "the dead node's subscriptions went with its connection"
     );
-    eprintln!("node killed: its 200 clients disconnected, the other node's 200 unaffected");
+    eprintln!("node killed: its 100 clients disconnected, the other nodes' 200 unaffected");
 }
 
 // Benchmarks (`bash apps/pubsub/tests/run.sh bench`, release build): figures in
@@ -751,7 +1129,7 @@ async fn start_single(port: u16) -> Process {
     let child = Command::new(env("PUBSUB_BIN"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .spawn()
-        .expect("the pubsub example starts");
+        .expect("the pubsub server starts");
     wait_listening(port, "node").await;
     Process(child)
 }

@@ -4,23 +4,21 @@
 
 use std::sync::Arc;
 
+use pubsub::Server;
 use pubsub::cluster::Node;
-use pubsub::envelope::Origin;
-use rfc6455::rt::hub::HubConfig;
+use rfc6455::rt::hub::{HistoryConfig, HubConfig};
 use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{ClientBuilder, Message, ServerBuilder};
 use tokio::io::{DuplexStream, duplex};
 
-/// A node alone (no broker), as the example runs without `--redis`.
-fn node(config: HubConfig) -> Arc<Node> {
-    let origin = Origin {
-        node: 0xab,
-        epoch: 7,
-    };
-    Arc::new(Node::new(config, None, origin))
+/// A node alone (no broker), as the server runs without `--redis`,
+/// keeping five messages per topic and taking payloads up to 64 bytes.
+fn node(config: HubConfig) -> Arc<Server> {
+    let config = config.history(HistoryConfig::default().max_messages(5));
+    Arc::new(Server::new(Arc::new(Node::new(config, None, 5)), 64))
 }
 
-async fn connect(node: &Arc<Node>) -> WebSocketStream<DuplexStream> {
+async fn connect(node: &Arc<Server>) -> WebSocketStream<DuplexStream> {
     let (a, b) = duplex(1 << 16);
     let node = node.clone();
     tokio::spawn(async move {
@@ -50,7 +48,7 @@ async fn next_text(ws: &mut WebSocketStream<DuplexStream>) -> String {
 #[tokio::test]
 async fn subscribe_publish_unsubscribe() {
     let node = node(HubConfig::default());
-    let hub = node.hub();
+    let hub = node.node.hub();
     let mut alice = connect(&node).await;
     let mut bob = connect(&node).await;
     assert_eq!(
@@ -61,20 +59,21 @@ async fn subscribe_publish_unsubscribe() {
         ask(&mut alice, Message::text("SUB news")).await,
         "OK SUB news"
     );
-    assert_eq!(
-        ask(&mut bob, Message::text("PUB news hello world")).await,
-        "OK PUB news 1"
+    let reply = ask(&mut bob, Message::text("PUB news hello world")).await;
+    assert!(
+        reply.starts_with("OK PUB news ") && reply.ends_with(":1"),
+        "{reply}"
     );
     assert_eq!(next_text(&mut alice).await, "MSG news hello world");
     assert_eq!(
         ask(&mut alice, Message::text("UNSUB news")).await,
         "OK UNSUB news"
     );
-    assert_eq!(
-        ask(&mut bob, Message::text("PUB news again")).await,
-        "ERR no subscribers for news"
-    );
+    // The topic keeps its history with no one subscribed.
+    let reply = ask(&mut bob, Message::text("PUB news again")).await;
+    assert!(reply.ends_with(":2"), "{reply}");
     assert_eq!(hub.stats().subscriptions, 0);
+    assert_eq!(hub.stats().history_messages, 2);
 }
 
 #[tokio::test]
@@ -85,9 +84,10 @@ async fn bad_input_gets_an_error_and_changes_nothing() {
             .max_topics_per_member(2)
             .max_topics(3),
     );
-    let hub = node.hub();
+    let hub = node.node.hub();
     let mut ws = connect(&node).await;
-    let unknown = "ERR unknown command (SUB, SUBENV, UNSUB, PUB, STATS)";
+    let unknown = "ERR unknown command (SUB, SUBP, UNSUB, PUB, STATS)";
+    let long = format!("PUB t {}", "x".repeat(65));
     for (command, reply) in [
         ("HELLO", unknown),
         ("sub news", unknown),
@@ -96,11 +96,20 @@ async fn bad_input_gets_an_error_and_changes_nothing() {
         ("SUB two words", "ERR usage: SUB topic (one word)"),
         ("UNSUB", "ERR usage: UNSUB topic (one word)"),
         ("SUB waytoolongtopic", "ERR topic name must be 1 to 8 bytes"),
-        ("SUBENV", "ERR usage: SUBENV topic (one word)"),
+        ("SUBP", "ERR usage: SUBP topic [EPOCH:OFFSET]"),
+        ("SUBP a 1:2 3", "ERR usage: SUBP topic [EPOCH:OFFSET]"),
+        ("SUBP a 12", "ERR a position is EPOCH:OFFSET"),
+        ("SUBP a x:1", "ERR a position is EPOCH:OFFSET"),
+        ("SUBP a 1:-1", "ERR a position is EPOCH:OFFSET"),
         (
-            "SUBENV a\tb",
+            "SUBP a 1:99999999999999999999",
+            "ERR a position is EPOCH:OFFSET",
+        ),
+        (
+            "SUBP a\tb",
             "ERR topic name holds a space or a control character",
         ),
+        (&long, "ERR payload of 65 bytes over the limit of 64"),
         (
             "PUB a\nb x",
             "ERR topic name holds a space or a control character",
@@ -111,11 +120,11 @@ async fn bad_input_gets_an_error_and_changes_nothing() {
             "PUB waytoolongtopic x",
             "ERR topic name must be 1 to 8 bytes",
         ),
-        ("PUB nobody hi", "ERR no subscribers for nobody"),
         ("UNSUB news", "ERR not subscribed to news"),
         ("SUB t1", "OK SUB t1"),
         ("SUB t2", "OK SUB t2"),
         ("SUB t3", "ERR at most 2 topics per connection"),
+        ("SUBP t1", "ERR already subscribed (UNSUB first)"),
     ] {
         assert_eq!(
             ask(&mut ws, Message::text(command)).await,
@@ -135,45 +144,81 @@ async fn bad_input_gets_an_error_and_changes_nothing() {
     );
     let stats = hub.stats();
     assert_eq!((stats.topics, stats.subscriptions), (3, 3));
+    // The topic limit counts topics that keep a history: none is made.
+    assert_eq!(
+        ask(&mut other, Message::text("PUB nobody hi")).await,
+        "ERR no subscribers for nobody"
+    );
 }
 
+/// The position at the end of a `MSGP` delivery's third word.
+fn position_of(delivery: &str) -> String {
+    delivery.split(' ').nth(2).unwrap().to_owned()
+}
+
+// A subscriber with positions sees each message's; one that comes back
+// with its last position gets exactly what it missed, then the live ones;
+// one whose position the history no longer reaches is told so.
 #[tokio::test]
-async fn envelope_subscribers_see_sequence_numbers() {
+async fn a_client_that_comes_back_resumes_where_it_left_off() {
     let node = node(HubConfig::default());
-    let mut plain = connect(&node).await;
-    let mut enveloped = connect(&node).await;
     let mut publisher = connect(&node).await;
-    assert_eq!(ask(&mut plain, Message::text("SUB t")).await, "OK SUB t");
-    assert_eq!(
-        ask(&mut enveloped, Message::text("SUBENV t")).await,
-        "OK SUBENV t"
-    );
-    for n in 1..=2 {
+    let mut reader = connect(&node).await;
+    assert_eq!(ask(&mut reader, Message::text("SUBP t")).await, "OK SUBP t");
+    let reply = ask(&mut publisher, Message::text("PUB t m1")).await;
+    let first = reply.strip_prefix("OK PUB t ").unwrap().to_owned();
+    let delivery = next_text(&mut reader).await;
+    assert_eq!(delivery, format!("MSGP t {first} m1"));
+    drop(reader);
+    for n in 2..=4 {
+        ask(&mut publisher, Message::text(format!("PUB t m{n}"))).await;
+    }
+    let mut back = connect(&node).await;
+    back.send(Message::text(format!("SUBP t {first}")))
+        .await
+        .unwrap();
+    let (epoch, _) = first.split_once(':').unwrap();
+    for n in 2..=4 {
         assert_eq!(
-            ask(&mut publisher, Message::text(format!("PUB t m{n}"))).await,
-            "OK PUB t 2"
-        );
-        assert_eq!(next_text(&mut plain).await, format!("MSG t m{n}"));
-        assert_eq!(
-            next_text(&mut enveloped).await,
-            format!("rfc6455-pubsub/1 00000000000000ab 0000000000000007 {n} t\nm{n}")
+            next_text(&mut back).await,
+            format!("MSGP t {epoch}:{n} m{n}")
         );
     }
-    assert_eq!(
-        ask(&mut enveloped, Message::text("UNSUB t")).await,
-        "OK UNSUB t"
-    );
-    assert_eq!(node.subscribers("t"), 1);
-    assert_eq!(
-        ask(&mut plain, Message::text("STATS")).await,
-        "OK STATS published=0 publish_failed=0 received=0 own=0 duplicates=0 malformed=0 \
-         lost=0 tracked=0 broker=none"
-    );
-    drop((plain, publisher));
-    // The server side leaves the hub once it sees the connection end.
-    while node.hub().stats().members > 1 {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(next_text(&mut back).await, "OK SUBP t RECOVERED 3");
+    ask(&mut publisher, Message::text("PUB t m5")).await;
+    assert_eq!(next_text(&mut back).await, format!("MSGP t {epoch}:5 m5"));
+    // Five kept: 1 is gone after three more.
+    for n in 6..=8 {
+        ask(&mut publisher, Message::text(format!("PUB t m{n}"))).await;
     }
+    let mut late = connect(&node).await;
+    late.send(Message::text(format!("SUBP t {first}")))
+        .await
+        .unwrap();
+    for n in 4..=8 {
+        let delivery = next_text(&mut late).await;
+        assert_eq!(position_of(&delivery), format!("{epoch}:{n}"));
+    }
+    assert_eq!(
+        next_text(&mut late).await,
+        format!("OK SUBP t UNRECOVERABLE {epoch}:4 5")
+    );
+    // A position of another epoch: the same.
+    let mut stranger = connect(&node).await;
+    stranger.send(Message::text("SUBP t 1:1")).await.unwrap();
+    for _ in 4..=8 {
+        next_text(&mut stranger).await;
+    }
+    assert_eq!(
+        next_text(&mut stranger).await,
+        format!("OK SUBP t UNRECOVERABLE {epoch}:4 5")
+    );
+    drop(back);
+    assert_eq!(
+        ask(&mut publisher, Message::text("STATS")).await,
+        "OK STATS published=0 publish_failed=0 received=0 duplicates=0 malformed=0 \
+         filled=0 lost=0 queued=0 broker=none"
+    );
 }
 
 // A client that sends commands faster than it reads the replies, past the
