@@ -94,6 +94,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 pub mod cluster;
+pub mod follow;
 pub mod redis_broker;
 pub mod wire;
 
