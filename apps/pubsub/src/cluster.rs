@@ -5,7 +5,7 @@
 //! which gives it its position, and the broker notifies every node holding
 //! the topic, the publishing one included: all nodes deliver a topic's
 //! messages in the history's order, and a client may resume on any node.
-//! A node follows each topic it holds (a [`Feed`]): messages in position
+//! A node follows each topic it holds: messages in position
 //! order go to its hub ([`Hub::publish_at`]); a repeat is dropped; a gap
 //! (notifications missed while the broker connection was down) is filled
 //! from the shared history before anything after it is delivered, and

@@ -65,11 +65,20 @@
 //! publish to a topic with no subscribers and no history (on a single node
 //! with `--history 0`). Binary messages get `ERR`, too.
 //!
-//! Options (defaults in brackets): `--listen ADDR` [127.0.0.1:9101],
-//! `--redis URL` [none: one node alone], `--redis-prefix P` [pubsub:],
-//! `--history N` [1000: messages kept per topic, in the node or in Redis],
-//! `--max-publish BYTES` [1 MiB], `--max-topic-len N` [256, at most 1024],
-//! `--max-topics-per-connection N` [64], `--max-topics N` [100000]. At
+//! Options, with their defaults:
+//!
+//! | option | default |
+//! | --- | --- |
+//! | `--listen ADDR` | 127.0.0.1:9101 |
+//! | `--redis URL` | none: one node alone |
+//! | `--redis-prefix P` | `pubsub:` |
+//! | `--history N` | 1000 messages kept per topic, in the node or in Redis |
+//! | `--max-publish BYTES` | 256 KiB |
+//! | `--max-topic-len N` | 256, at most 1024 |
+//! | `--max-topics-per-connection N` | 64 |
+//! | `--max-topics N` | 100000 |
+//!
+//! At
 //! start, a `--max-publish` that Redis's output buffer for subscribers
 //! (`client-output-buffer-limit pubsub`) could not hold four of is
 //! refused: a larger message would make Redis drop every node subscribed
@@ -164,18 +173,21 @@ impl Server {
 }
 
 /// What a cluster node's hub keeps per topic: the recent messages that
-/// join a resume read from Redis to the live ones (a read's round trip).
+/// join a resume read from Redis to the live ones, which arrive within
+/// the read's round trip. A resume the seam cannot join is reported
+/// unrecoverable, never answered with a hole (`tests/cluster.rs`).
 pub fn seam_history() -> HistoryConfig {
     HistoryConfig::default()
-        .max_messages(1024)
-        .max_bytes(1 << 20)
-        .max_age(Duration::from_secs(30))
+        .max_messages(256)
+        .max_bytes(64 << 10)
+        .max_age(Duration::from_secs(5))
 }
 
 /// This node: alone, or joined to the others through Redis.
 async fn node(options: &Options) -> Result<Arc<Server>, BoxError> {
     let mut hub = options.hub.clone();
-    hub.queue_limit = hub.queue_limit.max(4 * options.max_publish);
+    // A subscriber's queue holds two of the largest messages at least.
+    hub.queue_limit = hub.queue_limit.max(2 * options.max_publish);
     let Some(url) = &options.redis else {
         let kept = HistoryConfig::default()
             .max_messages(options.history)
@@ -256,7 +268,7 @@ fn options() -> Result<Options, BoxError> {
         redis: None,
         prefix: "pubsub:".to_owned(),
         history: 1000,
-        max_publish: 1 << 20,
+        max_publish: 256 << 10,
         hub: HubConfig::default(),
     };
     let mut args = std::env::args().skip(1);

@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{ErrorKind, ServerErrorKind};
+use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script, Value};
 use rfc6455::rt::hub::Position;
 use tokio::sync::{Notify, oneshot};
 use tokio::time::error::Elapsed;
@@ -55,33 +56,33 @@ const BATCH: usize = 256;
 const MAX_QUEUED: usize = 65_536;
 const MAX_QUEUED_BYTES: usize = 64 << 20;
 
-/// Appends a publish and notifies the topic's channel, atomically.
-/// KEYS: meta, stream. ARGV: channel, payload, history length, the epoch
-/// to start if there is none. Returns the position: {epoch, offset}.
-const PUBLISH: &str = r"
+/// How both scripts begin: the topic's epoch, or (its meta gone: a new
+/// topic, or a Redis that lost its data) a new epoch, given as ARGV[4],
+/// and an empty Stream. KEYS: meta, stream.
+const EPOCH: &str = r"
 local e = redis.call('HGET', KEYS[1], 'e')
 if not e then
   e = ARGV[4]
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', e, 's', 0)
 end
+";
+
+/// Appends a publish and notifies the topic's channel, atomically, after
+/// [`EPOCH`]. ARGV: channel, payload, history length. Returns the position:
+/// {epoch, offset}.
+const PUBLISH: &str = r"
 local s = redis.call('HINCRBY', KEYS[1], 's', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], s .. '-0', 'p', ARGV[2])
 redis.call('PUBLISH', ARGV[1], e .. ' ' .. s .. ' ' .. ARGV[2])
 return {e, tostring(s)}
 ";
 
-/// Reads a topic's history after a position. KEYS: meta, stream. ARGV:
-/// the position's epoch ('' for none) and offset, the most to return, the
-/// epoch to start if there is none. Returns {epoch, last offset, oldest
-/// offset held, then offset and payload of each message}.
+/// Reads a topic's history after a position, after [`EPOCH`]. ARGV: the
+/// position's epoch ('' for none) and offset, the most to return. Returns
+/// {epoch, last offset, oldest offset held, then offset and payload of
+/// each message}.
 const READ: &str = r"
-local e = redis.call('HGET', KEYS[1], 'e')
-if not e then
-  e = ARGV[4]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', e, 's', 0)
-end
 local s = tonumber(redis.call('HGET', KEYS[1], 's'))
 local out = {e, tostring(s), tostring(s + 1)}
 local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
@@ -137,6 +138,9 @@ pub struct RedisBroker {
     reconnected: Box<dyn Fn() + Send + Sync>,
     /// Where new epochs come from.
     epochs: RandomState,
+    /// The scripts, loaded on every (re)connection and called by hash.
+    publish_script: Script,
+    read_script: Script,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -206,6 +210,8 @@ impl RedisBroker {
             wake: Arc::default(),
             reconnected: Box::new(reconnected),
             epochs: RandomState::new(),
+            publish_script: Script::new(&format!("{EPOCH}{PUBLISH}")),
+            read_script: Script::new(&format!("{EPOCH}{READ}")),
         });
         tokio::spawn(publisher(Arc::downgrade(&broker)));
         tokio::spawn(heartbeat(Arc::downgrade(&broker)));
@@ -273,7 +279,14 @@ impl RedisBroker {
         match result {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
-                if error.is_io_error() || error.is_unrecoverable_error() || error.is_timeout() {
+                // NOSCRIPT: the script cache was flushed; reconnecting
+                // loads the scripts again.
+                let flushed = error.kind() == ErrorKind::Server(ServerErrorKind::NoScript);
+                if error.is_io_error()
+                    || error.is_unrecoverable_error()
+                    || error.is_timeout()
+                    || flushed
+                {
                     self.lost();
                 }
                 Err(BrokerError(error.to_string()))
@@ -297,6 +310,14 @@ impl RedisBroker {
         }
         if lock(&self.state).connected {
             return;
+        }
+        // A Redis that restarted lost its script cache.
+        for script in [&self.publish_script, &self.read_script] {
+            let invocation = script.prepare_invoke();
+            let load = invocation.load_async(&mut manager);
+            if (self.outcome(timeout(CALL_TIMEOUT, load).await)).is_err() {
+                return;
+            }
         }
         // Subscribe to everything wanted, then call it connected, unless a
         // subscribe or unsubscribe came in meanwhile (then again, next beat).
@@ -350,8 +371,8 @@ impl RedisBroker {
         let mut pipe = redis::pipe();
         for publish in &batch {
             let [meta, stream] = self.keys(&publish.topic);
-            pipe.cmd("EVAL")
-                .arg(PUBLISH)
+            pipe.cmd("EVALSHA")
+                .arg(self.publish_script.get_hash())
                 .arg(2)
                 .arg(meta)
                 .arg(stream)
@@ -374,7 +395,7 @@ impl RedisBroker {
                 }
             }
             // Whether Redis ran them is unknown: refused, never retried, so
-            // none is appended twice.
+            // none is appended twice (a NOSCRIPT ran none of them).
             result => {
                 let error = result
                     .err()
@@ -519,8 +540,8 @@ impl Broker for RedisBroker {
             let (epoch, offset) =
                 after.map_or((String::new(), 0), |p| (p.epoch.to_string(), p.offset));
             let mut manager = self.manager.clone();
-            let mut read = redis::cmd("EVAL");
-            read.arg(READ)
+            let mut read = redis::cmd("EVALSHA");
+            read.arg(self.read_script.get_hash())
                 .arg(2)
                 .arg(meta)
                 .arg(stream)

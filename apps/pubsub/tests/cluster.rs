@@ -520,3 +520,22 @@ proptest! {
         });
     }
 }
+
+proptest! {
+    // The texts positions travel in: whatever a client or the broker sends
+    // is read without a panic, and what the node writes reads back.
+    #[test]
+    fn wire_texts_read_back_and_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..64),
+        epoch in any::<u64>(),
+        offset in 1..u64::MAX,
+        payload in "[ -~]{0,40}",
+    ) {
+        let _ = wire::decode_notice(&bytes);
+        let _ = wire::parse_position(&String::from_utf8_lossy(&bytes));
+        let at = Position { epoch, offset };
+        let notice = wire::encode_notice(at, &payload);
+        prop_assert_eq!(wire::decode_notice(&notice), Some((at, payload.as_str())));
+        prop_assert_eq!(wire::parse_position(&wire::position(at)), Some(at));
+    }
+}
