@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::config::RateLimit;
+use crate::conn::snapshot::{Reader, SnapshotError, Writer};
 
 /// Fixed-point scale: a bucket counts billionths of a token, so a refill
 /// over any number of nanoseconds is exact.
@@ -27,6 +28,41 @@ impl Bucket {
             level: i128::from(limit.burst) * SCALE,
             at: None,
         }
+    }
+
+    /// Writes the limit, the level and the last refill (from `now`).
+    pub(crate) fn freeze(&self, w: &mut Writer, now: Instant) {
+        w.u64(self.limit.per_second);
+        w.u64(self.limit.burst);
+        w.i128(self.level);
+        w.instant(self.at, now);
+    }
+
+    /// Reads what [`freeze`](Self::freeze) wrote: the bucket, if its limit
+    /// is `limit` (another limit starts a bucket afresh).
+    pub(crate) fn thaw(
+        r: &mut Reader<'_>,
+        limit: Option<RateLimit>,
+        now: Instant,
+    ) -> Result<Option<Self>, SnapshotError> {
+        let carried = RateLimit::new(r.u64()?, r.u64()?);
+        let level = r.i128()?;
+        let at = r.instant(now, "bucket")?;
+        let Some(limit) = limit else {
+            return Ok(None);
+        };
+        let mut bucket = Self::new(limit);
+        // Debt is at most one frame's cost; anything beyond is damage (and
+        // would overflow the refill's arithmetic).
+        let floor = -i128::from(u64::MAX).saturating_mul(SCALE);
+        if !(floor..=bucket.capacity()).contains(&level) && carried == limit {
+            return Err(SnapshotError::Invalid("bucket level"));
+        }
+        if carried == limit {
+            bucket.level = level;
+            bucket.at = at;
+        }
+        Ok(Some(bucket))
     }
 
     pub(crate) fn limit(&self) -> RateLimit {

@@ -240,7 +240,7 @@ pub use builder::{
 };
 pub use close::{CloseCode, CloseFrame};
 pub use config::{Config, OverLimit, RateLimit, RateLimits};
-pub use conn::{Connection, Role, State};
+pub use conn::{Connection, Role, SnapshotError, State};
 pub use error::{ConfigError, Error, ProtocolError, SendError};
 pub use handshake::HandshakeError;
 pub use message::{Message, Utf8Bytes};
@@ -250,7 +250,7 @@ pub use prepared::PreparedMessage;
 /// root: its output queue, which side started the close, the kind of a
 /// message sent in fragments.
 pub mod connection {
-    pub use crate::conn::{Outgoing, Side, Stats, Traffic};
+    pub use crate::conn::{Outgoing, SNAPSHOT_VERSION, Side, Stats, Traffic};
     pub use crate::message::DataKind;
     pub use crate::prepared::Outbound;
     pub use crate::transport::{MaybeTls, NoTls};

@@ -9,6 +9,8 @@
 // Numbers here come from the peer: arithmetic on them is checked.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
+use crate::conn::snapshot::{Reader, SnapshotError, Writer};
+
 /// Checks `data` with simdutf8: the fast all-or-nothing check first (SIMD,
 /// ~10× the standard library on non-ASCII text), and only for input that
 /// fails it the slower check that says where and why.
@@ -96,6 +98,36 @@ impl Utf8Validator {
             }
             Err(_) => Err(InvalidUtf8),
         }
+    }
+
+    /// Whether a code point is unfinished.
+    pub(crate) fn is_partial(&self) -> bool {
+        self.partial_len > 0
+    }
+
+    /// Writes the unfinished code point's bytes.
+    pub(crate) fn freeze(&self, w: &mut Writer) {
+        w.bytes(self.partial.get(..self.partial_len).unwrap_or_default());
+    }
+
+    /// Reads what [`freeze`](Self::freeze) wrote: at most three bytes that
+    /// begin a code point and need more.
+    pub(crate) fn thaw(r: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        let partial = r.bytes(3, "utf-8 state")?;
+        let mut validator = Self::default();
+        if !partial.is_empty() {
+            match check(partial) {
+                Err(e) if e.error_len().is_none() && e.valid_up_to() == 0 => {}
+                _ => return Err(SnapshotError::Invalid("utf-8 state")),
+            }
+            validator
+                .partial
+                .get_mut(..partial.len())
+                .ok_or(SnapshotError::Invalid("utf-8 state"))?
+                .copy_from_slice(partial);
+            validator.partial_len = partial.len();
+        }
+        Ok(validator)
     }
 
     /// Ends the message: fails if a code point is unfinished, and resets.

@@ -10,6 +10,8 @@
 use bytes::BytesMut;
 
 use super::outgoing::Outgoing;
+use super::snapshot::{Reader, SnapshotError, Writer};
+use crate::config::Config;
 use crate::frame::MAX_HEADER_LEN;
 
 /// The smallest spare capacity [`Input::read_buf`] offers.
@@ -60,6 +62,24 @@ impl Default for Input {
 }
 
 impl Input {
+    /// Writes what was received and not yet parsed, and the count before it.
+    pub(crate) fn freeze(&self, w: &mut Writer) {
+        w.u64(self.consumed);
+        w.bytes(&self.buf);
+    }
+
+    /// Reads what [`freeze`](Self::freeze) wrote; the read sizing starts
+    /// afresh.
+    pub(crate) fn thaw(&mut self, r: &mut Reader<'_>, _: &Config) -> Result<(), SnapshotError> {
+        // A count no connection reaches: the additions ahead cannot overflow.
+        self.consumed = r.count("input count")?;
+        let buf = r.bytes(usize::MAX, "input")?;
+        self.buf = BytesMut::from(buf);
+        self.last_offer = (self.total(), 0);
+        self.warm = !buf.is_empty();
+        Ok(())
+    }
+
     /// Bytes received in total, consumed or not.
     pub(crate) fn total(&self) -> u64 {
         self.consumed + self.buf.len() as u64

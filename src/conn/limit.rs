@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use super::snapshot::{Reader, SnapshotError, Writer};
 use crate::bucket::Bucket;
 use crate::config::{OverLimit, RateLimits};
 use crate::error::ProtocolError;
@@ -34,6 +35,49 @@ impl Limiter {
         };
         let any = limiter.buckets().next().is_some();
         any.then(|| Box::new(limiter))
+    }
+
+    /// Writes the buckets, the pause and the count of actions.
+    pub(crate) fn freeze(this: Option<&Self>, w: &mut Writer, now: Instant) {
+        let buckets: [Option<&Bucket>; 3] = this.map_or([None; 3], |l| {
+            [l.messages.as_ref(), l.wire.as_ref(), l.inflated.as_ref()]
+        });
+        for bucket in buckets {
+            w.bool(bucket.is_some());
+            if let Some(bucket) = bucket {
+                bucket.freeze(w, now);
+            }
+        }
+        w.bool(this.is_some_and(|l| l.paused));
+        w.u64(this.map_or(0, |l| l.actions));
+    }
+
+    /// The limiter for `limits` (see [`new`](Self::new)), carrying on the
+    /// buckets [`freeze`](Self::freeze) wrote whose limits are unchanged.
+    pub(crate) fn thaw(
+        r: &mut Reader<'_>,
+        limits: &RateLimits,
+        now: Instant,
+    ) -> Result<Option<Box<Self>>, SnapshotError> {
+        let mut buckets = [None, None, None];
+        let configured = [limits.messages, limits.wire_bytes, limits.inflated_bytes];
+        for (slot, limit) in buckets.iter_mut().zip(configured) {
+            if r.bool("bucket")? {
+                *slot = Bucket::thaw(r, limit, now)?;
+            }
+        }
+        let paused = r.bool("paused")?;
+        let actions = r.u64()?;
+        let Some(mut limiter) = Self::new(limits) else {
+            return Ok(None);
+        };
+        let [messages, wire, inflated] = buckets;
+        limiter.messages = messages.or(limiter.messages);
+        limiter.wire = wire.or(limiter.wire);
+        limiter.inflated = inflated.or(limiter.inflated);
+        limiter.paused = paused;
+        limiter.actions = actions;
+        Ok(Some(limiter))
     }
 
     fn buckets(&self) -> impl Iterator<Item = &Bucket> {

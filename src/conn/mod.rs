@@ -8,6 +8,7 @@ mod outgoing;
 mod recv;
 mod send;
 mod shrink;
+pub(crate) mod snapshot;
 mod state;
 mod stats;
 mod timer;
@@ -21,6 +22,7 @@ use rand::SeedableRng;
 use rand::rngs::{StdRng, SysRng};
 
 pub use outgoing::Outgoing;
+pub use snapshot::{SNAPSHOT_VERSION, SnapshotError};
 pub use state::{Side, State};
 pub use stats::{Stats, Traffic};
 

@@ -59,7 +59,7 @@ impl Record {
         }
     }
 
-    fn target(&self) -> &str {
+    pub(crate) fn target(&self) -> &str {
         let end = self.protocol_at.map_or(self.text.len(), |at| at as usize);
         self.text.get(..end).unwrap_or_default()
     }

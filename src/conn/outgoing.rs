@@ -87,6 +87,17 @@ impl Outgoing {
         self.len
     }
 
+    /// Bytes written and dropped, in total (what a snapshot carries).
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        (self.written, self.dropped)
+    }
+
+    /// Sets the totals a snapshot carried (the queue is empty).
+    pub(crate) fn set_totals(&mut self, written: u64, dropped: u64) {
+        self.written = written;
+        self.dropped = dropped;
+    }
+
     /// Bytes written (taken out by `advance`) in total.
     pub(crate) fn written(&self) -> u64 {
         self.written

@@ -9,11 +9,15 @@
 // Numbers here come from the peer: arithmetic on them is checked.
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
+use std::time::Instant;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::limit::Limiter;
+use super::snapshot::{Reader, SnapshotError, Writer};
 use super::stats::Traffic;
 use crate::close::CloseFrame;
+use crate::config::Config;
 use crate::error::ProtocolError;
 use crate::frame::{CommonFrame, FrameHeader, OpCode, apply_mask};
 use crate::message::{DataKind, Message, Utf8Bytes};
@@ -22,6 +26,10 @@ use crate::utf8::Utf8Validator;
 /// RSV1 in [`FrameHeader::rsv_bits`] terms.
 #[cfg(feature = "deflate")]
 const RSV1: u8 = 0b100;
+
+/// The peer's compressor as a snapshot carries it: its window bits,
+/// whether each message starts afresh, and the window's bytes.
+pub(crate) type PeerDeflate<'a> = (u8, bool, &'a [u8]);
 
 /// A frame whose header has been consumed and whose payload is arriving.
 #[derive(Debug)]
@@ -92,6 +100,164 @@ impl Receiver {
     /// Whether a rate limit holds input back.
     pub(crate) fn is_paused(&self) -> bool {
         self.limiter.as_ref().is_some_and(|l| l.is_paused())
+    }
+
+    /// A compressed message is half-received (its decompressor's state
+    /// cannot be carried in a snapshot).
+    pub(crate) fn is_mid_compressed(&self) -> bool {
+        self.fragmented.as_ref().is_some_and(|f| f.compressed)
+            || self.current.as_ref().is_some_and(|f| f.header.rsv1)
+    }
+
+    /// Writes the frame and the message in progress, the UTF-8 state, the
+    /// counters, the rate limits' buckets and the decompressor's window.
+    /// Not while [`is_mid_compressed`](Self::is_mid_compressed).
+    pub(crate) fn freeze(&self, w: &mut Writer, now: Instant) {
+        w.bool(self.current.is_some());
+        if let Some(frame) = &self.current {
+            let h = &frame.header;
+            w.u8(h.first_byte());
+            w.bool(h.mask.is_some());
+            w.bytes(&h.mask.unwrap_or_default());
+            w.u64(h.payload_len);
+            w.u64(frame.processed as u64);
+        }
+        w.bool(self.fragmented.is_some());
+        if let Some(message) = &self.fragmented {
+            w.bool(message.kind == DataKind::Text);
+            w.bytes(&message.data);
+        }
+        self.utf8.freeze(w);
+        self.traffic.freeze(w);
+        Limiter::freeze(self.limiter.as_deref(), w, now);
+        #[cfg(feature = "deflate")]
+        if let Some(inflater) = &self.inflater {
+            let (bits, fresh, (front, back)) = inflater.params();
+            w.bool(true);
+            w.u8(bits);
+            w.bool(fresh);
+            w.bytes_in_two(front, back);
+            return;
+        }
+        w.bool(false);
+    }
+
+    /// Reads what [`freeze`](Self::freeze) wrote, checking it against
+    /// this end's rules and `config`'s limits. The decompressor's window,
+    /// if any, is returned for after permessage-deflate is set up.
+    pub(crate) fn thaw<'a>(
+        &mut self,
+        r: &mut Reader<'a>,
+        config: &Config,
+        now: Instant,
+    ) -> Result<Option<PeerDeflate<'a>>, SnapshotError> {
+        let invalid = SnapshotError::Invalid;
+        let current = if r.bool("frame")? {
+            let first = r.u8()?;
+            let masked = r.bool("mask")?;
+            let key: [u8; 4] = r
+                .bytes(4, "mask")?
+                .try_into()
+                .map_err(|_| invalid("mask"))?;
+            let payload_len = r.u64()?;
+            let processed = r.usize(usize::MAX, "frame")?;
+            let opcode = OpCode::try_from(first & 0x0f).map_err(|_| invalid("opcode"))?;
+            let header = FrameHeader {
+                fin: first & 0x80 != 0,
+                rsv1: first & 0x40 != 0,
+                rsv2: first & 0x20 != 0,
+                rsv3: first & 0x10 != 0,
+                opcode,
+                mask: masked.then_some(key),
+                payload_len,
+            };
+            Some((header, processed))
+        } else {
+            None
+        };
+        if r.bool("message")? {
+            let kind = if r.bool("message kind")? {
+                DataKind::Text
+            } else {
+                DataKind::Binary
+            };
+            let data = r.bytes(config.max_message_size, "message")?;
+            self.fragmented = Some(Fragmented {
+                kind,
+                compressed: false,
+                data: data.to_vec(),
+            });
+        }
+        self.utf8 = Utf8Validator::thaw(r)?;
+        self.traffic = Traffic::thaw(r)?;
+        self.limiter = Limiter::thaw(r, &config.rate_limits, now)?;
+        let inflater = if r.bool("deflate")? {
+            let bits = r.u8()?;
+            let fresh = r.bool("deflate")?;
+            let history = r.bytes(1 << 15, "deflate window")?;
+            if !(8..=15).contains(&bits) {
+                return Err(invalid("deflate window"));
+            }
+            Some((bits, fresh, history))
+        } else {
+            None
+        };
+        if let Some((header, processed)) = current {
+            // The frame passed these checks when its header arrived; they
+            // hold again under this configuration, or the snapshot is refused.
+            self.check(&header).map_err(|_| invalid("frame"))?;
+            if header.opcode.is_control() && (!header.fin || header.payload_len > 125) {
+                return Err(invalid("frame"));
+            }
+            if header.rsv1 {
+                return Err(invalid("frame"));
+            }
+            let len = usize::try_from(header.payload_len).map_err(|_| invalid("frame"))?;
+            if processed > len {
+                return Err(invalid("frame"));
+            }
+            let text = match header.opcode {
+                OpCode::Text => true,
+                OpCode::Continuation => self
+                    .fragmented
+                    .as_ref()
+                    .is_some_and(|f| f.kind == DataKind::Text),
+                _ => false,
+            };
+            self.current = Some(InFrame {
+                header,
+                len,
+                processed,
+                text,
+            });
+        }
+        let texting = self.current.as_ref().is_some_and(|f| f.text)
+            || self
+                .fragmented
+                .as_ref()
+                .is_some_and(|f| f.kind == DataKind::Text);
+        if self.utf8.is_partial() && !texting {
+            return Err(invalid("utf-8 state"));
+        }
+        Ok(inflater)
+    }
+
+    /// Restores the decompressor's window a snapshot carried; false if it
+    /// cannot be this decompressor's.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn set_window(&mut self, window: &[u8]) -> bool {
+        self.inflater
+            .as_mut()
+            .is_some_and(|inflater| inflater.set_history(window))
+    }
+
+    /// Checks the frame in progress against the input it was read from:
+    /// the bytes it has unmasked are there.
+    pub(crate) fn check_against(&self, input: &BytesMut) -> Result<(), SnapshotError> {
+        match &self.current {
+            Some(frame) if frame.processed > input.len() => Err(SnapshotError::Invalid("frame")),
+            _ => Ok(()),
+        }
     }
 
     /// Payload bytes the current frame still needs, or 0 between frames.

@@ -9,6 +9,7 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 use super::outgoing::Outgoing;
+use super::snapshot::{Reader, SnapshotError, Writer};
 use super::stats::Traffic;
 use crate::close::CloseFrame;
 use crate::error::SendError;
@@ -61,6 +62,59 @@ impl Sender {
     #[cfg(feature = "deflate")]
     pub(crate) fn set_deflater(&mut self, deflater: crate::extensions::deflate::Deflater) {
         self.deflater = Some(deflater);
+    }
+
+    /// Writes the fragmented message being sent, the counters and the
+    /// compressor's parameters (not its context); only with nothing queued.
+    pub(crate) fn freeze(&self, w: &mut Writer) {
+        w.bool(self.fragment.is_some());
+        if let Some((kind, utf8)) = &self.fragment {
+            w.bool(*kind == DataKind::Text);
+            utf8.freeze(w);
+        }
+        self.traffic.freeze(w);
+        let (written, dropped) = self.out.totals();
+        w.u64(written);
+        w.u64(dropped);
+        #[cfg(feature = "deflate")]
+        if let Some(deflater) = &self.deflater {
+            let (bits, fresh) = deflater.params();
+            w.bool(true);
+            w.u8(bits);
+            w.bool(fresh);
+            return;
+        }
+        w.bool(false);
+    }
+
+    /// Reads what [`freeze`](Self::freeze) wrote; the compressor's
+    /// parameters, if any, are returned for permessage-deflate's set-up.
+    pub(crate) fn thaw(&mut self, r: &mut Reader<'_>) -> Result<Option<(u8, bool)>, SnapshotError> {
+        if r.bool("fragment")? {
+            let kind = if r.bool("fragment kind")? {
+                DataKind::Text
+            } else {
+                DataKind::Binary
+            };
+            let utf8 = Utf8Validator::thaw(r)?;
+            if kind == DataKind::Binary && utf8.is_partial() {
+                return Err(SnapshotError::Invalid("fragment"));
+            }
+            self.fragment = Some((kind, utf8));
+        }
+        self.traffic = Traffic::thaw(r)?;
+        let written = r.count("written")?;
+        let dropped = r.count("dropped")?;
+        self.out.set_totals(written, dropped);
+        if !r.bool("deflate")? {
+            return Ok(None);
+        }
+        let bits = r.u8()?;
+        let fresh = r.bool("deflate")?;
+        if !(8..=15).contains(&bits) {
+            return Err(SnapshotError::Invalid("deflate window"));
+        }
+        Ok(Some((bits, fresh)))
     }
 
     /// The queue, for the input buffer's recycling of written payloads.

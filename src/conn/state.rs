@@ -8,6 +8,7 @@
 //! connection done reading, should the transport close.
 
 use super::Role;
+use super::snapshot::{Reader, SnapshotError, Writer};
 use crate::close::{CloseCode, CloseFrame};
 use crate::error::ProtocolError;
 
@@ -213,6 +214,30 @@ impl Lifecycle {
                 ended: true,
             },
         };
+    }
+
+    // ---- Snapshots ---------------------------------------------------------
+
+    /// Whether the connection is worth carrying on elsewhere: open, or its
+    /// Close sent and the peer's awaited, with the transport still there.
+    /// (A received Close is answered at once, so the phase after it is
+    /// already the handshake's end.)
+    pub(crate) fn may_freeze(&self) -> bool {
+        !self.eof && matches!(self.phase, Phase::Open | Phase::CloseSent)
+    }
+
+    /// Writes the phase; only when [`may_freeze`](Self::may_freeze).
+    pub(crate) fn freeze(&self, w: &mut Writer) {
+        w.bool(matches!(self.phase, Phase::CloseSent));
+    }
+
+    pub(crate) fn thaw(r: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        let phase = if r.bool("phase")? {
+            Phase::CloseSent
+        } else {
+            Phase::Open
+        };
+        Ok(Self { phase, eof: false })
     }
 
     // ---- Questions ---------------------------------------------------------

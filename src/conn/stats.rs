@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::snapshot::{Reader, SnapshotError, Writer};
 use crate::close::CloseFrame;
 use crate::error::ProtocolError;
 use crate::message::DataKind;
@@ -40,6 +41,40 @@ pub struct Traffic {
 }
 
 impl Traffic {
+    /// Writes the counters (wire bytes are the input's and the queue's).
+    pub(crate) fn freeze(&self, w: &mut Writer) {
+        for n in [
+            self.text_messages,
+            self.text_bytes,
+            self.binary_messages,
+            self.binary_bytes,
+            self.frames,
+            self.pings,
+            self.pongs,
+            self.compressed_messages,
+            self.compressed_bytes,
+            self.uncompressed_bytes,
+        ] {
+            w.u64(n);
+        }
+    }
+
+    pub(crate) fn thaw(r: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        Ok(Self {
+            text_messages: r.u64()?,
+            text_bytes: r.u64()?,
+            binary_messages: r.u64()?,
+            binary_bytes: r.u64()?,
+            frames: r.u64()?,
+            pings: r.u64()?,
+            pongs: r.u64()?,
+            wire_bytes: 0,
+            compressed_messages: r.u64()?,
+            compressed_bytes: r.u64()?,
+            uncompressed_bytes: r.u64()?,
+        })
+    }
+
     /// Counts a whole data message of `len` payload bytes.
     pub(crate) fn message(&mut self, kind: DataKind, len: usize) {
         self.fragment(kind, len, true);
@@ -133,6 +168,38 @@ pub(crate) struct RoundTrip {
 const PING_LEN: usize = 8;
 
 impl RoundTrip {
+    pub(crate) fn freeze(&self, w: &mut Writer, now: Instant) {
+        w.u64(self.sent);
+        w.bool(self.outstanding.is_some());
+        if let Some((number, at)) = self.outstanding {
+            w.u64(number);
+            w.instant(Some(at), now);
+        }
+        w.duration(self.last);
+        w.duration(self.smoothed);
+        w.u64(self.samples);
+    }
+
+    pub(crate) fn thaw(r: &mut Reader<'_>, now: Instant) -> Result<Self, SnapshotError> {
+        let sent = r.u64()?;
+        let outstanding = if r.bool("ping")? {
+            let number = r.u64()?;
+            let at = r
+                .instant(now, "ping")?
+                .ok_or(SnapshotError::Invalid("ping"))?;
+            Some((number, at))
+        } else {
+            None
+        };
+        Ok(Self {
+            sent,
+            outstanding,
+            last: r.duration("rtt")?,
+            smoothed: r.duration("rtt")?,
+            samples: r.u64()?,
+        })
+    }
+
     /// The payload of a timed Ping queued at `now`.
     pub(crate) fn ping(&mut self, now: Instant) -> [u8; PING_LEN] {
         self.sent = self.sent.wrapping_add(1);

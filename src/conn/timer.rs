@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::snapshot::{Reader, SnapshotError, Writer};
+
 /// The deadlines, and what the connection knew at the last `handle_timeout`.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Timers {
@@ -41,6 +43,40 @@ fn after(now: Instant, interval: Option<Duration>) -> Option<Instant> {
 }
 
 impl Timers {
+    /// Writes the deadlines as offsets from `now`, and the counts beside them.
+    pub(crate) fn freeze(&self, w: &mut Writer, now: Instant) {
+        w.instant(self.now, now);
+        w.u64(self.rx_seen);
+        for deadline in [
+            self.keepalive,
+            self.idle,
+            self.close,
+            self.write,
+            self.shrink,
+        ] {
+            w.instant(deadline, now);
+        }
+        w.bool(self.close_pending);
+        w.u64(self.tx_seen);
+        w.u64(self.activity.0);
+        w.u64(self.activity.1);
+    }
+
+    pub(crate) fn thaw(r: &mut Reader<'_>, now: Instant) -> Result<Self, SnapshotError> {
+        Ok(Self {
+            now: r.instant(now, "timers")?,
+            rx_seen: r.u64()?,
+            keepalive: r.instant(now, "keepalive")?,
+            idle: r.instant(now, "idle")?,
+            close: r.instant(now, "close")?,
+            write: r.instant(now, "write")?,
+            shrink: r.instant(now, "shrink")?,
+            close_pending: r.bool("close pending")?,
+            tx_seen: r.u64()?,
+            activity: (r.u64()?, r.u64()?),
+        })
+    }
+
     /// Records `now` and re-arms the input deadlines if bytes arrived since
     /// the last call (or this is the first call).
     pub(crate) fn advance(

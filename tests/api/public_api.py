@@ -34,7 +34,9 @@ WAYS_IN = {
 # Functions that hand back a WebSocket that already lived.
 NOT_WAYS_IN = {"rfc6455::rt::ReadHalf::reunite", "rfc6455::rt::drain::Drain::attach"}
 MAX_WAYS_IN = 13
-MAX_ERROR_TYPES = 7
+# One per domain: the crate's, protocol, handshake, config, send, admission,
+# hub, and connection snapshots (freeze and thaw).
+MAX_ERROR_TYPES = 8
 # What a live WebSocket's type is called in a signature.
 WEBSOCKET = re.compile(r"(WebSocketStream|blocking::WebSocket|rt::(hyper|axum)::WebSocket|rt::hyper::Upgrade)(?![A-Za-z_])")
 

@@ -177,6 +177,12 @@ impl Deflater {
         self.compress.is_some()
     }
 
+    /// The window and whether each message starts afresh (what a snapshot
+    /// carries: the context itself is let go).
+    pub(crate) fn params(&self) -> (u8, bool) {
+        (self.key.window_bits, self.fresh_each_message)
+    }
+
     /// Lets the zlib state go (the connection is idle).
     pub(crate) fn release(&mut self) {
         self.compress = None;
@@ -275,6 +281,29 @@ impl Inflater {
     /// Whether a zlib state is held.
     pub(crate) fn is_live(&self) -> bool {
         self.decompress.is_some()
+    }
+
+    /// The window, whether each message starts afresh, and the window's
+    /// bytes (what a snapshot carries between messages).
+    pub(crate) fn params(&self) -> (u8, bool, (&[u8], &[u8])) {
+        (
+            self.window_bits,
+            self.fresh_each_message,
+            self.history.as_slices(),
+        )
+    }
+
+    /// Restores the window's bytes a snapshot carried: at most 2^bits,
+    /// and only with context takeover; the next message's state starts
+    /// from them.
+    pub(crate) fn set_history(&mut self, history: &[u8]) -> bool {
+        let fits = history.len() <= 1usize << self.window_bits;
+        if !fits || (self.fresh_each_message && !history.is_empty()) {
+            return false;
+        }
+        self.decompress = None;
+        self.history = history.iter().copied().collect();
+        true
     }
 
     /// Lets the zlib state go, keeping the window's bytes; only between messages.
