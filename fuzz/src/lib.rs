@@ -148,6 +148,9 @@ pub enum Op {
     Drain(u16),
     /// Send a timed Ping.
     TimedPing,
+    /// Freeze the connection and carry on with its thawed snapshot (when
+    /// it may be frozen): every check holds across it.
+    Freeze,
 }
 
 /// A fuzzed conversation: who we are, how we are configured, what happens.
@@ -330,6 +333,12 @@ fn run(role: Role, conversation: Conversation, adapter: bool) {
                 received += pull_all(&mut conn);
             }
             Op::Drain(n) => drain(&mut conn, &mut wire, usize::from(n)),
+            Op::Freeze => {
+                if let Ok(snapshot) = conn.freeze(now) {
+                    conn = Connection::thaw(&snapshot, config.clone(), now)
+                        .expect("a connection's own snapshot thaws");
+                }
+            }
         }
         if let Some(ending) = &mut ending {
             fire_timers(&mut conn, now, start, &mut sent);
