@@ -67,7 +67,7 @@ impl Limiter {
             }
         }
         let paused = r.bool("paused")?;
-        let actions = r.u64()?;
+        let actions = r.count("rate limit actions")?;
         let Some(mut limiter) = Self::new(limits) else {
             return Ok(None);
         };

@@ -60,18 +60,19 @@ impl Traffic {
     }
 
     pub(crate) fn thaw(r: &mut Reader<'_>) -> Result<Self, SnapshotError> {
+        let mut count = || r.count("traffic");
         Ok(Self {
-            text_messages: r.u64()?,
-            text_bytes: r.u64()?,
-            binary_messages: r.u64()?,
-            binary_bytes: r.u64()?,
-            frames: r.u64()?,
-            pings: r.u64()?,
-            pongs: r.u64()?,
+            text_messages: count()?,
+            text_bytes: count()?,
+            binary_messages: count()?,
+            binary_bytes: count()?,
+            frames: count()?,
+            pings: count()?,
+            pongs: count()?,
             wire_bytes: 0,
-            compressed_messages: r.u64()?,
-            compressed_bytes: r.u64()?,
-            uncompressed_bytes: r.u64()?,
+            compressed_messages: count()?,
+            compressed_bytes: count()?,
+            uncompressed_bytes: count()?,
         })
     }
 
@@ -196,7 +197,7 @@ impl RoundTrip {
             outstanding,
             last: r.duration("rtt")?,
             smoothed: r.duration("rtt")?,
-            samples: r.u64()?,
+            samples: r.count("rtt samples")?,
         })
     }
 
