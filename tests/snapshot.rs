@@ -383,3 +383,61 @@ fn only_an_open_connection_with_its_output_written_freezes() {
     assert!(server.next_message().unwrap().is_some());
     assert!(server.freeze(Instant::now()).is_ok());
 }
+
+// Over a real TCP socket with permessage-deflate: the server's stream is
+// taken apart between messages, its connection frozen and its socket sent
+// through a raw descriptor (as another process would receive it), then
+// put back together from the thawed connection. The client sees every echo
+// once and in order, and no Close.
+#[cfg(feature = "tokio")]
+#[tokio::test]
+async fn a_live_stream_carries_on_from_its_snapshot_over_the_same_socket() {
+    use std::os::fd::OwnedFd;
+
+    use rfc6455::ServerBuilder;
+    use rfc6455::extensions::deflate::DeflateConfig;
+    use rfc6455::rt::tokio::WebSocketStream;
+
+    let config = Config::default().deflate(Some(DeflateConfig::default().threshold(0)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server_config = config.clone();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let builder = ServerBuilder::new().config(server_config.clone()).unwrap();
+        let mut ws = WebSocketStream::accept(tcp, &builder).await.unwrap();
+        let mut moves = 0;
+        while let Some(message) = ws.next().await {
+            let message = message.unwrap();
+            if message.is_close() {
+                break;
+            }
+            ws.send(message).await.unwrap();
+            // Every tenth message, the stream moves.
+            moves += 1;
+            if moves % 10 == 0 {
+                let (mut conn, tcp) = ws.into_parts();
+                let snapshot = conn.freeze(Instant::now()).unwrap();
+                drop(conn);
+                let fd: OwnedFd = tcp.into_std().unwrap().into();
+                let tcp = tokio::net::TcpStream::from_std(fd.into()).unwrap();
+                let conn =
+                    Connection::thaw(&snapshot, server_config.clone(), Instant::now()).unwrap();
+                ws = WebSocketStream::new(tcp, conn);
+            }
+        }
+        moves
+    });
+    let client = rfc6455::ClientBuilder::new(url.as_str())
+        .unwrap()
+        .config(config)
+        .unwrap();
+    let (mut ws, _) = WebSocketStream::connect(&client).await.unwrap();
+    for n in 0..100 {
+        let text = format!("message {n}: {}", PHRASES[n % 3].repeat(3));
+        ws.send(Message::text(text.clone())).await.unwrap();
+        assert_eq!(ws.next().await.unwrap().unwrap(), Message::text(text));
+    }
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    assert_eq!(server.await.unwrap(), 100);
+}
