@@ -261,6 +261,9 @@ pub enum Error {
     /// and the transport was shut down. Not a failure.
     #[error("connection closed")]
     ConnectionClosed,
+    /// A connection could not be frozen or thawed (see [`SnapshotError`](crate::SnapshotError)).
+    #[error(transparent)]
+    Snapshot(#[from] crate::SnapshotError),
 }
 
 impl From<Error> for std::io::Error {
@@ -274,6 +277,7 @@ impl From<Error> for std::io::Error {
             | Error::HandshakeTimeout(_) => ErrorKind::TimedOut,
             Error::Protocol(_) | Error::Handshake(_) => ErrorKind::InvalidData,
             Error::Config(_) | Error::Send(_) | Error::TlsRequired => ErrorKind::InvalidInput,
+            Error::Snapshot(_) => ErrorKind::InvalidData,
             Error::Rejected(_) => ErrorKind::ConnectionRefused,
             Error::ConnectionClosed => ErrorKind::NotConnected,
         };
