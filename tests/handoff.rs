@@ -3,7 +3,7 @@
 //! the successor between messages; the client sees every echo once, in
 //! order, and no Close; a new client is served by the successor; a
 //! damaged snapshot closes its connection with 1011.
-#![cfg(all(feature = "handoff", unix))]
+#![cfg(all(feature = "handoff", target_os = "linux"))]
 
 use rfc6455::rt::handoff::{Handoff, Inherited, take_over};
 use rfc6455::rt::tokio::WebSocketStream;

@@ -1,5 +1,6 @@
 //! Handing the listening sockets and live connections of one process to
-//! the next, over a Unix socket: a deploy that keeps its connections.
+//! the next, over a Unix socket: a deploy that keeps its connections
+//! (Linux: descriptors are received close-on-exec, sent without SIGPIPE).
 //!
 //! The running process [`offer`](Handoff::offer)s a handoff at a path and
 //! waits for a [`successor`](Handoff::successor). A new process started

@@ -49,8 +49,8 @@ pub mod futures_io;
 #[cfg(feature = "h2")]
 #[cfg_attr(docsrs, doc(cfg(feature = "h2")))]
 pub mod h2;
-#[cfg(all(feature = "handoff", unix))]
-#[cfg_attr(docsrs, doc(cfg(all(feature = "handoff", unix))))]
+#[cfg(all(feature = "handoff", target_os = "linux"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "handoff", target_os = "linux"))))]
 pub mod handoff;
 mod handshake;
 pub mod hub;
