@@ -204,7 +204,7 @@ impl Feed {
                 0 => Step::InOrder,
                 missed => Step::Gap(missed),
             },
-            Some(_) => match at.offset - 1 {
+            Some(_) => match at.offset.saturating_sub(1) {
                 0 => Step::InOrder,
                 missed => Step::Gap(missed),
             },
@@ -434,7 +434,8 @@ impl Node {
         let Some(from) = from else {
             return Joined::Done(Ok(Resume::Live));
         };
-        let reaches = from.epoch == stream.epoch && stream.first <= from.offset + 1;
+        // A client's offset may be anything, up to u64::MAX.
+        let reaches = from.epoch == stream.epoch && stream.first <= from.offset.saturating_add(1);
         Joined::Done(Ok(if reaches && (hub_from.is_none() || joined.recovered) {
             Resume::Recovered(replayed)
         } else {

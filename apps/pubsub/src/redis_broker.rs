@@ -579,7 +579,9 @@ fn parse_stream(words: &[String]) -> Option<Stream> {
         let [offset, payload] = pair else {
             return None;
         };
-        stream.entries.push((offset.parse().ok()?, payload.clone()));
+        // Offsets start at 1: an entry at 0 is not one the script wrote.
+        let offset = offset.parse().ok().filter(|&offset| offset > 0)?;
+        stream.entries.push((offset, payload.clone()));
     }
     Some(stream)
 }

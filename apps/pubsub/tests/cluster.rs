@@ -341,6 +341,21 @@ async fn a_resume_after_the_broker_lost_its_data_is_unrecoverable() {
     assert_eq!(received(&member), [(Some(new), "new".to_owned())]);
 }
 
+// A client's position may be any number: the last offset there is resumes
+// as unrecoverable, not as an overflow.
+#[tokio::test]
+async fn a_resume_from_the_largest_offset_is_answered() {
+    let bus = Bus::new(100);
+    let a = node(&bus);
+    let at = publish(&a, "t", "1").await;
+    let member = a.hub().join();
+    let far = Position {
+        epoch: at.epoch,
+        offset: u64::MAX,
+    };
+    assert!(a.subscribe_from(&member, "t", Some(far)).await.is_ok());
+}
+
 #[tokio::test]
 async fn broker_subscriptions_follow_local_subscribers() {
     let bus = Bus::new(10);
