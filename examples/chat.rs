@@ -20,9 +20,17 @@
 //!
 //! On Ctrl-C or SIGTERM the room drains (`rfc6455::rt::drain`): new
 //! upgrades get 503, and the members are closed with 1001 over five seconds.
+//!
+//! With the `handoff` feature (Linux), `--handoff PATH` moves the room to
+//! a new process without a reconnect (`rfc6455::rt::handoff`): a server
+//! started with the same PATH takes over the listening socket and every
+//! member from the one waiting there. The members stop reading, every line
+//! already published reaches them, and they move with their names; the new
+//! process reads from them once all are in its room.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,15 +41,19 @@ use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Config, Error, RateLimit, RateLimits, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "support/deploy.rs"]
+mod deploy;
 #[path = "support/room.rs"]
 mod room;
 
 /// What every connection task shares.
 #[derive(Clone)]
-struct Room {
-    hub: Hub,
+struct Chat {
+    room: Arc<room::Room>,
     server: ServerBuilder,
+    drain: Drain,
     refused: Arc<Refused>,
+    next_id: Arc<AtomicU64>,
 }
 
 /// Upgrades refused, by reason: logged as counts once per period, not a
@@ -82,55 +94,130 @@ impl Refused {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:9002".to_owned());
-    let listener = TcpListener::bind(&addr).await?;
-    eprintln!("chat: listening on ws://{}", listener.local_addr()?);
+    let mut addr = "127.0.0.1:9002".to_owned();
+    let mut handoff = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--handoff" => {
+                let path = args.next();
+                handoff =
+                    Some(path.ok_or_else(|| std::io::Error::other("--handoff needs a path"))?);
+            }
+            _ => addr = arg,
+        }
+    }
     let admission = Admission::new(
         AdmissionConfig::default()
             .max_per_address(Some(8))
             .handshakes_per_address(Some(RateLimit::new(5, 10))),
     );
     let lines = RateLimits::default().messages(Some(RateLimit::new(20, 40)));
+    let config = Config::default().rate_limits(lines);
     let drain = Drain::new(DrainConfig::default());
     let refused = Arc::new(Refused::default());
     tokio::spawn(Arc::clone(&refused).log_every(Duration::from_secs(10)));
-    let room = Room {
-        hub: Hub::new(HubConfig::default()),
+    let chat = Chat {
+        room: Arc::new(room::Room::new(Hub::new(HubConfig::default()))),
         refused,
         // Past the limits, or once the drain begins, an upgrade is refused.
         server: ServerBuilder::new()
-            .config(Config::default().rate_limits(lines))?
+            .config(config.clone())?
             .admission(admission)
             .drain(&drain),
+        drain: drain.clone(),
+        next_id: Arc::new(AtomicU64::new(0)),
     };
+    if let Some(path) = handoff {
+        return with_handoff(&path, &addr, config, &chat).await;
+    }
+    let listener = TcpListener::bind(&addr).await?;
+    eprintln!("chat: listening on ws://{}", listener.local_addr()?);
     let report = drain
-        .serve_until(serve(&listener, &drain, &room), shutdown_signal())
+        .serve_until(serve(&listener, &chat), shutdown_signal())
         .await?;
     eprintln!("chat: {report}");
     Ok(())
 }
 
+/// Takes the room over from the server waiting at `path` (or binds
+/// `addr`), then serves until a successor takes over in turn, or a
+/// shutdown drains.
+#[cfg(all(feature = "handoff", target_os = "linux"))]
+async fn with_handoff(path: &str, addr: &str, config: Config, chat: &Chat) -> std::io::Result<()> {
+    let mut members = Vec::new();
+    let listener = deploy::take_over("chat", path, addr, config, |ws, payload| {
+        members.push((ws, payload));
+    })
+    .await?;
+    // Every member is in the room before any is read from: a line sent
+    // now reaches all of them.
+    let hub = &chat.room.hub;
+    let mut joined = Vec::new();
+    for (ws, payload) in members {
+        let Some(id) = std::str::from_utf8(&payload)
+            .ok()
+            .and_then(|id| id.parse::<u64>().ok())
+        else {
+            eprintln!("chat: a member came without its name; dropped");
+            continue;
+        };
+        chat.next_id.fetch_max(id + 1, Ordering::Relaxed);
+        let member = hub.join();
+        let _ = hub.subscribe(&member, room::ROOM);
+        joined.push((id, ws, member));
+    }
+    for (id, ws, member) in joined {
+        let chat = chat.clone();
+        tokio::spawn(chat.drain.clone().watch(async move {
+            // Tied to the drain from inside its task, as an accept would.
+            let mut ws = ws;
+            chat.drain.attach(&mut ws);
+            let hand_over = leave(id, &chat.drain);
+            if let Err(error) = room::serve(id, ws, &chat.room, member, hand_over).await {
+                eprintln!("chat: client {id}: {error}");
+            }
+        }));
+    }
+    deploy::serve("chat", path, &listener, &chat.drain, serve(&listener, chat)).await
+}
+
+#[cfg(not(all(feature = "handoff", target_os = "linux")))]
+async fn with_handoff(_: &str, _: &str, _: Config, _: &Chat) -> std::io::Result<()> {
+    Err(deploy::unavailable("chat"))
+}
+
 /// Accepts clients, each a task the drain watches.
-async fn serve(listener: &TcpListener, drain: &Drain, room: &Room) -> std::io::Result<()> {
-    for id in 0u64.. {
+async fn serve(listener: &TcpListener, chat: &Chat) -> std::io::Result<()> {
+    loop {
         let (tcp, peer) = listener.accept().await?;
-        let room = room.clone();
-        tokio::spawn(drain.watch(async move {
-            if let Err(error) = join(id, tcp, peer, &room).await
-                && !room.refused.count(&error)
+        let id = chat.next_id.fetch_add(1, Ordering::Relaxed);
+        let chat = chat.clone();
+        tokio::spawn(chat.drain.clone().watch(async move {
+            if let Err(error) = join(id, tcp, peer, &chat).await
+                && !chat.refused.count(&error)
             {
                 eprintln!("chat: client {id}: {error}");
             }
         }));
     }
-    Ok(())
 }
 
-async fn join(id: u64, tcp: TcpStream, peer: SocketAddr, room: &Room) -> Result<(), Error> {
+async fn join(id: u64, tcp: TcpStream, peer: SocketAddr, chat: &Chat) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
     // The stream holds this client's place under the limits until it drops.
-    let ws = WebSocketStream::accept((tcp, peer), &room.server).await?;
-    room::member(id, ws, &room.hub).await
+    let ws = WebSocketStream::accept((tcp, peer), &chat.server).await?;
+    room::member(id, ws, &chat.room, leave(id, &chat.drain)).await
+}
+
+/// Member `id` leaving for the successor, its id as the payload.
+fn leave(
+    id: u64,
+    drain: &Drain,
+) -> impl FnMut(WebSocketStream<TcpStream>) -> room::Leaving<TcpStream> {
+    let drain = drain.clone();
+    move |ws| {
+        let drain = drain.clone();
+        Box::pin(async move { deploy::hand_over(ws, &drain, id.to_string().as_bytes()).await })
+    }
 }

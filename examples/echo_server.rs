@@ -4,6 +4,7 @@
 //! cargo run --release --example echo_server            # ws://127.0.0.1:9001
 //! cargo run --release --example echo_server -- 0.0.0.0:9002
 //! cargo run --release --example echo_server --features metrics -- --metrics 127.0.0.1:9090
+//! cargo run --release --example echo_server --features handoff -- --handoff /tmp/echo.sock
 //! ```
 //!
 //! With the `metrics` feature, `--metrics ADDR` serves the adapter's
@@ -16,6 +17,12 @@
 //!
 //! On Ctrl-C or SIGTERM it drains (`rfc6455::rt::drain`): new upgrades get
 //! 503, and the open connections are closed with 1001 over five seconds.
+//!
+//! With the `handoff` feature (Linux), `--handoff PATH` deploys without a
+//! reconnect (`rfc6455::rt::handoff`): the server waits at PATH for a
+//! successor, and a server started with the same PATH takes over the
+//! listening socket and every connection, between messages, from the one
+//! waiting there, which then exits. Clients notice nothing.
 
 use rfc6455::extensions::deflate::DeflateConfig;
 use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
@@ -23,36 +30,90 @@ use rfc6455::rt::tokio::WebSocketStream;
 use rfc6455::{Config, Error, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
 
+#[path = "support/deploy.rs"]
+mod deploy;
+
 #[path = "support/echo.rs"]
 mod echo;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let mut addr = "127.0.0.1:9001".to_owned();
+    let mut handoff = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        if arg == "--metrics" {
-            let Some(metrics) = args.next() else {
-                return Err(std::io::Error::other("--metrics needs an address"));
-            };
-            serve_metrics(&metrics)?;
-        } else {
-            addr = arg;
+        match arg.as_str() {
+            "--metrics" => {
+                let Some(metrics) = args.next() else {
+                    return Err(std::io::Error::other("--metrics needs an address"));
+                };
+                serve_metrics(&metrics)?;
+            }
+            "--handoff" => {
+                handoff = Some(
+                    args.next()
+                        .ok_or_else(|| std::io::Error::other("--handoff needs a path"))?,
+                )
+            }
+            _ => addr = arg,
         }
     }
-    let listener = TcpListener::bind(&addr).await?;
-    eprintln!("echo_server: listening on ws://{}", listener.local_addr()?);
     // permessage-deflate is accepted when the client offers it; an echo
     // answers in kind, so every message is compressed (threshold 0).
     // The drain refuses upgrades once it begins and closes each connection.
+    let config = Config::default().deflate(Some(DeflateConfig::default().threshold(0)));
     let drain = Drain::new(DrainConfig::default());
-    let server = ServerBuilder::new()
-        .config(Config::default().deflate(Some(DeflateConfig::default().threshold(0))))?
-        .drain(&drain);
+    let server = ServerBuilder::new().config(config.clone())?.drain(&drain);
+    if let Some(path) = handoff {
+        return with_handoff(&path, &addr, config, &drain, &server).await;
+    }
+    let listener = TcpListener::bind(&addr).await?;
+    eprintln!("echo_server: listening on ws://{}", listener.local_addr()?);
     let serve = serve(&listener, &drain, &server);
     let report = drain.serve_until(serve, shutdown_signal()).await?;
     eprintln!("echo_server: {report}");
     Ok(())
+}
+
+/// Takes over from the server waiting at `path` (or binds `addr`), then
+/// serves until a successor takes over in turn, or a shutdown drains.
+#[cfg(all(feature = "handoff", target_os = "linux"))]
+async fn with_handoff(
+    path: &str,
+    addr: &str,
+    config: Config,
+    drain: &Drain,
+    server: &ServerBuilder,
+) -> std::io::Result<()> {
+    let listener = deploy::take_over("echo_server", path, addr, config, |ws, _| {
+        let drain = drain.clone();
+        tokio::spawn(drain.clone().watch(async move {
+            // Tied to the drain from inside its task, as an accept would.
+            let mut ws = ws;
+            drain.attach(&mut ws);
+            run(ws, drain).await;
+        }));
+    })
+    .await?;
+    deploy::serve(
+        "echo_server",
+        path,
+        &listener,
+        drain,
+        serve(&listener, drain, server),
+    )
+    .await
+}
+
+#[cfg(not(all(feature = "handoff", target_os = "linux")))]
+async fn with_handoff(
+    _: &str,
+    _: &str,
+    _: Config,
+    _: &Drain,
+    _: &ServerBuilder,
+) -> std::io::Result<()> {
+    Err(deploy::unavailable("echo_server"))
 }
 
 /// Accepts connections, each an echo task the drain watches.
@@ -63,21 +124,46 @@ async fn serve(
 ) -> std::io::Result<()> {
     loop {
         let (tcp, _) = listener.accept().await?;
-        let server = server.clone();
-        tokio::spawn(drain.watch(async move {
-            if let Err(error) = echo(tcp, &server).await
-                && !matches!(error, Error::ConnectionClosed)
-            {
-                eprintln!("echo_server: connection ended: {error}");
+        let (server, drain) = (server.clone(), drain.clone());
+        tokio::spawn(drain.clone().watch(async move {
+            match accept(tcp, &server).await {
+                Ok(ws) => run(ws, drain).await,
+                Err(error) => report(&error),
             }
         }));
     }
 }
 
-async fn echo(tcp: TcpStream, server: &ServerBuilder) -> Result<(), Error> {
+async fn accept(
+    tcp: TcpStream,
+    server: &ServerBuilder,
+) -> Result<WebSocketStream<TcpStream>, Error> {
     tcp.set_nodelay(true)?;
-    let mut ws = WebSocketStream::accept(tcp, server).await?;
-    echo::echo(&mut ws).await
+    WebSocketStream::accept(tcp, server).await
+}
+
+/// Echoes until the connection ends, or (with `--handoff`) moves to the
+/// successor between messages.
+async fn run(mut ws: WebSocketStream<TcpStream>, drain: Drain) {
+    loop {
+        match echo::echo(&mut ws).await {
+            // Boxed: the idle task stays the size of its echo loop.
+            Err(Error::HandoffRequested) => {
+                match Box::pin(deploy::hand_over(ws, &drain, &[])).await {
+                    Some(back) => ws = back,
+                    None => return,
+                }
+            }
+            Err(error) => return report(&error),
+            Ok(()) => return,
+        }
+    }
+}
+
+fn report(error: &Error) {
+    if !matches!(error, Error::ConnectionClosed) {
+        eprintln!("echo_server: connection ended: {error}");
+    }
 }
 
 /// Installs the Prometheus recorder and its HTTP listener on `addr`.

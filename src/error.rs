@@ -264,6 +264,12 @@ pub enum Error {
     /// A connection could not be frozen or thawed (see [`SnapshotError`](crate::SnapshotError)).
     #[error(transparent)]
     Snapshot(#[from] crate::SnapshotError),
+    /// The stream's [`CloseSignal`](crate::rt::CloseSignal) asks for it to
+    /// be handed to another process, and it is between messages: hand it
+    /// over (`rt::handoff`), or go on using it. Not a failure, and not the
+    /// stream's end: it is reported once per request.
+    #[error("the connection is asked to be handed over")]
+    HandoffRequested,
 }
 
 impl From<Error> for std::io::Error {
@@ -280,6 +286,7 @@ impl From<Error> for std::io::Error {
             Error::Snapshot(_) => ErrorKind::InvalidData,
             Error::Rejected(_) => ErrorKind::ConnectionRefused,
             Error::ConnectionClosed => ErrorKind::NotConnected,
+            Error::HandoffRequested => ErrorKind::Interrupted,
         };
         match error {
             Error::Io(e) => e,

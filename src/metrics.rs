@@ -20,6 +20,10 @@
 //! | `websocket_protocol_errors_total` | counter | `role`, `error` | connections that failed, by [`ProtocolError::kind`](crate::ProtocolError::kind) (a transport that ended without a Close is not one) |
 //! | `websocket_rate_limited_total` | counter | `role` | times a rate limit paused input or closed a connection |
 //! | `websocket_ping_rtt_seconds` | histogram | `role` | round-trip times of timed Pings |
+//! | `websocket_handoff_connections_total` | counter | | connections handed over to a successor process (`rt::handoff`) |
+//! | `websocket_handoff_state_bytes_total` | counter | | bytes of connection state (snapshots and payloads) handed over |
+//! | `websocket_handoff_seconds` | histogram | | each handoff, from the successor's arrival to its end |
+//! | `websocket_handoff_inherited_total` | counter | `outcome` | connections taken over from a predecessor: `thawed`, or `refused` (closed with 1011) |
 //!
 //! Traffic counters are brought up to date when a connection waits for its
 //! transport and when it ends, not per message. [`describe`] gives the
@@ -79,6 +83,24 @@ pub fn describe() {
         "websocket_ping_rtt_seconds",
         Unit::Seconds,
         "Round-trip times of timed Pings."
+    );
+    describe_counter!(
+        "websocket_handoff_connections_total",
+        "Connections handed over to a successor process (rt::handoff)."
+    );
+    describe_counter!(
+        "websocket_handoff_state_bytes_total",
+        Unit::Bytes,
+        "Bytes of connection state (snapshots and payloads) handed over."
+    );
+    describe_histogram!(
+        "websocket_handoff_seconds",
+        Unit::Seconds,
+        "How long each handoff took, from the successor's arrival to its end."
+    );
+    describe_counter!(
+        "websocket_handoff_inherited_total",
+        "Connections taken over from a predecessor, by outcome: thawed, refused."
     );
 }
 

@@ -5,9 +5,10 @@
 //! damaged snapshot closes its connection with 1011.
 #![cfg(all(feature = "handoff", target_os = "linux"))]
 
+use rfc6455::rt::drain::{Drain, DrainConfig};
 use rfc6455::rt::handoff::{Handoff, Inherited, take_over};
 use rfc6455::rt::tokio::WebSocketStream;
-use rfc6455::{CloseCode, Config, Message, ServerBuilder};
+use rfc6455::{CloseCode, Config, Error, Message, ServerBuilder};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
@@ -142,7 +143,8 @@ async fn connected_pair() -> (
 }
 
 /// Plays a predecessor at `path`: hands over `tcp` with `body` as its
-/// record (kind 2, one descriptor), as the wire format says.
+/// record (kind 2, one descriptor), as the wire format says, and reads
+/// the acknowledgement.
 fn send_raw_connection(path: &std::path::Path, tcp: std::net::TcpStream, body: Vec<u8>) {
     use std::io::{IoSlice, Write};
     use std::mem::MaybeUninit;
@@ -167,6 +169,9 @@ fn send_raw_connection(path: &std::path::Path, tcp: std::net::TcpStream, body: V
     .unwrap();
     stream.write_all(&header[sent..]).unwrap();
     stream.write_all(&body).unwrap();
+    // The successor says it holds the socket.
+    let mut ack = [0u8];
+    std::io::Read::read_exact(&mut stream, &mut ack).unwrap();
     let mut done = vec![3, 0];
     done.extend_from_slice(&0u64.to_le_bytes());
     stream.write_all(&done).unwrap();
@@ -238,4 +243,399 @@ async fn a_connection_not_handed_over_comes_back() {
     tokio::spawn(echo(ws));
     exchange(&mut client, 0, 5).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Echoes on a watched task until the stream ends or moves.
+async fn serve_watched(mut ws: WebSocketStream<TcpStream>, drain: Drain) {
+    drain.attach(&mut ws);
+    loop {
+        match ws.next().await {
+            Some(Ok(message)) if !message.is_control() => {
+                if ws.send(message).await.is_err() {
+                    return;
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(Error::HandoffRequested)) => match drain.hand_over(ws, b"payload").await {
+                Ok(()) => return,
+                Err(back) => ws = back.stream,
+            },
+            _ => return,
+        }
+    }
+}
+
+/// `n` clients of a server whose tasks `drain` watches; the server's side
+/// of each is on a task [`serve_watched`] runs.
+async fn watched_clients(
+    n: usize,
+    drain: &Drain,
+) -> Vec<WebSocketStream<rfc6455::rt::tokio::MaybeTlsStream>> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let (accepted, client) = connected_pair().await;
+        tokio::spawn(drain.watch(serve_watched(accepted, drain.clone())));
+        clients.push(client);
+    }
+    clients
+}
+
+/// Offers a handoff at `path`, transfers `drain`'s streams once a
+/// successor comes, and comes as that successor.
+async fn start_transfer(
+    path: &std::path::Path,
+    drain: &Drain,
+) -> (
+    tokio::task::JoinHandle<std::io::Result<rfc6455::rt::handoff::HandoffReport>>,
+    rfc6455::rt::handoff::Predecessor,
+) {
+    let handoff = Handoff::offer(path).unwrap();
+    let drain = drain.clone();
+    let old = tokio::spawn(async move { drain.transfer(handoff.successor().await.unwrap()).await });
+    let predecessor = take_over(path, Config::default()).await.unwrap().unwrap();
+    (old, predecessor)
+}
+
+fn handoff_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rfc6455-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("handoff.sock")
+}
+
+// `Drain::transfer`: every watched stream moves at its next message
+// boundary, with its payload; each client goes on with the successor.
+#[tokio::test]
+async fn a_transfer_moves_every_watched_connection() {
+    let path = handoff_path("transfer");
+    let drain = Drain::new(DrainConfig::default());
+    let mut clients = watched_clients(20, &drain).await;
+    for client in &mut clients {
+        exchange(client, 0, 3).await;
+    }
+    let (old, mut predecessor) = start_transfer(&path, &drain).await;
+    let mut moved = 0;
+    while let Some(inherited) = predecessor.next().await.unwrap() {
+        match inherited {
+            Inherited::Connection(ws, payload) => {
+                assert_eq!(payload, b"payload");
+                moved += 1;
+                tokio::spawn(echo(*ws));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let report = old.await.unwrap().unwrap();
+    assert_eq!((moved, report.connections, report.stayed), (20, 20, 0));
+    assert_eq!(drain.live(), 0, "no task serves a moved connection");
+    for client in &mut clients {
+        exchange(client, 3, 6).await;
+    }
+}
+
+// A successor that goes away mid-handoff: what it received is its own, and
+// every other connection is still served by the old process, once.
+#[tokio::test]
+async fn a_successor_that_dies_leaves_the_rest_served() {
+    let path = handoff_path("dies");
+    let drain = Drain::new(DrainConfig::default());
+    let mut clients = watched_clients(20, &drain).await;
+    let (old, mut predecessor) = start_transfer(&path, &drain).await;
+    let mut taken = Vec::new();
+    for _ in 0..5 {
+        match predecessor.next().await.unwrap() {
+            Some(Inherited::Connection(ws, _)) => taken.push(tokio::spawn(echo(*ws))),
+            other => panic!("{other:?}"),
+        }
+    }
+    // The successor dies.
+    drop(predecessor);
+    assert!(old.await.unwrap().is_err(), "the handoff failed");
+    assert_eq!(
+        drain.live(),
+        15,
+        "the old process serves the rest, not the moved"
+    );
+    // Every client is answered, once: five by the successor, the rest here.
+    for client in &mut clients {
+        exchange(client, 0, 5).await;
+    }
+    // No stream is asked for any more.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(drain.live(), 15);
+}
+
+// A stream that does not reach a message boundary in time stays with the
+// old process; the rest move.
+#[tokio::test]
+async fn a_stream_that_never_comes_stays() {
+    let path = handoff_path("stays");
+    let drain =
+        Drain::new(DrainConfig::default().handoff_timeout(std::time::Duration::from_millis(300)));
+    let mut clients = watched_clients(3, &drain).await;
+    // A fourth whose task never polls its stream.
+    let (stuck, _stuck_client) = connected_pair().await;
+    tokio::spawn(drain.watch(async move {
+        let _ws = stuck;
+        std::future::pending::<()>().await;
+    }));
+    let (old, mut predecessor) = start_transfer(&path, &drain).await;
+    let mut moved = 0;
+    while let Some(inherited) = predecessor.next().await.unwrap() {
+        if let Inherited::Connection(ws, _) = inherited {
+            moved += 1;
+            tokio::spawn(echo(*ws));
+        }
+    }
+    let report = old.await.unwrap().unwrap();
+    assert_eq!((moved, report.connections, report.stayed), (3, 3, 1));
+    for client in &mut clients {
+        exchange(client, 0, 2).await;
+    }
+}
+
+/// The clients of `tests/handoff/run.sh` (run by it, not by `cargo test`):
+/// `CONNS` connections to `WS_URL` until `STOP_FILE` exists, while the
+/// script hands the server over from process to process.
+///
+/// `MODE=echo`: each connection (every third with permessage-deflate)
+/// sends numbered messages, one after the other's echo (`PACE_MS` apart),
+/// and checks each echo. `MODE=chat`: each member, from its own address,
+/// sends numbered lines `PACE_MS` apart once all have joined, and at the
+/// end checks it saw every member's lines exactly once and in order.
+/// Meanwhile a newcomer connects every 50 ms and must be served. Any
+/// Close, reset, error or missed message fails the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by tests/handoff/run.sh against real processes"]
+async fn clients_across_real_handoffs() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    let url = std::env::var("WS_URL").expect("WS_URL");
+    let stop_file = std::env::var("STOP_FILE").expect("STOP_FILE");
+    let var = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .map_or(default, |v| v.parse().expect(name))
+    };
+    let conns = var("CONNS", 1000) as usize;
+    let pace = Duration::from_millis(var("PACE_MS", 0));
+    let chat = std::env::var("MODE").is_ok_and(|m| m == "chat");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent: Arc<Vec<AtomicU64>> = Arc::new((0..conns).map(|_| AtomicU64::new(0)).collect());
+    let joined = Arc::new(tokio::sync::Barrier::new(conns));
+    let ready = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    let mut clients = Vec::new();
+    for i in 0..conns {
+        let (url, stop, sent, joined) = (url.clone(), stop.clone(), sent.clone(), joined.clone());
+        let ready = ready.clone();
+        let client = async move {
+            let source = std::net::Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8);
+            let mut ws = connect(&url, source, !chat && i % 3 == 0).await?;
+            ready.fetch_add(1, Ordering::AcqRel);
+            if chat {
+                joined.wait().await;
+                return chat_member(ws, i, &stop, &sent, pace).await;
+            }
+            let mut n = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                let text = format!(
+                    "{i}:{n}, and the message before was {i}:{}",
+                    n.wrapping_sub(1)
+                );
+                ws.send(Message::text(text.clone()))
+                    .await
+                    .map_err(|e| format!("send {n}: {e}"))?;
+                match ws.next().await {
+                    Some(Ok(Message::Text(echo))) if *echo == *text => {}
+                    other => return Err(format!("echo of {text}: {other:?}")),
+                }
+                n += 1;
+                tokio::time::sleep(pace).await;
+            }
+            sent[i].store(n, Ordering::Release);
+            ws.close(CloseCode::NORMAL, "done")
+                .await
+                .map_err(|e| format!("close: {e}"))?;
+            Ok(n)
+        };
+        clients.push(tokio::spawn(client));
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    // The script waits for this file before its first handoff.
+    if let Ok(ready_file) = std::env::var("READY_FILE") {
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            while ready.load(Ordering::Acquire) < conns {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            std::fs::write(ready_file, b"").unwrap();
+        });
+    }
+    // Newcomers, from addresses of their own, until the stop.
+    let newcomers = {
+        let (url, stop) = (url.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            for k in 0u64.. {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let source =
+                    std::net::Ipv4Addr::new(127, 2, (k / 250 % 250) as u8, (k % 250 + 1) as u8);
+                match connect(&url, source, false).await {
+                    Ok(mut ws) => {
+                        let _ = ws.close(CloseCode::NORMAL, "bye").await;
+                        ok += 1;
+                    }
+                    Err(error) => failed.push(error),
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (ok, failed)
+        })
+    };
+    while !std::path::Path::new(&stop_file).exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Release);
+    let mut failures = Vec::new();
+    let mut messages = 0;
+    for (i, client) in clients.into_iter().enumerate() {
+        match client.await.unwrap() {
+            Ok(n) => messages += n,
+            Err(error) => failures.push(format!("connection {i}: {error}")),
+        }
+    }
+    let (newcomers, failed_newcomers) = newcomers.await.unwrap();
+    println!(
+        "clients: {conns} connections, {messages} messages checked, {} failed; {newcomers} newcomers served, {} failed",
+        failures.len(),
+        failed_newcomers.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{:?}",
+        &failures[..failures.len().min(10)]
+    );
+    assert!(failed_newcomers.is_empty(), "{failed_newcomers:?}");
+}
+
+/// Connects to `url` from `source` (127.0.0.0/8: every address is this
+/// machine, and per-address limits see each client apart).
+async fn connect(
+    url: &str,
+    source: std::net::Ipv4Addr,
+    deflate: bool,
+) -> Result<WebSocketStream<TcpStream>, String> {
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let socket = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    socket
+        .bind((source, 0).into())
+        .map_err(|e| format!("bind: {e}"))?;
+    let tcp = socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tcp.set_nodelay(true).map_err(|e| format!("{e}"))?;
+    let config = Config::default();
+    // Every message compressed, each referring back to the last.
+    #[cfg(feature = "deflate")]
+    let config = if deflate {
+        config.deflate(Some(
+            rfc6455::extensions::deflate::DeflateConfig::default().threshold(0),
+        ))
+    } else {
+        config
+    };
+    let client = rfc6455::ClientBuilder::new(url)
+        .and_then(|c| c.config(config))
+        .map_err(|e| format!("{e}"))?;
+    let (ws, accepted) = WebSocketStream::client(tcp, &client)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    if deflate && accepted.extensions().is_empty() {
+        return Err("permessage-deflate was not accepted".to_owned());
+    }
+    Ok(ws)
+}
+
+/// One chat member: sends `i:n` lines until the stop, then checks that it
+/// saw every member's lines `0..sent` exactly once and in order.
+async fn chat_member(
+    mut ws: WebSocketStream<TcpStream>,
+    i: usize,
+    stop: &std::sync::atomic::AtomicBool,
+    sent: &[std::sync::atomic::AtomicU64],
+    pace: std::time::Duration,
+) -> Result<u64, String> {
+    use std::sync::atomic::Ordering;
+    let mut seen = vec![0u64; sent.len()];
+    let mut see = |text: &str| -> Result<(), String> {
+        // "ID: member:n" from members; "* ..." notices are not counted.
+        let Some((_, line)) = text.split_once(": ") else {
+            return Ok(());
+        };
+        let Some((member, n)) = line.split_once(':') else {
+            return Ok(());
+        };
+        let (member, n): (usize, u64) = (
+            member.parse().map_err(|_| text.to_owned())?,
+            n.parse().map_err(|_| text.to_owned())?,
+        );
+        let expected = seen.get_mut(member).ok_or_else(|| text.to_owned())?;
+        if n != *expected {
+            return Err(format!("member {member}: line {n}, expected {expected}"));
+        }
+        *expected += 1;
+        Ok(())
+    };
+    let mut n = 0u64;
+    let mut next_send = tokio::time::Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        tokio::select! {
+            () = tokio::time::sleep_until(next_send) => {
+                ws.send(Message::text(format!("{i}:{n}"))).await.map_err(|e| format!("send: {e}"))?;
+                n += 1;
+                next_send += pace;
+            }
+            message = ws.next() => match message {
+                Some(Ok(Message::Text(text))) => see(&text)?,
+                other => return Err(format!("{other:?}")),
+            },
+        }
+    }
+    sent[i].store(n, Ordering::Release);
+    // The others' last lines arrive within a quiet second.
+    let quiet = tokio::time::sleep(std::time::Duration::from_secs(2));
+    tokio::pin!(quiet);
+    loop {
+        tokio::select! {
+            () = &mut quiet => break,
+            message = ws.next() => match message {
+                Some(Ok(Message::Text(text))) => see(&text)?,
+                other => return Err(format!("{other:?}")),
+            },
+        }
+    }
+    for (member, count) in sent.iter().enumerate() {
+        let count = count.load(Ordering::Acquire);
+        if seen[member] != count {
+            return Err(format!(
+                "saw {} of member {member}'s {count} lines",
+                seen[member]
+            ));
+        }
+    }
+    ws.close(CloseCode::NORMAL, "done")
+        .await
+        .map_err(|e| format!("close: {e}"))?;
+    Ok(n)
 }

@@ -276,6 +276,24 @@ fn checksum(bytes: &[u8]) -> u64 {
 }
 
 impl Connection {
+    /// Whether the connection could be [frozen](Self::freeze) once its
+    /// output is written: it is open or its Close is sent, and no
+    /// compressed message is half-received.
+    ///
+    /// # Errors
+    ///
+    /// [`SnapshotError::Ended`] or
+    /// [`SnapshotError::CompressedMessageInProgress`].
+    pub fn can_freeze(&self) -> Result<(), SnapshotError> {
+        if !self.life.may_freeze() {
+            return Err(SnapshotError::Ended);
+        }
+        if self.receiver.is_mid_compressed() {
+            return Err(SnapshotError::CompressedMessageInProgress);
+        }
+        Ok(())
+    }
+
     /// Freezes the connection into bytes another process can
     /// [`thaw`](Self::thaw), at `now`; this connection is then done with
     /// (drop it without closing: the peer keeps talking to the thawed one,
@@ -303,14 +321,9 @@ impl Connection {
     /// [`SnapshotError::CompressedMessageInProgress`] or
     /// [`SnapshotError::Ended`]. Nothing changed.
     pub fn freeze(&mut self, now: Instant) -> Result<Vec<u8>, SnapshotError> {
-        if !self.life.may_freeze() {
-            return Err(SnapshotError::Ended);
-        }
+        self.can_freeze()?;
         if self.sender.wants_write() {
             return Err(SnapshotError::OutputPending);
-        }
-        if self.receiver.is_mid_compressed() {
-            return Err(SnapshotError::CompressedMessageInProgress);
         }
         let mut w = Writer::default();
         w.buf.extend_from_slice(MAGIC);

@@ -79,6 +79,11 @@ pub struct DrainConfig {
     /// `Retry-After` on the `503` that refuses upgrades during the drain.
     /// Default 5 seconds.
     pub retry_after: Duration,
+    /// How long a handoff (`rt::handoff`, feature `handoff`) waits for
+    /// every stream to reach a message boundary and move; the streams
+    /// that have not moved by then stay with this process. Default 10
+    /// seconds.
+    pub handoff_timeout: Duration,
 }
 
 impl Default for DrainConfig {
@@ -89,6 +94,7 @@ impl Default for DrainConfig {
             window: Duration::from_secs(5),
             grace: Duration::from_secs(5),
             retry_after: Duration::from_secs(5),
+            handoff_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -105,6 +111,8 @@ by_value_setters! {
         grace: Duration;
         /// Sets [`retry_after`](Self::retry_after).
         retry_after: Duration;
+        /// Sets [`handoff_timeout`](Self::handoff_timeout).
+        handoff_timeout: Duration;
     }
 }
 
@@ -148,6 +156,8 @@ struct Signal {
     clean: AtomicBool,
     /// The watched task's waker, to make it poll its stream.
     waker: Mutex<Option<Waker>>,
+    /// A handoff asks for the stream, not yet taken by it.
+    handoff: AtomicBool,
     code: CloseCode,
     reason: Arc<str>,
 }
@@ -163,14 +173,23 @@ impl CloseSignal for Signal {
             self.clean.store(true, Ordering::Release);
         }
     }
+
+    /// A load first: the echo loop asks on every wait for input.
+    fn take_handoff_request(&self) -> bool {
+        self.handoff.load(Ordering::Acquire) && self.handoff.swap(false, Ordering::AcqRel)
+    }
 }
 
 impl Signal {
     /// Moves to `state` (never back) and wakes the task.
     fn set(&self, state: u8) {
-        if self.state.fetch_max(state, Ordering::AcqRel) < state
-            && let Some(waker) = lock(&self.waker).as_ref()
-        {
+        if self.state.fetch_max(state, Ordering::AcqRel) < state {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(waker) = lock(&self.waker).as_ref() {
             waker.wake_by_ref();
         }
     }
@@ -184,8 +203,11 @@ struct Registry {
     live: BTreeMap<u64, Arc<Signal>>,
     draining: bool,
     report: DrainReport,
-    /// The shutdown waiting for the last task.
+    /// The shutdown or handoff waiting for the last task.
     waiter: Option<Waker>,
+    /// The handoff under way, which every stream is asked to join.
+    #[cfg(all(feature = "handoff", target_os = "linux"))]
+    handoff: Option<super::handoff::Shared>,
 }
 
 #[derive(Debug)]
@@ -237,6 +259,7 @@ impl Drain {
             state: AtomicU8::new(OPEN),
             clean: AtomicBool::new(false),
             waker: Mutex::new(None),
+            handoff: AtomicBool::new(false),
             code: self.inner.config.code,
             reason: Arc::clone(&self.inner.reason),
         });
@@ -249,6 +272,10 @@ impl Drain {
                 registry.report.connections += 1;
                 signal.state.store(CLOSING, Ordering::Release);
             }
+            #[cfg(all(feature = "handoff", target_os = "linux"))]
+            signal
+                .handoff
+                .store(registry.handoff.is_some(), Ordering::Release);
             id
         };
         Watched {
@@ -353,7 +380,11 @@ impl Drain {
 
     /// Ready once no watched task is live; when `deadline` fires first,
     /// forces the rest and is ready.
-    fn poll_ended(&self, cx: &mut Context<'_>, deadline: Option<&mut Pin<Box<Sleep>>>) -> Poll<()> {
+    pub(crate) fn poll_ended(
+        &self,
+        cx: &mut Context<'_>,
+        deadline: Option<&mut Pin<Box<Sleep>>>,
+    ) -> Poll<()> {
         let mut registry = lock(&self.inner.registry);
         if registry.live.is_empty() {
             return Poll::Ready(());
@@ -408,6 +439,37 @@ impl Drain {
             None => drained.as_mut().poll(cx).map(Ok),
         })
         .await
+    }
+}
+
+#[cfg(all(feature = "handoff", target_os = "linux"))]
+impl Drain {
+    /// Sets the handoff every watched stream is asked to join (each is
+    /// woken to see it), or with `None` withdraws the request from those
+    /// that have not yet taken it.
+    pub(crate) fn set_handoff(&self, handoff: Option<super::handoff::Shared>) {
+        let asked = handoff.is_some();
+        let live: Vec<Arc<Signal>> = {
+            let mut registry = lock(&self.inner.registry);
+            registry.handoff = handoff;
+            registry.live.values().cloned().collect()
+        };
+        for signal in live {
+            signal.handoff.store(asked, Ordering::Release);
+            if asked {
+                signal.wake();
+            }
+        }
+    }
+
+    /// The handoff under way, if any.
+    pub(crate) fn handoff(&self) -> Option<super::handoff::Shared> {
+        lock(&self.inner.registry).handoff.clone()
+    }
+
+    /// How long a handoff waits for the streams to come.
+    pub(crate) fn handoff_timeout(&self) -> Duration {
+        self.inner.config.handoff_timeout
     }
 }
 
@@ -488,11 +550,11 @@ impl Drop for Guard {
                 _ if self.signal.clean.load(Ordering::Acquire) => report.closed += 1,
                 _ => report.ended += 1,
             }
-            if registry.live.is_empty()
-                && let Some(waiter) = registry.waiter.take()
-            {
-                waiter.wake();
-            }
+        }
+        if registry.live.is_empty()
+            && let Some(waiter) = registry.waiter.take()
+        {
+            waiter.wake();
         }
     }
 }

@@ -32,6 +32,15 @@ pub trait CloseSignal: Send + Sync + fmt::Debug {
     fn ended(&self, clean: bool) {
         let _ = clean;
     }
+
+    /// Whether the stream is asked to be handed over to another process,
+    /// taking the request: asked when the stream is open, between
+    /// messages, and could be [frozen](crate::Connection::can_freeze); a
+    /// `true` makes the poll for messages return
+    /// [`Error::HandoffRequested`] once. Never, by default.
+    fn take_handoff_request(&self) -> bool {
+        false
+    }
 }
 
 /// The most read at once into the stack while the connection's input
@@ -239,6 +248,17 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         }
     }
 
+    /// Whether a handoff is asked for and the connection can go (open,
+    /// and no compressed message half-received); the request is taken.
+    #[inline]
+    fn handoff_requested(&self) -> bool {
+        self.close_signal.as_ref().is_some_and(|signal| {
+            self.conn.state() == crate::State::Open
+                && self.conn.can_freeze().is_ok()
+                && signal.take_handoff_request()
+        })
+    }
+
     pub(crate) fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
@@ -249,7 +269,9 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         // Metrics catch up when the connection waits, and once when it ends.
         #[cfg(feature = "metrics")]
         match &poll {
-            Poll::Pending => self.metrics.update(self.conn.stats()),
+            Poll::Pending | Poll::Ready(Some(Err(Error::HandoffRequested))) => {
+                self.metrics.update(self.conn.stats());
+            }
             Poll::Ready(None | Some(Err(_))) => self.metrics.end(self.conn.stats()),
             Poll::Ready(Some(Ok(_))) => {}
         }
@@ -279,6 +301,10 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             // Past the close timeout nothing more is written or awaited.
             if self.conn.is_finished() {
                 return self.finish(cx);
+            }
+            // Between messages, before waiting for more: a handoff asked for.
+            if self.handoff_requested() {
+                return Poll::Ready(Some(Err(Error::HandoffRequested)));
             }
             // What is queued goes out before waiting for input. A transport
             // that takes no more does not stop reading: the peer's Ping or

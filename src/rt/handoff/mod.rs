@@ -19,9 +19,87 @@
 //! serving it. A snapshot the successor cannot thaw has its connection
 //! closed with 1011 ([`Inherited::Refused`]), never served half-restored.
 //!
+//! A server whose connection tasks a [`Drain`](crate::rt::drain::Drain) watches hands them all over
+//! with [`Drain::transfer`](crate::rt::drain::Drain::transfer): each stream, at its next message boundary,
+//! returns [`Error::HandoffRequested`] from `next`, and its task answers
+//! with [`Drain::hand_over`](crate::rt::drain::Drain::hand_over) (its payload given) or carries on.
+//!
+//! ```no_run
+//! use rfc6455::rt::drain::{Drain, DrainConfig, shutdown_signal};
+//! use rfc6455::rt::handoff::{Handoff, Inherited, serve_until, take_over};
+//! use rfc6455::rt::tokio::WebSocketStream;
+//! use rfc6455::{Config, Error, ServerBuilder};
+//! use tokio::net::{TcpListener, TcpStream};
+//!
+//! /// Echoes until the connection ends or moves to the successor.
+//! async fn serve(mut ws: WebSocketStream<TcpStream>, drain: Drain) -> Result<(), Error> {
+//!     loop {
+//!         match ws.next().await {
+//!             Some(Ok(message)) if !message.is_control() => ws.send(message).await?,
+//!             Some(Ok(_)) => {}
+//!             Some(Err(Error::HandoffRequested)) => match drain.hand_over(ws, b"").await {
+//!                 Ok(()) => return Ok(()),
+//!                 Err(back) => ws = back.stream, // not moved: serve on
+//!             },
+//!             Some(Err(error)) => return Err(error),
+//!             None => return Ok(()),
+//!         }
+//!     }
+//! }
+//!
+//! # #[allow(dead_code)]
+//! # async fn run() -> std::io::Result<()> {
+//! let drain = Drain::new(DrainConfig::default());
+//! let server = ServerBuilder::new().drain(&drain);
+//! // Take over from a running process, or start afresh.
+//! let mut listener = None;
+//! if let Some(mut predecessor) = take_over("/run/echo.sock", Config::default()).await? {
+//!     while let Some(inherited) = predecessor.next().await? {
+//!         match inherited {
+//!             Inherited::Listener(l) => listener = Some(l),
+//!             Inherited::Connection(ws, _payload) => {
+//!                 let drain = drain.clone();
+//!                 tokio::spawn(drain.clone().watch(async move {
+//!                     // Tied to the drain inside its task, as an accept would.
+//!                     let mut ws = *ws;
+//!                     drain.attach(&mut ws);
+//!                     serve(ws, drain).await
+//!                 }));
+//!             }
+//!             _ => {} // a connection refused was closed with 1011
+//!         }
+//!     }
+//! }
+//! let listener = match listener {
+//!     Some(listener) => listener,
+//!     None => TcpListener::bind("127.0.0.1:9001").await?,
+//! };
+//! let accept = async {
+//!     loop {
+//!         let (tcp, _) = listener.accept().await?;
+//!         let (server, drain) = (server.clone(), drain.clone());
+//!         tokio::spawn(drain.clone().watch(async move {
+//!             serve(WebSocketStream::accept(tcp, &server).await?, drain).await
+//!         }));
+//!     }
+//!     #[allow(unreachable_code)]
+//!     Ok::<(), std::io::Error>(())
+//! };
+//! // Serve until a shutdown drains, or a successor takes everything over.
+//! let handoff = Some(Handoff::offer("/run/echo.sock")?);
+//! let ended = serve_until(&drain, &listener, handoff, accept, shutdown_signal()).await?;
+//! eprintln!("{ended:?}");
+//! # Ok(()) }
+//! ```
+//!
 //! On the wire, each record is a 10-byte header (kind, descriptor count,
-//! body length) carrying its descriptors, then its body.
+//! body length) carrying its descriptors, then its body; the successor
+//! answers each connection's record with one byte once it holds the
+//! socket, and only then does the predecessor let go of it. A successor
+//! that dies mid-handoff therefore takes no connection with it that it had
+//! not acknowledged, and none is served by both.
 
+use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -34,15 +112,23 @@ use rustix::net::{
     SendAncillaryMessage, SendFlags, recvmsg, sendmsg,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
 use super::tokio::WebSocketStream;
 use crate::{CloseCode, Config, Connection, Error, Role, SnapshotError};
 
+mod transfer;
+
+pub(crate) use transfer::Shared;
+pub use transfer::{Ended, serve_until};
+
 /// Record kinds.
 const LISTENER: u8 = 1;
 const CONNECTION: u8 = 2;
 const DONE: u8 = 3;
+/// The successor's answer to each connection record: it has the socket.
+const ACK: u8 = 6;
 const HEADER: usize = 10;
 /// The largest record body taken (a snapshot holds at most a frame's worth
 /// of unparsed input and a message half-received).
@@ -80,17 +166,22 @@ impl Handoff {
         &self.path
     }
 
-    /// Waits for a successor to connect.
+    /// Waits for a successor to connect; the path is then withdrawn (the
+    /// successor offers its own there once it has taken over).
     ///
     /// # Errors
     ///
     /// Accepting failed.
-    pub async fn successor(&self) -> io::Result<Successor> {
+    pub async fn successor(self) -> io::Result<Successor> {
         let (stream, _) = self.listener.accept().await?;
+        let _ = std::fs::remove_file(&self.path);
+        let (reader, writer) = stream.into_split();
         Ok(Successor {
-            stream,
+            writer,
+            reader: Some(reader),
             report: HandoffReport::default(),
             started: Instant::now(),
+            broken: false,
         })
     }
 }
@@ -107,14 +198,37 @@ pub struct HandoffReport {
     pub state_bytes: u64,
     /// From the successor's arrival to the end.
     pub took: Duration,
+    /// Watched connections that stayed with this process
+    /// ([`Drain::transfer`](crate::rt::drain::Drain::transfer)): they did not reach a message boundary within
+    /// [`handoff_timeout`](crate::rt::drain::DrainConfig::handoff_timeout).
+    pub stayed: usize,
+}
+
+impl fmt::Display for HandoffReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let each = self
+            .state_bytes
+            .checked_div(self.connections as u64)
+            .unwrap_or(0);
+        write!(
+            f,
+            "handed over {} listeners and {} connections ({} bytes of state, {each} each) in {:?}; {} stayed",
+            self.listeners, self.connections, self.state_bytes, self.took, self.stayed
+        )
+    }
 }
 
 /// The connected successor: what is sent to it is its to serve.
 #[derive(Debug)]
 pub struct Successor {
-    stream: UnixStream,
+    writer: OwnedWriteHalf,
+    /// Where acknowledgements come from; a [`Drain::transfer`](crate::rt::drain::Drain::transfer) reads them
+    /// on its own, beside the tasks' sending.
+    reader: Option<OwnedReadHalf>,
     report: HandoffReport,
     started: Instant,
+    /// A record failed half-way: nothing more can be sent.
+    broken: bool,
 }
 
 /// A connection [`Successor::connection`] could not hand over: serve it on.
@@ -136,51 +250,91 @@ impl Successor {
     ///
     /// The successor is gone.
     pub async fn listener(&mut self, listener: &TcpListener) -> io::Result<()> {
-        send_record(&mut self.stream, LISTENER, Some(listener.as_fd()), &[]).await?;
+        self.send(LISTENER, Some(listener.as_fd()), &[]).await?;
         self.report.listeners += 1;
         Ok(())
     }
 
+    /// Sends a record; once one fails, every later one fails too (the
+    /// successor has half a record).
+    async fn send(&mut self, kind: u8, fd: Option<BorrowedFd<'_>>, body: &[u8]) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the successor is gone",
+            ));
+        }
+        let sent = send_record(&mut self.writer, kind, fd, body).await;
+        self.broken = sent.is_err();
+        sent
+    }
+
     /// Hands over a connection between messages, with `payload` for the
     /// application on the other side: flushes its output, freezes it, and
-    /// sends its socket and state. On success it is the successor's (this
-    /// process drops its copy of the socket).
+    /// sends its socket and state. On success (the successor acknowledged
+    /// it) it is the successor's: this process drops its copy of the socket.
     ///
     /// # Errors
     ///
-    /// [`NotHandedOver`], with the stream back, when it could not be
-    /// handed over; the successor has not got it.
+    /// [`NotHandedOver`], with the stream back as it was, when it could
+    /// not be handed over; the successor did not take it.
     pub async fn connection(
+        &mut self,
+        stream: WebSocketStream<TcpStream>,
+        payload: &[u8],
+    ) -> Result<(), Box<NotHandedOver>> {
+        let sent = self.send_connection(stream, payload).await?;
+        let mut ack = [0u8];
+        let received = match self.reader.as_mut() {
+            Some(reader) => reader.read_exact(&mut ack).await.map(drop),
+            None => Err(gone()),
+        };
+        if received.is_err() || ack != [ACK] {
+            self.broken = true;
+            return Err(sent.give_back(Error::Io(gone())));
+        }
+        self.report.connections += 1;
+        self.report.state_bytes += sent.bytes;
+        Ok(())
+    }
+
+    /// Sends a connection's record; it is the successor's once
+    /// acknowledged (a record still in the socket's buffer when the
+    /// successor dies would take its connection with it).
+    async fn send_connection(
         &mut self,
         mut stream: WebSocketStream<TcpStream>,
         payload: &[u8],
-    ) -> Result<(), Box<NotHandedOver>> {
+    ) -> Result<Sent, Box<NotHandedOver>> {
         if let Err(error) = stream.flush().await {
             return Err(Box::new(NotHandedOver { stream, error }));
         }
         let (mut conn, tcp) = stream.into_parts();
         let now = tokio::time::Instant::now().into_std();
-        let give_back = |conn, tcp, error| {
-            Box::new(NotHandedOver {
-                stream: WebSocketStream::new(tcp, conn),
-                error,
-            })
-        };
         let snapshot = match conn.freeze(now) {
             Ok(snapshot) => snapshot,
-            Err(error) => return Err(give_back(conn, tcp, Error::Snapshot(error))),
+            Err(error) => {
+                let sent = Sent {
+                    conn,
+                    tcp,
+                    bytes: 0,
+                };
+                return Err(sent.give_back(Error::Snapshot(error)));
+            }
         };
         let mut body = Vec::with_capacity(8 + snapshot.len() + payload.len());
         body.extend_from_slice(&(snapshot.len() as u64).to_le_bytes());
         body.extend_from_slice(&snapshot);
         body.extend_from_slice(payload);
-        match send_record(&mut self.stream, CONNECTION, Some(tcp.as_fd()), &body).await {
-            Ok(()) => {
-                self.report.connections += 1;
-                self.report.state_bytes += body.len() as u64;
-                Ok(())
-            }
-            Err(error) => Err(give_back(conn, tcp, Error::Io(error))),
+        let result = self.send(CONNECTION, Some(tcp.as_fd()), &body).await;
+        let sent = Sent {
+            conn,
+            tcp,
+            bytes: body.len() as u64,
+        };
+        match result {
+            Ok(()) => Ok(sent),
+            Err(error) => Err(sent.give_back(Error::Io(error))),
         }
     }
 
@@ -191,12 +345,46 @@ impl Successor {
     ///
     /// The successor is gone before it read the end.
     pub async fn finish(mut self) -> io::Result<HandoffReport> {
-        send_record(&mut self.stream, DONE, None, &[]).await?;
+        self.send(DONE, None, &[]).await?;
         let mut rest = Vec::new();
-        self.stream.read_to_end(&mut rest).await?;
+        self.reader
+            .as_mut()
+            .ok_or_else(gone)?
+            .read_to_end(&mut rest)
+            .await?;
         self.report.took = self.started.elapsed();
+        #[cfg(feature = "metrics")]
+        {
+            let report = &self.report;
+            ::metrics::counter!("websocket_handoff_connections_total")
+                .increment(report.connections as u64);
+            ::metrics::counter!("websocket_handoff_state_bytes_total")
+                .increment(report.state_bytes);
+            ::metrics::histogram!("websocket_handoff_seconds").record(report.took.as_secs_f64());
+        }
         Ok(self.report)
     }
+}
+
+/// A connection sent, kept until the successor acknowledges it.
+struct Sent {
+    conn: Connection,
+    tcp: TcpStream,
+    bytes: u64,
+}
+
+impl Sent {
+    /// The stream as it was, not handed over.
+    fn give_back(self, error: Error) -> Box<NotHandedOver> {
+        Box::new(NotHandedOver {
+            stream: WebSocketStream::new(self.tcp, self.conn),
+            error,
+        })
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the successor is gone")
 }
 
 /// What [`Predecessor::next`] received.
@@ -269,6 +457,9 @@ impl Predecessor {
                 Ok(Some(Inherited::Listener(TcpListener::from_std(listener)?)))
             }
             (CONNECTION, Some(fd)) => {
+                // The socket is ours before it is served: the predecessor
+                // may let go of it.
+                self.stream.write_all(&[ACK]).await?;
                 let tcp = std::net::TcpStream::from(fd);
                 tcp.set_nonblocking(true)?;
                 let tcp = TcpStream::from_std(tcp)?;
@@ -292,6 +483,10 @@ impl Predecessor {
                 .map(|conn| (conn, payload.to_vec())),
             None => Err(SnapshotError::NotASnapshot),
         };
+        #[cfg(feature = "metrics")]
+        ::metrics::counter!("websocket_handoff_inherited_total",
+            "outcome" => if thawed.is_ok() { "thawed" } else { "refused" })
+        .increment(1);
         match thawed {
             Ok((conn, payload)) => {
                 Inherited::Connection(Box::new(WebSocketStream::new(tcp, conn)), payload)
@@ -317,7 +512,7 @@ impl Predecessor {
 
 /// Sends one record: its header with `fd` attached, then its body.
 async fn send_record(
-    stream: &mut UnixStream,
+    stream: &mut OwnedWriteHalf,
     kind: u8,
     fd: Option<BorrowedFd<'_>>,
     body: &[u8],
@@ -336,7 +531,7 @@ async fn send_record(
         len[7],
     ];
     let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
-    let shared: &UnixStream = stream;
+    let shared: &UnixStream = stream.as_ref();
     let sent = shared
         .async_io(Interest::WRITABLE, || {
             let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
