@@ -393,6 +393,48 @@ async fn a_stream_that_never_comes_stays() {
     }
 }
 
+// A connection whose opening handshake is under way when the handoff
+// begins finishes it here, then moves.
+#[tokio::test]
+async fn a_connection_mid_handshake_finishes_it_then_moves() {
+    let path = handoff_path("handshake");
+    let drain = Drain::new(DrainConfig::default());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let tcp = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (accepted, _) = listener.accept().await.unwrap();
+    let (go, wait) = oneshot::channel::<()>();
+    let server = ServerBuilder::new().drain(&drain);
+    {
+        let drain = drain.clone();
+        tokio::spawn(drain.clone().watch(async move {
+            // The handshake is read only once the transfer has begun.
+            let _ = wait.await;
+            let ws = WebSocketStream::accept(accepted, &server).await.unwrap();
+            serve_watched(ws, drain).await;
+        }));
+    }
+    let (old, mut predecessor) = start_transfer(&path, &drain).await;
+    go.send(()).unwrap();
+    let client = rfc6455::ClientBuilder::new(&url).unwrap();
+    let (mut client, _) = WebSocketStream::client(tcp, &client).await.unwrap();
+    match predecessor.next().await.unwrap() {
+        Some(Inherited::Connection(ws, _)) => {
+            tokio::spawn(echo(*ws));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(predecessor.next().await.unwrap().is_none());
+    assert_eq!(old.await.unwrap().unwrap().connections, 1);
+    for n in 0..3 {
+        let text = format!("message {n}");
+        client.send(Message::text(text.clone())).await.unwrap();
+        assert_eq!(client.next().await.unwrap().unwrap(), Message::text(text));
+    }
+}
+
 /// The clients of `tests/handoff/run.sh` (run by it, not by `cargo test`):
 /// `CONNS` connections to `WS_URL` until `STOP_FILE` exists, while the
 /// script hands the server over from process to process.

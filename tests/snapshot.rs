@@ -233,19 +233,25 @@ proptest! {
                         conn.handle_timeout(now);
                     }
                 }
-                Op::Freeze => match thawed.freeze(now) {
-                    Ok(snapshot) => {
+                Op::Freeze => match (thawed.can_freeze(), thawed.freeze(now)) {
+                    // `can_freeze` says what `freeze` does, but for output.
+                    (can, result) if can != result.as_ref().map(drop).map_err(Clone::clone) => {
+                        prop_assert!(false, "can_freeze {:?}, freeze {:?}", can, result);
+                    }
+                    (_, Ok(snapshot)) => {
                         thawed = Connection::thaw(&snapshot, config(), now).unwrap();
                         frozen += 1;
                     }
-                    Err(SnapshotError::OutputPending) => prop_assert!(false, "output was drained"),
-                    Err(SnapshotError::CompressedMessageInProgress) => {
+                    (_, Err(SnapshotError::OutputPending)) => {
+                        prop_assert!(false, "output was drained");
+                    }
+                    (_, Err(SnapshotError::CompressedMessageInProgress)) => {
                         prop_assert!(deflate.is_some());
                     }
-                    Err(SnapshotError::Ended) => {
+                    (_, Err(SnapshotError::Ended)) => {
                         prop_assert!(reference.state() != rfc6455::State::Open);
                     }
-                    Err(other) => prop_assert!(false, "{other:?}"),
+                    (_, Err(other)) => prop_assert!(false, "{other:?}"),
                 },
             }
             let (a, b) = (pull(&mut reference), pull(&mut thawed));
@@ -354,10 +360,12 @@ fn only_an_open_connection_with_its_output_written_freezes() {
         conn.freeze(Instant::now()),
         Err(SnapshotError::OutputPending)
     );
+    assert_eq!(conn.can_freeze(), Ok(()), "once the output is written");
     drain(&mut conn);
     assert!(conn.freeze(Instant::now()).is_ok());
     conn.receive_eof();
     assert_eq!(conn.freeze(Instant::now()), Err(SnapshotError::Ended));
+    assert_eq!(conn.can_freeze(), Err(SnapshotError::Ended));
     // A compressed message half-received waits for its end.
     let params = DeflateParams {
         server_no_context_takeover: false,
@@ -377,6 +385,10 @@ fn only_an_open_connection_with_its_output_written_freezes() {
     assert_eq!(server.next_message(), Ok(None));
     assert_eq!(
         server.freeze(Instant::now()),
+        Err(SnapshotError::CompressedMessageInProgress)
+    );
+    assert_eq!(
+        server.can_freeze(),
         Err(SnapshotError::CompressedMessageInProgress)
     );
     server.receive(&wire[wire.len() - 3..]);
