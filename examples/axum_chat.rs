@@ -37,14 +37,14 @@ mod tls;
 
 #[derive(Clone)]
 struct Chat {
-    room: Arc<room::Room>,
+    hub: Hub,
     next_id: Arc<AtomicU64>,
 }
 
 /// The app: the page and the room.
 pub(crate) fn app() -> Router {
     let chat = Chat {
-        room: Arc::new(room::Room::new(Hub::new(HubConfig::default()))),
+        hub: Hub::new(HubConfig::default()),
         next_id: Arc::new(AtomicU64::new(0)),
     };
     Router::new()
@@ -60,12 +60,7 @@ async fn join(upgrade: WebSocketUpgrade, State(chat): State<Chat>) -> Response {
     upgrade
         .on_failed_upgrade(move |error| eprintln!("axum_chat: client {id}: {error}"))
         .on_upgrade(move |ws| async move {
-            if let Err(error) = room::member(id, ws, &chat.room, |ws| -> room::Leaving<_> {
-                // No handoff here: the stream stays.
-                Box::pin(std::future::ready(Some(ws)))
-            })
-            .await
-            {
+            if let Err(error) = room::member(id, ws, &chat.hub, None).await {
                 eprintln!("axum_chat: client {id}: {error}");
             }
         })

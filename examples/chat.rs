@@ -49,7 +49,7 @@ mod room;
 /// What every connection task shares.
 #[derive(Clone)]
 struct Chat {
-    room: Arc<room::Room>,
+    hub: Hub,
     server: ServerBuilder,
     drain: Drain,
     refused: Arc<Refused>,
@@ -118,7 +118,7 @@ async fn main() -> std::io::Result<()> {
     let refused = Arc::new(Refused::default());
     tokio::spawn(Arc::clone(&refused).log_every(Duration::from_secs(10)));
     let chat = Chat {
-        room: Arc::new(room::Room::new(Hub::new(HubConfig::default()))),
+        hub: Hub::new(HubConfig::default()),
         refused,
         // Past the limits, or once the drain begins, an upgrade is refused.
         server: ServerBuilder::new()
@@ -152,7 +152,7 @@ async fn with_handoff(path: &str, addr: &str, config: Config, chat: &Chat) -> st
     .await?;
     // Every member is in the room before any is read from: a line sent
     // now reaches all of them.
-    let hub = &chat.room.hub;
+    let hub = &chat.hub;
     let mut joined = Vec::new();
     for (ws, payload) in members {
         let Some(id) = std::str::from_utf8(&payload)
@@ -174,7 +174,8 @@ async fn with_handoff(path: &str, addr: &str, config: Config, chat: &Chat) -> st
             let mut ws = ws;
             chat.drain.attach(&mut ws);
             let hand_over = leave(id, &chat.drain);
-            if let Err(error) = room::serve(id, ws, &chat.room, member, hand_over).await {
+            let moving = Some((&chat.drain, hand_over));
+            if let Err(error) = room::serve(id, ws, &chat.hub, member, moving).await {
                 eprintln!("chat: client {id}: {error}");
             }
         }));
@@ -207,17 +208,15 @@ async fn join(id: u64, tcp: TcpStream, peer: SocketAddr, chat: &Chat) -> Result<
     tcp.set_nodelay(true)?;
     // The stream holds this client's place under the limits until it drops.
     let ws = WebSocketStream::accept((tcp, peer), &chat.server).await?;
-    room::member(id, ws, &chat.room, leave(id, &chat.drain)).await
+    let moving = Some((&chat.drain, leave(id, &chat.drain)));
+    room::member(id, ws, &chat.hub, moving).await
 }
 
 /// Member `id` leaving for the successor, its id as the payload.
-fn leave(
-    id: u64,
-    drain: &Drain,
-) -> impl FnMut(WebSocketStream<TcpStream>) -> room::Leaving<TcpStream> {
+fn leave(id: u64, drain: &Drain) -> room::Mover<TcpStream> {
     let drain = drain.clone();
-    move |ws| {
+    Box::new(move |ws| {
         let drain = drain.clone();
         Box::pin(async move { deploy::hand_over(ws, &drain, id.to_string().as_bytes()).await })
-    }
+    })
 }

@@ -435,6 +435,50 @@ async fn a_connection_mid_handshake_finishes_it_then_moves() {
     }
 }
 
+// `Drain::handoff_quiet` resolves once every watched stream has stopped
+// reading: a room's member waits there so that nothing another member
+// publishes before it stops is missed.
+#[tokio::test]
+async fn handoff_quiet_waits_for_every_stream() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let path = handoff_path("quiet");
+    let drain = Drain::new(DrainConfig::default());
+    // Resolves at once while no handoff is under way.
+    drain.handoff_quiet().await;
+    let quiet = Arc::new(AtomicBool::new(false));
+    let (first, _first_client) = connected_pair().await;
+    let (second, _second_client) = connected_pair().await;
+    let (go, wait) = oneshot::channel::<()>();
+    for (mut ws, wait) in [(first, None), (second, Some(wait))] {
+        let (drain, quiet) = (drain.clone(), quiet.clone());
+        tokio::spawn(drain.clone().watch(async move {
+            drain.attach(&mut ws);
+            if let Some(wait) = wait {
+                let _ = wait.await;
+            }
+            assert!(matches!(
+                ws.next().await,
+                Some(Err(Error::HandoffRequested))
+            ));
+            drain.handoff_quiet().await;
+            quiet.store(true, Ordering::Release);
+            drain.hand_over(ws, b"").await.unwrap();
+        }));
+    }
+    let (old, mut predecessor) = start_transfer(&path, &drain).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!quiet.load(Ordering::Acquire), "one stream still reads");
+    go.send(()).unwrap();
+    let mut moved = 0;
+    while let Some(inherited) = predecessor.next().await.unwrap() {
+        assert!(matches!(inherited, Inherited::Connection(..)));
+        moved += 1;
+    }
+    assert!(quiet.load(Ordering::Acquire));
+    assert_eq!((moved, old.await.unwrap().unwrap().connections), (2, 2));
+}
+
 /// The clients of `tests/handoff/run.sh` (run by it, not by `cargo test`):
 /// `CONNS` connections to `WS_URL` until `STOP_FILE` exists, while the
 /// script hands the server over from process to process.
@@ -444,6 +488,9 @@ async fn a_connection_mid_handshake_finishes_it_then_moves() {
 /// and checks each echo. `MODE=chat`: each member, from its own address,
 /// sends numbered lines `PACE_MS` apart once all have joined, and at the
 /// end checks it saw every member's lines exactly once and in order.
+/// `MODE=pubsub`: the same over the `pubsub` server's topics: client `i`
+/// subscribes with positions (`SUBP`) to topic `i % 10` and publishes
+/// there; positions must follow each other within an epoch.
 /// Meanwhile a newcomer connects every 50 ms and must be served. Any
 /// Close, reset, error or missed message fails the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,7 +509,9 @@ async fn clients_across_real_handoffs() {
     };
     let conns = var("CONNS", 1000) as usize;
     let pace = Duration::from_millis(var("PACE_MS", 0));
-    let chat = std::env::var("MODE").is_ok_and(|m| m == "chat");
+    let mode = std::env::var("MODE").unwrap_or_default();
+    let chat = mode == "chat" || mode == "pubsub";
+    let topics = (mode == "pubsub").then_some(10);
     let stop = Arc::new(AtomicBool::new(false));
     let sent: Arc<Vec<AtomicU64>> = Arc::new((0..conns).map(|_| AtomicU64::new(0)).collect());
     let joined = Arc::new(tokio::sync::Barrier::new(conns));
@@ -475,10 +524,13 @@ async fn clients_across_real_handoffs() {
         let client = async move {
             let source = std::net::Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8);
             let mut ws = connect(&url, source, !chat && i % 3 == 0).await?;
+            if let Some(topics) = topics {
+                subscribe(&mut ws, i % topics).await?;
+            }
             ready.fetch_add(1, Ordering::AcqRel);
             if chat {
                 joined.wait().await;
-                return chat_member(ws, i, &stop, &sent, pace).await;
+                return chat_member(ws, i, &stop, &sent, pace, topics).await;
             }
             let mut n = 0u64;
             while !stop.load(Ordering::Acquire) {
@@ -609,7 +661,20 @@ async fn connect(
     Ok(ws)
 }
 
-/// One chat member: sends `i:n` lines until the stop, then checks that it
+/// `SUBP t{topic}` on the pubsub server, and its reply.
+async fn subscribe(ws: &mut WebSocketStream<TcpStream>, topic: usize) -> Result<(), String> {
+    let command = format!("SUBP t{topic}");
+    ws.send(Message::text(command.clone()))
+        .await
+        .map_err(|e| format!("{e}"))?;
+    match ws.next().await {
+        Some(Ok(Message::Text(reply))) if *reply == format!("OK {command}") => Ok(()),
+        other => Err(format!("{command}: {other:?}")),
+    }
+}
+
+/// One chat member (or, with `topics`, a pubsub client on topic
+/// `i % topics`): sends `i:n` lines until the stop, then checks that it
 /// saw every member's lines `0..sent` exactly once and in order.
 async fn chat_member(
     mut ws: WebSocketStream<TcpStream>,
@@ -617,13 +682,42 @@ async fn chat_member(
     stop: &std::sync::atomic::AtomicBool,
     sent: &[std::sync::atomic::AtomicU64],
     pace: std::time::Duration,
+    topics: Option<usize>,
 ) -> Result<u64, String> {
     use std::sync::atomic::Ordering;
+    let topic = topics.map(|topics| i % topics);
     let mut seen = vec![0u64; sent.len()];
+    let mut last_position: Option<(String, u64)> = None;
     let mut see = |text: &str| -> Result<(), String> {
-        // "ID: member:n" from members; "* ..." notices are not counted.
-        let Some((_, line)) = text.split_once(": ") else {
-            return Ok(());
+        let line = match topic {
+            // "MSGP t{topic} EPOCH:OFFSET member:n", "OK PUB ...".
+            Some(topic) => {
+                if text.starts_with("OK PUB ") {
+                    return Ok(());
+                }
+                let mut words = text.splitn(4, ' ');
+                let (kind, on, at, line) = (words.next(), words.next(), words.next(), words.next());
+                if kind != Some("MSGP") || on != Some(&*format!("t{topic}")) {
+                    return Err(format!("unexpected: {text}"));
+                }
+                let (epoch, offset) = at
+                    .and_then(|at| at.split_once(':'))
+                    .ok_or_else(|| text.to_owned())?;
+                let offset: u64 = offset.parse().map_err(|_| text.to_owned())?;
+                if let Some((last_epoch, last_offset)) = &last_position
+                    && last_epoch == epoch
+                    && offset != last_offset + 1
+                {
+                    return Err(format!("position {offset} after {last_offset}"));
+                }
+                last_position = Some((epoch.to_owned(), offset));
+                line.ok_or_else(|| text.to_owned())?
+            }
+            // "ID: member:n" from members; "* ..." notices are not counted.
+            None => match text.split_once(": ") {
+                Some((_, line)) => line,
+                None => return Ok(()),
+            },
         };
         let Some((member, n)) = line.split_once(':') else {
             return Ok(());
@@ -644,7 +738,11 @@ async fn chat_member(
     while !stop.load(Ordering::Acquire) {
         tokio::select! {
             () = tokio::time::sleep_until(next_send) => {
-                ws.send(Message::text(format!("{i}:{n}"))).await.map_err(|e| format!("send: {e}"))?;
+                let line = match topic {
+                    Some(topic) => format!("PUB t{topic} {i}:{n}"),
+                    None => format!("{i}:{n}"),
+                };
+                ws.send(Message::text(line)).await.map_err(|e| format!("send: {e}"))?;
                 n += 1;
                 next_send += pace;
             }
@@ -667,7 +765,11 @@ async fn chat_member(
             },
         }
     }
-    for (member, count) in sent.iter().enumerate() {
+    let fellows = sent
+        .iter()
+        .enumerate()
+        .filter(|(member, _)| topics.is_none_or(|topics| member % topics == i % topics));
+    for (member, count) in fellows {
         let count = count.load(Ordering::Acquire);
         if seen[member] != count {
             return Err(format!(

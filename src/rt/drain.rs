@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::sync::lock;
@@ -158,6 +158,8 @@ struct Signal {
     waker: Mutex<Option<Waker>>,
     /// A handoff asks for the stream, not yet taken by it.
     handoff: AtomicBool,
+    /// The streams still asked for, shared by every signal of the drain.
+    quiet: Arc<Quiet>,
     code: CloseCode,
     reason: Arc<str>,
 }
@@ -176,7 +178,12 @@ impl CloseSignal for Signal {
 
     /// A load first: the echo loop asks on every wait for input.
     fn take_handoff_request(&self) -> bool {
-        self.handoff.load(Ordering::Acquire) && self.handoff.swap(false, Ordering::AcqRel)
+        let taken =
+            self.handoff.load(Ordering::Acquire) && self.handoff.swap(false, Ordering::AcqRel);
+        if taken {
+            self.quiet.stopped();
+        }
+        taken
     }
 }
 
@@ -192,6 +199,33 @@ impl Signal {
         if let Some(waker) = lock(&self.waker).as_ref() {
             waker.wake_by_ref();
         }
+    }
+}
+
+/// How many watched streams a handoff still asks for: each stops reading
+/// when it takes its request (or its task ends), and the last one to stop
+/// wakes whoever waits for them all.
+#[derive(Debug, Default)]
+struct Quiet {
+    pending: AtomicUsize,
+    #[cfg(all(feature = "handoff", target_os = "linux"))]
+    all_stopped: tokio::sync::Notify,
+}
+
+impl Quiet {
+    fn stopped(&self) {
+        // Never below zero: a withdrawn handoff set it to zero already.
+        let before = self
+            .pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        #[cfg(all(feature = "handoff", target_os = "linux"))]
+        self.all_stopped.notify_waiters();
     }
 }
 
@@ -215,6 +249,7 @@ struct Inner {
     config: DrainConfig,
     reason: Arc<str>,
     registry: Mutex<Registry>,
+    quiet: Arc<Quiet>,
 }
 
 /// Tracks a server's connection tasks and shuts them down gracefully. See
@@ -244,6 +279,7 @@ impl Drain {
                 reason: Arc::from(config.reason.as_str()),
                 config,
                 registry: Mutex::new(Registry::default()),
+                quiet: Arc::default(),
             }),
         }
     }
@@ -260,6 +296,7 @@ impl Drain {
             clean: AtomicBool::new(false),
             waker: Mutex::new(None),
             handoff: AtomicBool::new(false),
+            quiet: Arc::clone(&self.inner.quiet),
             code: self.inner.config.code,
             reason: Arc::clone(&self.inner.reason),
         });
@@ -273,9 +310,10 @@ impl Drain {
                 signal.state.store(CLOSING, Ordering::Release);
             }
             #[cfg(all(feature = "handoff", target_os = "linux"))]
-            signal
-                .handoff
-                .store(registry.handoff.is_some(), Ordering::Release);
+            if registry.handoff.is_some() {
+                self.inner.quiet.pending.fetch_add(1, Ordering::AcqRel);
+                signal.handoff.store(true, Ordering::Release);
+            }
             id
         };
         Watched {
@@ -286,6 +324,28 @@ impl Drain {
                 signal,
             },
             waker: None,
+        }
+    }
+
+    /// Resolves once every watched stream has stopped reading for the
+    /// handoff under way (each took its request at a message boundary, or
+    /// its task ended), or the handoff is withdrawn; at once when none is
+    /// under way (always, without the `handoff` feature). Connections that
+    /// affect each other (a chat room, topics) wait for it before they go:
+    /// a message one not yet stopped publishes then reaches every other
+    /// before it leaves.
+    pub async fn handoff_quiet(&self) {
+        // Without the feature no handoff is ever under way.
+        #[cfg(all(feature = "handoff", target_os = "linux"))]
+        loop {
+            let quiet = &self.inner.quiet;
+            let notified = quiet.all_stopped.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            if quiet.pending.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
         }
     }
 
@@ -449,16 +509,28 @@ impl Drain {
     /// that have not yet taken it.
     pub(crate) fn set_handoff(&self, handoff: Option<super::handoff::Shared>) {
         let asked = handoff.is_some();
+        let quiet = &self.inner.quiet;
         let live: Vec<Arc<Signal>> = {
             let mut registry = lock(&self.inner.registry);
             registry.handoff = handoff;
-            registry.live.values().cloned().collect()
+            let live: Vec<Arc<Signal>> = registry.live.values().cloned().collect();
+            // Counted before any is asked, so none stops below zero; asked
+            // under the lock a task's end takes, so each is counted once.
+            quiet
+                .pending
+                .store(if asked { live.len() } else { 0 }, Ordering::Release);
+            for signal in &live {
+                signal.handoff.store(asked, Ordering::Release);
+            }
+            live
         };
-        for signal in live {
-            signal.handoff.store(asked, Ordering::Release);
-            if asked {
+        if asked {
+            for signal in live {
                 signal.wake();
             }
+        }
+        if !asked || quiet.pending.load(Ordering::Acquire) == 0 {
+            quiet.wake();
         }
     }
 
@@ -542,6 +614,10 @@ impl Drop for Guard {
         let mut registry = lock(&self.drain.inner.registry);
         if registry.live.remove(&self.id).is_none() {
             return;
+        }
+        // A task that ends while asked for has stopped reading too.
+        if self.signal.handoff.swap(false, Ordering::AcqRel) {
+            self.signal.quiet.stopped();
         }
         if registry.draining {
             let report = &mut registry.report;

@@ -35,7 +35,8 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
@@ -736,6 +737,39 @@ impl Member {
         // What a cancelled call left on the connection is written first.
         let mut writing = write.queue(|outbox| outbox.queued() > 0);
         poll_fn(|cx| self.poll_forward(cx, write, &mut writing)).await
+    }
+
+    /// [`forward`](Self::forward)s until `until` resolves, then queues on
+    /// `write` what still waits for this member, without waiting for more:
+    /// a member about to leave (for another process, in a handoff) takes
+    /// along everything published to it until then. `until`'s output.
+    ///
+    /// # Errors
+    ///
+    /// What forwarding fails with, or [`Error::ConnectionClosed`] when the
+    /// slow-consumer policy closed the member first.
+    pub async fn forward_until<S, R: Runtime<S>, T>(
+        &self,
+        write: &mut WriteHalf<S, R>,
+        until: impl Future<Output = T>,
+    ) -> Result<T, Error> {
+        let value = {
+            let (mut until, mut forwarding) = (pin!(until), pin!(self.forward(write)));
+            poll_fn(|cx| {
+                if let Poll::Ready(value) = until.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(value));
+                }
+                forwarding
+                    .as_mut()
+                    .poll(cx)
+                    .map(|ended| ended.and(Err(Error::ConnectionClosed)))
+            })
+            .await?
+        };
+        while let Some(message) = self.take() {
+            write.feed(&message).await?;
+        }
+        Ok(value)
     }
 
     /// Built on the write half's public seam (`queue`, `poll_flush_queued`,

@@ -212,6 +212,17 @@ impl Feed {
     }
 }
 
+/// A subscription a client carries to another process (a handoff).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Carried {
+    /// The topic.
+    pub topic: String,
+    /// Subscribed with positions (`SUBP`), or plain (`SUB`).
+    pub positioned: bool,
+    /// The last position delivered to the client, in a cluster.
+    pub last: Option<Position>,
+}
+
 /// What joining a member to a topic's stream came to.
 enum Joined {
     Done(Result<Resume, SubscribeError>),
@@ -453,6 +464,60 @@ impl Node {
         let was = self.hub.unsubscribe(member, topic);
         self.release(&mut topics, topic).await;
         was
+    }
+
+    /// Unsubscribes `member` from its topics (`positioned`: those it
+    /// subscribed to with positions) for a move to another process, each
+    /// with the last position delivered to it: read under the topic's feed
+    /// lock, so a resume from there in a cluster misses and repeats
+    /// nothing. Alone, the position stays behind with the hub's history
+    /// (`None`).
+    pub async fn depart(&self, member: &Member, positioned: &HashSet<String>) -> Vec<Carried> {
+        let mut topics = self.topics.lock().await;
+        let mut carried = Vec::new();
+        for topic in member.topics() {
+            let last = {
+                let feeds = lock(&self.feeds);
+                let last = feeds.get(&topic).and_then(|feed| feed.last);
+                self.hub.unsubscribe(member, &topic);
+                last
+            };
+            self.release(&mut topics, &topic).await;
+            carried.push(Carried {
+                positioned: positioned.contains(&topic),
+                last: last.filter(|_| self.broker.is_some()),
+                topic,
+            });
+        }
+        carried
+    }
+
+    /// Subscribes `member` to what it [carried](Self::depart) here: with
+    /// positions from where it left (in a cluster, what was published
+    /// meanwhile is replayed), or plain. What cannot be subscribed again is
+    /// reported, not retried.
+    pub async fn arrive(self: &Arc<Self>, member: &Member, carried: &[Carried]) {
+        for Carried {
+            topic,
+            positioned,
+            last,
+        } in carried
+        {
+            let joined = if *positioned {
+                self.subscribe_from(member, topic, *last).await.map(drop)
+            } else {
+                self.subscribe(member, topic)
+                    .await
+                    .map(drop)
+                    .map_err(SubscribeError::Hub)
+            };
+            if let Err(error) = joined {
+                eprintln!(
+                    "pubsub: member {} lost {topic} on arrival: {error}",
+                    member.id()
+                );
+            }
+        }
     }
 
     /// A local client left: its topics without other local subscribers are

@@ -77,6 +77,7 @@
 //! | `--max-topic-len N` | 256, at most 1024 |
 //! | `--max-topics-per-connection N` | 64 |
 //! | `--max-topics N` | 100000 |
+//! | `--handoff PATH` | none: a successor started with the same PATH takes the listener and every client over (Linux) |
 //!
 //! At
 //! start, a `--max-publish` that Redis's output buffer for subscribers
@@ -87,8 +88,11 @@
 //! closed with 1008, and a publisher waits while subscribers are behind.
 //!
 //! On Ctrl-C or SIGTERM it drains (`rfc6455::rt::drain`): new upgrades get
-//! 503, and the clients are closed with 1001 over five seconds.
+//! 503, and the clients are closed with 1001 over five seconds. With
+//! `--handoff PATH` a new node started with the same PATH takes over
+//! instead, each client with its subscriptions (see the `handoff` module).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
@@ -104,6 +108,7 @@ use tokio::sync::mpsc;
 
 pub mod cluster;
 pub mod follow;
+mod handoff;
 pub mod redis_broker;
 pub mod wire;
 
@@ -120,6 +125,7 @@ struct Options {
     history: usize,
     max_publish: usize,
     hub: HubConfig,
+    handoff: Option<String>,
 }
 
 /// The longest topic name `--max-topic-len` may allow: a topic is part of
@@ -135,12 +141,15 @@ pub const MAX_TOPIC_LEN: usize = 1024;
 /// could not carry.
 pub async fn run() -> Result<(), BoxError> {
     let options = options()?;
-    let listener = TcpListener::bind(&options.listen).await?;
-    eprintln!("pubsub: listening on ws://{}", listener.local_addr()?);
     let node = node(&options).await?;
     let drain = Drain::new(DrainConfig::default());
+    if let Some(path) = &options.handoff {
+        return handoff::run(path, &options.listen, &node, &drain).await;
+    }
+    let listener = TcpListener::bind(&options.listen).await?;
+    eprintln!("pubsub: listening on ws://{}", listener.local_addr()?);
     let report = drain
-        .serve_until(accept(&listener, &drain, &node), shutdown_signal())
+        .serve_until(accept(&listener, &drain, &node, false), shutdown_signal())
         .await?;
     eprintln!("pubsub: {report}; {}", node.node.stats());
     Ok(())
@@ -241,21 +250,23 @@ async fn node(options: &Options) -> Result<Arc<Server>, BoxError> {
     Ok(Arc::new(Server::new(node, options.max_publish)))
 }
 
-/// Accepts clients, each a task the drain watches.
+/// Accepts clients, each a task the drain watches (and, `moving`, one a
+/// handoff may move).
 async fn accept(
     listener: &TcpListener,
     drain: &Drain,
     server: &Arc<Server>,
+    moving: bool,
 ) -> std::io::Result<()> {
     let builder = ServerBuilder::new()
         .config(server.limits())
         .map_err(std::io::Error::other)?;
     loop {
         let (tcp, _) = listener.accept().await?;
-        let server = server.clone();
-        let builder = builder.clone().drain(drain);
-        tokio::spawn(drain.watch(async move {
-            if let Err(error) = serve_tcp(tcp, &builder, &server).await {
+        let (server, drain) = (server.clone(), drain.clone());
+        let builder = builder.clone().drain(&drain);
+        tokio::spawn(drain.clone().watch(async move {
+            if let Err(error) = serve_tcp(tcp, &builder, &server, moving.then_some(&drain)).await {
                 eprintln!("pubsub: connection ended: {error}");
             }
         }));
@@ -270,6 +281,7 @@ fn options() -> Result<Options, BoxError> {
         history: 1000,
         max_publish: 256 << 10,
         hub: HubConfig::default(),
+        handoff: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -289,15 +301,42 @@ fn options() -> Result<Options, BoxError> {
                 options.hub = hub.max_topics_per_member(value.parse()?);
             }
             "--max-topics" => options.hub = hub.max_topics(value.parse()?),
+            "--handoff" => options.handoff = Some(value),
             _ => return Err(format!("unknown option {flag}").into()),
         }
     }
     Ok(options)
 }
 
-async fn serve_tcp(tcp: TcpStream, builder: &ServerBuilder, server: &Server) -> Result<(), Error> {
+async fn serve_tcp(
+    tcp: TcpStream,
+    builder: &ServerBuilder,
+    server: &Server,
+    drain: Option<&Drain>,
+) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    serve(WebSocketStream::accept(tcp, builder).await?, server).await
+    let ws = WebSocketStream::accept(tcp, builder).await?;
+    let member = server.node.hub().join();
+    let moving = drain.map(|drain| (drain, handoff::mover(drain)));
+    serve_member(ws, server, member, HashSet::new(), moving).await
+}
+
+/// A client's stream on its way to another process: `None` once it went,
+/// else the stream back.
+pub type Leaving<S> = Pin<Box<dyn Future<Output = Option<WebSocketStream<S>>> + Send>>;
+
+/// Hands a client's stream over (`--handoff`) with its payload (its
+/// subscriptions), beside the drain that asks for it.
+pub type Mover<S> = Box<dyn FnMut(WebSocketStream<S>, Vec<u8>) -> Leaving<S> + Send>;
+
+/// How a client's session ended.
+enum Ending {
+    /// The client or its connection is done.
+    Done,
+    /// A reply could not be queued.
+    Overflowed,
+    /// Its stream is asked for, by a handoff.
+    Moving,
 }
 
 /// One client: its commands, and what is published to it.
@@ -305,59 +344,125 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     ws: WebSocketStream<S>,
     server: &Server,
 ) -> Result<(), Error> {
+    let member = server.node.hub().join();
+    serve_member(ws, server, member, HashSet::new(), None).await
+}
+
+/// One client joined to the node as `member` (`positioned`: its topics
+/// with positions) until it leaves or, when the drain asks for its stream,
+/// `moving` hands it over with its subscriptions.
+async fn serve_member<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    server: &Server,
+    member: Member,
+    mut positioned: HashSet<String>,
+    mut moving: Option<(&Drain, Mover<S>)>,
+) -> Result<(), Error> {
     let node = &server.node;
-    let (mut writer, mut reader) = ws.split();
-    let member = node.hub().join();
-    // Replies in command order: a `PUB` is queued at once and its reply
-    // waits for the broker, while the next commands are read.
-    let result = {
-        let (answers, mut answered) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
-        let reading = async {
-            while let Some(message) = reader.next().await {
-                let answer = match message? {
-                    Message::Text(text) => command(server, &member, &text).await,
-                    Message::Binary(_) => ready("ERR commands are text".to_owned()),
-                    _ => continue,
-                };
-                if answers.send(answer).await.is_err() {
-                    break;
+    let (result, mut writer, mut reader) = loop {
+        let (mut writer, mut reader) = ws.split();
+        // Replies in command order: a `PUB` is queued at once and its reply
+        // waits for the broker, while the next commands are read.
+        let result = {
+            let (answers, mut answered) = mpsc::channel::<Answer>(MAX_IN_FLIGHT);
+            let positioned = &mut positioned;
+            // `true`: the stream is asked for, between messages.
+            let reading = async {
+                // Owned: dropped when reading ends, however it ends, which
+                // ends the replies once the due ones are out.
+                let answers = answers;
+                while let Some(message) = reader.next().await {
+                    let answer = match message {
+                        Ok(Message::Text(text)) => {
+                            command(server, &member, &text, positioned).await
+                        }
+                        Ok(Message::Binary(_)) => ready("ERR commands are text".to_owned()),
+                        Ok(_) => continue,
+                        Err(Error::HandoffRequested) => return Ok(true),
+                        Err(error) => return Err(error),
+                    };
+                    if answers.send(answer).await.is_err() {
+                        break;
+                    }
                 }
-            }
-            drop(answers);
-            Ok::<(), Error>(())
-        };
-        // Ends with `true` when a reply could not be queued.
-        let replying = async {
-            while let Some(answer) = answered.recv().await {
-                if !member.send(&PreparedMessage::text(answer.await)) {
-                    return true;
-                }
-            }
-            false
-        };
-        let (mut reading, mut replying) = (std::pin::pin!(reading), std::pin::pin!(replying));
-        let session = async {
-            tokio::select! {
-                overflowed = &mut replying => Ok(overflowed),
-                read = &mut reading => {
-                    read?;
-                    // The client is done: the replies still due first.
-                    Ok(replying.await)
-                }
-            }
-        };
-        tokio::select! {
-            result = session => result,
-            result = member.forward(&mut writer) => result.map(|end| {
-                if let Forwarded::ClosedSlow(code) = end {
-                    eprintln!("pubsub: member {} too slow, closed with {code}", member.id());
+                Ok::<bool, Error>(false)
+            };
+            // Ends with `true` when a reply could not be queued.
+            let replying = async {
+                while let Some(answer) = answered.recv().await {
+                    if !member.send(&PreparedMessage::text(answer.await)) {
+                        return true;
+                    }
                 }
                 false
-            }),
+            };
+            let (mut reading, mut replying) = (std::pin::pin!(reading), std::pin::pin!(replying));
+            let session = async {
+                tokio::select! {
+                    overflowed = &mut replying => Ok(if overflowed { Ending::Overflowed } else { Ending::Done }),
+                    read = &mut reading => {
+                        let moving = read?;
+                        // The client is done or going: the replies still due first.
+                        Ok(match (replying.await, moving) {
+                            (true, _) => Ending::Overflowed,
+                            (false, true) => Ending::Moving,
+                            (false, false) => Ending::Done,
+                        })
+                    }
+                }
+            };
+            tokio::select! {
+                result = session => result,
+                result = member.forward(&mut writer) => result.map(|end| {
+                    if let Forwarded::ClosedSlow(code) = end {
+                        eprintln!("pubsub: member {} too slow, closed with {code}", member.id());
+                    }
+                    Ending::Done
+                }),
+            }
+        };
+        let Ok(Ending::Moving) = result else {
+            break (result, writer, reader);
+        };
+        let Some((drain, hand_over)) = moving.as_mut() else {
+            // Asked for with no way to go: stay.
+            ws = reader
+                .reunite(writer)
+                .map_err(|_| Error::ConnectionClosed)?;
+            continue;
+        };
+        // Forward until every client here stopped sending commands and
+        // this one left its topics, then what is left.
+        let until = async {
+            drain.handoff_quiet().await;
+            node.depart(&member, &positioned).await
+        };
+        let forwarded = member.forward_until(&mut writer, until).await;
+        let (carried, whole) = match (forwarded, reader.reunite(writer)) {
+            (Ok(carried), Ok(whole)) => (carried, whole),
+            (Err(error), _) => {
+                node.leave(member).await;
+                return Err(error);
+            }
+            (Ok(_), Err(_)) => {
+                node.leave(member).await;
+                return Err(Error::ConnectionClosed);
+            }
+        };
+        match hand_over(whole, wire::encode_carried(&carried)).await {
+            // Gone, with its subscriptions, to the successor.
+            None => {
+                node.leave(member).await;
+                return Ok(());
+            }
+            Some(back) => {
+                node.arrive(&member, &carried).await;
+                ws = back;
+            }
         }
     };
     node.leave(member).await;
-    if let Ok(true) = result {
+    if let Ok(Ending::Overflowed) = result {
         // A dropped reply would leave the client unable to match the rest
         // to its commands: it is closed instead, and told why.
         // Commands that keep coming are read (and dropped) while the Close
@@ -397,13 +502,29 @@ fn ready(reply: String) -> Answer {
     Box::pin(std::future::ready(reply))
 }
 
-/// Runs one command; the reply for its sender.
-async fn command(server: &Server, member: &Member, line: &str) -> Answer {
+/// Runs one command; the reply for its sender. `positioned` keeps the
+/// topics subscribed with positions (what a handoff carries).
+async fn command(
+    server: &Server,
+    member: &Member,
+    line: &str,
+    positioned: &mut HashSet<String>,
+) -> Answer {
     let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
     if verb == "PUB" {
         return publish(server, rest).await;
     }
-    ready(subscription(server, member, verb, rest).await)
+    let reply = subscription(server, member, verb, rest).await;
+    match verb {
+        "SUBP" if reply.starts_with("OK") => {
+            positioned.insert(rest.split(' ').next().unwrap_or(rest).to_owned());
+        }
+        "UNSUB" if reply.starts_with("OK") => {
+            positioned.remove(rest);
+        }
+        _ => {}
+    }
+    ready(reply)
 }
 
 /// `PUB topic payload`: queued at once, answered once in the history.

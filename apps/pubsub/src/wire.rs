@@ -10,6 +10,8 @@
 use rfc6455::PreparedMessage;
 use rfc6455::rt::hub::Position;
 
+use super::cluster::Carried;
+
 /// `position` as clients read and write it.
 pub fn position(position: Position) -> String {
     format!("{:x}:{}", position.epoch, position.offset)
@@ -60,4 +62,50 @@ pub fn decode_notice(bytes: &[u8]) -> Option<(Position, &str)> {
 /// The channel message the broker's script writes for a publish at `at`.
 pub fn encode_notice(at: Position, payload: &str) -> Vec<u8> {
     format!("{} {} {payload}", at.epoch, at.offset).into_bytes()
+}
+
+/// A client's subscriptions as a handoff carries them: a line each,
+/// `P topic [EPOCH:OFFSET]` with positions, `S topic` plain.
+pub fn encode_carried(carried: &[Carried]) -> Vec<u8> {
+    let mut text = String::new();
+    for Carried {
+        topic,
+        positioned,
+        last,
+    } in carried
+    {
+        text.push_str(if *positioned { "P " } else { "S " });
+        text.push_str(topic);
+        if let Some(last) = last {
+            text.push(' ');
+            text.push_str(&position(*last));
+        }
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
+/// What [`encode_carried`] wrote; `None` for anything else.
+pub fn decode_carried(bytes: &[u8]) -> Option<Vec<Carried>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    text.lines()
+        .map(|line| {
+            let mut words = line.split(' ');
+            let positioned = match words.next()? {
+                "P" => true,
+                "S" => false,
+                _ => return None,
+            };
+            let topic = words.next().filter(|t| !t.is_empty())?.to_owned();
+            let last = match words.next() {
+                None => None,
+                Some(at) => Some(parse_position(at)?),
+            };
+            words.next().is_none().then_some(Carried {
+                topic,
+                positioned,
+                last,
+            })
+        })
+        .collect()
 }

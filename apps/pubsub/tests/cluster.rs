@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use proptest::prelude::*;
-use pubsub::cluster::{Broker, BrokerFuture, Node, Received, Resume, Stream};
+use pubsub::cluster::{Broker, BrokerFuture, Carried, Node, Received, Resume, Stream};
 use pubsub::wire;
 use rfc6455::rt::hub::{HubConfig, Member, Position};
 
@@ -320,6 +320,57 @@ async fn a_client_resumes_on_another_node() {
     assert!(received(&on_b).is_empty());
 }
 
+// A client handed over to another process: it leaves its topics on node A
+// with the last positions delivered to it, and node B subscribes it again
+// from there; what was published between comes first, none missed or
+// repeated.
+#[tokio::test]
+async fn a_client_carried_to_another_node_misses_and_repeats_nothing() {
+    let bus = Bus::new(100);
+    let (a, b, publisher) = (node(&bus), node(&bus), node(&bus));
+    let on_a = a.hub().join();
+    a.subscribe_from(&on_a, "t", None).await.unwrap();
+    a.subscribe(&on_a, "u").await.unwrap();
+    publish(&publisher, "t", "1").await;
+    let second = publish(&publisher, "t", "2").await;
+    let positioned = HashSet::from(["t".to_owned()]);
+    let mut carried = a.depart(&on_a, &positioned).await;
+    carried.sort_by(|x, y| x.topic.cmp(&y.topic));
+    let expected = [
+        Carried {
+            topic: "t".to_owned(),
+            positioned: true,
+            last: Some(second),
+        },
+        Carried {
+            topic: "u".to_owned(),
+            positioned: false,
+            last: None,
+        },
+    ];
+    assert_eq!(carried, expected);
+    assert!(subscribed(&bus, 0).is_empty(), "node A let the topics go");
+    // What was queued before it left is still its own to write.
+    assert_eq!(received(&on_a).len(), 2);
+    for n in 3..=4 {
+        publish(&publisher, "t", &n.to_string()).await;
+    }
+    let text = wire::encode_carried(&carried);
+    let carried = wire::decode_carried(&text).unwrap();
+    assert_eq!(carried, expected);
+    let on_b = b.hub().join();
+    b.arrive(&on_b, &carried).await;
+    publish(&publisher, "t", "5").await;
+    publish(&publisher, "u", "plain").await;
+    let got: Vec<_> = received(&on_b)
+        .into_iter()
+        .map(|(at, p)| (at.map(|at| at.offset), p))
+        .collect();
+    let mut want: Vec<_> = (3..=5).map(|n| (Some(n), n.to_string())).collect();
+    want.push((None, "plain".to_owned()));
+    assert_eq!(got, want);
+}
+
 // The broker lost its data: a resume is told the new epoch and where it
 // starts, and gets what the new epoch holds.
 #[tokio::test]
@@ -547,6 +598,7 @@ proptest! {
         payload in "[ -~]{0,40}",
     ) {
         let _ = wire::decode_notice(&bytes);
+        let _ = wire::decode_carried(&bytes);
         let _ = wire::parse_position(&String::from_utf8_lossy(&bytes));
         let at = Position { epoch, offset };
         let notice = wire::encode_notice(at, &payload);

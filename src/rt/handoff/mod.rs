@@ -121,7 +121,7 @@ use crate::{CloseCode, Config, Connection, Error, Role, SnapshotError};
 mod transfer;
 
 pub(crate) use transfer::Shared;
-pub use transfer::{Ended, serve_until};
+pub use transfer::{Ended, TakenOver, serve_until};
 
 /// Record kinds.
 const LISTENER: u8 = 1;

@@ -1,7 +1,7 @@
-//! A [`Drain`]'s handoff: every watched stream asked for at its next
-//! message boundary, sent by its own task, and acknowledged by the
-//! successor beside the sending; and the serving loop that ends in a
-//! drain or a handoff.
+//! The handoff as a server runs it: a [`Drain`]'s, every watched stream
+//! asked for at its next message boundary, sent by its own task, and
+//! acknowledged by the successor beside the sending; the serving loop that
+//! ends in a drain or a handoff; and the successor's side in one call.
 
 use std::collections::VecDeque;
 use std::io;
@@ -14,7 +14,7 @@ use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use super::{ACK, Handoff, HandoffReport, NotHandedOver, Successor, gone};
+use super::{ACK, Handoff, HandoffReport, Inherited, NotHandedOver, Predecessor, Successor, gone};
 use crate::Error;
 use crate::rt::drain::{Drain, DrainReport};
 use crate::rt::tokio::WebSocketStream;
@@ -299,4 +299,43 @@ pub async fn serve_until<E: From<io::Error>>(
     let serve = async { if serving { serve.await } else { Ok(()) } };
     let report = drain.serve_until(serve, std::future::ready(())).await?;
     Ok(Ended::Drained(report))
+}
+
+/// Everything a predecessor handed over ([`Predecessor::receive_all`]).
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct TakenOver {
+    /// The listening sockets, to accept from.
+    pub listeners: Vec<TcpListener>,
+    /// The connections, each with the predecessor's payload.
+    pub connections: Vec<(WebSocketStream<TcpStream>, Vec<u8>)>,
+    /// Snapshots that could not be thawed (their connections were closed
+    /// with 1011).
+    pub refused: Vec<crate::SnapshotError>,
+    /// The predecessor went away before it was done: what came before is
+    /// here, and the rest stays with it.
+    pub broken_off: Option<io::Error>,
+}
+
+impl Predecessor {
+    /// Receives everything the predecessor hands over, to its end. For a
+    /// server whose connections affect each other (a chat room), which
+    /// starts serving them only once all are in.
+    pub async fn receive_all(mut self) -> TakenOver {
+        let mut taken = TakenOver::default();
+        loop {
+            match self.next().await {
+                Ok(Some(Inherited::Listener(listener))) => taken.listeners.push(listener),
+                Ok(Some(Inherited::Connection(ws, payload))) => {
+                    taken.connections.push((*ws, payload));
+                }
+                Ok(Some(Inherited::Refused(error))) => taken.refused.push(error),
+                Ok(None) => return taken,
+                Err(error) => {
+                    taken.broken_off = Some(error);
+                    return taken;
+                }
+            }
+        }
+    }
 }
