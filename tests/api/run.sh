@@ -41,6 +41,7 @@ fi
 declare -A one_job=(
   [src/conn/mod.rs]="the Connection: its public methods over the parts in conn/"
   [src/rt/hub.rs]="topics: subscriptions, per-member queues and their policy"
+  [src/rt/drain.rs]="the watched connection tasks and how they end: closed by a drain or asked for by a handoff"
 )
 status=0
 while read -r lines file; do
