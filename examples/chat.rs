@@ -147,7 +147,7 @@ async fn main() -> std::io::Result<()> {
 async fn with_handoff(path: &str, addr: &str, config: Config, chat: &Chat) -> std::io::Result<()> {
     let mut members = Vec::new();
     let listener = deploy::take_over("chat", path, addr, config, |ws, payload| {
-        members.push((ws, payload));
+        members.push((*ws, payload));
     })
     .await?;
     // Every member is in the room before any is read from: a line sent

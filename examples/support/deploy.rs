@@ -57,7 +57,7 @@ pub(crate) async fn take_over(
     path: &str,
     addr: &str,
     config: Config,
-    mut inherit: impl FnMut(WebSocketStream<TcpStream>, Vec<u8>),
+    mut inherit: impl FnMut(Box<WebSocketStream<TcpStream>>, Vec<u8>),
 ) -> std::io::Result<TcpListener> {
     let mut listener = None;
     if let Some(mut predecessor) = handoff::take_over(path, config).await? {
@@ -68,7 +68,7 @@ pub(crate) async fn take_over(
                 Ok(Some(Inherited::Listener(inherited))) => listener = Some(inherited),
                 Ok(Some(Inherited::Connection(ws, payload))) => {
                     moved += 1;
-                    inherit(*ws, payload);
+                    inherit(ws, payload);
                 }
                 Ok(Some(Inherited::Refused(error))) => {
                     refused += 1;

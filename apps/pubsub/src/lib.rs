@@ -315,10 +315,17 @@ async fn serve_tcp(
     drain: Option<&Drain>,
 ) -> Result<(), Error> {
     tcp.set_nodelay(true)?;
-    let ws = WebSocketStream::accept(tcp, builder).await?;
-    let member = server.node.hub().join();
     let moving = drain.map(|drain| (drain, handoff::mover(drain)));
-    serve_member(ws, server, member, HashSet::new(), moving).await
+    // The stream goes straight into the call: a local would stay in this
+    // future beside the one in `serve_member`'s.
+    serve_member(
+        WebSocketStream::accept(tcp, builder).await?,
+        server,
+        server.node.hub().join(),
+        HashSet::new(),
+        moving,
+    )
+    .await
 }
 
 /// A client's stream on its way to another process: `None` once it went,
