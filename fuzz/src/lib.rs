@@ -12,7 +12,7 @@ use rfc6455::extensions::deflate::{DeflateConfig, DeflateParams};
 use rfc6455::frame::{FrameHeader, OpCode, apply_mask};
 use rfc6455::{
     CloseCode, Config, Connection, Message, OverLimit, RateLimit, RateLimits, Role, SendError,
-    State,
+    SnapshotError, State,
 };
 
 /// A configuration small enough that limits are reached by fuzz inputs.
@@ -334,9 +334,16 @@ fn run(role: Role, conversation: Conversation, adapter: bool) {
             }
             Op::Drain(n) => drain(&mut conn, &mut wire, usize::from(n)),
             Op::Freeze => {
-                if let Ok(snapshot) = conn.freeze(now) {
-                    conn = Connection::thaw(&snapshot, config.clone(), now)
-                        .expect("a connection's own snapshot thaws");
+                let can = conn.can_freeze();
+                match conn.freeze(now) {
+                    Ok(snapshot) => {
+                        assert_eq!(can, Ok(()), "can_freeze refused what froze");
+                        conn = Connection::thaw(&snapshot, config.clone(), now)
+                            .expect("a connection's own snapshot thaws");
+                    }
+                    // Output is the one refusal `can_freeze` leaves out.
+                    Err(SnapshotError::OutputPending) => assert_eq!(can, Ok(())),
+                    Err(refused) => assert_eq!(can, Err(refused), "can_freeze and freeze differ"),
                 }
             }
         }
