@@ -479,6 +479,26 @@ async fn handoff_quiet_waits_for_every_stream() {
     assert_eq!((moved, old.await.unwrap().unwrap().connections), (2, 2));
 }
 
+// A record whose header claims more than ever comes is an error when the
+// predecessor goes away, with no memory committed for the claim.
+#[tokio::test]
+async fn a_truncated_record_is_an_error() {
+    use std::io::Write;
+    let path = handoff_path("truncated");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let raw = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut header = vec![3, 0];
+        header.extend_from_slice(&(1u64 << 29).to_le_bytes());
+        stream.write_all(&header).unwrap();
+        stream.write_all(b"a few bytes, then nothing").unwrap();
+    });
+    let mut predecessor = take_over(&path, Config::default()).await.unwrap().unwrap();
+    raw.join().unwrap();
+    let error = predecessor.next().await.unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+}
+
 /// The clients of `tests/handoff/run.sh` (run by it, not by `cargo test`):
 /// `CONNS` connections to `WS_URL` until `STOP_FILE` exists, while the
 /// script hands the server over from process to process.

@@ -590,7 +590,11 @@ async fn receive_record(stream: &mut UnixStream) -> io::Result<(u8, Option<Owned
             "bad handoff record",
         ));
     }
-    let mut body = vec![0; usize::try_from(len).unwrap_or(0)];
-    stream.read_exact(&mut body).await?;
+    // Memory grows with the bytes that arrive, not with the header's claim.
+    let mut body = Vec::new();
+    (&mut *stream).take(len).read_to_end(&mut body).await?;
+    if body.len() as u64 != len {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
     Ok((kind, fd, body))
 }
