@@ -422,6 +422,140 @@ async fn the_publisher_lets_the_writers_run() {
     assert_eq!(hub.stats().dropped, 0);
 }
 
+/// A future that counts how often it is polled.
+struct Counted<F> {
+    inner: std::pin::Pin<Box<F>>,
+    polls: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        self.polls.fetch_add(1, Ordering::Relaxed);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// Reads `count` frames numbered from `next` on, advancing it.
+async fn expect(stream: &mut tokio::io::BufReader<DuplexStream>, next: &mut u32, count: u32) {
+    use tokio::io::AsyncReadExt;
+    let mut frame = [0u8; 6];
+    for _ in 0..count {
+        stream.read_exact(&mut frame).await.unwrap();
+        assert_eq!(frame[..2], [0x82, 4], "frame header");
+        assert_eq!(u32::from_be_bytes(frame[2..].try_into().unwrap()), *next);
+        *next += 1;
+    }
+}
+
+/// Publishes one at a time, each read before the next, until one is
+/// written directly: the writer has written all that waited and said so
+/// (a publish that comes first, before its task is scheduled, still
+/// queues).
+async fn until_direct(hub: &Hub, stream: &mut tokio::io::BufReader<DuplexStream>, next: &mut u32) {
+    let before = hub.stats().written_directly;
+    for _ in 0..1_000 {
+        hub.publish("feed", &numbered(*next));
+        expect(stream, next, 1).await;
+        if hub.stats().written_directly > before {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("never written directly: {:?}", hub.stats());
+}
+
+// A subscriber that keeps up is written to by the publisher itself: a
+// message at a time, each read before the next is published, costs its
+// task no wake-up at all. Published faster than its socket takes, the
+// rest waits in its queue and its task writes it, and it is written to
+// directly again once it has caught up; every message arrives once, in
+// order, through either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_subscriber_is_written_without_waking_its_task() {
+    let _serial = Meter::start(); // not while another test measures the heap
+    let hub = Hub::new(HubConfig::default());
+    let (a, b) = duplex(4096);
+    let server = tokio::spawn(async move {
+        WebSocketStream::accept(b, &ServerBuilder::new())
+            .await
+            .unwrap()
+    });
+    let client = ClientBuilder::new("ws://hub/").unwrap();
+    let (client, _) = WebSocketStream::client(a, &client).await.unwrap();
+    let (mut write, mut read) = server.await.unwrap().split();
+    let member = hub.join();
+    hub.subscribe(&member, "feed").unwrap();
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let _task = tokio::spawn(Counted {
+        inner: Box::pin(async move {
+            tokio::select! {
+                () = async { while let Some(Ok(_)) = read.next().await {} } => None,
+                result = member.forward(&mut write) => Some(result),
+            }
+        }),
+        polls: Arc::clone(&polls),
+    });
+    let (_conn, stream) = client.into_parts();
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut next = 0;
+    // The first goes through the queue (the writer has not said it is idle).
+    assert_eq!(hub.publish("feed", &numbered(0)).delivered, 1);
+    expect(&mut stream, &mut next, 1).await;
+    until_direct(&hub, &mut stream, &mut next).await;
+    let (before, direct) = (polls.load(Ordering::Relaxed), hub.stats().written_directly);
+    for _ in 0..200 {
+        assert_eq!(hub.publish("feed", &numbered(next)).delivered, 1);
+        expect(&mut stream, &mut next, 1).await;
+    }
+    assert_eq!(hub.stats().written_directly, direct + 200);
+    let woken = polls.load(Ordering::Relaxed) - before;
+    assert!(
+        woken <= 2,
+        "the subscriber's task ran {woken} times for 200 deliveries"
+    );
+
+    // Then 5 000 at once, read as they come (the writer and the direct
+    // writes take turns as the pipe fills and drains); then 5 000 while
+    // the client reads nothing: the 4 KiB pipe fills, and the rest waits
+    // in the queue. Written directly again after each, once caught up.
+    for reading in [true, false] {
+        let before = hub.stats();
+        let burst = next..next + 5_000;
+        if reading {
+            let publisher = tokio::spawn({
+                let (hub, burst) = (hub.clone(), burst.clone());
+                async move {
+                    for i in burst {
+                        hub.ready().await;
+                        assert_eq!(hub.publish("feed", &numbered(i)).delivered, 1);
+                    }
+                }
+            });
+            expect(&mut stream, &mut next, 5_000).await;
+            publisher.await.unwrap();
+        } else {
+            for i in burst {
+                assert_eq!(hub.publish("feed", &numbered(i)).delivered, 1);
+            }
+            let stats = hub.stats();
+            let queued = (stats.delivered - before.delivered)
+                - (stats.written_directly - before.written_directly);
+            assert!(
+                queued > 1_000,
+                "{queued} of the burst went through the queue"
+            );
+            expect(&mut stream, &mut next, 5_000).await;
+        }
+        until_direct(&hub, &mut stream, &mut next).await;
+    }
+    assert_eq!(hub.stats().dropped, 0);
+}
+
 // A relay: every member publishes to the room it is in, concurrently from
 // its own task, excluding itself. Each member receives every other
 // member's messages exactly once, in each sender's order, and none of its

@@ -8,6 +8,13 @@
 #   bash benches/echo/fanout.sh full    # {10, 1 000, 10 000} subscribers x
 #                                       # {16 B, 1 KiB, 64 KiB}, 2 rounds, then
 #                                       # latency at a pace every server keeps
+#   bash benches/echo/fanout.sh paced [SUBS] [ROUNDS]     # latency only, 16 B and 1 KiB
+#                                       # (default 10 000 subscribers, 3 rounds)
+#   bash benches/echo/fanout.sh unpaced SUBS SIZE [ROUNDS]  # one unpaced cell
+#
+# SERVERS="raw rfc6455 …" runs only those; BASE=PATH adds the server `base`:
+# rfc6455 from another build of the fanout binary (a commit to compare
+# against, built in a worktree), in the same rotation.
 #
 # Unpaced: the publisher sends as fast as its socket takes; deliveries per
 # second summed over subscribers. Paced: 50 000 deliveries per second in all
@@ -30,6 +37,8 @@ fanload=$PWD/target/release/fanload
 ulimit -n 65536 2>/dev/null || true
 
 servers=(raw rfc6455 rfc6455+deflate tungstenite fastwebsockets tokio-websockets sockudo-ws yawc)
+if [ -n "${SERVERS:-}" ]; then read -r -a servers <<<"$SERVERS"; fi
+if [ -n "${BASE:-}" ]; then servers+=(base); fi
 case "$mode" in
   quick) secs=1 rounds=1 cells=("100 1024") paced=() ;;
   full)
@@ -41,7 +50,12 @@ case "$mode" in
     done
     for size in 16 1024 65536; do paced+=("10000 $size"); done
     ;;
-  *) sed -n '2,17p' "${0##*/}"; exit 2 ;;
+  paced)
+    secs=2 rounds=${3:-3} cells=() paced=()
+    for _ in $(seq "$rounds"); do paced+=("${2:-10000} 16" "${2:-10000} 1024"); done
+    ;;
+  unpaced) secs=2 rounds=${4:-3} cells=("$2 $3") paced=() ;;
+  *) sed -n '2,24p' "${0##*/}"; exit 2 ;;
 esac
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
@@ -55,12 +69,14 @@ run() {
   sub_port=$(free_port)
   pub_port=$(free_port)
   [ "$kind" = rfc6455+deflate ] && flags=(--deflate)
-  "${on_server[@]}" "$fanout" "${kind%+deflate}" "127.0.0.1:$sub_port" "127.0.0.1:$pub_port" "${flags[@]}" &
+  local binary=$fanout server_kind=${kind%+deflate}
+  [ "$kind" = base ] && binary=$BASE server_kind=rfc6455
+  "${on_server[@]}" "$binary" "$server_kind" "127.0.0.1:$sub_port" "127.0.0.1:$pub_port" ${flags[@]+"${flags[@]}"} &
   local pid=$!
   wait_port "$sub_port"
   local line
   line=$(timeout 300 "${on_loadgen[@]}" "$fanload" "127.0.0.1:$sub_port" "127.0.0.1:$pub_port" \
-    "$subs" "$size" "$secs" --pid "$pid" "${flags[@]}" "$@" ||
+    "$subs" "$size" "$secs" --pid "$pid" ${flags[@]+"${flags[@]}"} "$@" ||
     echo "deliveries_per_s=0 p50_us=nan p99_us=nan max_us=nan loadgen_cpu=0 server_cpu=0 server_rss_mb=0")
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -86,7 +102,10 @@ for cell in ${paced[@]+"${paced[@]}"}; do
   read -r subs size <<<"$cell"
   total=$((50000 < 200000000 / size ? 50000 : 200000000 / size))
   rate=$(python3 -c "print(max($total / $subs, 0.5))")
-  for kind in "${servers[@]}"; do
+  rotation=$((rotation % ${#servers[@]}))
+  order=("${servers[@]:rotation}" "${servers[@]:0:rotation}")
+  rotation=$((rotation + 1))
+  for kind in "${order[@]}"; do
     run paced "$subs" "$size" "$kind" --rate "$rate"
   done
 done
@@ -107,6 +126,19 @@ for (mode, subs, size), servers in sorted(cells.items()):
         med[name] = m('deliveries_per_s')
         print(f"| {mode} | {subs} | {size} B | {name} | {med[name]:,.0f} | {m('p50_us'):.0f} | {m('p99_us'):.0f} | {m('max_us'):.0f} | {m('server_cpu'):.2f} | {m('server_rss_mb'):.0f} |")
     best = max((med[p] for p in peers if p in med), default=0)
+    if mode == 'paced' and 'rfc6455' in servers:
+        p99 = {n: statistics.median(float(r['p99_us']) for r in rs) for n, rs in servers.items()}
+        cpu = {n: statistics.median(float(r['server_cpu']) / max(float(r['deliveries_per_s']), 1) for r in rs) for n, rs in servers.items()}
+        best_p99 = min((p99[p] for p in peers if p in p99), default=float('nan'))
+        raw = 'raw' in p99
+        line = f"rfc6455 p99 / best peer {p99['rfc6455'] / best_p99:.2f}x"
+        if raw:
+            line += f", / raw {p99['rfc6455'] / p99['raw']:.2f}x; CPU per delivery / raw {cpu['rfc6455'] / cpu['raw']:.2f}x"
+        if 'base' in p99:
+            line += f"; p99 / base {p99['rfc6455'] / p99['base']:.2f}x, CPU per delivery / base {cpu['rfc6455'] / cpu['base']:.2f}x"
+        print(f"| | | | {line} | | | | | | |")
+    if mode == 'unpaced' and 'base' in med and 'rfc6455' in med:
+        print(f"| | | | rfc6455 / base {med['rfc6455'] / med['base']:.2f}x | | | | | | |")
     if mode == 'unpaced' and best and 'rfc6455' in med:
         raw = med.get('raw') or float('nan')
         print(f"| | | | rfc6455 / best peer {med['rfc6455'] / best:.2f}x, / raw {med['rfc6455'] / raw:.2f}x; deflate / best peer {med.get('rfc6455+deflate', 0) / best:.2f}x | | | | | | |")

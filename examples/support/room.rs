@@ -27,7 +27,7 @@ pub(crate) type Mover<S> = Box<dyn FnMut(WebSocketStream<S>) -> Leaving<S> + Sen
 
 /// Runs member `id` on an accepted WebSocket until it leaves, or moves
 /// (see [`serve`]).
-pub(crate) async fn member<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn member<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     id: u64,
     ws: WebSocketStream<S>,
     hub: &Hub,
@@ -46,7 +46,7 @@ pub(crate) async fn member<S: AsyncRead + AsyncWrite + Unpin>(
 /// Runs member `id`, joined to the room as `member`, until it leaves or,
 /// when the drain asks for its stream, `moving` hands it over (it gives the
 /// stream back if it stays).
-pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     id: u64,
     mut ws: WebSocketStream<S>,
     hub: &Hub,

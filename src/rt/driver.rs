@@ -112,9 +112,22 @@ impl<S, R: Runtime<S>> Driver<S, R> {
         transport::poll_write_out(&mut self.conn, |call| write_call::<S, R>(stream, cx, call))
     }
 
-    fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    /// Writes everything queued and flushes the stream, no timers.
+    pub(crate) fn poll_flush_io(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         ready!(self.poll_write_out(cx))?;
         R::poll_flush(&mut self.stream, cx)
+    }
+
+    /// Whether messages still flow: no write failed, the transport is not shut.
+    pub(crate) fn is_live(&self) -> bool {
+        self.end == End::Live && self.write_error.is_none()
+    }
+
+    /// A write failed: output is dropped, and what already arrived is still
+    /// read and delivered before the error is reported.
+    pub(crate) fn write_failed(&mut self, error: io::Error) {
+        self.conn.discard_output();
+        self.write_error.get_or_insert(error);
     }
 
     /// Writes everything queued and flushes, with the timers running while
@@ -313,8 +326,7 @@ impl<S, R: Runtime<S>> Driver<S, R> {
             let written = match self.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => true,
                 Poll::Ready(Err(error)) => {
-                    self.conn.discard_output();
-                    self.write_error.get_or_insert(error);
+                    self.write_failed(error);
                     true
                 }
                 Poll::Pending => false,

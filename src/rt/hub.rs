@@ -4,16 +4,20 @@
 //!
 //! A connection [`join`](Hub::join)s the hub as a [`Member`], subscribes to
 //! topics, and runs [`Member::forward`] on its [`WriteHalf`] (in the task
-//! that owns the write half, or beside its read loop): that moves what is
-//! published to it onto the connection, all that waits at once (one
-//! vectored write of the shared frames). [`Hub::publish`] never waits: it
-//! puts the message on each subscriber's queue, or applies the
-//! [`SlowPolicy`] to a subscriber whose queue is full, and reports what it
-//! did. A member leaves every topic when it is dropped.
+//! that owns the write half, or beside its read loop). [`Hub::publish`]
+//! never waits: to a subscriber that keeps up (nothing queued, nothing left
+//! to write) it writes the frame itself, at once and without waking the
+//! subscriber's task (uWebSockets' cork, without the event loop: one lock
+//! and one write per delivery); for one that is behind it queues the
+//! message, and the member's `forward` writes all that waits at once (one
+//! vectored write of the shared frames) when the socket takes more; a
+//! subscriber whose queue is full meets the [`SlowPolicy`]. It reports what
+//! it did. A member leaves every topic when it is dropped.
 //!
 //! **Slow is not overloaded.** A subscriber is slow when its own socket does
 //! not drain: its last write has been waiting while the other members
-//! completed [`HubConfig::slow_after`] writes. A full queue whose writes are
+//! completed [`HubConfig::slow_after`] writes (a publish's direct writes
+//! count as one: a write turn, as one batch is). A full queue whose writes are
 //! not stuck (the server has not found time to write yet) is overload, not
 //! slowness: the message is dropped for it and counted, and no one is
 //! closed. Publishers that await [`Hub::ready`] before reading the next
@@ -37,8 +41,8 @@ use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -50,7 +54,7 @@ pub use history::{HistoryConfig, Position, Resumed};
 use state::{State, Topic, deliver};
 
 use super::split::store;
-use super::{Runtime, WriteHalf};
+use super::{DirectWriter, Runtime, WriteHalf, Written};
 use crate::{CloseCode, Error, PreparedMessage, SendError};
 
 /// What a hub does with a message for a subscriber whose queue is full.
@@ -85,7 +89,8 @@ pub struct HubConfig {
     /// subscriber with 1008 "too slow".
     pub policy: SlowPolicy,
     /// A subscriber whose write has waited while the others completed this
-    /// many writes is slow. Default 2048.
+    /// many writes is slow (the publishes that wrote to subscribers
+    /// directly count one each). Default 2048.
     pub slow_after: u64,
     /// Queued payload bytes across all subscribers past which
     /// [`Hub::ready`] waits. Default 64 MiB.
@@ -168,7 +173,7 @@ pub enum HubError {
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Publish {
-    /// Subscribers the message was queued for.
+    /// Subscribers the message was queued for or written to.
     pub delivered: usize,
     /// Deliveries dropped by the policy (for [`SlowPolicy::KeepLatest`],
     /// the waiting messages it replaced), or because a full queue was not
@@ -196,8 +201,12 @@ pub struct HubStats {
     pub queued_bytes: usize,
     /// Calls to [`Hub::publish`].
     pub published: u64,
-    /// Deliveries queued.
+    /// Deliveries queued or written.
     pub delivered: u64,
+    /// Of those, the ones a publisher wrote to a subscriber's connection
+    /// itself (it was keeping up: nothing queued, nothing left to write),
+    /// with no queue and no wake-up.
+    pub written_directly: u64,
     /// Deliveries dropped (policy or overload).
     pub dropped: u64,
     /// Members closed as slow.
@@ -234,8 +243,41 @@ struct HubShared {
 }
 
 struct Entry {
-    queue: Arc<Mutex<Queue>>,
+    slot: Arc<Slot>,
     topics: HashSet<Box<str>>,
+    /// The connection a running [`Member::forward`] writes to: publishers
+    /// write straight to it while [`Slot::direct`] says so.
+    writer: Option<DirectWriter>,
+}
+
+/// A member's queue, and whether publishers may pass it by.
+struct Slot {
+    queue: Mutex<Queue>,
+    /// Nothing waits for the member: its queue is empty and its connection
+    /// has written everything. Set by its writer (under the queue's and the
+    /// connection's locks) when it finds both so; cleared by whatever
+    /// leaves something behind (a queued delivery, a direct write the
+    /// transport did not finish). While set, a publish writes to the
+    /// connection at once, under its lock alone, waking no one; so what is
+    /// queued never has a direct write overtake it.
+    direct: AtomicBool,
+}
+
+impl Slot {
+    fn new() -> Self {
+        Self {
+            queue: Mutex::new(Queue::default()),
+            direct: AtomicBool::new(false),
+        }
+    }
+
+    /// The queue, for a delivery that goes through it: publishers queue
+    /// behind it until the writer has written it all.
+    fn queue_behind(&self) -> MutexGuard<'_, Queue> {
+        let queue = crate::sync::lock(&self.queue);
+        self.direct.store(false, Ordering::Release);
+        queue
+    }
 }
 
 /// One member's waiting deliveries and what its writer is doing.
@@ -296,18 +338,19 @@ impl Hub {
         let mut state = crate::sync::lock(&self.shared.state);
         let id = state.next_id;
         state.next_id += 1;
-        let queue = Arc::new(Mutex::new(Queue::default()));
+        let slot = Arc::new(Slot::new());
         state.members.insert(
             id,
             Entry {
-                queue: Arc::clone(&queue),
+                slot: Arc::clone(&slot),
                 topics: HashSet::new(),
+                writer: None,
             },
         );
         state.stats.members = state.members.len();
         Member {
             id,
-            queue,
+            slot,
             hub: self.clone(),
         }
     }
@@ -356,7 +399,7 @@ impl Hub {
         };
         let held = subscribed.history.evict(now, history_config);
         let (replay, resumed) = subscribed.history.after(from);
-        let mut queue = crate::sync::lock(&member.queue);
+        let mut queue = member.slot.queue_behind();
         for message in replay {
             queue.push(message.clone(), message.len() + ENTRY_COST, shared);
         }
@@ -477,6 +520,7 @@ impl Hub {
         held.bytes += restarted.bytes;
         report.position = Some(position);
         let target = &*target;
+        let mut direct = 0u64;
         let groups = [
             (&target.plain, message),
             (
@@ -493,7 +537,24 @@ impl Hub {
                 let Some(entry) = state.members.get(id) else {
                     continue;
                 };
-                if deliver(shared, &entry.queue, message, len, progress, &mut report) {
+                if let Some(writer) = &entry.writer
+                    && entry.slot.direct.load(Ordering::Acquire)
+                {
+                    match writer.try_write(|outbox| outbox.send(message)) {
+                        Some((Ok(()), written)) => {
+                            report.delivered += 1;
+                            direct += 1;
+                            if written == Written::Left {
+                                // Its writer (woken) writes the rest.
+                                entry.slot.direct.store(false, Ordering::Release);
+                            }
+                            continue;
+                        }
+                        // Closed, or no room: the queue's path decides.
+                        _ => entry.slot.direct.store(false, Ordering::Release),
+                    }
+                }
+                if deliver(shared, &entry.slot, message, len, progress, &mut report) {
                     closed.push(*id);
                 }
             }
@@ -507,6 +568,14 @@ impl Hub {
             let len = message.len() + ENTRY_COST;
             shared.since_yield.fetch_add(len, Ordering::Relaxed);
         }
+        // The direct writes are one completed write turn on the clock
+        // slowness is judged by, as a writer's batch is: counted one each,
+        // a reader merely not scheduled for a few publishes would be slow
+        // (tests/hub.rs, overload_closes_no_one).
+        if direct > 0 {
+            shared.progress.fetch_add(1, Ordering::Relaxed);
+        }
+        state.stats.written_directly += direct;
         state.stats.delivered += report.delivered as u64;
         state.stats.dropped += report.dropped as u64;
         state.stats.closed_slow += report.closed as u64;
@@ -651,7 +720,7 @@ impl Queue {
 /// Dropping it leaves the hub.
 pub struct Member {
     id: u64,
-    queue: Arc<Mutex<Queue>>,
+    slot: Arc<Slot>,
     hub: Hub,
 }
 
@@ -691,7 +760,7 @@ impl Member {
     /// policy closed it) and the message was dropped.
     pub fn send(&self, message: &PreparedMessage) -> bool {
         let shared = &*self.hub.shared;
-        let mut queue = crate::sync::lock(&self.queue);
+        let mut queue = self.slot.queue_behind();
         if queue.close.is_some() || queue.bytes >= shared.config.queue_limit {
             return false;
         }
@@ -704,7 +773,7 @@ impl Member {
     /// transport of the caller's, a test); `None` when nothing waits.
     pub fn take(&self) -> Option<PreparedMessage> {
         let hub = &*self.hub.shared;
-        let mut queue = crate::sync::lock(&self.queue);
+        let mut queue = crate::sync::lock(&self.slot.queue);
         let message = queue.pop(hub);
         queue.refresh(hub);
         drop(queue);
@@ -715,13 +784,16 @@ impl Member {
     /// Payload bytes waiting for it.
     #[must_use]
     pub fn queued_bytes(&self) -> usize {
-        crate::sync::lock(&self.queue).bytes
+        crate::sync::lock(&self.slot.queue).bytes
     }
 
     /// Moves what is published to this member onto `write`'s connection and
-    /// writes it, everything waiting at once (up to
-    /// [`HubConfig::batch_bytes`] per write), until the policy closes it
-    /// (then it sends the Close and returns). Run it for as long as the
+    /// writes it, until the policy closes it (then it sends the Close and
+    /// returns). While the member keeps up (nothing queued, nothing left to
+    /// write), publishers write to the connection themselves
+    /// ([`WriteHalf::direct`]) and this task sleeps; once something waits,
+    /// this task writes it, everything waiting at once (up to
+    /// [`HubConfig::batch_bytes`] per write). Run it for as long as the
     /// connection lives, beside the read half's loop. Cancel-safe: what a
     /// cancelled call took from the queue is on the connection, and the
     /// next call writes it first (`tests/cancel.rs`).
@@ -730,12 +802,12 @@ impl Member {
     ///
     /// What writing to the connection fails with (the peer went away, the
     /// connection closed).
-    pub async fn forward<S, R: Runtime<S>>(
+    pub async fn forward<S: Send + 'static, R: Runtime<S> + 'static>(
         &self,
         write: &mut WriteHalf<S, R>,
     ) -> Result<Forwarded, Error> {
-        // What a cancelled call left on the connection is written first.
-        let mut writing = write.queue(|outbox| outbox.queued() > 0);
+        let _attached = Attached::new(self, write.direct());
+        let mut writing = false;
         poll_fn(|cx| self.poll_forward(cx, write, &mut writing)).await
     }
 
@@ -748,7 +820,7 @@ impl Member {
     ///
     /// What forwarding fails with, or [`Error::ConnectionClosed`] when the
     /// slow-consumer policy closed the member first.
-    pub async fn forward_until<S, R: Runtime<S>, T>(
+    pub async fn forward_until<S: Send + 'static, R: Runtime<S> + 'static, T>(
         &self,
         write: &mut WriteHalf<S, R>,
         until: impl Future<Output = T>,
@@ -766,6 +838,8 @@ impl Member {
             })
             .await?
         };
+        // Forwarding ended (and with it the direct writes): what was
+        // published since waits in the queue.
         while let Some(message) = self.take() {
             write.feed(&message).await?;
         }
@@ -773,7 +847,8 @@ impl Member {
     }
 
     /// Built on the write half's public seam (`queue`, `poll_flush_queued`,
-    /// `poll_send_close`) only.
+    /// `poll_send_close`, `direct`) only. `writing`: output is on the
+    /// connection (a batch of this task's, or what a direct write left).
     fn poll_forward<S, R: Runtime<S>>(
         &self,
         cx: &mut Context<'_>,
@@ -783,7 +858,7 @@ impl Member {
         let hub = &*self.hub.shared;
         loop {
             let close = {
-                let mut queue = crate::sync::lock(&self.queue);
+                let mut queue = crate::sync::lock(&self.slot.queue);
                 store(&mut queue.waker, cx);
                 queue.close
             };
@@ -795,7 +870,7 @@ impl Member {
             if *writing {
                 match write.poll_flush_queued(cx) {
                     Poll::Pending => {
-                        let mut queue = crate::sync::lock(&self.queue);
+                        let mut queue = crate::sync::lock(&self.slot.queue);
                         if queue.stuck_since.is_none() {
                             queue.stuck_since = Some(hub.progress.load(Ordering::Relaxed));
                             queue.refresh(hub);
@@ -807,7 +882,7 @@ impl Member {
                     Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                     Poll::Ready(Ok(())) => {
                         *writing = false;
-                        let mut queue = crate::sync::lock(&self.queue);
+                        let mut queue = crate::sync::lock(&self.slot.queue);
                         queue.stuck_since = None;
                         queue.refresh(hub);
                         hub.progress.fetch_add(1, Ordering::Relaxed);
@@ -817,9 +892,12 @@ impl Member {
             // Move the next batch onto the connection, by reference. A Pong
             // waiting for the last batch to drain goes first, not behind
             // this one (tests/hub.rs, pongs_are_not_held_behind_the_queue).
-            let moved = write.queue(|outbox| {
+            // What waits on the connection is written next: this batch, or
+            // what a direct write left. With nothing anywhere, publishers
+            // may write directly again.
+            let (moved, waiting) = write.queue(|outbox| {
                 let mut moved = 0;
-                let mut queue = crate::sync::lock(&self.queue);
+                let mut queue = crate::sync::lock(&self.slot.queue);
                 while moved < hub.config.batch_bytes {
                     // Past `max_write_buffer` the rest waits for this write.
                     if outbox.is_full() {
@@ -831,14 +909,47 @@ impl Member {
                     moved += message.len() + ENTRY_COST;
                     outbox.send(&message)?;
                 }
+                let waiting = outbox.queued() > 0;
+                if !waiting {
+                    self.slot.direct.store(true, Ordering::Release);
+                }
                 queue.refresh(hub);
-                Ok::<_, SendError>(moved)
+                Ok::<_, SendError>((moved, waiting))
             })?;
-            if moved == 0 {
+            if !waiting {
                 return Poll::Pending;
             }
-            self.hub.drained();
+            if moved > 0 {
+                self.hub.drained();
+            }
             *writing = true;
+        }
+    }
+}
+
+/// A member's connection known to its publishers while
+/// [`Member::forward`] runs; forgotten when it stops (or is cancelled).
+struct Attached<'a> {
+    member: &'a Member,
+}
+
+impl<'a> Attached<'a> {
+    fn new(member: &'a Member, writer: DirectWriter) -> Self {
+        let mut state = crate::sync::lock(&member.hub.shared.state);
+        if let Some(entry) = state.members.get_mut(&member.id) {
+            entry.writer = Some(writer);
+        }
+        Self { member }
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        let member = self.member;
+        let mut state = crate::sync::lock(&member.hub.shared.state);
+        member.slot.direct.store(false, Ordering::Release);
+        if let Some(entry) = state.members.get_mut(&member.id) {
+            entry.writer = None;
         }
     }
 }
@@ -848,7 +959,7 @@ impl Drop for Member {
         let mut state = crate::sync::lock(&self.hub.shared.state);
         state.remove(self.id);
         drop(state);
-        let mut queue = crate::sync::lock(&self.queue);
+        let mut queue = crate::sync::lock(&self.slot.queue);
         queue.close = Some((CloseCode::GOING_AWAY, ""));
         queue.clear(&self.hub.shared);
         drop(queue);

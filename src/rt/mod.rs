@@ -70,5 +70,5 @@ pub mod tokio;
 pub use driver::CloseSignal;
 pub use runtime::Runtime;
 pub(crate) use runtime::forward_writes;
-pub use split::{Outbox, ReadHalf, WriteHalf};
+pub use split::{DirectWriter, Outbox, ReadHalf, WriteHalf, Written};
 pub use stream::WebSocketStream;

@@ -76,6 +76,15 @@ pub trait Runtime<S>: Sized {
 
     /// Shuts the stream's write side down (a TCP FIN, a TLS close_notify).
     fn poll_shutdown(stream: &mut S, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+
+    /// Runs `f` outside the calling task's I/O budget, where the runtime
+    /// keeps one: a [`DirectWriter`](super::DirectWriter) writes to other
+    /// tasks' streams, and a publisher reaching thousands of them in one
+    /// call must not find the later ones refused for its own task's
+    /// budget. Runs `f` as it is, by default.
+    fn unbudgeted(f: impl FnOnce()) {
+        f();
+    }
 }
 
 /// The four writing methods of a [`Runtime`] impl, forwarded to the

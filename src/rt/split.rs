@@ -243,6 +243,97 @@ impl<S, R: Runtime<S>> WriteHalf<S, R> {
     }
 }
 
+impl<S: Send + 'static, R: Runtime<S> + 'static> WriteHalf<S, R> {
+    /// A handle other tasks write to this connection through, at once and
+    /// without waking this half's task (see [`DirectWriter`]).
+    #[must_use]
+    pub fn direct(&self) -> DirectWriter {
+        DirectWriter {
+            shared: Arc::clone(&self.shared) as Arc<dyn Direct>,
+        }
+    }
+}
+
+/// Writes to a split stream's connection from any task, at once: frames
+/// are queued and written in the caller's task, and only what the
+/// transport does not take is left for the [`WriteHalf`]'s own task (which
+/// is woken for it). A hub's publisher writes to an idle subscriber this
+/// way, with no wake-up and no task switch per delivery (`rt::hub` uses
+/// it; `tests/hub.rs`, `an_idle_subscriber_is_written_without_waking_its_task`).
+///
+/// Cloning gives another handle to the same connection; a handle keeps the
+/// connection (and its transport) alive.
+#[derive(Clone)]
+pub struct DirectWriter {
+    shared: Arc<dyn Direct>,
+}
+
+/// What [`DirectWriter::try_write`] left on the connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Written {
+    /// Nothing: everything queued went to the transport.
+    All,
+    /// What the transport did not take (or a write error, for the stream's
+    /// halves to report): the write half's task was woken for it.
+    Left,
+}
+
+impl DirectWriter {
+    /// Queues frames with `fill` (as [`WriteHalf::queue`] does) and writes
+    /// everything queued without waiting, in the calling task. `None`,
+    /// without calling `fill`, when no task has polled the write half yet
+    /// (there would be no one to write what is left) or the stream can no
+    /// longer write.
+    pub fn try_write<T>(&self, fill: impl FnOnce(&mut Outbox<'_>) -> T) -> Option<(T, Written)> {
+        let mut fill = Some(fill);
+        let mut out = None;
+        let written = self.shared.write_now(&mut |outbox| {
+            out = fill.take().map(|fill| fill(outbox));
+        })?;
+        out.map(|out| (out, written))
+    }
+}
+
+impl fmt::Debug for DirectWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DirectWriter").finish_non_exhaustive()
+    }
+}
+
+/// The shared state of a split stream, whatever its stream and runtime.
+trait Direct: Send + Sync {
+    fn write_now(&self, fill: &mut dyn FnMut(&mut Outbox<'_>)) -> Option<Written>;
+}
+
+impl<S: Send, R: Runtime<S>> Direct for Mutex<Shared<S, R>> {
+    fn write_now(&self, fill: &mut dyn FnMut(&mut Outbox<'_>)) -> Option<Written> {
+        let mut guard = lock(self);
+        let shared = &mut *guard;
+        let waker = shared.write_waker.as_ref()?;
+        if !shared.driver.is_live() {
+            return None;
+        }
+        Outbox::fill(&mut shared.driver.conn, fill);
+        let driver = &mut shared.driver;
+        // The writer's waker: a transport that takes no more wakes the
+        // task that will write the rest.
+        let mut cx = Context::from_waker(waker);
+        let mut flushed = Poll::Pending;
+        R::unbudgeted(|| flushed = driver.poll_flush_io(&mut cx));
+        match flushed {
+            Poll::Ready(Ok(())) => return Some(Written::All),
+            Poll::Ready(Err(error)) => {
+                driver.write_failed(error);
+                wake(shared.read_waker.as_ref());
+            }
+            Poll::Pending => {}
+        }
+        waker.wake_by_ref();
+        Some(Written::Left)
+    }
+}
+
 /// A stream's connection, held for queueing frames ([`WriteHalf::queue`]).
 #[derive(Debug)]
 pub struct Outbox<'a> {

@@ -96,6 +96,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Runtime<S> for Tokio {
     }
 
     super::forward_writes!(poll_shutdown);
+
+    /// tokio counts every ready I/O poll against the polling task's budget
+    /// (128 per turn) and refuses the rest: a hub's publisher writing to
+    /// 10 000 subscribers in one call would reach only the first 128.
+    fn unbudgeted(f: impl FnOnce()) {
+        let mut f = Some(f);
+        let once = tokio::task::coop::unconstrained(std::future::poll_fn(|_| {
+            if let Some(f) = f.take() {
+                f();
+            }
+            Poll::Ready(())
+        }));
+        // Ready at the first poll: the closure runs within it.
+        let _ = std::pin::pin!(once).poll(&mut Context::from_waker(std::task::Waker::noop()));
+    }
 }
 
 impl WebSocketStream<MaybeTlsStream> {

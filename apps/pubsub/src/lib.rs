@@ -347,7 +347,7 @@ enum Ending {
 }
 
 /// One client: its commands, and what is published to it.
-pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn serve<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     ws: WebSocketStream<S>,
     server: &Server,
 ) -> Result<(), Error> {
@@ -358,7 +358,7 @@ pub async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
 /// One client joined to the node as `member` (`positioned`: its topics
 /// with positions) until it leaves or, when the drain asks for its stream,
 /// `moving` hands it over with its subscriptions.
-async fn serve_member<S: AsyncRead + AsyncWrite + Unpin>(
+async fn serve_member<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     mut ws: WebSocketStream<S>,
     server: &Server,
     member: Member,

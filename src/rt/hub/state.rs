@@ -2,11 +2,10 @@
 //! positions, and how one delivery meets a subscriber's queue.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use super::history::{Held, History};
-use super::{Entry, HubConfig, HubError, HubShared, HubStats, Publish, Queue, SlowPolicy};
+use super::{Entry, HubConfig, HubError, HubShared, HubStats, Publish, Slot, SlowPolicy};
 use crate::PreparedMessage;
 
 pub(super) struct State {
@@ -193,13 +192,13 @@ impl State {
 /// or applies the policy to a full one; `true` if the policy closed it.
 pub(super) fn deliver(
     shared: &HubShared,
-    queue: &Mutex<Queue>,
+    slot: &Slot,
     message: &PreparedMessage,
     len: usize,
     progress: u64,
     report: &mut Publish,
 ) -> bool {
-    let mut queue = crate::sync::lock(queue);
+    let mut queue = slot.queue_behind();
     if queue.bytes < shared.config.queue_limit {
         queue.push(message.clone(), len, shared);
         report.delivered += 1;
