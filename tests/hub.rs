@@ -9,6 +9,7 @@ mod alloc;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use alloc::Meter;
 use proptest::prelude::*;
@@ -464,7 +465,7 @@ async fn until_direct(hub: &Hub, stream: &mut tokio::io::BufReader<DuplexStream>
         if hub.stats().written_directly > before {
             return;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     panic!("never written directly: {:?}", hub.stats());
 }
@@ -478,7 +479,8 @@ async fn until_direct(hub: &Hub, stream: &mut tokio::io::BufReader<DuplexStream>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_subscriber_is_written_without_waking_its_task() {
     let _serial = Meter::start(); // not while another test measures the heap
-    let hub = Hub::new(HubConfig::default());
+    // Every publish may write directly (here they come a read apart).
+    let hub = Hub::new(HubConfig::default().direct_after(Duration::ZERO));
     let (a, b) = duplex(4096);
     let server = tokio::spawn(async move {
         WebSocketStream::accept(b, &ServerBuilder::new())
@@ -554,6 +556,30 @@ async fn an_idle_subscriber_is_written_without_waking_its_task() {
         until_direct(&hub, &mut stream, &mut next).await;
     }
     assert_eq!(hub.stats().dropped, 0);
+}
+
+// A topic published to back to back queues for the subscriber's writer,
+// which carries many messages per write; once quiet for `direct_after`, the
+// next publish writes directly again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_topic_queues_and_a_quiet_one_writes_directly() {
+    let _serial = Meter::start(); // not while another test measures the heap
+    let hub = Hub::new(HubConfig::default().direct_after(Duration::from_millis(20)));
+    let (stream, _task) = raw_subscriber(&hub, "feed", 1 << 20).await;
+    let mut stream = tokio::io::BufReader::new(stream);
+    let mut next = 0;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    for i in 0..1_000 {
+        hub.publish("feed", &numbered(i));
+    }
+    expect(&mut stream, &mut next, 1_000).await;
+    // The first found the topic quiet; the rest followed it at once.
+    let direct = hub.stats().written_directly;
+    assert_eq!(direct, 1, "{:?}", hub.stats());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    hub.publish("feed", &numbered(next));
+    expect(&mut stream, &mut next, 1).await;
+    assert_eq!(hub.stats().written_directly, direct + 1);
 }
 
 // A relay: every member publishes to the room it is in, concurrently from

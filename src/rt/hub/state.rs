@@ -26,6 +26,9 @@ pub(super) struct Topic {
     /// ([`Hub::subscribe_from`]).
     pub(super) positioned: HashSet<u64>,
     pub(super) history: History,
+    /// When its last publish ended: a topic quiet since long enough is
+    /// written to directly ([`HubConfig::direct_after`]).
+    pub(super) quiet_since: Option<Instant>,
 }
 
 impl Topic {
@@ -78,6 +81,7 @@ impl State {
                 plain: HashSet::new(),
                 positioned: HashSet::new(),
                 history: History::new(z ^ (z >> 31)),
+                quiet_since: None,
             }
         }))
     }
