@@ -306,7 +306,7 @@ async fn a_stalled_subscriber_is_closed_and_the_rest_get_everything() {
     // Its Close cannot go out while it reads nothing: within the close
     // timeout (5 s) of it, its output is dropped and its task ends, while
     // the stalled peer still holds its end open.
-    let ended = tokio::time::timeout(std::time::Duration::from_secs(6), stalled_task)
+    let ended = tokio::time::timeout(Duration::from_secs(6), stalled_task)
         .await
         .expect("the stalled member's task ends within the close timeout")
         .unwrap();

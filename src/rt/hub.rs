@@ -109,8 +109,9 @@ pub struct HubConfig {
     pub history: HistoryConfig,
     /// How long a topic must have been quiet (since its last publish
     /// ended) for a publish to write to its subscribers that keep up
-    /// directly. A topic published to more often queues every delivery,
-    /// and each subscriber's writer carries all that waits in one write:
+    /// directly. A publish a publisher was held for in [`Hub::ready`] (it
+    /// streams) queues every delivery, as does one to a topic published to
+    /// more often: each subscriber's writer carries all that waits in one write:
     /// written directly, a stream of messages would cost a write per
     /// delivery (benches/echo `fanout.sh unpaced`: 14 M deliveries a second
     /// at 1 000 × 16 B queued, 0.19 M written one by one). A publisher busy
@@ -254,6 +255,10 @@ struct HubShared {
     /// Bytes of messages published (each counted once, with its slot)
     /// since a publisher last yielded in [`Hub::ready`].
     since_yield: AtomicUsize,
+    /// A publisher was held in [`Hub::ready`] (a yield, the high-water
+    /// mark) since the last publish: it streams, so the next publish
+    /// queues however long the writers ran meanwhile.
+    held: AtomicBool,
 }
 
 struct Entry {
@@ -289,7 +294,11 @@ impl Slot {
     /// behind it until the writer has written it all.
     fn queue_behind(&self) -> MutexGuard<'_, Queue> {
         let queue = crate::sync::lock(&self.queue);
-        self.direct.store(false, Ordering::Release);
+        // Read first: a busy member's flag is already down, and a store
+        // would take its cache line from the writer's core on every delivery.
+        if self.direct.load(Ordering::Relaxed) {
+            self.direct.store(false, Ordering::Release);
+        }
         queue
     }
 }
@@ -336,6 +345,7 @@ impl Hub {
                 pressured: AtomicUsize::new(0),
                 waiters: Mutex::new(Vec::new()),
                 since_yield: AtomicUsize::new(0),
+                held: AtomicBool::new(false),
             }),
         }
     }
@@ -535,10 +545,17 @@ impl Hub {
         report.position = Some(position);
         let started = Instant::now();
         let direct_after = shared.config.direct_after;
-        let quiet = direct_after < Duration::MAX
+        let streaming = shared.held.swap(false, Ordering::Relaxed);
+        let quiet = !streaming
+            && direct_after < Duration::MAX
             && target
                 .quiet_since
                 .is_none_or(|since| started.saturating_duration_since(since) >= direct_after);
+        if quiet {
+            // A publisher that waited for its message is not a stream: it
+            // owes the writers no yield.
+            shared.since_yield.store(0, Ordering::Relaxed);
+        }
         let target = &*target;
         let mut direct = 0u64;
         let groups = [
@@ -645,12 +662,14 @@ impl Hub {
         let shared = &*self.shared;
         if shared.since_yield.load(Ordering::Relaxed) >= YIELD_AFTER {
             shared.since_yield.store(0, Ordering::Relaxed);
+            shared.held.store(true, Ordering::Relaxed);
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
         if shared.is_ready() {
             return Poll::Ready(());
         }
+        shared.held.store(true, Ordering::Relaxed);
         crate::sync::lock(&shared.waiters).push(cx.waker().clone());
         // A writer may have drained in between: check again.
         if shared.is_ready() {
