@@ -29,6 +29,20 @@ async fn subscriber(
     WebSocketStream<DuplexStream>,
     JoinHandle<Option<Result<Forwarded, rfc6455::Error>>>,
 ) {
+    let (client, task, _polls) = counted_subscriber(hub, topic, pipe).await;
+    (client, task)
+}
+
+/// [`subscriber`], with a count of the times its server task was polled.
+async fn counted_subscriber(
+    hub: &Hub,
+    topic: &str,
+    pipe: usize,
+) -> (
+    WebSocketStream<DuplexStream>,
+    JoinHandle<Option<Result<Forwarded, rfc6455::Error>>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+) {
     let (a, b) = duplex(pipe);
     let server = tokio::spawn(async move {
         WebSocketStream::accept(b, &ServerBuilder::new())
@@ -40,14 +54,18 @@ async fn subscriber(
     let (mut write, mut read) = server.await.unwrap().split();
     let member = hub.join();
     hub.subscribe(&member, topic).unwrap();
+    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // Both halves in one task, as the examples run them.
-    let task = tokio::spawn(async move {
-        tokio::select! {
-            () = async { while let Some(Ok(_)) = read.next().await {} } => None,
-            result = member.forward(&mut write) => Some(result),
-        }
+    let task = tokio::spawn(Counted {
+        inner: Box::pin(async move {
+            tokio::select! {
+                () = async { while let Some(Ok(_)) = read.next().await {} } => None,
+                result = member.forward(&mut write) => Some(result),
+            }
+        }),
+        polls: Arc::clone(&polls),
     });
-    (client, task)
+    (client, task, polls)
 }
 
 /// Subscribers for the load tests: `default`, or `HUB_SUBSCRIBERS` (CI
@@ -481,27 +499,7 @@ async fn an_idle_subscriber_is_written_without_waking_its_task() {
     let _serial = Meter::start(); // not while another test measures the heap
     // Every publish may write directly (here they come a read apart).
     let hub = Hub::new(HubConfig::default().direct_after(Duration::ZERO));
-    let (a, b) = duplex(4096);
-    let server = tokio::spawn(async move {
-        WebSocketStream::accept(b, &ServerBuilder::new())
-            .await
-            .unwrap()
-    });
-    let client = ClientBuilder::new("ws://hub/").unwrap();
-    let (client, _) = WebSocketStream::client(a, &client).await.unwrap();
-    let (mut write, mut read) = server.await.unwrap().split();
-    let member = hub.join();
-    hub.subscribe(&member, "feed").unwrap();
-    let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let _task = tokio::spawn(Counted {
-        inner: Box::pin(async move {
-            tokio::select! {
-                () = async { while let Some(Ok(_)) = read.next().await {} } => None,
-                result = member.forward(&mut write) => Some(result),
-            }
-        }),
-        polls: Arc::clone(&polls),
-    });
+    let (client, _task, polls) = counted_subscriber(&hub, "feed", 4096).await;
     let (_conn, stream) = client.into_parts();
     let mut stream = tokio::io::BufReader::new(stream);
     let mut next = 0;

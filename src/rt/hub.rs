@@ -109,15 +109,12 @@ pub struct HubConfig {
     pub history: HistoryConfig,
     /// How long a topic must have been quiet (since its last publish
     /// ended) for a publish to write to its subscribers that keep up
-    /// directly. A publish a publisher was held for in [`Hub::ready`] (it
-    /// streams) queues every delivery, as does one to a topic published to
-    /// more often: each subscriber's writer carries all that waits in one write:
-    /// written directly, a stream of messages would cost a write per
-    /// delivery (benches/echo `fanout.sh unpaced`: 14 M deliveries a second
-    /// at 1 000 × 16 B queued, 0.19 M written one by one). A publisher busy
-    /// with one sweep past the next message's arrival finds no gap, so it
-    /// queues too. [`Duration::ZERO`]: always direct; [`Duration::MAX`]:
-    /// never. Default 1 ms.
+    /// directly. Other publishes queue every delivery, and so does one a
+    /// publisher was held for in [`Hub::ready`] (it streams): each
+    /// subscriber's writer then carries all that waits in one write, where
+    /// direct writes would cost one write per delivery (benches/echo
+    /// `fanout.sh unpaced`). [`Duration::ZERO`]: always direct;
+    /// [`Duration::MAX`]: never. Default 1 ms.
     pub direct_after: Duration,
 }
 
