@@ -17,7 +17,9 @@
 # against, built in a worktree), in the same rotation.
 #
 # Unpaced: the publisher sends as fast as its socket takes; deliveries per
-# second summed over subscribers. Paced: 50 000 deliveries per second in all
+# second summed over subscribers, and the messages subscribers skipped (gaps
+# in the sequence: the broadcast channels drop what a lagging subscriber
+# missed; the hub holds the publisher instead). Paced: 50 000 deliveries per second in all
 # (fewer for 64 KiB: 200 MB/s), latency p50/p99/max from the send time each
 # message carries. rfc6455+deflate negotiates permessage-deflate without
 # context takeover (none of the peers here speaks it). Rows go to
@@ -36,7 +38,7 @@ fanout=$PWD/target/release/fanout
 fanload=$PWD/target/release/fanload
 ulimit -n 65536 2>/dev/null || true
 
-servers=(raw rfc6455 rfc6455+deflate tungstenite fastwebsockets tokio-websockets sockudo-ws yawc)
+servers=(raw raw-held rfc6455 rfc6455+deflate tungstenite fastwebsockets tokio-websockets sockudo-ws yawc)
 if [ -n "${SERVERS:-}" ]; then read -r -a servers <<<"$SERVERS"; fi
 if [ -n "${BASE:-}" ]; then servers+=(base); fi
 case "$mode" in
@@ -59,7 +61,7 @@ case "$mode" in
 esac
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
-printf 'mode\tsubs\tsize\tserver\tdeliveries_per_s\tp50_us\tp99_us\tmax_us\tserver_cpu\tserver_rss_mb\n' >>"$tsv"
+printf 'mode\tsubs\tsize\tserver\tdeliveries_per_s\tskipped_per_s\tp50_us\tp99_us\tmax_us\tserver_cpu\tserver_rss_mb\n' >>"$tsv"
 
 # run MODE SUBS SIZE SERVER [fanload options...]: one measurement, one row.
 run() {
@@ -77,13 +79,13 @@ run() {
   local line
   line=$(timeout 300 "${on_loadgen[@]}" "$fanload" "127.0.0.1:$sub_port" "127.0.0.1:$pub_port" \
     "$subs" "$size" "$secs" --pid "$pid" ${flags[@]+"${flags[@]}"} "$@" ||
-    echo "deliveries_per_s=0 p50_us=nan p99_us=nan max_us=nan loadgen_cpu=0 server_cpu=0 server_rss_mb=0")
+    echo "deliveries_per_s=0 skipped_per_s=0 p50_us=nan p99_us=nan max_us=nan loadgen_cpu=0 server_cpu=0 server_rss_mb=0")
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
-  local deliveries_per_s p50_us p99_us max_us loadgen_cpu server_cpu=0 server_rss_mb=0
+  local deliveries_per_s skipped_per_s=0 p50_us p99_us max_us loadgen_cpu server_cpu=0 server_rss_mb=0
   eval "$line"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run_mode" "$subs" "$size" "$kind" \
-    "$deliveries_per_s" "$p50_us" "$p99_us" "$max_us" "$server_cpu" "$server_rss_mb" >>"$tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run_mode" "$subs" "$size" "$kind" \
+    "$deliveries_per_s" "$skipped_per_s" "$p50_us" "$p99_us" "$max_us" "$server_cpu" "$server_rss_mb" >>"$tsv"
 }
 
 rotation=0
@@ -117,14 +119,15 @@ cells = {}
 for r in rows:
     cells.setdefault((r['mode'], int(r['subs']), int(r['size'])), {}).setdefault(r['server'], []).append(r)
 peers = ('tungstenite', 'fastwebsockets', 'tokio-websockets', 'sockudo-ws', 'yawc')
-print('| mode | subscribers | payload | server | deliveries/s | p50 µs | p99 µs | max µs | server CPU | server RSS MB |')
-print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+print('| mode | subscribers | payload | server | deliveries/s | skipped/s | p50 µs | p99 µs | max µs | server CPU | server RSS MB |')
+print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (mode, subs, size), servers in sorted(cells.items()):
     med = {}
     for name, rs in servers.items():
         m = lambda k: statistics.median(float(r[k]) for r in rs)
         med[name] = m('deliveries_per_s')
-        print(f"| {mode} | {subs} | {size} B | {name} | {med[name]:,.0f} | {m('p50_us'):.0f} | {m('p99_us'):.0f} | {m('max_us'):.0f} | {m('server_cpu'):.2f} | {m('server_rss_mb'):.0f} |")
+        skipped = m('skipped_per_s') if 'skipped_per_s' in rs[0] else float('nan')
+        print(f"| {mode} | {subs} | {size} B | {name} | {med[name]:,.0f} | {skipped:,.0f} | {m('p50_us'):.0f} | {m('p99_us'):.0f} | {m('max_us'):.0f} | {m('server_cpu'):.2f} | {m('server_rss_mb'):.0f} |")
     best = max((med[p] for p in peers if p in med), default=0)
     if mode == 'paced' and 'rfc6455' in servers:
         p99 = {n: statistics.median(float(r['p99_us']) for r in rs) for n, rs in servers.items()}
@@ -136,10 +139,11 @@ for (mode, subs, size), servers in sorted(cells.items()):
             line += f", / raw {p99['rfc6455'] / p99['raw']:.2f}x; CPU per delivery / raw {cpu['rfc6455'] / cpu['raw']:.2f}x"
         if 'base' in p99:
             line += f"; p99 / base {p99['rfc6455'] / p99['base']:.2f}x, CPU per delivery / base {cpu['rfc6455'] / cpu['base']:.2f}x"
-        print(f"| | | | {line} | | | | | | |")
+        print(f"| | | | {line} | | | | | | | |")
     if mode == 'unpaced' and 'base' in med and 'rfc6455' in med:
-        print(f"| | | | rfc6455 / base {med['rfc6455'] / med['base']:.2f}x | | | | | | |")
+        print(f"| | | | rfc6455 / base {med['rfc6455'] / med['base']:.2f}x | | | | | | | |")
     if mode == 'unpaced' and best and 'rfc6455' in med:
         raw = med.get('raw') or float('nan')
-        print(f"| | | | rfc6455 / best peer {med['rfc6455'] / best:.2f}x, / raw {med['rfc6455'] / raw:.2f}x; deflate / best peer {med.get('rfc6455+deflate', 0) / best:.2f}x | | | | | | |")
+        held = med.get('raw-held') or float('nan')
+        print(f"| | | | rfc6455 / best peer {med['rfc6455'] / best:.2f}x, / raw {med['rfc6455'] / raw:.2f}x, / raw-held {med['rfc6455'] / held:.2f}x; deflate / best peer {med.get('rfc6455+deflate', 0) / best:.2f}x | | | | | | | |")
 PY

@@ -4,6 +4,7 @@
 # cell by cell in one run.
 #
 #   bash benches/echo/run.sh quick   # 4 cells, 2 rounds of 1 s (under 2 minutes)
+#   ROUNDS=5 bash benches/echo/run.sh quick   # any mode, more rounds
 #   bash benches/echo/run.sh full    # payload {16 B, 1 KiB, 64 KiB, 1 MiB} x
 #                                    # connections {1, 64, 512} x depth {1, 16},
 #                                    # 3 rounds of 1 s (under 15 minutes)
@@ -50,10 +51,11 @@ case "$mode" in
     done
     ;;
   *)
-    sed -n '2,22p' "${0##*/}"
+    sed -n '2,23p' "${0##*/}"
     exit 2
     ;;
 esac
+rounds=${ROUNDS:-$rounds}
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
 printf 'size\tconns\tdepth\tserver\tmsgs_per_s\tmb_per_s\tp50_us\tp99_us\tloadgen_cpu\tserver_cpu\n' >>"$tsv"

@@ -5,9 +5,11 @@
 //! messages of SIZE bytes (at least 16: its send time and a sequence number
 //! first), unpaced (as fast as its socket takes them) or at RATE messages
 //! per second; subscribers count what arrives by parsing frame headers and
-//! read each message's send time for its latency. After a warm-up it
-//! measures for SECONDS and prints one line of `key=value`: deliveries_per_s,
-//! p50_us, p99_us, max_us, loadgen_cpu and, given the server's process id,
+//! read each message's send time for its latency and its sequence number
+//! for what was skipped (a subscriber's gaps: a server that drops what a
+//! lagging subscriber missed). After a warm-up it measures for SECONDS and
+//! prints one line of `key=value`: deliveries_per_s, skipped_per_s, p50_us,
+//! p99_us, max_us, loadgen_cpu and, given the server's process id,
 //! server_cpu and server_rss_mb.
 //!
 //! With `--deflate` the upgrade offers permessage-deflate with no context
@@ -96,6 +98,7 @@ struct Stats {
     base: Instant,
     recording: bool,
     deliveries: u64,
+    skipped: u64,
     latency: Histogram,
     stop: bool,
 }
@@ -133,6 +136,7 @@ fn main() {
             base: Instant::now(),
             recording: false,
             deliveries: 0,
+            skipped: 0,
             latency: Histogram::new(),
             stop: false,
         }));
@@ -152,6 +156,7 @@ fn main() {
             let mut s = stats.borrow_mut();
             s.recording = true;
             s.deliveries = 0;
+            s.skipped = 0;
             s.latency = Histogram::new();
         }
         let started = Instant::now();
@@ -161,8 +166,9 @@ fn main() {
         let mut s = stats.borrow_mut();
         s.stop = true;
         let mut line = format!(
-            "deliveries_per_s={:.0} p50_us={} p99_us={} max_us={} loadgen_cpu={:.2}",
+            "deliveries_per_s={:.0} skipped_per_s={:.0} p50_us={} p99_us={} max_us={} loadgen_cpu={:.2}",
             s.deliveries as f64 / elapsed,
+            s.skipped as f64 / elapsed,
             s.latency.quantile(0.5),
             s.latency.quantile(0.99),
             s.latency.max,
@@ -207,7 +213,8 @@ async fn connect(addr: SocketAddr, deflate: bool) -> (TcpStream, Vec<u8>) {
     }
 }
 
-/// Counts deliveries and records each message's latency.
+/// Counts deliveries and gaps in the sequence, and records each message's
+/// latency.
 async fn subscriber(
     mut tcp: TcpStream,
     mut buf: Vec<u8>,
@@ -218,6 +225,7 @@ async fn subscriber(
     let mut inflated = Vec::with_capacity(64);
     let mut chunk = vec![0u8; 256 * 1024];
     let mut start = 0;
+    let mut next_seq = None;
     loop {
         // Every whole frame at the front.
         loop {
@@ -239,25 +247,29 @@ async fn subscriber(
             }
             let payload = &avail[header..header + len];
             let compressed = avail[0] & 0x40 != 0;
-            let sent = if compressed && deflate {
+            let stamp = if compressed && deflate {
                 inflated.clear();
                 inflater.reset(false);
                 let mut input = payload.to_vec();
                 input.extend_from_slice(&[0, 0, 0xff, 0xff]);
                 let _ =
                     inflater.decompress_vec(&input, &mut inflated, flate2::FlushDecompress::Sync);
-                read_time(&inflated)
+                read_stamp(&inflated)
             } else {
-                read_time(payload)
+                read_stamp(payload)
             };
             start += header + len;
             let mut s = stats.borrow_mut();
-            if s.recording {
-                s.deliveries += 1;
-                if let Some(sent) = sent {
+            if let Some((sent, seq)) = stamp {
+                if s.recording {
+                    s.deliveries += 1;
+                    s.skipped += seq.saturating_sub(next_seq.unwrap_or(seq));
                     let now = s.base.elapsed().as_micros() as u64;
                     s.latency.record(now.saturating_sub(sent));
                 }
+                next_seq = Some(seq + 1);
+            } else if s.recording {
+                s.deliveries += 1;
             }
         }
         if start > 0 {
@@ -274,9 +286,14 @@ async fn subscriber(
     }
 }
 
-/// The send time at the start of a message, if it has one.
-fn read_time(payload: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(payload.get(..8)?.try_into().ok()?))
+/// The send time and sequence number at the start of a message, if it has them.
+fn read_stamp(payload: &[u8]) -> Option<(u64, u64)> {
+    let word = |at: usize| {
+        Some(u64::from_be_bytes(
+            payload.get(at..at + 8)?.try_into().ok()?,
+        ))
+    };
+    Some((word(0)?, word(8)?))
 }
 
 /// Sends masked binary frames (a zero key, so the payload goes as written),

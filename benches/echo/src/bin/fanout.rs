@@ -14,7 +14,11 @@
 //! - `sockudo-ws`: its `PubSub`, each subscriber's task sending what its
 //!   channel gives it, as its `pubsub_echo` example does.
 //! - `raw`: the ceiling: the frame is encoded once and each subscriber task
-//!   writes every frame waiting for it in one vectored write.
+//!   writes every frame waiting for it in one vectored write. Like the
+//!   peers, a lagging subscriber skips what it missed.
+//! - `raw-held`: the same, but the publisher waits (yielding) while the
+//!   channel holds a full capacity some subscriber has not seen, so nothing
+//!   is skipped: the ceiling for delivering every message, as the hub does.
 //!
 //! ```text
 //! fanout KIND SUB_ADDR PUB_ADDR [--deflate]
@@ -32,6 +36,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
+/// The broadcast channels' capacity, in messages.
+const CAPACITY: usize = 1024;
+
 type Result<T = (), E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
 #[tokio::main]
@@ -42,7 +49,7 @@ async fn main() -> std::io::Result<()> {
     let publisher = TcpListener::bind(args.get(3).map_or("127.0.0.1:9202", String::as_str)).await?;
     let deflate = args.iter().any(|a| a == "--deflate");
     let hub = Hub::new(HubConfig::default());
-    let (tx, _) = broadcast::channel::<Bytes>(1024);
+    let (tx, _) = broadcast::channel::<Bytes>(CAPACITY);
     let state = Arc::new(State {
         kind,
         server: State::server(deflate)?,
@@ -156,9 +163,9 @@ impl State {
                     }
                 }
             }
-            "raw" => {
+            "raw" | "raw-held" => {
                 hand_upgrade(&mut tcp).await?;
-                raw_publisher(tcp, &self.tx).await?;
+                raw_publisher(tcp, &self.tx, self.kind == "raw-held").await?;
             }
             other => return Err(format!("unknown server kind {other:?}").into()),
         }
@@ -254,7 +261,7 @@ impl State {
                     }
                 }
             }
-            "raw" => {
+            "raw" | "raw-held" => {
                 hand_upgrade(&mut tcp).await?;
                 raw_subscriber(tcp, rx).await?;
             }
@@ -265,8 +272,10 @@ impl State {
 }
 
 /// The ceiling's publisher: unmasks each binary frame and broadcasts it
-/// re-encoded once as a server frame.
-async fn raw_publisher(mut tcp: TcpStream, tx: &broadcast::Sender<Bytes>) -> Result {
+/// re-encoded once as a server frame. With `hold`, it first waits until the
+/// channel has room no subscriber still needs (`len` counts what some
+/// subscriber has not seen), so no subscriber skips anything.
+async fn raw_publisher(mut tcp: TcpStream, tx: &broadcast::Sender<Bytes>, hold: bool) -> Result {
     let mut buf = vec![0u8; 1 << 20];
     let (mut start, mut filled) = (0, 0);
     loop {
@@ -284,6 +293,9 @@ async fn raw_publisher(mut tcp: TcpStream, tx: &broadcast::Sender<Bytes>) -> Res
                 let mut frame = Vec::with_capacity(out.encoded_len() + payload.len());
                 out.encode_into(&mut frame);
                 frame.extend_from_slice(payload);
+                while hold && tx.len() >= CAPACITY {
+                    tokio::task::yield_now().await;
+                }
                 let _ = tx.send(Bytes::from(frame));
             }
             start += len;
