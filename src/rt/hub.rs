@@ -247,6 +247,10 @@ struct HubShared {
     /// not stuck: [`Hub::ready`] waits for none, so a paced publisher never
     /// overflows a subscriber that keeps up.
     pressured: AtomicUsize,
+    /// Members with queued messages their writer can move (not stuck on
+    /// the socket, not closed): while any is, a held publisher has
+    /// something to wait for.
+    busy: AtomicUsize,
     /// Publishers waiting in [`Hub::ready`].
     waiters: Mutex<Vec<Waker>>,
     /// Bytes of messages published (each counted once, with its slot)
@@ -313,6 +317,8 @@ struct Queue {
     close: Option<(CloseCode, &'static str)>,
     /// Counted in [`HubShared::pressured`].
     pressured: bool,
+    /// Counted in [`HubShared::busy`].
+    busy: bool,
 }
 
 /// The type of no positioned message (a plain publish).
@@ -323,11 +329,11 @@ type Unpositioned = fn(Position) -> PreparedMessage;
 const ENTRY_COST: usize = 16;
 
 /// Message bytes a publisher may publish between two yields in
-/// [`Hub::ready`]: enough that each subscriber's write carries many small
-/// frames, few enough that writers run long before the high-water mark
-/// (benches/echo `fanout.sh`: without a yield, a 1 GiB mark starved every
-/// writer at 10 000 × 16 B).
-const YIELD_AFTER: usize = 16 << 10;
+/// [`Hub::ready`]: enough that each subscriber's write carries many frames
+/// (as many as one vectored write passes at 1 KiB), few enough that writers
+/// run long before the high-water mark (benches/echo `fanout.sh unpaced`:
+/// without a yield, a 1 GiB mark starved every writer at 10 000 × 16 B).
+const YIELD_AFTER: usize = 64 << 10;
 
 impl Hub {
     /// An empty hub.
@@ -340,6 +346,7 @@ impl Hub {
                 progress: AtomicU64::new(0),
                 queued: AtomicUsize::new(0),
                 pressured: AtomicUsize::new(0),
+                busy: AtomicUsize::new(0),
                 waiters: Mutex::new(Vec::new()),
                 since_yield: AtomicUsize::new(0),
                 held: AtomicBool::new(false),
@@ -646,11 +653,15 @@ impl Hub {
     /// reading its next message slows down to what the subscribers' writes
     /// take, and its peer feels it as TCP backpressure.
     ///
-    /// It also yields to the runtime once per 16 KiB of messages published:
+    /// Once held at the mark, it waits until the hub is below half of it
+    /// (or no writer has anything left to move), so each writer's next
+    /// batch is many messages, not one.
+    ///
+    /// It also yields to the runtime once per 64 KiB of messages published:
     /// a publisher whose input is already buffered would otherwise fill the
     /// whole high-water mark before any writer on its thread ran (tests/hub.rs,
-    /// `the_publisher_lets_the_writers_run`), while 16 KiB per subscriber
-    /// still makes each write carry many small frames.
+    /// `the_publisher_lets_the_writers_run`), while 64 KiB per subscriber
+    /// still makes each write carry many frames.
     pub async fn ready(&self) {
         poll_fn(|cx| self.poll_ready(cx)).await;
     }
@@ -675,10 +686,11 @@ impl Hub {
         Poll::Pending
     }
 
-    /// Queues shrank or writes got stuck: wake the publishers once ready.
+    /// Queues shrank or writes got stuck: wake the publishers once they
+    /// may go on.
     fn drained(&self) {
         let shared = &*self.shared;
-        if shared.is_ready() {
+        if shared.may_resume() {
             let waiters = std::mem::take(&mut *crate::sync::lock(&shared.waiters));
             for waker in waiters {
                 waker.wake();
@@ -692,6 +704,19 @@ impl HubShared {
     fn is_ready(&self) -> bool {
         self.queued.load(Ordering::Acquire) < self.config.publish_high_water
             && self.pressured.load(Ordering::Acquire) == 0
+    }
+
+    /// Whether a publisher held in [`Hub::ready`] may go on: below half the
+    /// high-water mark, or below the mark with no writer left anything to
+    /// move (the rest waits on sockets, and only publishes move the clock
+    /// that judges them slow). Woken at the mark itself, a publisher would
+    /// publish a message per wake-up and cut every writer's next batch to
+    /// it (benches/echo `fanout.sh unpaced`).
+    fn may_resume(&self) -> bool {
+        let queued = self.queued.load(Ordering::Acquire);
+        let mark = self.config.publish_high_water;
+        self.pressured.load(Ordering::Acquire) == 0
+            && (queued < mark / 2 || (queued < mark && self.busy.load(Ordering::Acquire) == 0))
     }
 }
 
@@ -732,19 +757,17 @@ impl Queue {
         dropped
     }
 
-    /// Recounts whether it holds back a paced publisher.
+    /// Recounts whether it holds back a paced publisher, and whether its
+    /// writer has something to move.
     fn refresh(&mut self, hub: &HubShared) {
-        let pressured = self.close.is_none()
-            && self.stuck_since.is_none()
-            && self.bytes >= hub.config.queue_limit / 2;
-        if pressured != self.pressured {
-            self.pressured = pressured;
-            if pressured {
-                hub.pressured.fetch_add(1, Ordering::AcqRel);
-            } else {
-                hub.pressured.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
+        let flowing = self.close.is_none() && self.stuck_since.is_none();
+        let pressured = flowing && self.bytes >= hub.config.queue_limit / 2;
+        recount(&mut self.pressured, pressured, &hub.pressured);
+        recount(
+            &mut self.busy,
+            flowing && !self.messages.is_empty(),
+            &hub.busy,
+        );
     }
 
     /// Wakes the writer once: it stores its waker again when it next
@@ -965,6 +988,18 @@ impl Member {
                 self.hub.drained();
             }
             *writing = true;
+        }
+    }
+}
+
+/// Sets `counted` to `now`, keeping `count` the number of those set.
+fn recount(counted: &mut bool, now: bool, count: &AtomicUsize) {
+    if now != *counted {
+        *counted = now;
+        if now {
+            count.fetch_add(1, Ordering::AcqRel);
+        } else {
+            count.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }
