@@ -653,7 +653,7 @@ impl Hub {
     /// reading its next message slows down to what the subscribers' writes
     /// take, and its peer feels it as TCP backpressure.
     ///
-    /// Once held at the mark, it waits until the hub is below half of it
+    /// Once held at the mark, it waits until the hub is below three quarters of it
     /// (or no writer has anything left to move), so each writer's next
     /// batch is many messages, not one.
     ///
@@ -706,17 +706,19 @@ impl HubShared {
             && self.pressured.load(Ordering::Acquire) == 0
     }
 
-    /// Whether a publisher held in [`Hub::ready`] may go on: below half the
-    /// high-water mark, or below the mark with no writer left anything to
-    /// move (the rest waits on sockets, and only publishes move the clock
-    /// that judges them slow). Woken at the mark itself, a publisher would
-    /// publish a message per wake-up and cut every writer's next batch to
-    /// it (benches/echo `fanout.sh unpaced`).
+    /// Whether a publisher held in [`Hub::ready`] may go on: below three
+    /// quarters of the high-water mark, or below the mark with no writer
+    /// left anything to move (the rest waits on sockets, and only publishes
+    /// move the clock that judges them slow). Woken at the mark itself, a
+    /// publisher would publish a message per wake-up and cut every writer's
+    /// next batch to it; woken lower, the writers' average batch shrinks
+    /// with the average queue (benches/echo `fanout.sh unpaced`, 1 000 and
+    /// 10 000 × 1 KiB).
     fn may_resume(&self) -> bool {
         let queued = self.queued.load(Ordering::Acquire);
         let mark = self.config.publish_high_water;
         self.pressured.load(Ordering::Acquire) == 0
-            && (queued < mark / 2 || (queued < mark && self.busy.load(Ordering::Acquire) == 0))
+            && (queued < mark / 4 * 3 || (queued < mark && self.busy.load(Ordering::Acquire) == 0))
     }
 }
 
