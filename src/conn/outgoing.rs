@@ -27,6 +27,14 @@ use crate::frame::{FrameHeader, extend_masked, put_short_header, short_header_le
 /// queued as their own chunk.
 const INLINE_PAYLOAD: usize = 4096;
 
+/// Encoded frames (a prepared message's, shared by every connection it
+/// goes to) shorter than this are copied into the write buffer; longer
+/// ones are queued by reference, so a hub's subscriber writes a batch of
+/// them with one vectored write and no copy of its own (benches/echo
+/// `fanout.sh unpaced` at 1 KiB: the server's RSS 20 MB against 187 MB
+/// copied).
+const SHARED_INLINE: usize = 512;
+
 /// The size the write buffer is given when it runs out of room.
 const MIN_WRITE_BUFFER: usize = 2 * 1024;
 
@@ -215,11 +223,12 @@ impl Outgoing {
 
 impl Outgoing {
     /// Queues a frame already encoded (a prepared message's): copied into
-    /// the write buffer when small, else queued by reference.
+    /// the write buffer when shorter than [`SHARED_INLINE`], else queued by
+    /// reference.
     pub(crate) fn push_encoded(&mut self, frame: Bytes) {
         let len = frame.len();
         self.len += len;
-        if len <= INLINE_PAYLOAD {
+        if len < SHARED_INLINE {
             if self.buf.capacity() - self.buf.len() < len {
                 self.reserve(len);
             }
@@ -491,6 +500,34 @@ mod tests {
             }
             wire.extend(drain_vectored(&mut out, 4000));
             assert_eq!(wire, expected, "{written} bytes written first");
+        }
+    }
+
+    proptest::proptest! {
+        // Any mix of copied, shared and by-reference frames, pushed between
+        // vectored writes of any size, comes out whole and in order.
+        #[test]
+        fn any_frames_between_any_writes_come_out_in_order(
+            pushes in proptest::collection::vec((0usize..6000, proptest::bool::ANY, 0usize..9000), 1..24),
+        ) {
+            let mut out = Outgoing::default();
+            let (mut expected, mut wire) = (Vec::new(), Vec::new());
+            for (i, &(len, encoded, written)) in pushes.iter().enumerate() {
+                let payload = Bytes::from(vec![i as u8; len]);
+                let header = FrameHeader::new(OpCode::Binary, len as u64);
+                let mut frame = BytesMut::new();
+                header.encode_into(&mut frame);
+                frame.extend_from_slice(&payload);
+                expected.extend_from_slice(&frame);
+                if encoded {
+                    out.push_encoded(frame.freeze());
+                } else {
+                    out.push_frame(&header, &payload);
+                }
+                wire.extend(drain_vectored_at_most(&mut out, written));
+            }
+            wire.extend(drain_vectored(&mut out, 777));
+            proptest::prop_assert_eq!(wire, expected);
         }
     }
 
