@@ -757,6 +757,7 @@ enum Op {
     Unsubscribe(usize, u8),
     Publish(u8),
     PublishExcept(usize, u8),
+    Take(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -767,6 +768,7 @@ fn op() -> impl Strategy<Value = Op> {
         (0usize..8, 0u8..5).prop_map(|(m, t)| Op::Unsubscribe(m, t)),
         (0u8..5).prop_map(Op::Publish),
         (0usize..8, 0u8..5).prop_map(|(m, t)| Op::PublishExcept(m, t)),
+        (0usize..8).prop_map(Op::Take),
     ]
 }
 
@@ -774,7 +776,8 @@ proptest! {
     // Any sequence of joins, leaves, (un)subscriptions and publishes keeps
     // the hub's books equal to a model: subscribers per topic, no topic or
     // subscription left by a member that left, deliveries and drops adding
-    // up to subscribers per publish.
+    // up to subscribers per publish, and the bytes queued (each delivery's
+    // payload and 16 for its slot) as taken and dropped.
     #[test]
     fn bookkeeping_matches_a_model(ops in proptest::collection::vec(op(), 0..200)) {
         let hub = Hub::new(
@@ -783,6 +786,21 @@ proptest! {
         let mut members: Vec<Member> = Vec::new();
         let mut model: BTreeMap<u64, BTreeSet<String>> = BTreeMap::new();
         let mut expected_deliveries = 0u64;
+        // How many messages each member's queue holds: a queue takes one
+        // while under its limit (4-byte payloads and 16 bytes each against
+        // 64: four).
+        let mut queues: BTreeMap<u64, usize> = BTreeMap::new();
+        let queue_for = |queues: &mut BTreeMap<u64, usize>, to: Vec<u64>| {
+            let mut queued = 0;
+            for id in to {
+                let held = queues.entry(id).or_default();
+                if *held * 20 < 64 {
+                    *held += 1;
+                    queued += 1;
+                }
+            }
+            queued
+        };
         for op in ops {
             match op {
                 Op::Join => {
@@ -793,6 +811,12 @@ proptest! {
                 Op::Leave(i) if i < members.len() => {
                     let member = members.swap_remove(i);
                     model.remove(&member.id());
+                    queues.remove(&member.id());
+                }
+                Op::Take(i) if i < members.len() => {
+                    let held = queues.entry(members[i].id()).or_default();
+                    prop_assert_eq!(members[i].take().is_some(), *held > 0);
+                    *held = held.saturating_sub(1);
                 }
                 Op::Subscribe(i, t) if i < members.len() => {
                     let topic = format!("t{t}");
@@ -806,20 +830,29 @@ proptest! {
                 }
                 Op::Publish(t) => {
                     let topic = format!("t{t}");
-                    let subscribers = model.values().filter(|ts| ts.contains(&topic)).count();
+                    let to: Vec<u64> = model
+                        .iter()
+                        .filter(|(_, ts)| ts.contains(&topic))
+                        .map(|(id, _)| *id)
+                        .collect();
+                    let subscribers = to.len();
                     let report = hub.publish(&topic, &numbered(0));
                     prop_assert_eq!(report.delivered + report.dropped, subscribers);
+                    prop_assert_eq!(report.delivered, queue_for(&mut queues, to));
                     expected_deliveries += subscribers as u64;
                 }
                 Op::PublishExcept(i, t) if i < members.len() => {
                     let topic = format!("t{t}");
                     let sender = members[i].id();
-                    let others = model
+                    let to: Vec<u64> = model
                         .iter()
                         .filter(|(id, ts)| **id != sender && ts.contains(&topic))
-                        .count();
+                        .map(|(id, _)| *id)
+                        .collect();
+                    let others = to.len();
                     let report = hub.publish_except(&topic, &numbered(0), &members[i]);
                     prop_assert_eq!(report.delivered + report.dropped, others);
+                    prop_assert_eq!(report.delivered, queue_for(&mut queues, to));
                     expected_deliveries += others as u64;
                 }
                 _ => {}
@@ -845,6 +878,10 @@ proptest! {
             prop_assert_eq!(stats.delivered + stats.dropped, expected_deliveries);
             let queued: usize = members.iter().map(Member::queued_bytes).sum();
             prop_assert_eq!(stats.queued_bytes, queued);
+            for member in &members {
+                let held = queues.get(&member.id()).copied().unwrap_or(0);
+                prop_assert_eq!(member.queued_bytes(), 20 * held);
+            }
         }
         drop(members);
         prop_assert_eq!(hub.stats().queued_bytes, 0);

@@ -1,12 +1,13 @@
-//! Arbitrary messages, sent under an arbitrary configuration, arrive equal
-//! at a connection in the opposite role, however the bytes are split.
+//! Arbitrary messages, sent under an arbitrary configuration (some as
+//! prepared messages), arrive equal at a connection in the opposite role,
+//! however the bytes are split and however much is written between sends.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use bytes::Buf;
 use libfuzzer_sys::fuzz_target;
 use rfc6455::extensions::deflate::DeflateConfig;
-use rfc6455::{CloseCode, Config, Connection, Message, Role};
+use rfc6455::{CloseCode, Config, Connection, Message, PreparedMessage, Role};
 use rfc6455_fuzz::FuzzDeflate;
 
 #[derive(Arbitrary, Debug)]
@@ -15,6 +16,7 @@ enum Item {
     Binary(Vec<u8>),
     Ping(Vec<u8>),
     Pong(Vec<u8>),
+    Prepared(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -26,6 +28,27 @@ struct Input {
     items: Vec<Item>,
     close: Option<(u16, String)>,
     splits: Vec<u16>,
+    /// Bytes written (vectored) after each item.
+    writes: Vec<u16>,
+}
+
+/// Moves up to `limit` bytes of `sender`'s output to `wire`, as vectored
+/// writes of at most four buffers do.
+fn write(sender: &mut Connection, wire: &mut Vec<u8>, limit: usize) {
+    let out = sender.outgoing();
+    let mut written = 0;
+    while written < limit && out.has_remaining() {
+        let mut slices = [std::io::IoSlice::new(&[]); 4];
+        let count = out.chunks_vectored(&mut slices);
+        let mut n = 0;
+        for slice in &slices[..count] {
+            let take = slice.len().min(limit - written - n);
+            wire.extend_from_slice(&slice[..take]);
+            n += take;
+        }
+        out.advance(n);
+        written += n;
+    }
 }
 
 fuzz_target!(|input: Input| {
@@ -50,8 +73,23 @@ fuzz_target!(|input: Input| {
     }
 
     let mut expected = Vec::new();
+    let mut wire = Vec::new();
+    let mut writes = input.writes.into_iter();
     for item in input.items {
+        write(
+            &mut sender,
+            &mut wire,
+            usize::from(writes.next().unwrap_or(0)),
+        );
         let message = match item {
+            Item::Prepared(data) => {
+                let prepared = PreparedMessage::binary(data.clone());
+                sender
+                    .send_prepared(&prepared)
+                    .expect("a prepared message was refused");
+                expected.push(Message::binary(data));
+                continue;
+            }
             Item::Text(text) => Message::text(text),
             Item::Binary(data) => Message::binary(data),
             Item::Ping(data) => Message::Ping(data.into()),
@@ -74,7 +112,6 @@ fuzz_target!(|input: Input| {
         }
     }
 
-    let mut wire = Vec::new();
     let out = sender.outgoing();
     while out.has_remaining() {
         let n = out.chunk().len();
