@@ -40,6 +40,7 @@ fi
 # Files over 600 lines, each with the one job it holds.
 declare -A one_job=(
   [src/conn/mod.rs]="the Connection: its public methods over the parts in conn/"
+  [src/conn/outgoing.rs]="the outgoing byte queue: frames copied or queued by reference, written as one vectored write"
   [src/rt/hub.rs]="topics: subscriptions and how a delivery reaches each member (written at once or queued, under the slow-consumer policy)"
   [src/rt/drain.rs]="the watched connection tasks and how they end: closed by a drain or asked for by a handoff"
 )
