@@ -492,8 +492,8 @@ fn a_held_publisher_resumes_below_three_quarters_of_the_mark() {
     assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "not woken below");
 }
 
-// ...but not when what keeps the hub above half waits on a socket nobody
-// reads: with no writer left anything to move, only publishes would move
+// ...but not when what keeps the hub above three quarters waits on a
+// socket nobody reads: with no writer left anything to move, only publishes would move
 // the clock that judges that subscriber slow.
 #[tokio::test]
 async fn a_held_publisher_resumes_when_only_stuck_writes_are_left() {

@@ -653,9 +653,9 @@ impl Hub {
     /// reading its next message slows down to what the subscribers' writes
     /// take, and its peer feels it as TCP backpressure.
     ///
-    /// Once held at the mark, it waits until the hub is below three quarters of it
-    /// (or no writer has anything left to move), so each writer's next
-    /// batch is many messages, not one.
+    /// Once held at the mark, it waits until the hub is below three
+    /// quarters of it (or no writer has anything left to move), so each
+    /// writer's next batch is many messages, not one.
     ///
     /// It also yields to the runtime once per 64 KiB of messages published:
     /// a publisher whose input is already buffered would otherwise fill the
