@@ -61,7 +61,7 @@ case "$mode" in
 esac
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m) $(nproc) CPUs, mode $mode" | tee "$tsv"
-printf 'mode\tsubs\tsize\tserver\tdeliveries_per_s\tskipped_per_s\tp50_us\tp99_us\tmax_us\tserver_cpu\tserver_rss_mb\n' >>"$tsv"
+printf 'mode\tsubs\tsize\tserver\tdeliveries_per_s\tskipped_per_s\tp50_us\tp99_us\tmax_us\tserver_cpu\tserver_rss_mb\tloadgen_cpu\n' >>"$tsv"
 
 # run MODE SUBS SIZE SERVER [fanload options...]: one measurement, one row.
 run() {
@@ -84,8 +84,8 @@ run() {
   wait "$pid" 2>/dev/null || true
   local deliveries_per_s skipped_per_s=0 p50_us p99_us max_us loadgen_cpu server_cpu=0 server_rss_mb=0
   eval "$line"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run_mode" "$subs" "$size" "$kind" \
-    "$deliveries_per_s" "$skipped_per_s" "$p50_us" "$p99_us" "$max_us" "$server_cpu" "$server_rss_mb" >>"$tsv"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run_mode" "$subs" "$size" "$kind" \
+    "$deliveries_per_s" "$skipped_per_s" "$p50_us" "$p99_us" "$max_us" "$server_cpu" "$server_rss_mb" "$loadgen_cpu" >>"$tsv"
 }
 
 rotation=0
@@ -119,15 +119,15 @@ cells = {}
 for r in rows:
     cells.setdefault((r['mode'], int(r['subs']), int(r['size'])), {}).setdefault(r['server'], []).append(r)
 peers = ('tungstenite', 'fastwebsockets', 'tokio-websockets', 'sockudo-ws', 'yawc')
-print('| mode | subscribers | payload | server | deliveries/s | skipped/s | p50 µs | p99 µs | max µs | server CPU | server RSS MB |')
-print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
+print('| mode | subscribers | payload | server | deliveries/s | skipped/s | p50 µs | p99 µs | max µs | server CPU | server RSS MB | load generator CPU |')
+print('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |')
 for (mode, subs, size), servers in sorted(cells.items()):
     med = {}
     for name, rs in servers.items():
         m = lambda k: statistics.median(float(r[k]) for r in rs)
         med[name] = m('deliveries_per_s')
         skipped = m('skipped_per_s') if 'skipped_per_s' in rs[0] else float('nan')
-        print(f"| {mode} | {subs} | {size} B | {name} | {med[name]:,.0f} | {skipped:,.0f} | {m('p50_us'):.0f} | {m('p99_us'):.0f} | {m('max_us'):.0f} | {m('server_cpu'):.2f} | {m('server_rss_mb'):.0f} |")
+        print(f"| {mode} | {subs} | {size} B | {name} | {med[name]:,.0f} | {skipped:,.0f} | {m('p50_us'):.0f} | {m('p99_us'):.0f} | {m('max_us'):.0f} | {m('server_cpu'):.2f} | {m('server_rss_mb'):.0f} | {m('loadgen_cpu') if 'loadgen_cpu' in rs[0] else float('nan'):.2f} |")
     best = max((med[p] for p in peers if p in med), default=0)
     if mode == 'paced' and 'rfc6455' in servers:
         p99 = {n: statistics.median(float(r['p99_us']) for r in rs) for n, rs in servers.items()}
@@ -142,6 +142,8 @@ for (mode, subs, size), servers in sorted(cells.items()):
         print(f"| | | | {line} | | | | | | | |")
     if mode == 'unpaced' and 'base' in med and 'rfc6455' in med:
         print(f"| | | | rfc6455 / base {med['rfc6455'] / med['base']:.2f}x | | | | | | | |")
+    if mode == 'unpaced' and not best and 'raw-held' in med and 'rfc6455' in med:
+        print(f"| | | | rfc6455 / raw-held {med['rfc6455'] / med['raw-held']:.2f}x | | | | | | | |")
     if mode == 'unpaced' and best and 'rfc6455' in med:
         raw = med.get('raw') or float('nan')
         held = med.get('raw-held') or float('nan')
