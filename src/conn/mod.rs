@@ -4,7 +4,7 @@
 mod input;
 mod limit;
 mod opening;
-mod outgoing;
+pub(crate) mod outgoing;
 mod recv;
 mod send;
 mod shrink;

@@ -33,7 +33,7 @@ const INLINE_PAYLOAD: usize = 4096;
 /// them with one vectored write and no copy of its own (benches/echo
 /// `fanout.sh unpaced` at 1 KiB: the server's RSS 20 MB against 187 MB
 /// copied).
-const SHARED_INLINE: usize = 512;
+pub(crate) const SHARED_INLINE: usize = 512;
 
 /// The size the write buffer is given when it runs out of room.
 const MIN_WRITE_BUFFER: usize = 2 * 1024;

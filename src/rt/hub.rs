@@ -25,7 +25,9 @@
 //!
 //! Memory: queued messages are shared, so what the hub keeps alive is at
 //! most about [`HubConfig::queue_limit`] plus one message of distinct
-//! payload, and a pointer per queued delivery.
+//! payload, and a pointer per queued delivery; across the hub,
+//! [`HubConfig::publish_high_water`] bounds it, counting a long payload
+//! that many queues share once.
 //!
 //! **Resuming.** Every message published to a topic takes a [`Position`]
 //! (an epoch and an offset rising by one). With a [`HistoryConfig`] that
@@ -51,7 +53,7 @@ mod state;
 
 use history::Held;
 pub use history::{HistoryConfig, Position, Resumed};
-use state::{State, Topic, deliver};
+use state::{Delivered, State, Topic, deliver};
 
 use super::split::store;
 use super::{DirectWriter, Runtime, WriteHalf, Written};
@@ -92,8 +94,11 @@ pub struct HubConfig {
     /// many writes is slow (the publishes that wrote to subscribers
     /// directly count one each). Default 2048.
     pub slow_after: u64,
-    /// Queued payload bytes across all subscribers past which
-    /// [`Hub::ready`] waits. Default 64 MiB.
+    /// Bytes queued across the hub past which [`Hub::ready`] waits: each
+    /// queued delivery's payload and 16 bytes for its slot, except that a
+    /// message of 512 bytes or more as framed, which goes to every
+    /// connection by reference, counts its payload once however many
+    /// queues hold it. Default 64 MiB.
     pub publish_high_water: usize,
     /// Payload bytes moved onto a connection per write, so a Pong or Close
     /// the connection queues meanwhile waits at most this much. Default 256 KiB.
@@ -209,7 +214,9 @@ pub struct HubStats {
     pub topics: usize,
     /// Subscriptions now.
     pub subscriptions: usize,
-    /// Payload bytes queued for all members now.
+    /// Bytes queued for all members now, as
+    /// [`HubConfig::publish_high_water`] counts them (a long payload shared
+    /// by many queues once).
     pub queued_bytes: usize,
     /// Calls to [`Hub::publish`].
     pub published: u64,
@@ -241,11 +248,20 @@ struct HubShared {
     state: Mutex<State>,
     /// Writes completed by all members: the clock slowness is judged by.
     progress: AtomicU64,
-    /// Payload bytes queued across members.
+    /// Bytes queued across members, each delivery as [`charge`] says: the
+    /// memory [`HubConfig::publish_high_water`] bounds.
     queued: AtomicUsize,
-    /// Members whose queue is at least half full while their writes are
-    /// not stuck: [`Hub::ready`] waits for none, so a paced publisher never
-    /// overflows a subscriber that keeps up.
+    /// Bytes queued across members, each delivery's payload and slot
+    /// counted whole: what the writers have yet to write, paced by
+    /// [`PACE_PER_MEMBER`].
+    backlog: AtomicUsize,
+    /// Members now (as [`HubStats::members`]).
+    members: AtomicUsize,
+    /// Members whose queue is at least half full, not closed and not slow
+    /// (as of their last push): [`Hub::ready`] waits for none while a
+    /// writer has something to move, so a publisher that awaits it never
+    /// overflows a subscriber that keeps up, nor one whose writes wait on
+    /// its socket without being slow.
     pressured: AtomicUsize,
     /// Members with queued messages their writer can move (not stuck on
     /// the socket, not closed): while any is, a held publisher has
@@ -308,7 +324,14 @@ impl Slot {
 #[derive(Default)]
 struct Queue {
     messages: VecDeque<PreparedMessage>,
+    /// What `messages` count in [`HubShared::queued`], oldest first, as
+    /// runs of equal charges (how many, each's charge): a stream from one
+    /// topic is one run, and a queued delivery stays one pointer.
+    charges: VecDeque<(usize, usize)>,
+    /// Payload bytes and slots waiting: the queue's own limit.
     bytes: usize,
+    /// What its messages count in [`HubShared::queued`].
+    charged: usize,
     /// The writer's task.
     waker: Option<Waker>,
     /// `progress` when its current write started waiting on the socket.
@@ -335,6 +358,14 @@ const ENTRY_COST: usize = 16;
 /// without a yield, a 1 GiB mark starved every writer at 10 000 × 16 B).
 const YIELD_AFTER: usize = 64 << 10;
 
+/// Bytes the members may have queued on average (each delivery counted
+/// whole) before [`Hub::ready`] holds a publisher: a writer's batch, as
+/// many frames as one vectored write passes at 1 KiB. Deeper queues make
+/// no larger write, and they spread the subscribers over more distinct
+/// messages than the cache holds, so each write's copy misses it
+/// (benches/echo `fanout.sh unpaced`: 1 000 × 16 B and 64 KiB).
+const PACE_PER_MEMBER: usize = 64 << 10;
+
 impl Hub {
     /// An empty hub.
     #[must_use]
@@ -345,6 +376,8 @@ impl Hub {
                 state: Mutex::new(State::new()),
                 progress: AtomicU64::new(0),
                 queued: AtomicUsize::new(0),
+                backlog: AtomicUsize::new(0),
+                members: AtomicUsize::new(0),
                 pressured: AtomicUsize::new(0),
                 busy: AtomicUsize::new(0),
                 waiters: Mutex::new(Vec::new()),
@@ -376,6 +409,9 @@ impl Hub {
             },
         );
         state.stats.members = state.members.len();
+        self.shared
+            .members
+            .store(state.members.len(), Ordering::Relaxed);
         Member {
             id,
             slot,
@@ -429,7 +465,8 @@ impl Hub {
         let (replay, resumed) = subscribed.history.after(from);
         let mut queue = member.slot.queue_behind();
         for message in replay {
-            queue.push(message.clone(), message.len() + ENTRY_COST, shared);
+            let len = message.len() + ENTRY_COST;
+            queue.push(message.clone(), len, len, shared);
         }
         drop(queue);
         state.hold(held);
@@ -562,6 +599,10 @@ impl Hub {
         }
         let target = &*target;
         let mut direct = 0u64;
+        // A publisher held meanwhile (another one) may have been judged by
+        // totals that counted this publish's deliveries before they were
+        // queued: once they are given back, it is looked at again.
+        let mut gave_back = false;
         let groups = [
             (&target.plain, message),
             (
@@ -571,6 +612,12 @@ impl Hub {
         ];
         for (subscribers, message) in groups {
             let len = message.len() + ENTRY_COST;
+            let charge = charge(message, subscribers.len());
+            // Counted before any queue holds it, so a writer's pop never
+            // takes a total below zero; what was not queued is given back.
+            let n = subscribers.len() as isize;
+            shared.settle(n * len as isize, n * charge as isize);
+            let mut queued = 0;
             for id in subscribers {
                 if skip(*id) {
                     continue;
@@ -596,9 +643,23 @@ impl Hub {
                         _ => entry.slot.direct.store(false, Ordering::Release),
                     }
                 }
-                if deliver(shared, &entry.slot, message, len, progress, &mut report) {
-                    closed.push(*id);
+                match deliver(
+                    shared,
+                    &entry.slot,
+                    message,
+                    (len, charge),
+                    progress,
+                    &mut report,
+                ) {
+                    Delivered::Queued => queued += 1,
+                    Delivered::Dropped => {}
+                    Delivered::Closed => closed.push(*id),
                 }
+            }
+            if queued < n {
+                let unqueued = n - queued;
+                shared.settle(-unqueued * len as isize, -unqueued * charge as isize);
+                gave_back = true;
             }
         }
         if let Some(target) = state.topics.get_mut(topic) {
@@ -607,6 +668,9 @@ impl Hub {
         let any_closed = !closed.is_empty();
         for id in closed {
             state.remove(id);
+        }
+        if any_closed {
+            shared.members.store(state.members.len(), Ordering::Relaxed);
         }
         state.hold(held);
         if report.delivered > 0 {
@@ -625,7 +689,7 @@ impl Hub {
         state.stats.dropped += report.dropped as u64;
         state.stats.closed_slow += report.closed as u64;
         drop(guard_state);
-        if any_closed {
+        if any_closed || gave_back {
             self.drained();
         }
         report
@@ -648,14 +712,18 @@ impl Hub {
         stats
     }
 
-    /// Waits until fewer than [`HubConfig::publish_high_water`] payload
-    /// bytes are queued across the hub: a publisher that awaits it before
-    /// reading its next message slows down to what the subscribers' writes
-    /// take, and its peer feels it as TCP backpressure.
+    /// Waits until fewer than [`HubConfig::publish_high_water`] bytes are
+    /// queued across the hub, the members are on average less than a
+    /// writer's batch (64 KiB) behind, and no subscriber's queue is half
+    /// full: a publisher that awaits it before reading its next message
+    /// slows down to what the subscribers' writes take, and its peer feels
+    /// it as TCP backpressure. A half-full queue stops holding it once no
+    /// writer has anything left to move (the queue waits on a socket nobody
+    /// reads, and only publishes move the clock that judges it slow).
     ///
-    /// Once held at the mark, it waits until the hub is below three
-    /// quarters of it (or no writer has anything left to move), so each
-    /// writer's next batch is many messages, not one.
+    /// Once held at the mark or the batch, it waits until the hub is below
+    /// three quarters of both (or no writer has anything left to move), so
+    /// each writer's next batch is many messages, not one.
     ///
     /// It also yields to the runtime once per 64 KiB of messages published:
     /// a publisher whose input is already buffered would otherwise fill the
@@ -700,10 +768,37 @@ impl Hub {
 }
 
 impl HubShared {
-    /// Below the high-water mark, and no subscriber that keeps up is half full.
+    /// Below the high-water mark and the pace, and no subscriber's queue
+    /// half full while a writer has something to move.
     fn is_ready(&self) -> bool {
-        self.queued.load(Ordering::Acquire) < self.config.publish_high_water
-            && self.pressured.load(Ordering::Acquire) == 0
+        self.below(1, 1) && self.unpressed()
+    }
+
+    /// Adds `backlog` and `queued` bytes (negative: takes them off) to the
+    /// hub's totals.
+    fn settle(&self, backlog: isize, queued: isize) {
+        for (total, delta) in [(&self.backlog, backlog), (&self.queued, queued)] {
+            if delta > 0 {
+                total.fetch_add(delta.unsigned_abs(), Ordering::AcqRel);
+            } else if delta < 0 {
+                total.fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Below `num / den` of both the high-water mark and the pace.
+    fn below(&self, num: usize, den: usize) -> bool {
+        let members = self.members.load(Ordering::Relaxed).max(1);
+        let pace = members.saturating_mul(PACE_PER_MEMBER);
+        self.queued.load(Ordering::Acquire) < self.config.publish_high_water / den * num
+            && self.backlog.load(Ordering::Acquire) < pace / den * num
+    }
+
+    /// No subscriber's queue is half full, or no writer has anything left
+    /// to move: the half-full ones wait on sockets nobody reads, and only
+    /// publishes move the clock that judges them slow.
+    fn unpressed(&self) -> bool {
+        self.pressured.load(Ordering::Acquire) == 0 || self.busy.load(Ordering::Acquire) == 0
     }
 
     /// Whether a publisher held in [`Hub::ready`] may go on: below three
@@ -715,10 +810,8 @@ impl HubShared {
     /// with the average queue (benches/echo `fanout.sh unpaced`, 1 000 and
     /// 10 000 × 1 KiB).
     fn may_resume(&self) -> bool {
-        let queued = self.queued.load(Ordering::Acquire);
-        let mark = self.config.publish_high_water;
-        self.pressured.load(Ordering::Acquire) == 0
-            && (queued < mark / 4 * 3 || (queued < mark && self.busy.load(Ordering::Acquire) == 0))
+        self.unpressed()
+            && (self.below(3, 4) || (self.below(1, 1) && self.busy.load(Ordering::Acquire) == 0))
     }
 }
 
@@ -732,29 +825,65 @@ impl fmt::Debug for Hub {
 }
 
 impl Queue {
-    fn push(&mut self, message: PreparedMessage, len: usize, hub: &HubShared) {
+    /// Queues `message` (`len` bytes with its slot), counting it in the
+    /// hub's totals (`charge` in [`HubShared::queued`]).
+    fn push(&mut self, message: PreparedMessage, len: usize, charge: usize, hub: &HubShared) {
+        hub.settle(len as isize, charge as isize);
+        self.push_counted(message, len, charge, hub);
+    }
+
+    /// [`push`](Self::push) for a delivery the hub's totals count already:
+    /// a publish counts all its deliveries at once, as an atomic add per
+    /// delivery stalls on the queues' cache misses (benches/echo
+    /// `fanout.sh unpaced`, 1 000 × 16 B).
+    fn push_counted(
+        &mut self,
+        message: PreparedMessage,
+        len: usize,
+        charge: usize,
+        hub: &HubShared,
+    ) {
         self.messages.push_back(message);
+        match self.charges.back_mut() {
+            Some((count, last)) if *last == charge => *count += 1,
+            _ => self.charges.push_back((1, charge)),
+        }
         self.bytes += len;
-        hub.queued.fetch_add(len, Ordering::AcqRel);
+        self.charged += charge;
         self.refresh(hub);
         self.wake();
     }
 
-    /// Takes the oldest message (of `len` bytes, with its slot).
-    fn pop(&mut self, hub: &HubShared) -> Option<PreparedMessage> {
+    /// Takes the oldest message: it, its bytes with its slot and what it
+    /// counts in [`HubShared::queued`], which the caller takes off the
+    /// hub's totals ([`HubShared::settle`], once for a batch).
+    fn pop(&mut self) -> Option<(PreparedMessage, usize, usize)> {
         let message = self.messages.pop_front()?;
+        let charge = match self.charges.front_mut() {
+            Some((count, charge)) => {
+                let charge = *charge;
+                *count -= 1;
+                if *count == 0 {
+                    self.charges.pop_front();
+                }
+                charge
+            }
+            None => 0,
+        };
         let len = message.len() + ENTRY_COST;
         self.bytes -= len;
-        hub.queued.fetch_sub(len, Ordering::AcqRel);
-        Some(message)
+        self.charged -= charge;
+        Some((message, len, charge))
     }
 
     /// Empties the queue; how many messages it held.
     fn clear(&mut self, hub: &HubShared) -> usize {
-        hub.queued.fetch_sub(self.bytes, Ordering::AcqRel);
+        hub.settle(-(self.bytes as isize), -(self.charged as isize));
         self.bytes = 0;
+        self.charged = 0;
         let dropped = self.messages.len();
         self.messages.clear();
+        self.charges.clear();
         self.refresh(hub);
         dropped
     }
@@ -762,14 +891,26 @@ impl Queue {
     /// Recounts whether it holds back a paced publisher, and whether its
     /// writer has something to move.
     fn refresh(&mut self, hub: &HubShared) {
-        let flowing = self.close.is_none() && self.stuck_since.is_none();
-        let pressured = flowing && self.bytes >= hub.config.queue_limit / 2;
+        // A slow one holds no one: the policy closes it once it is full.
+        // The clock is read only then (writers on every core move it).
+        let pressured = self.close.is_none()
+            && self.bytes >= hub.config.queue_limit / 2
+            && !(self.stuck_since.is_some()
+                && self.is_slow(hub.progress.load(Ordering::Relaxed), &hub.config));
         recount(&mut self.pressured, pressured, &hub.pressured);
+        let flowing = self.close.is_none() && self.stuck_since.is_none();
         recount(
             &mut self.busy,
             flowing && !self.messages.is_empty(),
             &hub.busy,
         );
+    }
+
+    /// Its write has waited while the others completed
+    /// [`HubConfig::slow_after`] writes (`progress` is the clock now).
+    fn is_slow(&self, progress: u64, config: &HubConfig) -> bool {
+        self.stuck_since
+            .is_some_and(|since| progress.saturating_sub(since) >= config.slow_after)
     }
 
     /// Wakes the writer once: it stores its waker again when it next
@@ -829,7 +970,8 @@ impl Member {
         if queue.close.is_some() || queue.bytes >= shared.config.queue_limit {
             return false;
         }
-        queue.push(message.clone(), message.len() + ENTRY_COST, shared);
+        let len = message.len() + ENTRY_COST;
+        queue.push(message.clone(), len, len, shared);
         true
     }
 
@@ -839,7 +981,10 @@ impl Member {
     pub fn take(&self) -> Option<PreparedMessage> {
         let hub = &*self.hub.shared;
         let mut queue = crate::sync::lock(&self.slot.queue);
-        let message = queue.pop(hub);
+        let message = queue.pop().map(|(message, len, charge)| {
+            hub.settle(-(len as isize), -(charge as isize));
+            message
+        });
         queue.refresh(hub);
         drop(queue);
         self.hub.drained();
@@ -963,19 +1108,24 @@ impl Member {
             // what a direct write left. With nothing anywhere, publishers
             // may write directly again.
             let (moved, waiting) = write.queue(|outbox| {
-                let mut moved = 0;
+                let (mut moved, mut charged) = (0, 0);
                 let mut queue = crate::sync::lock(&self.slot.queue);
                 while moved < hub.config.batch_bytes {
                     // Past `max_write_buffer` the rest waits for this write.
                     if outbox.is_full() {
                         break;
                     }
-                    let Some(message) = queue.pop(hub) else {
+                    let Some((message, len, charge)) = queue.pop() else {
                         break;
                     };
-                    moved += message.len() + ENTRY_COST;
-                    outbox.send(&message)?;
+                    moved += len;
+                    charged += charge;
+                    if let Err(error) = outbox.send(&message) {
+                        hub.settle(-(moved as isize), -(charged as isize));
+                        return Err(error);
+                    }
                 }
+                hub.settle(-(moved as isize), -(charged as isize));
                 let waiting = outbox.queued() > 0;
                 if !waiting {
                     self.slot.direct.store(true, Ordering::Release);
@@ -991,6 +1141,19 @@ impl Member {
             }
             *writing = true;
         }
+    }
+}
+
+/// What one of `deliveries` of `message` counts in [`HubShared::queued`]:
+/// its slot, and its payload where each connection copies the frame (under
+/// [`SHARED_INLINE`](crate::conn::outgoing::SHARED_INLINE) bytes), else an equal
+/// share of it: one allocation, queued and written by reference, however
+/// many subscribers hold it.
+fn charge(message: &PreparedMessage, deliveries: usize) -> usize {
+    if message.frame().len() < crate::conn::outgoing::SHARED_INLINE {
+        message.len() + ENTRY_COST
+    } else {
+        message.len().div_ceil(deliveries.max(1)) + ENTRY_COST
     }
 }
 
@@ -1037,6 +1200,7 @@ impl Drop for Member {
     fn drop(&mut self) {
         let mut state = crate::sync::lock(&self.hub.shared.state);
         state.remove(self.id);
+        (self.hub.shared.members).store(state.members.len(), Ordering::Relaxed);
         drop(state);
         let mut queue = crate::sync::lock(&self.slot.queue);
         queue.close = Some((CloseCode::GOING_AWAY, ""));

@@ -192,42 +192,51 @@ impl State {
     }
 }
 
-/// Queues `message` (`len` bytes with its slot) on one subscriber's queue,
-/// or applies the policy to a full one; `true` if the policy closed it.
+/// What [`deliver`] did for one subscriber.
+pub(super) enum Delivered {
+    /// The message waits in its queue.
+    Queued,
+    /// Dropped for it (the policy, or overload).
+    Dropped,
+    /// The policy closed it.
+    Closed,
+}
+
+/// Queues `message` (`len` bytes with its slot, `charge` of them in the
+/// hub's total: both counted in the totals by the caller) on one
+/// subscriber's queue, or applies the policy to a full one.
 pub(super) fn deliver(
     shared: &HubShared,
     slot: &Slot,
     message: &PreparedMessage,
-    len: usize,
+    (len, charge): (usize, usize),
     progress: u64,
     report: &mut Publish,
-) -> bool {
+) -> Delivered {
     let mut queue = slot.queue_behind();
     if queue.bytes < shared.config.queue_limit {
-        queue.push(message.clone(), len, shared);
+        queue.push_counted(message.clone(), len, charge, shared);
         report.delivered += 1;
-        return false;
+        return Delivered::Queued;
     }
     match &shared.config.policy {
         SlowPolicy::DropNewest => report.dropped += 1,
         SlowPolicy::KeepLatest => {
             report.dropped += queue.clear(shared);
-            queue.push(message.clone(), len, shared);
+            queue.push_counted(message.clone(), len, charge, shared);
             report.delivered += 1;
+            return Delivered::Queued;
         }
         SlowPolicy::Close { code, reason } => {
-            let slow = queue
-                .stuck_since
-                .is_some_and(|since| progress.saturating_sub(since) >= shared.config.slow_after);
-            if slow {
+            if queue.is_slow(progress, &shared.config) {
                 queue.close = Some((*code, reason));
                 report.dropped += queue.clear(shared);
                 queue.wake();
                 report.closed += 1;
-                return true;
+                return Delivered::Closed;
             }
             report.dropped += 1;
         }
     }
-    false
+    Delivered::Dropped
 }
