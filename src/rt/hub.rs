@@ -802,13 +802,13 @@ impl HubShared {
     }
 
     /// Whether a publisher held in [`Hub::ready`] may go on: below three
-    /// quarters of the high-water mark, or below the mark with no writer
-    /// left anything to move (the rest waits on sockets, and only publishes
-    /// move the clock that judges them slow). Woken at the mark itself, a
-    /// publisher would publish a message per wake-up and cut every writer's
-    /// next batch to it; woken lower, the writers' average batch shrinks
-    /// with the average queue (benches/echo `fanout.sh unpaced`, 1 000 and
-    /// 10 000 × 1 KiB).
+    /// quarters of the high-water mark and the pace, or below both with no
+    /// writer left anything to move (the rest waits on sockets, and only
+    /// publishes move the clock that judges them slow). Woken at the mark
+    /// itself, a publisher would publish a message per wake-up and cut
+    /// every writer's next batch to it; woken lower, the writers' average
+    /// batch shrinks with the average queue (benches/echo `fanout.sh
+    /// unpaced`, 1 000 and 10 000 × 1 KiB).
     fn may_resume(&self) -> bool {
         self.unpressed()
             && (self.below(3, 4) || (self.below(1, 1) && self.busy.load(Ordering::Acquire) == 0))
