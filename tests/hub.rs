@@ -624,7 +624,7 @@ async fn a_half_full_queue_waiting_on_its_socket_holds_the_publisher() {
 async fn a_slow_subscriber_holds_no_one() {
     let entry = numbered(0).len() + 16;
     let hub = Hub::new(HubConfig::default().queue_limit(100 * entry).slow_after(4));
-    let (_stalled, _task, taker) = stuck_and_taker(&hub, 50).await;
+    let (_stalled, _task, _taker) = stuck_and_taker(&hub, 50).await;
     let (reader, _reader_task) = raw_subscriber(&hub, "v", 64 * 1024).await;
     let reading = tokio::spawn(read_numbers(reader, 20));
     // The reader's completed writes move the clock past `slow_after`.
