@@ -4,7 +4,7 @@
 mod input;
 mod limit;
 mod opening;
-pub(crate) mod outgoing;
+mod outgoing;
 mod recv;
 mod send;
 mod shrink;
@@ -12,6 +12,10 @@ pub(crate) mod snapshot;
 mod state;
 mod stats;
 mod timer;
+
+/// Where a hub's queued delivery stops counting its payload whole.
+#[cfg(any(feature = "tokio", feature = "futures-io"))]
+pub(crate) use outgoing::SHARED_INLINE;
 
 use std::any::Any;
 use std::sync::Arc;

@@ -97,8 +97,9 @@ pub struct HubConfig {
     /// Bytes queued across the hub past which [`Hub::ready`] waits: each
     /// queued delivery's payload and 16 bytes for its slot, except that a
     /// message of 512 bytes or more as framed, which goes to every
-    /// connection by reference, counts its payload once however many
-    /// queues hold it. Default 64 MiB.
+    /// connection by reference, counts its payload once across a publish's
+    /// deliveries (a message queued by [`Member::send`] or replayed by
+    /// [`Hub::subscribe_from`] counts whole in each queue). Default 64 MiB.
     pub publish_high_water: usize,
     /// Payload bytes moved onto a connection per write, so a Pong or Close
     /// the connection queues meanwhile waits at most this much. Default 256 KiB.
@@ -325,13 +326,14 @@ impl Slot {
 struct Queue {
     messages: VecDeque<PreparedMessage>,
     /// What `messages` count in [`HubShared::queued`], oldest first, as
-    /// runs of equal charges (how many, each's charge): a stream from one
-    /// topic is one run, and a queued delivery stays one pointer.
-    charges: VecDeque<(usize, usize)>,
+    /// runs of equal charges (how many, each's charge), the newest run
+    /// in `last`: a stream from one topic is one run, kept inline, and a
+    /// queued delivery stays one pointer.
+    runs: VecDeque<(usize, usize)>,
+    /// The newest run (none: a count of 0).
+    last: (usize, usize),
     /// Payload bytes and slots waiting: the queue's own limit.
     bytes: usize,
-    /// What its messages count in [`HubShared::queued`].
-    charged: usize,
     /// The writer's task.
     waker: Option<Waker>,
     /// `progress` when its current write started waiting on the socket.
@@ -615,8 +617,8 @@ impl Hub {
             let charge = charge(message, subscribers.len());
             // Counted before any queue holds it, so a writer's pop never
             // takes a total below zero; what was not queued is given back.
-            let n = subscribers.len() as isize;
-            shared.settle(n * len as isize, n * charge as isize);
+            let n = subscribers.len();
+            shared.count(n.wrapping_mul(len), n.wrapping_mul(charge));
             let mut queued = 0;
             for id in subscribers {
                 if skip(*id) {
@@ -658,7 +660,7 @@ impl Hub {
             }
             if queued < n {
                 let unqueued = n - queued;
-                shared.settle(-unqueued * len as isize, -unqueued * charge as isize);
+                shared.uncount(unqueued.wrapping_mul(len), unqueued.wrapping_mul(charge));
                 gave_back = true;
             }
         }
@@ -774,16 +776,17 @@ impl HubShared {
         self.below(1, 1) && self.unpressed()
     }
 
-    /// Adds `backlog` and `queued` bytes (negative: takes them off) to the
-    /// hub's totals.
-    fn settle(&self, backlog: isize, queued: isize) {
-        for (total, delta) in [(&self.backlog, backlog), (&self.queued, queued)] {
-            if delta > 0 {
-                total.fetch_add(delta.unsigned_abs(), Ordering::AcqRel);
-            } else if delta < 0 {
-                total.fetch_sub(delta.unsigned_abs(), Ordering::AcqRel);
-            }
-        }
+    /// Adds `backlog` and `queued` bytes to the hub's totals (modulo the
+    /// word: a publish's count and its give-back cancel exactly).
+    fn count(&self, backlog: usize, queued: usize) {
+        self.backlog.fetch_add(backlog, Ordering::AcqRel);
+        self.queued.fetch_add(queued, Ordering::AcqRel);
+    }
+
+    /// Takes `backlog` and `queued` bytes off the hub's totals.
+    fn uncount(&self, backlog: usize, queued: usize) {
+        self.backlog.fetch_sub(backlog, Ordering::AcqRel);
+        self.queued.fetch_sub(queued, Ordering::AcqRel);
     }
 
     /// Below `num / den` of both the high-water mark and the pace.
@@ -828,7 +831,7 @@ impl Queue {
     /// Queues `message` (`len` bytes with its slot), counting it in the
     /// hub's totals (`charge` in [`HubShared::queued`]).
     fn push(&mut self, message: PreparedMessage, len: usize, charge: usize, hub: &HubShared) {
-        hub.settle(len as isize, charge as isize);
+        hub.count(len, charge);
         self.push_counted(message, len, charge, hub);
     }
 
@@ -844,46 +847,51 @@ impl Queue {
         hub: &HubShared,
     ) {
         self.messages.push_back(message);
-        match self.charges.back_mut() {
-            Some((count, last)) if *last == charge => *count += 1,
-            _ => self.charges.push_back((1, charge)),
+        if self.last.1 != charge && self.last.0 > 0 {
+            self.runs.push_back(self.last);
+            self.last.0 = 0;
         }
+        self.last = (self.last.0 + 1, charge);
         self.bytes += len;
-        self.charged += charge;
         self.refresh(hub);
         self.wake();
     }
 
     /// Takes the oldest message: it, its bytes with its slot and what it
     /// counts in [`HubShared::queued`], which the caller takes off the
-    /// hub's totals ([`HubShared::settle`], once for a batch).
+    /// hub's totals ([`HubShared::uncount`], once for a batch).
     fn pop(&mut self) -> Option<(PreparedMessage, usize, usize)> {
         let message = self.messages.pop_front()?;
-        let charge = match self.charges.front_mut() {
+        let charge = match self.runs.front_mut() {
             Some((count, charge)) => {
                 let charge = *charge;
                 *count -= 1;
                 if *count == 0 {
-                    self.charges.pop_front();
+                    self.runs.pop_front();
                 }
                 charge
             }
-            None => 0,
+            None => {
+                self.last.0 = self.last.0.saturating_sub(1);
+                self.last.1
+            }
         };
         let len = message.len() + ENTRY_COST;
         self.bytes -= len;
-        self.charged -= charge;
         Some((message, len, charge))
     }
 
     /// Empties the queue; how many messages it held.
     fn clear(&mut self, hub: &HubShared) -> usize {
-        hub.settle(-(self.bytes as isize), -(self.charged as isize));
+        let charged = (self.runs.iter().chain([&self.last]))
+            .map(|(count, charge)| count * charge)
+            .sum();
+        hub.uncount(self.bytes, charged);
         self.bytes = 0;
-        self.charged = 0;
         let dropped = self.messages.len();
         self.messages.clear();
-        self.charges.clear();
+        self.runs.clear();
+        self.last = (0, 0);
         self.refresh(hub);
         dropped
     }
@@ -982,7 +990,7 @@ impl Member {
         let hub = &*self.hub.shared;
         let mut queue = crate::sync::lock(&self.slot.queue);
         let message = queue.pop().map(|(message, len, charge)| {
-            hub.settle(-(len as isize), -(charge as isize));
+            hub.uncount(len, charge);
             message
         });
         queue.refresh(hub);
@@ -1121,11 +1129,11 @@ impl Member {
                     moved += len;
                     charged += charge;
                     if let Err(error) = outbox.send(&message) {
-                        hub.settle(-(moved as isize), -(charged as isize));
+                        hub.uncount(moved, charged);
                         return Err(error);
                     }
                 }
-                hub.settle(-(moved as isize), -(charged as isize));
+                hub.uncount(moved, charged);
                 let waiting = outbox.queued() > 0;
                 if !waiting {
                     self.slot.direct.store(true, Ordering::Release);
@@ -1146,11 +1154,11 @@ impl Member {
 
 /// What one of `deliveries` of `message` counts in [`HubShared::queued`]:
 /// its slot, and its payload where each connection copies the frame (under
-/// [`SHARED_INLINE`](crate::conn::outgoing::SHARED_INLINE) bytes), else an equal
+/// [`SHARED_INLINE`](crate::conn::SHARED_INLINE) bytes), else an equal
 /// share of it: one allocation, queued and written by reference, however
 /// many subscribers hold it.
 fn charge(message: &PreparedMessage, deliveries: usize) -> usize {
-    if message.frame().len() < crate::conn::outgoing::SHARED_INLINE {
+    if message.frame().len() < crate::conn::SHARED_INLINE {
         message.len() + ENTRY_COST
     } else {
         message.len().div_ceil(deliveries.max(1)) + ENTRY_COST
