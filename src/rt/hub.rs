@@ -620,16 +620,13 @@ impl Hub {
             let n = subscribers.len();
             shared.count(n.wrapping_mul(len), n.wrapping_mul(charge));
             let mut queued = 0;
-            for id in subscribers {
+            for (id, slot) in subscribers {
                 if skip(*id) {
                     continue;
                 }
-                let Some(entry) = state.members.get(id) else {
-                    continue;
-                };
                 if quiet
-                    && let Some(writer) = &entry.writer
-                    && entry.slot.direct.load(Ordering::Acquire)
+                    && slot.direct.load(Ordering::Acquire)
+                    && let Some(writer) = state.members.get(id).and_then(|e| e.writer.as_ref())
                 {
                     match writer.try_write(|outbox| outbox.send(message)) {
                         Some((Ok(()), written)) => {
@@ -637,22 +634,15 @@ impl Hub {
                             direct += 1;
                             if written == Written::Left {
                                 // Its writer (woken) writes the rest.
-                                entry.slot.direct.store(false, Ordering::Release);
+                                slot.direct.store(false, Ordering::Release);
                             }
                             continue;
                         }
                         // Closed, or no room: the queue's path decides.
-                        _ => entry.slot.direct.store(false, Ordering::Release),
+                        _ => slot.direct.store(false, Ordering::Release),
                     }
                 }
-                match deliver(
-                    shared,
-                    &entry.slot,
-                    message,
-                    (len, charge),
-                    progress,
-                    &mut report,
-                ) {
+                match deliver(shared, slot, message, (len, charge), progress, &mut report) {
                     Delivered::Queued => queued += 1,
                     Delivered::Dropped => {}
                     Delivered::Closed => closed.push(*id),

@@ -1,7 +1,8 @@
 //! The hub's books: members, topics with their subscribers and
 //! positions, and how one delivery meets a subscriber's queue.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::history::{Held, History};
@@ -20,11 +21,13 @@ pub(super) struct State {
 
 /// A topic's subscribers and its position (with what it keeps).
 pub(super) struct Topic {
-    /// Members that get the plain message.
-    pub(super) plain: HashSet<u64>,
+    /// Members that get the plain message, with their queues: a publish
+    /// reaches a queue without looking its member up (benches/echo
+    /// `fanout.sh unpaced`, 10 000 × 16 B).
+    pub(super) plain: HashMap<u64, Arc<Slot>>,
     /// Members that get the message with its position
     /// ([`Hub::subscribe_from`]).
-    pub(super) positioned: HashSet<u64>,
+    pub(super) positioned: HashMap<u64, Arc<Slot>>,
     pub(super) history: History,
     /// When its last publish ended: a topic quiet since long enough is
     /// written to directly ([`HubConfig::direct_after`]).
@@ -78,8 +81,8 @@ impl State {
             z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
             Topic {
-                plain: HashSet::new(),
-                positioned: HashSet::new(),
+                plain: HashMap::new(),
+                positioned: HashMap::new(),
                 history: History::new(z ^ (z >> 31)),
                 quiet_since: None,
             }
@@ -140,12 +143,13 @@ impl State {
         if entry.topics.len() >= config.max_topics_per_member {
             return Err(HubError::TooManySubscriptions(config.max_topics_per_member));
         }
+        let slot = Arc::clone(&entry.slot);
         let target = self.topic(config, topic)?;
         let first = target.subscribers() == 0;
         if positioned {
-            target.positioned.insert(id);
+            target.positioned.insert(id, slot);
         } else {
-            target.plain.insert(id);
+            target.plain.insert(id, slot);
         }
         if let Some(entry) = self.members.get_mut(&id) {
             entry.topics.insert(topic.into());
@@ -159,7 +163,7 @@ impl State {
     /// none and keeps nothing).
     pub(super) fn unlink(&mut self, id: u64, topic: &str) {
         if let Some(target) = self.topics.get_mut(topic) {
-            if !target.plain.remove(&id) {
+            if target.plain.remove(&id).is_none() {
                 target.positioned.remove(&id);
             }
             if target.subscribers() == 0 {
