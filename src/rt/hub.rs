@@ -258,6 +258,9 @@ struct HubShared {
     backlog: AtomicUsize,
     /// Members now (as [`HubStats::members`]).
     members: AtomicUsize,
+    /// The last message published, in bytes with its slot: the pace
+    /// leaves room for the next one, taken to be as long.
+    last_len: AtomicUsize,
     /// Members whose queue is at least half full, not closed and not slow
     /// (as of their last push): [`Hub::ready`] waits for none while a
     /// writer has something to move, so a publisher that awaits it never
@@ -361,12 +364,14 @@ const ENTRY_COST: usize = 16;
 const YIELD_AFTER: usize = 64 << 10;
 
 /// Bytes the members may have queued on average (each delivery counted
-/// whole) before [`Hub::ready`] holds a publisher: a writer's batch, as
-/// many frames as one vectored write passes at 1 KiB. Deeper queues make
-/// no larger write, and they spread the subscribers over more distinct
-/// messages than the cache holds, so each write's copy misses it
-/// (benches/echo `fanout.sh unpaced`: 1 000 × 16 B and 64 KiB).
-const PACE_PER_MEMBER: usize = 64 << 10;
+/// whole), the next message included, before [`Hub::ready`] holds a
+/// publisher: two writer's batches of about 64 KiB (64 frames of 1 KiB, as
+/// many as one vectored write passes). A writer that finds a second batch
+/// behind its first writes full batches; a message as long as a batch goes
+/// out one at a time, as two of them would split each write at the
+/// socket's limit (benches/echo `fanout.sh unpaced`: 1 000 × 1 KiB and
+/// 64 KiB).
+const PACE_PER_MEMBER: usize = 128 << 10;
 
 impl Hub {
     /// An empty hub.
@@ -380,6 +385,7 @@ impl Hub {
                 queued: AtomicUsize::new(0),
                 backlog: AtomicUsize::new(0),
                 members: AtomicUsize::new(0),
+                last_len: AtomicUsize::new(0),
                 pressured: AtomicUsize::new(0),
                 busy: AtomicUsize::new(0),
                 waiters: Mutex::new(Vec::new()),
@@ -562,6 +568,7 @@ impl Hub {
         let mut guard_state = crate::sync::lock(&shared.state);
         let state = &mut *guard_state;
         state.stats.published += 1;
+        (shared.last_len).store(message.len() + ENTRY_COST, Ordering::Relaxed);
         if keeps && !state.topics.contains_key(topic) {
             // A topic that keeps a history exists without subscribers, so
             // one that comes back finds what it missed.
@@ -705,15 +712,16 @@ impl Hub {
     }
 
     /// Waits until fewer than [`HubConfig::publish_high_water`] bytes are
-    /// queued across the hub, the members are on average less than a
-    /// writer's batch (64 KiB) behind, and no subscriber's queue is half
+    /// queued across the hub, the members are on average less than two
+    /// writer's batches (128 KiB) behind with the next message (taken to
+    /// be as long as the last), and no subscriber's queue is half
     /// full: a publisher that awaits it before reading its next message
     /// slows down to what the subscribers' writes take, and its peer feels
     /// it as TCP backpressure. A half-full queue stops holding it once no
     /// writer has anything left to move (the queue waits on a socket nobody
     /// reads, and only publishes move the clock that judges it slow).
     ///
-    /// Once held at the mark or the batch, it waits until the hub is below
+    /// Once held at the mark or the pace, it waits until the hub is below
     /// three quarters of both (or no writer has anything left to move), so
     /// each writer's next batch is many messages, not one.
     ///
@@ -779,12 +787,16 @@ impl HubShared {
         self.queued.fetch_sub(queued, Ordering::AcqRel);
     }
 
-    /// Below `num / den` of both the high-water mark and the pace.
+    /// Below `num / den` of both the high-water mark and the pace (with
+    /// nothing queued, below any pace: a message longer than it goes out
+    /// alone).
     fn below(&self, num: usize, den: usize) -> bool {
         let members = self.members.load(Ordering::Relaxed).max(1);
-        let pace = members.saturating_mul(PACE_PER_MEMBER);
+        let room = PACE_PER_MEMBER.saturating_sub(self.last_len.load(Ordering::Relaxed));
+        let pace = members.saturating_mul(room);
+        let backlog = self.backlog.load(Ordering::Acquire);
         self.queued.load(Ordering::Acquire) < self.config.publish_high_water / den * num
-            && self.backlog.load(Ordering::Acquire) < pace / den * num
+            && (backlog == 0 || backlog < pace / den * num)
     }
 
     /// No subscriber's queue is half full, or no writer has anything left
