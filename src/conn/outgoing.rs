@@ -225,21 +225,21 @@ impl Outgoing {
     /// Queues a frame already encoded (a prepared message's): copied into
     /// the write buffer when shorter than [`SHARED_INLINE`], else queued by
     /// reference.
-    pub(crate) fn push_encoded(&mut self, frame: Bytes) {
+    pub(crate) fn push_encoded(&mut self, frame: &Bytes) {
         let len = frame.len();
         self.len += len;
         if len < SHARED_INLINE {
             if self.buf.capacity() - self.buf.len() < len {
                 self.reserve(len);
             }
-            self.buf.extend_from_slice(&frame);
+            self.buf.extend_from_slice(frame);
             self.open += len;
             return;
         }
         if self.open > 0 {
             self.queue.push_back(Segment::Buffered(self.open));
         }
-        self.queue.push_back(Segment::Payload(frame));
+        self.queue.push_back(Segment::Payload(frame.clone()));
         self.open = 0;
     }
 
@@ -520,7 +520,7 @@ mod tests {
                 frame.extend_from_slice(&payload);
                 expected.extend_from_slice(&frame);
                 if encoded {
-                    out.push_encoded(frame.freeze());
+                    out.push_encoded(&frame.freeze());
                 } else {
                     out.push_frame(&header, &payload);
                 }

@@ -206,7 +206,7 @@ impl Sender {
                     let (frame, header_len) =
                         message.compressed(key, |payload| deflater.compress(payload));
                     self.count_compressed(message.len(), frame.len().saturating_sub(header_len));
-                    return self.shared(kind, frame, header_len, true);
+                    return self.shared(kind, &frame, header_len, true);
                 }
                 None => {
                     let body = Bytes::from(deflater.compress(&message.payload()));
@@ -215,12 +215,13 @@ impl Sender {
                 }
             }
         }
-        self.shared(kind, message.frame().clone(), message.header_len(), false);
+        self.shared(kind, message.frame(), message.header_len(), false);
     }
 
     /// Queues a shared server-role frame as it is if this connection would
-    /// write exactly those bytes, else re-frames its payload.
-    fn shared(&mut self, kind: DataKind, frame: Bytes, header_len: usize, rsv1: bool) {
+    /// write exactly those bytes, else re-frames its payload. By reference:
+    /// a short frame is copied, and its count is not touched.
+    fn shared(&mut self, kind: DataKind, frame: &Bytes, header_len: usize, rsv1: bool) {
         let payload_len = frame.len().saturating_sub(header_len);
         if self.rng.is_none() && payload_len <= self.max_frame {
             self.traffic.frames += 1;
