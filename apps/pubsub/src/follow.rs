@@ -68,8 +68,10 @@ pub enum Event {
         /// The oldest position the server still held.
         earliest: Position,
     },
-    /// Anything else the server sent (its `ERR` to a subscription ends the
-    /// connection, so the next one asks again after the backoff).
+    /// Anything else the server sent, and an answer to a subscription whose
+    /// count or position does not parse, as sent (its `ERR` to a
+    /// subscription ends the connection, so the next one asks again after
+    /// the backoff).
     Other(String),
     /// The connection ended; the next call opens another.
     Disconnected,
@@ -189,19 +191,19 @@ impl Follower {
             ["OK", "SUBP", topic, ..] if self.asked.front().is_some_and(|(t, _)| t == topic) => {
                 let (topic, asked_from) = self.asked.pop_front().expect("asked");
                 let rest: Vec<&str> = text.split(' ').skip(3).collect();
+                // A count or position it cannot read is handed over as sent:
+                // the answer is not dropped, nor made up.
+                let unread = || Event::Other(text.to_owned());
                 Some(match (&rest[..], asked_from) {
-                    (["RECOVERED", n], _) => Event::Resumed {
-                        topic,
-                        replayed: n.parse().unwrap_or(0),
-                    },
-                    (["UNRECOVERABLE", earliest, _], Some(last)) => {
-                        let earliest = wire::parse_position(earliest)?;
-                        Event::Lost {
+                    (["RECOVERED", n], _) => n
+                        .parse()
+                        .map_or_else(|_| unread(), |replayed| Event::Resumed { topic, replayed }),
+                    (["UNRECOVERABLE", earliest, _], Some(last)) => wire::parse_position(earliest)
+                        .map_or_else(unread, |earliest| Event::Lost {
                             topic,
                             last,
                             earliest,
-                        }
-                    }
+                        }),
                     _ => Event::Subscribed { topic },
                 })
             }

@@ -157,3 +157,55 @@ async fn a_follower_is_told_what_the_history_no_longer_held() {
         }
     );
 }
+
+// Answers to a resume whose count or position does not parse are handed
+// over as sent, and the connection goes on: nothing dropped, nothing made up.
+#[tokio::test]
+async fn an_answer_that_does_not_parse_is_handed_over() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let answers = [
+        "OK SUBP t UNRECOVERABLE nonsense 5",
+        "OK SUBP t RECOVERED many",
+    ];
+    tokio::spawn(async move {
+        for answer in answers {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = WebSocketStream::accept(tcp, &ServerBuilder::new())
+                .await
+                .unwrap();
+            let asked = ws.next().await.unwrap().unwrap();
+            assert_eq!(asked, rfc6455::Message::text("SUBP t 1:3"));
+            ws.send(rfc6455::Message::text(answer)).await.unwrap();
+            ws.send(rfc6455::Message::text("MSGP t 1:4 x"))
+                .await
+                .unwrap();
+            // Cut, as a network failure would: the follower comes back.
+            drop(ws);
+        }
+    });
+    let backoff = BackoffConfig::default().base(Duration::from_millis(20));
+    let mut follower = Follower::new(Reconnect::new(&url).unwrap().backoff(backoff).seed(1))
+        .follow_from(
+            "t",
+            Position {
+                epoch: 1,
+                offset: 3,
+            },
+        );
+    for answer in answers {
+        assert_eq!(next(&mut follower).await, Event::Connected);
+        assert_eq!(next(&mut follower).await, Event::Other(answer.into()));
+        assert!(matches!(next(&mut follower).await, Event::Message { at, .. } if at.offset == 4));
+        assert_eq!(next(&mut follower).await, Event::Disconnected);
+        assert_eq!(follower.position("t").map(|at| at.offset), Some(4));
+        // Back to 3, so the next server is asked the same.
+        follower = follower.follow_from(
+            "t",
+            Position {
+                epoch: 1,
+                offset: 3,
+            },
+        );
+    }
+}
