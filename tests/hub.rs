@@ -511,14 +511,21 @@ fn a_publisher_is_held_two_batches_ahead_of_the_members() {
     let pace = 2 * (2 * 64 * 1024 - entry);
     let fits = (pace - 1) / (2 * entry);
     let noop = &mut std::task::Context::from_waker(std::task::Waker::noop());
+    let mut yields = 0;
     for _ in 0..fits {
         hub.publish("t", &message);
-        // The yield the publisher owes per 64 KiB published.
+        // The yield the publisher owes per 64 KiB published, then ready.
         let mut ready = Box::pin(hub.ready());
         if ready.as_mut().poll(noop).is_pending() {
+            yields += 1;
             assert!(ready.as_mut().poll(noop).is_ready());
         }
     }
+    assert_eq!(
+        yields,
+        fits / (64 * 1024usize).div_ceil(entry),
+        "one per 64 KiB"
+    );
     hub.publish("t", &message);
     assert!(Box::pin(hub.ready()).as_mut().poll(noop).is_pending());
     let wakes = Arc::new(Wakes::default());
