@@ -568,7 +568,6 @@ impl Hub {
         let mut guard_state = crate::sync::lock(&shared.state);
         let state = &mut *guard_state;
         state.stats.published += 1;
-        (shared.last_len).store(message.len() + ENTRY_COST, Ordering::Relaxed);
         if keeps && !state.topics.contains_key(topic) {
             // A topic that keeps a history exists without subscribers, so
             // one that comes back finds what it missed.
@@ -577,6 +576,10 @@ impl Hub {
         let Some(target) = state.topics.get_mut(topic) else {
             return report;
         };
+        // Only a message that reaches subscribers sets the pace's room.
+        if target.subscribers() > 0 {
+            (shared.last_len).store(message.len() + ENTRY_COST, Ordering::Relaxed);
+        }
         let restarted = at.map_or_else(Held::default, |at| target.history.restart_at(at));
         let mut with_position = None;
         let position;
